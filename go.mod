@@ -1,0 +1,3 @@
+module gabarit
+
+go 1.26

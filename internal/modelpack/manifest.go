@@ -1,0 +1,132 @@
+// Package modelpack describes and installs face model packs: a manifest names
+// the ONNX files (with their sha256), their input sizes, pre-processing and
+// thresholds, so that another pack can be used without code changes.
+package modelpack
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// ManifestFile is the name of a pack's manifest inside its directory.
+const ManifestFile = "manifest.json"
+
+// Manifest describes one installed model pack.
+type Manifest struct {
+	Name        string     `json:"name"`        // short id, e.g. "default"
+	Description string     `json:"description"` // one line for humans
+	License     string     `json:"license"`     // SPDX id or text of the weights' licence
+	Source      string     `json:"source"`      // where the weights came from, e.g. "npm:faceplugin-face-recognition-js@0.0.1"
+	Detector    Model      `json:"detector"`
+	Landmarks   *Model     `json:"landmarks,omitempty"` // optional 68-point refiner; nil when the detector gives 5 points
+	Embedder    Model      `json:"embedder"`
+	Thresholds  Thresholds `json:"thresholds"`
+}
+
+// Model is one ONNX network of a pack and the way its input is prepared.
+type Model struct {
+	Kind   string `json:"kind"`   // decoder family: "rfb320", "yunet", "pfld68", "arcface"
+	File   string `json:"file"`   // path relative to the pack directory (or absolute)
+	SHA256 string `json:"sha256"` // hex digest of File, checked when the pack is opened
+	Width  int    `json:"width"`  // network input width in pixels (0: dynamic)
+	Height int    `json:"height"` // network input height in pixels (0: dynamic)
+	// Channels is the channel order fed to the network: "RGB", "BGR" or "GRAY".
+	Channels string `json:"channels"`
+	// Mean and Std normalise each 0–255 input value as (v-Mean)/Std.
+	Mean float32 `json:"mean"`
+	Std  float32 `json:"std"`
+	// Dim is the embedder's output length (embedders only).
+	Dim int `json:"dim,omitempty"`
+	// DynamicBatch is true when the network accepts a batch dimension > 1.
+	DynamicBatch bool `json:"dynamic_batch,omitempty"`
+}
+
+// Thresholds are the pack's calibrated decision values.
+type Thresholds struct {
+	// Detection is the minimum detector score (0–1) for a face to be kept.
+	Detection float64 `json:"detection"`
+	// NMSIoU is the intersection-over-union above which the weaker of two boxes is dropped.
+	NMSIoU float64 `json:"nms_iou"`
+	// SamePerson is the cosine similarity at or above which two faces are
+	// declared the same person.
+	SamePerson float64 `json:"same_person"`
+	// SamePersonFAR is the false-accept rate SamePerson was calibrated for,
+	// and Calibration says on what data.
+	SamePersonFAR float64 `json:"same_person_far"`
+	Calibration   string  `json:"calibration"`
+}
+
+// Load reads and validates the manifest in dir. File paths stay as written;
+// use Path to resolve them.
+func Load(dir string) (*Manifest, error) {
+	b, err := os.ReadFile(filepath.Join(dir, ManifestFile))
+	if err != nil {
+		return nil, fmt.Errorf("model pack %s: %w", dir, err)
+	}
+	var m Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("model pack %s: parse %s: %w", dir, ManifestFile, err)
+	}
+	if err := m.Validate(); err != nil {
+		return nil, fmt.Errorf("model pack %s: %w", dir, err)
+	}
+	return &m, nil
+}
+
+// Validate checks that every required field is set to a usable value.
+func (m *Manifest) Validate() error {
+	var errs []error
+	if m.Name == "" {
+		errs = append(errs, errors.New("name is empty"))
+	}
+	check := func(role string, md *Model, kinds ...string) {
+		if md.File == "" || md.SHA256 == "" {
+			errs = append(errs, fmt.Errorf("%s: file and sha256 are required", role))
+		}
+		ok := false
+		for _, k := range kinds {
+			ok = ok || md.Kind == k
+		}
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s: kind %q is not one of %v", role, md.Kind, kinds))
+		}
+		switch md.Channels {
+		case "RGB", "BGR", "GRAY":
+		default:
+			errs = append(errs, fmt.Errorf("%s: channels %q is not RGB, BGR or GRAY", role, md.Channels))
+		}
+		if md.Std == 0 {
+			errs = append(errs, fmt.Errorf("%s: std must not be 0", role))
+		}
+	}
+	check("detector", &m.Detector, "rfb320", "yunet")
+	if m.Landmarks != nil {
+		check("landmarks", m.Landmarks, "pfld68")
+	}
+	check("embedder", &m.Embedder, "arcface")
+	if m.Embedder.Dim <= 0 || m.Embedder.Width <= 0 || m.Embedder.Height <= 0 {
+		errs = append(errs, errors.New("embedder: dim, width and height must be > 0"))
+	}
+	if m.Detector.Kind == "rfb320" && m.Landmarks == nil {
+		errs = append(errs, errors.New("detector rfb320 gives no landmarks: a landmarks model is required"))
+	}
+	t := m.Thresholds
+	if t.Detection <= 0 || t.Detection >= 1 || t.NMSIoU <= 0 || t.NMSIoU >= 1 {
+		errs = append(errs, errors.New("thresholds: detection and nms_iou must be in (0,1)"))
+	}
+	if t.SamePerson <= -1 || t.SamePerson >= 1 {
+		errs = append(errs, errors.New("thresholds: same_person must be in (-1,1)"))
+	}
+	return errors.Join(errs...)
+}
+
+// Path resolves a model file named in the manifest against the pack directory.
+func Path(dir, file string) string {
+	if filepath.IsAbs(file) {
+		return file
+	}
+	return filepath.Join(dir, file)
+}

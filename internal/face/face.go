@@ -53,8 +53,9 @@ type Landmarks [5]Point
 
 // Detection is one face found by a detector.
 type Detection struct {
-	Box   Box
-	Score float64 // detector confidence in [0,1]
+	Box    Box
+	Score  float64    // detector confidence in [0,1]
+	Points *Landmarks // five landmarks when the detector gives them, else nil
 }
 
 // Face is a detected face with its landmarks, quality and (once embedded) template.
@@ -105,6 +106,23 @@ func Largest(faces []Face) int {
 	for i, f := range faces {
 		if a := f.Box.Area(); a > area {
 			best, area = i, a
+		}
+	}
+	return best
+}
+
+// Primary returns the index of the face most likely to be a photo's subject
+// in a w×h image: the largest box, discounted by up to half for a box centre
+// far from the image centre. It returns -1 if faces is empty.
+func Primary(faces []Face, w, h int) int {
+	best, score := -1, -1.0
+	cx, cy := float64(w)/2, float64(h)/2
+	diag := math.Hypot(cx, cy)
+	for i, f := range faces {
+		d := math.Hypot(f.Box.X+f.Box.W/2-cx, f.Box.Y+f.Box.H/2-cy)
+		s := f.Box.Area() * (1 - 0.5*math.Min(d/diag, 1))
+		if s > score {
+			best, score = i, s
 		}
 	}
 	return best

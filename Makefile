@@ -1,0 +1,58 @@
+# gabarit — see README.md. `make` installs everything and runs the demo;
+# `make test` runs the tests.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+# The Go toolchain, installed first if missing (see scripts/install-deps.sh).
+ifeq ($(origin GO),undefined)
+GO := $(shell scripts/install-deps.sh | tail -n1)
+endif
+TAGS := onnx jpegturbo
+export GABARIT_CACHE ?= $(HOME)/.cache/gabarit
+PHOTOS := $(GABARIT_CACHE)/testphotos
+
+.PHONY: all deps build build-pure setup demo test test-pure test-race vet fuzz bench bench-pipeline eval clean
+
+all: demo
+
+deps:
+	@test -x "$(GO)" || command -v "$(GO)" >/dev/null || { echo "no Go toolchain: scripts/install-deps.sh failed" >&2; exit 1; }
+
+# The binary with ONNX Runtime (cgo, loaded at run time) and libjpeg-turbo.
+build: deps
+	CGO_ENABLED=1 $(GO) build -tags "$(TAGS)" -o bin/gabarit ./cmd/gabarit
+
+# The pure-Go binary: no face models; commands that need them say so.
+build-pure: deps
+	CGO_ENABLED=0 $(GO) build -o bin/gabarit-pure ./cmd/gabarit
+
+# ONNX Runtime, the default model pack and the test photos, from npm, into $(GABARIT_CACHE).
+setup: build
+	bin/gabarit setup
+
+demo: setup
+	bin/gabarit faces $(PHOTOS)/sample1.jpg $(PHOTOS)/sample2.jpg $(PHOTOS)/sample3.jpg
+	bin/gabarit compare $(PHOTOS)/sample1.jpg $(PHOTOS)/sample6.jpg
+
+vet: deps
+	CGO_ENABLED=0 $(GO) vet ./...
+	CGO_ENABLED=1 $(GO) vet -tags "$(TAGS)" ./...
+
+# Pure-Go build and tests, then the real models (GABARIT_REQUIRE_MODELS turns
+# a missing installation into a failure instead of a skip).
+test: setup vet
+	CGO_ENABLED=0 $(GO) test -count=1 ./...
+	GABARIT_REQUIRE_MODELS=1 CGO_ENABLED=1 $(GO) test -count=1 -timeout 40m -tags "$(TAGS)" ./...
+
+test-race: setup
+	GABARIT_REQUIRE_MODELS=1 CGO_ENABLED=1 $(GO) test -race -count=1 -tags "$(TAGS)" ./...
+
+fuzz: deps
+	CGO_ENABLED=1 $(GO) test -tags "$(TAGS)" -run '^$$' -fuzz FuzzDecode -fuzztime 60s ./internal/imageproc/
+
+bench: setup
+	CGO_ENABLED=1 $(GO) test -tags "$(TAGS)" -run '^$$' -bench . -benchtime 2s ./internal/imageproc/ ./internal/pipeline/
+	bin/gabarit bench pipeline
+
+clean:
+	rm -rf bin

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math"
+
+	"gabarit/internal/face"
+	"gabarit/internal/pipeline"
+)
+
+func (e *cmdEnv) compare(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	var ff faceFlags
+	ff.register(fs)
+	threshold := fs.Float64("threshold", math.NaN(), "same-person threshold (default: the pack's calibrated value)")
+	fs.Usage = func() {
+		fmt.Fprintln(e.stderr, "usage: gabarit compare [flags] PHOTO_A PHOTO_B")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return exitError{2}
+	}
+	if fs.NArg() != 2 {
+		fs.Usage()
+		return exitError{2}
+	}
+	kit, err := ff.open(ctx, pipeline.Config{})
+	if err != nil {
+		return err
+	}
+	defer kit.Close()
+	var embs [2]face.Embedding
+	for i, path := range fs.Args() {
+		r, err := kit.pipe.ProcessFile(ctx, path)
+		if err != nil {
+			return err
+		}
+		k := face.Largest(r.Faces)
+		if k < 0 {
+			return fmt.Errorf("%s: %w", path, face.ErrNoFace)
+		}
+		embs[i] = r.Faces[k].Embedding
+	}
+	sim, err := embs[0].Cosine(embs[1])
+	if err != nil {
+		return err
+	}
+	t := *threshold
+	if math.IsNaN(t) {
+		t = kit.manifest.Thresholds.SamePerson
+	}
+	return json.NewEncoder(e.stdout).Encode(struct {
+		Similarity float64 `json:"similarity"`
+		SamePerson bool    `json:"same_person"`
+		Threshold  float64 `json:"threshold"`
+	}{math.Round(sim*1e4) / 1e4, sim >= t, t})
+}

@@ -1,0 +1,92 @@
+// Command gabarit is a lawful face search engine. This binary holds the face
+// path: setup of the runtime and models, detection, comparison, evaluation
+// and benchmarks.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `gabarit — lawful face search engine
+
+Usage:
+  gabarit setup [--gpu] [--yunet DIR]      install ONNX Runtime, the model pack and test photos (from npm)
+  gabarit faces [--json] FILE...           detect faces, landmarks and quality
+  gabarit compare A B                      same person? (largest face of each photo)
+  gabarit eval pairs --pairs FILE --root DIR [--plot ROC.png]
+  gabarit eval ident --root DIR [--distractors DIR]
+  gabarit eval makepairs --root DIR [--folds 10 --n 300] > pairs.txt
+  gabarit eval calibrate --root DIR [--far 1e-3]
+  gabarit bench pipeline [--photos DIR] [--seconds S]
+  gabarit version
+
+Common flags (after the command): --pack DIR, --device cpu|cuda, --threads N,
+--workers N, --min-face PX, --cache DIR. Run "gabarit COMMAND -h" for details.
+Environment: GABARIT_CACHE (installation directory, default ~/.cache/gabarit).
+`
+
+// exitError carries an exit status to main.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	var ee exitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		os.Exit(ee.code)
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(0)
+	default:
+		fmt.Fprintln(os.Stderr, "gabarit:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitError{2}
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	env := &cmdEnv{stdout: stdout, stderr: stderr, logger: logger}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "setup":
+		return env.setup(ctx, rest)
+	case "faces":
+		return env.faces(ctx, rest)
+	case "compare":
+		return env.compare(ctx, rest)
+	case "eval":
+		return env.eval(ctx, rest)
+	case "bench":
+		return env.bench(ctx, rest)
+	case "version":
+		fmt.Fprintln(stdout, version())
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprintf(stderr, "gabarit: unknown command %q\n\n%s", cmd, usage)
+	return exitError{2}
+}
+
+// cmdEnv holds what every command writes to.
+type cmdEnv struct {
+	stdout, stderr io.Writer
+	logger         *slog.Logger
+}

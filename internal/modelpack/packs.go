@@ -1,0 +1,125 @@
+package modelpack
+
+import (
+	"fmt"
+	"os"
+
+	"gabarit/internal/setup"
+)
+
+// File names of the default pack.
+const (
+	DefaultDetectorFile      = "fr_detect.onnx"
+	DefaultLandmarksFile     = "fr_landmark.onnx"
+	DefaultEmbedderFile      = "fr_feature.onnx"       // as published: batch fixed to 1
+	DefaultBatchEmbedderFile = "fr_feature_batch.onnx" // PatchDynamicBatch(DefaultEmbedderFile)
+	// YuNetDetectorFile is the YuNet detector of the optional "yunet" pack
+	// (OpenCV Zoo, MIT).
+	YuNetDetectorFile = "face_detection_yunet_2026may.onnx"
+)
+
+// Digests of the pack files. defaultBatchEmbedderSHA256 is the digest of
+// PatchDynamicBatch applied to the published embedder.
+const (
+	defaultDetectorSHA256      = "6c0256ccd3164f844736a401faf936ec2930764a87ae39442180887d0c5c8854"
+	defaultLandmarksSHA256     = "f10b0ba1d2a8a099adefede1ebf3733e44fe370715e7303dbeb7f59c02142258"
+	defaultEmbedderSHA256      = "87aacdfe57510db2af90c0251df680e8eec88f122ee94712121d09bcaaaf3581"
+	defaultBatchEmbedderSHA256 = "ac39c21799aa44512ae4b0feff13c76b2ca5ce14d50dd27f7ed3e20c4b190078"
+	yuNetDetectorSHA256        = "ebafce4e3c118d6554634be5c27ab333b4c047a9a8c3faf1d7cf93101c22f0f0"
+)
+
+// DefaultSamePerson is the cosine similarity at or above which the default
+// embedder declares two faces the same person. It is a placeholder, to be
+// set by calibration (with DefaultSamePersonFAR and DefaultCalibration).
+const DefaultSamePerson = 0.35
+
+// DefaultSamePersonFAR is the false-accept rate DefaultSamePerson aims at.
+const DefaultSamePersonFAR = 0.001
+
+// DefaultCalibration names the data DefaultSamePerson was calibrated on
+// ("" until it is calibrated).
+const DefaultCalibration = ""
+
+// DefaultManifest is the manifest of the default pack: RFB-320 detector,
+// PFLD 68-point landmarks and the MobileFaceNet embedder patched for batches.
+func DefaultManifest() Manifest {
+	return Manifest{
+		Name:        "default",
+		Description: "RFB-320 face detector, PFLD 68-point landmarks, MobileFaceNet 512-d embedder (dynamic batch)",
+		License:     "MIT",
+		Source:      "npm:faceplugin-face-recognition-js@0.0.1",
+		Detector: Model{
+			Kind: "rfb320", File: DefaultDetectorFile, SHA256: defaultDetectorSHA256,
+			Width: 320, Height: 240, Channels: "RGB", Mean: 127, Std: 128,
+		},
+		Landmarks: &Model{
+			Kind: "pfld68", File: DefaultLandmarksFile, SHA256: defaultLandmarksSHA256,
+			Width: 64, Height: 64, Channels: "GRAY", Mean: 0, Std: 256,
+		},
+		Embedder: Model{
+			Kind: "arcface", File: DefaultBatchEmbedderFile, SHA256: defaultBatchEmbedderSHA256,
+			Width: 112, Height: 112, Channels: "BGR", Mean: 127, Std: 128,
+			Dim: 512, DynamicBatch: true,
+		},
+		Thresholds: Thresholds{
+			Detection:     0.7, // real faces score ≥ 0.99; 0.6–0.7 were hands and arms in the demo photos
+			NMSIoU:        0.4,
+			SamePerson:    DefaultSamePerson,
+			SamePersonFAR: DefaultSamePersonFAR,
+			Calibration:   DefaultCalibration,
+		},
+	}
+}
+
+// YuNetManifest is the manifest of the optional "yunet" pack: the YuNet
+// detector (dynamic input size, 5 landmarks) with the default pack's
+// landmark and embedder models.
+func YuNetManifest() Manifest {
+	m := DefaultManifest()
+	m.Name = "yunet"
+	m.Description = "YuNet face detector (OpenCV Zoo) with the default pack's PFLD 68-point landmarks and MobileFaceNet embedder"
+	m.License = "MIT"
+	m.Source = "OpenCV Zoo " + YuNetDetectorFile + " + npm:faceplugin-face-recognition-js@0.0.1"
+	m.Detector = Model{
+		Kind: "yunet", File: YuNetDetectorFile, SHA256: yuNetDetectorSHA256,
+		Width: 0, Height: 0, Channels: "BGR", Mean: 0, Std: 1,
+	}
+	m.Thresholds.Detection = 0.6
+	m.Thresholds.NMSIoU = 0.3
+	return m
+}
+
+// Open loads dir's manifest and verifies every referenced file's sha256.
+// The error names the file that is missing or does not match.
+func Open(dir string) (*Manifest, error) {
+	m, err := Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	check := func(role string, md *Model) error {
+		p := Path(dir, md.File)
+		got, err := setup.FileSHA256(p)
+		if err != nil {
+			if os.IsNotExist(err) {
+				return fmt.Errorf("model pack %s: %s file %s is missing", dir, role, p)
+			}
+			return fmt.Errorf("model pack %s: %s: %w", dir, role, err)
+		}
+		if got != md.SHA256 {
+			return fmt.Errorf("model pack %s: %s file %s: sha256 %s, want %s", dir, role, p, got, md.SHA256)
+		}
+		return nil
+	}
+	if err := check("detector", &m.Detector); err != nil {
+		return nil, err
+	}
+	if m.Landmarks != nil {
+		if err := check("landmarks", m.Landmarks); err != nil {
+			return nil, err
+		}
+	}
+	if err := check("embedder", &m.Embedder); err != nil {
+		return nil, err
+	}
+	return m, nil
+}

@@ -1,0 +1,64 @@
+// Package modeltest finds, for tests, the installed runtime and model packs
+// and the evaluation photos beside the repository.
+package modeltest
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"gabarit/internal/setup"
+)
+
+// Installed returns the installation directories when ONNX Runtime, the
+// default pack and the test photos are installed. Otherwise the test is
+// skipped, or fails when GABARIT_REQUIRE_MODELS is set (as `make test` and
+// CI do), so that tests of the real models never pass by skipping there.
+func Installed(t testing.TB) setup.Dirs {
+	t.Helper()
+	d := setup.DefaultDirs()
+	for _, p := range []string{d.ORTLibrary(), filepath.Join(d.Pack("default"), "manifest.json"), filepath.Join(d.TestPhotos(), "sample1.jpg")} {
+		if _, err := os.Stat(p); err != nil {
+			if os.Getenv("GABARIT_REQUIRE_MODELS") != "" {
+				t.Fatalf("models are required (GABARIT_REQUIRE_MODELS is set) but %s is missing: run `make setup`", p)
+			}
+			t.Skipf("models not installed (%s missing): run `make setup` to run this test", p)
+		}
+	}
+	return d
+}
+
+// SharedData returns the folder ../shared/data/NAME beside the repository
+// (or under $GABARIT_SHARED_DATA), and skips the test with a message when it
+// is absent: those evaluation photos are not distributed with gabarit.
+func SharedData(t testing.TB, name string) string {
+	t.Helper()
+	base := os.Getenv("GABARIT_SHARED_DATA")
+	if base == "" {
+		base = filepath.Join(repoRoot(t), "..", "shared", "data")
+	}
+	dir := filepath.Join(base, name)
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		t.Skipf("evaluation photos %s are absent (research data, not shipped with gabarit): skipping", dir)
+	}
+	return dir
+}
+
+// repoRoot walks up from the working directory to the folder holding go.mod.
+func repoRoot(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("go.mod not found above the working directory")
+		}
+		dir = parent
+	}
+}

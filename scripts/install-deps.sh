@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what building and running gabarit needs on Debian 12: a C compiler
+# (cgo), libjpeg-turbo headers, npm (to fetch ONNX Runtime and the models) and
+# a Go toolchain ≥ 1.21, which then fetches the go.mod version through the Go
+# module proxy. Prints the go binary to use on its last line.
+set -euo pipefail
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+command -v gcc >/dev/null || missing+=(gcc libc6-dev)
+[ -f /usr/include/jpeglib.h ] || missing+=(libjpeg62-turbo-dev)
+command -v npm >/dev/null || missing+=(npm)
+command -v git >/dev/null || missing+=(git)
+command -v ffmpeg >/dev/null || true # not needed yet (video sources come later)
+if ! command -v go >/dev/null && [ ! -x /usr/local/go/bin/go ]; then missing+=(golang-go); fi
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: apt-get install ${missing[*]}" >&2
+  as_root apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends ca-certificates "${missing[@]}" >&2
+fi
+
+go_bin=$(command -v go || echo /usr/local/go/bin/go)
+minor=$("$go_bin" env GOVERSION | sed -E 's/^go1\.([0-9]+).*/\1/')
+if [ "$minor" -lt 21 ]; then
+  # Debian 12's Go (1.19) cannot switch toolchains by itself: fetch the
+  # toolchain named in go.mod as a module from the Go module proxy.
+  want=$(sed -n 's/^toolchain go//p; s/^go \([0-9.]*\)$/\1/p' "$(dirname "$0")/../go.mod" | head -n1)
+  case "$want" in *.*.*) ;; *) want="$want.0" ;; esac
+  arch=$(dpkg --print-architecture)
+  echo "install-deps: Go $("$go_bin" env GOVERSION) is too old, fetching go$want" >&2
+  dir=$(cd /tmp && GOFLAGS=-modcacherw "$go_bin" mod download -json "golang.org/toolchain@v0.0.1-go$want.linux-$arch" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  chmod +x "$dir"/bin/* "$dir"/pkg/tool/*/* 2>/dev/null || true
+  go_bin="$dir/bin/go"
+fi
+echo "$go_bin"

@@ -81,7 +81,9 @@ type Decoded struct {
 // against opt.Limits before any pixel is decoded. The result is always 8-bit
 // RGB: grayscale is replicated, CMYK and YCbCr converted, 16-bit samples
 // truncated to their high byte, and alpha composited on black. GIFs yield
-// their first frame. The EXIF orientation of JPEG and TIFF files is applied.
+// their first frame, at its own size rather than the logical screen's. The
+// EXIF orientation of JPEG and TIFF files is applied. Decode is safe for
+// concurrent use.
 //
 // Errors wrap ErrTooLarge, ErrUnsupportedFormat or ErrCorrupt; a panic in a
 // third-party decoder is reported as ErrCorrupt.
@@ -161,6 +163,10 @@ func decSniff(data []byte) string {
 	return ""
 }
 
+// decMaxJPEGScans bounds the start-of-scan markers accepted in a JPEG (the
+// C decoder enforces the same bound).
+const decMaxJPEGScans = 1000
+
 // decDecode decodes data known (from its signature) to be in format.
 func decDecode(data []byte, format string, lim Limits, opt DecodeOptions) (d *Decoded, err error) {
 	defer func() {
@@ -178,6 +184,12 @@ func decDecode(data []byte, format string, lim Limits, opt DecodeOptions) (d *De
 			return nil, fmt.Errorf("reading jpeg header: %w: %w", err, ErrCorrupt)
 		}
 		w, h, components, orientation = info.width, info.height, info.components, info.orientation
+		// Each progressive scan walks every block of the image, so a small
+		// file of many tiny scans can take minutes. Real files have a few
+		// to a few dozen (byte stuffing keeps FF DA out of scan data).
+		if n := bytes.Count(data, []byte{0xFF, 0xDA}); n > decMaxJPEGScans {
+			return nil, fmt.Errorf("jpeg has %d scans, limit %d: %w", n, decMaxJPEGScans, ErrCorrupt)
+		}
 	} else {
 		cfg, err := decConfig(format, data)
 		if err != nil {
@@ -217,6 +229,7 @@ func decDecode(data []byte, format string, lim Limits, opt DecodeOptions) (d *De
 		if err := decCheckDims(w, h, lim); err != nil {
 			return nil, err
 		}
+		factor = decScaleFactor(max(w, h), opt.TargetSide)
 		img = decOrient(decToRGB(m, factor), orientation)
 	}
 	if orientation >= 5 {

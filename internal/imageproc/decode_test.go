@@ -352,6 +352,14 @@ func TestBoxDownscale(t *testing.T) {
 func TestDecodeTargetSide(t *testing.T) {
 	jpg := decTestEncode(t, "jpeg", decTestPhoto(1001, 601, 2))
 	pngData := decTestEncode(t, "png", decTestPhoto(301, 97, 3))
+	// A GIF whose only frame (24×16) is much smaller than its logical screen
+	// (found by FuzzDecode: the scale factor came from the screen size).
+	frame := image.NewPaletted(image.Rect(100, 50, 124, 66), palette.Plan9)
+	var gifBuf bytes.Buffer
+	if err := gif.EncodeAll(&gifBuf, &gif.GIF{Image: []*image.Paletted{frame}, Delay: []int{0},
+		Config: image.Config{ColorModel: frame.Palette, Width: 4000, Height: 3000}}); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name         string
 		data         []byte
@@ -367,6 +375,7 @@ func TestDecodeTargetSide(t *testing.T) {
 		{name: "jpeg eighth", data: jpg, target: 125, wantW: 126, wantH: 76},
 		{name: "jpeg eighth is the floor", data: jpg, target: 10, wantW: 126, wantH: 76},
 		{name: "png quarter", data: pngData, target: 75, wantW: 76, wantH: 25},
+		{name: "gif frame smaller than screen", data: gifBuf.Bytes(), target: 4, wantW: 6, wantH: 4},
 	}
 	for _, tt := range tests {
 		for _, opt := range decTestPaths() {
@@ -912,5 +921,24 @@ func TestYCbCrBoxMatchesRGBBox(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+func TestDecodeTooManyScans(t *testing.T) {
+	// A progressive header followed by many empty scans.
+	prog := []byte(decTestJPEGProgressive)
+	sos := bytes.Index(prog, []byte{0xFF, 0xDA})
+	data := append([]byte{}, prog[:sos]...)
+	for range decMaxJPEGScans + 1 {
+		data = append(data, 0xFF, 0xDA, 0x00, 0x08, 0x01, 0x01, 0x00, 0x01, 0x3F, 0x10)
+	}
+	data = append(data, 0xFF, 0xD9)
+	for _, opt := range decTestPaths() {
+		t.Run("path="+decTestPathName(opt), func(t *testing.T) {
+			_, err := Decode(data, opt)
+			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "scans") {
+				t.Fatalf("error %v, want too many scans: %v", err, ErrCorrupt)
+			}
+		})
 	}
 }

@@ -248,7 +248,10 @@ import (
 	"unsafe"
 )
 
-// turboFastDCT selects JDCT_IFAST over JDCT_ISLOW for full-size decodes.
+// turboFastDCT selects JDCT_IFAST instead of JDCT_ISLOW. Measured on a 12 MP
+// photo, IFAST was about 15% faster at full size and no faster when scaling,
+// but tripled the mean difference from image/jpeg (1.1 against 0.34 levels),
+// so the accurate ISLOW is used.
 const turboFastDCT = false
 
 // FastJPEG reports whether JPEGs are decoded by libjpeg-turbo. It is true in

@@ -30,16 +30,20 @@ func InstallDefault(ctx context.Context, dir string, logf func(string, ...any)) 
 	if err := setup.Fetch(ctx, p, dir, logf); err != nil {
 		return fmt.Errorf("install default pack: %w", err)
 	}
-	src, err := os.ReadFile(filepath.Join(dir, DefaultEmbedderFile))
-	if err != nil {
-		return fmt.Errorf("install default pack: %w", err)
-	}
-	batch, err := PatchDynamicBatch(src)
-	if err != nil {
-		return fmt.Errorf("install default pack: %s: %w", DefaultEmbedderFile, err)
-	}
-	if err := writeIfChanged(filepath.Join(dir, DefaultBatchEmbedderFile), batch, logf); err != nil {
-		return fmt.Errorf("install default pack: %w", err)
+	// The published detector and embedder take one image at a time; the
+	// pack uses copies whose batch dimension is dynamic.
+	for _, f := range [][2]string{{DefaultDetectorFile, DefaultBatchDetectorFile}, {DefaultEmbedderFile, DefaultBatchEmbedderFile}} {
+		src, err := os.ReadFile(filepath.Join(dir, f[0]))
+		if err != nil {
+			return fmt.Errorf("install default pack: %w", err)
+		}
+		batch, err := PatchDynamicBatch(src)
+		if err != nil {
+			return fmt.Errorf("install default pack: %s: %w", f[0], err)
+		}
+		if err := writeIfChanged(filepath.Join(dir, f[1]), batch, logf); err != nil {
+			return fmt.Errorf("install default pack: %w", err)
+		}
 	}
 	if err := writeManifest(dir, DefaultManifest(), logf); err != nil {
 		return fmt.Errorf("install default pack: %w", err)

@@ -321,3 +321,28 @@ func TestPatchDynamicBatchRealEmbedder(t *testing.T) {
 		t.Errorf("size changed by %d bytes", d)
 	}
 }
+
+// TestPatchRealDetector patches the installed RFB-320 detector: its input
+// and outputs get the batch dimension and the digest is DefaultManifest's.
+func TestPatchRealDetector(t *testing.T) {
+	b, err := os.ReadFile(defaultPackFile(t, DefaultDetectorFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	patched, err := PatchDynamicBatch(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := view(t, patched)
+	if got := v.inputs["input"]; !slices.Equal(got, []string{"batch", "3", "240", "320"}) {
+		t.Errorf("input dims %v", got)
+	}
+	for name, want := range map[string][]string{"scores": {"batch", "4420", "2"}, "boxes": {"batch", "4420", "4"}} {
+		if got := v.outputs[name]; !slices.Equal(got, want) {
+			t.Errorf("output %s dims %v, want %v", name, got, want)
+		}
+	}
+	if got := sha256Hex(patched); got != defaultBatchDetectorSHA256 {
+		t.Errorf("patched detector sha256 %s, want %s (DefaultManifest)", got, defaultBatchDetectorSHA256)
+	}
+}

@@ -52,7 +52,7 @@ func writeTestPack(t *testing.T) string {
 	dir := t.TempDir()
 	m := DefaultManifest()
 	for name, body := range map[string]string{
-		DefaultDetectorFile:      "detector",
+		DefaultBatchDetectorFile: "detector",
 		DefaultLandmarksFile:     "landmarks",
 		DefaultBatchEmbedderFile: "embedder",
 	} {

@@ -254,6 +254,50 @@ func (d *Detector) InputSize() (w, h int) { return d.s.model.Width, d.s.model.He
 // HasLandmarks reports whether detections carry five landmarks.
 func (d *Detector) HasLandmarks() bool { return d.kind == "yunet" }
 
+// maxDetectBatch bounds one detector call on a batch of tiles.
+const maxDetectBatch = 16
+
+// DetectBatch runs Detect on several images of the fixed input size, in as
+// few network calls as the model allows. Safe for concurrent use.
+func (d *Detector) DetectBatch(ctx context.Context, imgs []*imageproc.RGB) ([][]face.Detection, error) {
+	if d.kind != "rfb320" || !d.s.model.DynamicBatch {
+		out := make([][]face.Detection, len(imgs))
+		for i, im := range imgs {
+			dets, err := d.Detect(ctx, im)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = dets
+		}
+		return out, nil
+	}
+	out := make([][]face.Detection, 0, len(imgs))
+	for i := 0; i < len(imgs); i += maxDetectBatch {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		part := imgs[i:min(i+maxDetectBatch, len(imgs))]
+		for _, im := range part {
+			if im.W != d.s.model.Width || im.H != d.s.model.Height {
+				return nil, fmt.Errorf("rfb320: input is %d×%d, want %d×%d", im.W, im.H, d.s.model.Width, d.s.model.Height)
+			}
+		}
+		res, err := d.s.run(part)
+		if err != nil {
+			return nil, err
+		}
+		ns, nb := len(res[0])/len(part), len(res[1])/len(part)
+		for k := range part {
+			dets, err := decodeRFB(res[0][k*ns:(k+1)*ns], res[1][k*nb:(k+1)*nb], d.s.model.Width, d.s.model.Height, d.minScore)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, dets)
+		}
+	}
+	return out, nil
+}
+
 // Detect returns the faces of img (of the input size when fixed), in img's
 // pixel coordinates, before non-maximum suppression. Safe for concurrent use.
 func (d *Detector) Detect(ctx context.Context, img *imageproc.RGB) ([]face.Detection, error) {

@@ -43,6 +43,11 @@ func (d *Detector) Detect(ctx context.Context, img *imageproc.RGB) ([]face.Detec
 	return nil, errNoORT
 }
 
+// DetectBatch always fails in this build.
+func (d *Detector) DetectBatch(ctx context.Context, imgs []*imageproc.RGB) ([][]face.Detection, error) {
+	return nil, errNoORT
+}
+
 // Landmarker is unavailable in this build.
 type Landmarker struct{}
 

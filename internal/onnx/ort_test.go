@@ -258,3 +258,43 @@ func encode(t *testing.T, m *imageproc.RGB, q int) []byte {
 	}
 	return buf.Bytes()
 }
+
+// TestDetectBatchMatchesSingle checks batched detection of tiles against one
+// tile at a time.
+func TestDetectBatchMatchesSingle(t *testing.T) {
+	ms, _, photos := openDefault(t)
+	ctx := context.Background()
+	d, err := imageproc.DecodeFile(filepath.Join(photos, "sample4.jpg"), imageproc.DecodeOptions{Limits: imageproc.DefaultLimits})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tiles []*imageproc.RGB
+	for y := 0; y+240 <= d.Img.H && len(tiles) < 20; y += 200 {
+		for x := 0; x+320 <= d.Img.W && len(tiles) < 20; x += 300 {
+			tiles = append(tiles, imageproc.Crop(d.Img, x, y, 320, 240))
+		}
+	}
+	batch, err := ms.Detector.DetectBatch(ctx, tiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	for i, tile := range tiles {
+		one, err := ms.Detector.Detect(ctx, tile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(one) != len(batch[i]) {
+			t.Fatalf("tile %d: %d detections alone, %d in a batch", i, len(one), len(batch[i]))
+		}
+		for k := range one {
+			if one[k].Box.IoU(batch[i][k].Box) < 0.999 || math.Abs(one[k].Score-batch[i][k].Score) > 1e-4 {
+				t.Errorf("tile %d detection %d: %+v alone, %+v in a batch", i, k, one[k], batch[i][k])
+			}
+		}
+		found += len(one)
+	}
+	if found == 0 {
+		t.Fatal("no detection in any tile: the comparison proves nothing")
+	}
+}

@@ -111,25 +111,52 @@ func (p *Pipeline) detectLevel(ctx context.Context, img *imageproc.RGB, l level,
 		return mapBack(inRange(dets, l), float64(ox), float64(oy), float64(lw)/float64(img.W), float64(lh)/float64(img.H)), nil
 	}
 	const edge = 2.0
-	var out []face.Detection
+	var tiles []*imageproc.RGB
+	var origins [][2]int
 	for _, y := range tileStarts(lh, th, p.cfg.TileOverlap) {
 		for _, x := range tileStarts(lw, tw, p.cfg.TileOverlap) {
-			in := imageproc.Crop(src, x, y, tw, th)
-			dets, err := p.det.Detect(ctx, in)
-			if err != nil {
-				return nil, err
-			}
-			var whole []face.Detection
-			for _, d := range inRange(dets, l) {
-				b := d.Box
-				if (x > 0 && b.X < edge) || (y > 0 && b.Y < edge) ||
-					(x+tw < lw && b.X+b.W > float64(tw)-edge) || (y+th < lh && b.Y+b.H > float64(th)-edge) {
-					continue
-				}
-				whole = append(whole, d)
-			}
-			out = append(out, mapBack(whole, float64(-x), float64(-y), float64(lw)/float64(img.W), float64(lh)/float64(img.H))...)
+			tiles = append(tiles, imageproc.Crop(src, x, y, tw, th))
+			origins = append(origins, [2]int{x, y})
 		}
+	}
+	perTile, err := p.detectTiles(ctx, tiles)
+	if err != nil {
+		return nil, err
+	}
+	var out []face.Detection
+	for i, dets := range perTile {
+		x, y := origins[i][0], origins[i][1]
+		var whole []face.Detection
+		for _, d := range inRange(dets, l) {
+			b := d.Box
+			if (x > 0 && b.X < edge) || (y > 0 && b.Y < edge) ||
+				(x+tw < lw && b.X+b.W > float64(tw)-edge) || (y+th < lh && b.Y+b.H > float64(th)-edge) {
+				continue
+			}
+			whole = append(whole, d)
+		}
+		out = append(out, mapBack(whole, float64(-x), float64(-y), float64(lw)/float64(img.W), float64(lh)/float64(img.H))...)
+	}
+	return out, nil
+}
+
+// batchDetector is a Detector that can run several inputs in one call.
+type batchDetector interface {
+	DetectBatch(ctx context.Context, imgs []*imageproc.RGB) ([][]face.Detection, error)
+}
+
+// detectTiles runs the detector on every tile, batched when it can.
+func (p *Pipeline) detectTiles(ctx context.Context, tiles []*imageproc.RGB) ([][]face.Detection, error) {
+	if bd, ok := p.det.(batchDetector); ok && len(tiles) > 1 {
+		return bd.DetectBatch(ctx, tiles)
+	}
+	out := make([][]face.Detection, len(tiles))
+	for i, t := range tiles {
+		dets, err := p.det.Detect(ctx, t)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = dets
 	}
 	return out, nil
 }

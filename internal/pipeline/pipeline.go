@@ -171,13 +171,13 @@ func (p *Pipeline) Process(ctx context.Context, d *imageproc.Decoded) (*Result, 
 	if err != nil {
 		return nil, err
 	}
+	crops, err := p.align(img, faces)
+	if err != nil {
+		return nil, err
+	}
 	if !p.cfg.SkipEmbedding && len(faces) > 0 {
-		if err := p.embed(ctx, img, faces); err != nil {
+		if err := p.embed(ctx, crops, faces); err != nil {
 			return nil, err
-		}
-	} else {
-		for i := range faces {
-			faces[i].Quality = quality(img, &faces[i], nil)
 		}
 	}
 	for i := range faces {
@@ -265,17 +265,37 @@ func Align(img *imageproc.RGB, lm face.Landmarks, w, h int) (*imageproc.RGB, ima
 	return crop, m, err
 }
 
-func (p *Pipeline) embed(ctx context.Context, img *imageproc.RGB, faces []face.Face) error {
-	w, h := p.emb.InputSize()
+// align warps every face onto the template at the embedder's input size
+// (112×112 without an embedder) and scores its quality on the aligned crop.
+func (p *Pipeline) align(img *imageproc.RGB, faces []face.Face) ([]*imageproc.RGB, error) {
+	w, h := 112, 112
+	if p.emb != nil {
+		w, h = p.emb.InputSize()
+	}
 	crops := make([]*imageproc.RGB, len(faces))
 	for i := range faces {
-		c, m, err := Align(img, faces[i].Landmarks, w, h)
+		c, _, err := Align(img, faces[i].Landmarks, w, h)
 		if err != nil {
-			return err
+			// Degenerate landmarks: keep the face, embed its box, and mark
+			// it useless for recognition.
+			b := faces[i].Box
+			k := float64(w) / math.Max(b.W, 1)
+			c, err = imageproc.Warp(img, imageproc.Affine{k, 0, -b.X * k, 0, float64(h) / math.Max(b.H, 1), -b.Y * float64(h) / math.Max(b.H, 1)}, w, h)
+			if err != nil {
+				return nil, err
+			}
+			crops[i] = c
+			faces[i].Quality = 0
+			continue
 		}
 		crops[i] = c
-		faces[i].Quality = quality(img, &faces[i], &alignedCrop{c, m})
+		faces[i].Quality = quality(&faces[i], c)
 	}
+	return crops, nil
+}
+
+// embed computes the templates of the aligned crops, one batch per image.
+func (p *Pipeline) embed(ctx context.Context, crops []*imageproc.RGB, faces []face.Face) error {
 	embs, err := p.emb.Embed(ctx, crops)
 	if err != nil {
 		return err
@@ -297,11 +317,6 @@ func (p *Pipeline) EmbedAligned(ctx context.Context, crops []*imageproc.RGB) ([]
 	return p.emb.Embed(ctx, crops)
 }
 
-type alignedCrop struct {
-	img *imageproc.RGB
-	m   imageproc.Affine
-}
-
 // Quality scores a face's usefulness for recognition in [0,1] as the product
 // of three factors, each in [0,1]:
 //   - size: the distance between the eyes in the pixels available
@@ -310,9 +325,7 @@ type alignedCrop struct {
 //     log scale, 0 at ≤ 15, 1 at ≥ 400;
 //   - pose: how far the nose sits from the eyes' midline, relative to the
 //     distance between the eyes (a yaw proxy), 1 when centred, 0 at ≥ 0.45.
-//
-// Without an aligned crop (embedding skipped) sharpness is taken as 1.
-func quality(img *imageproc.RGB, f *face.Face, crop *alignedCrop) float64 {
+func quality(f *face.Face, aligned *imageproc.RGB) float64 {
 	le, re, nose := f.Landmarks[0], f.Landmarks[1], f.Landmarks[2]
 	iod := math.Hypot(re.X-le.X, re.Y-le.Y)
 	size := ramp(iod, 8, 32)
@@ -324,10 +337,7 @@ func quality(img *imageproc.RGB, f *face.Face, crop *alignedCrop) float64 {
 		yaw := math.Abs((nose.X-mx)*ux+(nose.Y-my)*uy) / iod
 		pose = 1 - ramp(yaw, 0, 0.45)
 	}
-	sharp := 1.0
-	if crop != nil {
-		sharp = ramp(math.Log(laplacianVariance(crop.img)), math.Log(15), math.Log(400))
-	}
+	sharp := ramp(math.Log(laplacianVariance(aligned)), math.Log(15), math.Log(400))
 	return size * sharp * pose
 }
 

@@ -34,7 +34,8 @@ func (e *cmdEnv) bench(ctx context.Context, args []string) error {
 	seconds := fs.Float64("seconds", 4, "duration of each measurement in each round")
 	rounds := fs.Int("rounds", 3, "interleaved rounds; each figure is the median round")
 	asJSON := fs.Bool("json", false, "print one JSON object")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the 250×250 pipeline run to this file")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the first round of one measurement to this file")
+	profiled := fs.String("profile", "pipeline-250", "the measurement --cpuprofile covers: model-only, pipeline-250, pipeline-12mp, pipeline-12mp-min120")
 	if err := fs.Parse(args[1:]); err != nil {
 		return exitError{2}
 	}
@@ -155,7 +156,7 @@ func (e *cmdEnv) bench(ctx context.Context, args []string) error {
 	}
 	for round := range *rounds {
 		for _, sr := range series {
-			if *cpuProfile != "" && round == 0 && sr.name == "pipeline-250" {
+			if *cpuProfile != "" && round == 0 && sr.name == *profiled {
 				pf, err := os.Create(*cpuProfile)
 				if err != nil {
 					return err
@@ -165,7 +166,7 @@ func (e *cmdEnv) bench(ctx context.Context, args []string) error {
 				}
 			}
 			r := runFor(ctx, ff.workers, dur, sr.fn)
-			if *cpuProfile != "" && round == 0 && sr.name == "pipeline-250" {
+			if *cpuProfile != "" && round == 0 && sr.name == *profiled {
 				pprof.StopCPUProfile()
 			}
 			if r.err != nil {

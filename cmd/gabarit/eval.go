@@ -15,6 +15,7 @@ import (
 
 	"gabarit/internal/eval"
 	"gabarit/internal/face"
+	"gabarit/internal/imageproc"
 	"gabarit/internal/pipeline"
 )
 
@@ -256,11 +257,8 @@ func imageFiles(dir string) ([]string, error) {
 		if err != nil {
 			return err
 		}
-		switch strings.ToLower(filepath.Ext(p)) {
-		case ".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff":
-			if d.Type().IsRegular() {
-				out = append(out, p)
-			}
+		if d.Type().IsRegular() && imageproc.IsImageName(p) {
+			out = append(out, p)
 		}
 		return nil
 	})

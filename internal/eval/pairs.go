@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"gabarit/internal/imageproc"
 )
 
 // Pair is one line of a pairs file: two images that show the same person
@@ -22,18 +24,9 @@ type Pair struct {
 	A, B string // image paths, resolved against the root given to ParsePairs
 }
 
-// imageExts are the image extensions listed in identity folders (lower
-// case). PGM is left out on purpose: the pipeline cannot decode it.
-var imageExts = map[string]bool{
-	".jpg": true, ".jpeg": true, ".png": true, ".webp": true,
-	".bmp": true, ".gif": true, ".tif": true, ".tiff": true,
-}
-
-// isImageName reports whether a file name has an image extension and is not
-// a hidden file (such as macOS "._x.jpg" resource forks).
-func isImageName(name string) bool {
-	return !strings.HasPrefix(name, ".") && imageExts[strings.ToLower(filepath.Ext(name))]
-}
+// isImageName reports whether a file name looks like an image that the
+// pipeline decodes (imageproc.IsImageName).
+func isImageName(name string) bool { return imageproc.IsImageName(name) }
 
 // lfwName is the LFW file name of image idx (1-based) of identity name.
 func lfwName(name string, idx int) string {

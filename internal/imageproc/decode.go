@@ -12,7 +12,9 @@ import (
 	"math"
 	"math/bits"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 
 	"golang.org/x/image/bmp"
 	"golang.org/x/image/tiff"
@@ -72,7 +74,7 @@ type Decoded struct {
 	Img         *RGB   // orientation applied; may be smaller than Width×Height when TargetSide allowed
 	Width       int    // width of the full-resolution image after EXIF orientation
 	Height      int    // height of the full-resolution image after EXIF orientation
-	Format      string // "jpeg", "png", "gif", "webp", "bmp", "tiff"
+	Format      string // "jpeg", "png", "gif", "webp", "bmp", "tiff", "pnm" (binary PGM/PPM)
 	Orientation int    // EXIF orientation found (1–8; 1 when none)
 }
 
@@ -159,8 +161,24 @@ func decSniff(data []byte) string {
 		return "bmp"
 	case bytes.HasPrefix(data, []byte("II*\x00")), bytes.HasPrefix(data, []byte("MM\x00*")):
 		return "tiff"
+	case pnmIsSignature(data):
+		return "pnm"
 	}
 	return ""
+}
+
+// imageExts are the extensions (lower case) of the formats Decode reads.
+var imageExts = map[string]bool{
+	".jpg": true, ".jpeg": true, ".png": true, ".webp": true, ".gif": true,
+	".bmp": true, ".tif": true, ".tiff": true, ".pgm": true, ".ppm": true,
+}
+
+// IsImageName reports whether a file name has the extension of a format that
+// Decode reads, and is not hidden (such as macOS "._x.jpg" forks). It is
+// for listing folders; Decode itself recognises formats by content.
+func IsImageName(name string) bool {
+	base := filepath.Base(name)
+	return !strings.HasPrefix(base, ".") && imageExts[strings.ToLower(filepath.Ext(base))]
 }
 
 // decMaxJPEGScans bounds the start-of-scan markers accepted in a JPEG (the
@@ -252,6 +270,8 @@ func decConfig(format string, data []byte) (image.Config, error) {
 		return bmp.DecodeConfig(r)
 	case "tiff":
 		return tiff.DecodeConfig(r)
+	case "pnm":
+		return pnmConfig(data)
 	}
 	return image.Config{}, fmt.Errorf("no header reader for %q: %w", format, ErrUnsupportedFormat)
 }
@@ -279,6 +299,8 @@ func decStd(format string, data []byte) (image.Image, error) {
 		return bmp.Decode(r)
 	case "tiff":
 		return tiff.Decode(r)
+	case "pnm":
+		return pnmDecode(data)
 	}
 	return nil, fmt.Errorf("no decoder for %q: %w", format, ErrUnsupportedFormat)
 }

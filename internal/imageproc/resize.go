@@ -13,77 +13,80 @@ func ResizeArea(src *RGB, w, h int) *RGB {
 	}
 	xw := resizeWeights(src.W, w)
 	yw := resizeWeights(src.H, h)
-	// Horizontal pass into a float buffer of src.H rows × w columns.
-	tmp := make([]float32, src.H*w*3)
-	for y := 0; y < src.H; y++ {
-		row := src.Pix[y*src.W*3 : (y+1)*src.W*3]
-		out := tmp[y*w*3 : (y+1)*w*3]
-		for x, c := range xw {
-			var r, g, b float32
-			for k, wt := range c.w {
-				p := (c.first + k) * 3
-				r += wt * float32(row[p])
-				g += wt * float32(row[p+1])
-				b += wt * float32(row[p+2])
+	// Vertical pass first, over only the source rows each output row needs,
+	// into one float row; then the horizontal pass into the destination.
+	row := make([]float32, src.W*3)
+	sstride := src.W * 3
+	for y, c := range yw.c {
+		clear(row)
+		for k, wt := range yw.w[c.off : c.off+c.n] {
+			in := src.Pix[(c.first+k)*sstride : (c.first+k+1)*sstride]
+			for i, v := range in {
+				row[i] += wt * float32(v)
 			}
-			out[x*3], out[x*3+1], out[x*3+2] = r, g, b
 		}
-	}
-	// Vertical pass.
-	for y, c := range yw {
 		out := dst.Pix[y*w*3 : (y+1)*w*3]
-		for i := range out {
-			var v float32
-			for k, wt := range c.w {
-				v += wt * tmp[(c.first+k)*w*3+i]
+		for x, cx := range xw.c {
+			var r, g, b float32
+			for k, wt := range xw.w[cx.off : cx.off+cx.n] {
+				p := (cx.first + k) * 3
+				r += wt * row[p]
+				g += wt * row[p+1]
+				b += wt * row[p+2]
 			}
-			out[i] = clamp8(v)
+			out[x*3], out[x*3+1], out[x*3+2] = clamp8(r), clamp8(g), clamp8(b)
 		}
 	}
 	return dst
 }
 
-type resizeCoeff struct {
-	first int
-	w     []float32
+// resizeTable maps m source samples onto n destination samples: destination
+// i takes c[i].n weights from w[c[i].off:], starting at source c[i].first.
+type resizeTable struct {
+	c []resizeCoeff
+	w []float32
 }
 
-// resizeWeights returns, for each of n destination samples, the source range
-// and weights mapping m source samples onto them.
-func resizeWeights(m, n int) []resizeCoeff {
-	cs := make([]resizeCoeff, n)
+type resizeCoeff struct {
+	first, off, n int
+}
+
+// resizeWeights returns the table mapping m source samples onto n
+// destination samples: an area average when shrinking, bilinear (pixel
+// centres aligned) when enlarging.
+func resizeWeights(m, n int) resizeTable {
+	t := resizeTable{c: make([]resizeCoeff, n)}
+	add := func(i, first int, ws ...float32) {
+		t.c[i] = resizeCoeff{first: first, off: len(t.w), n: len(ws)}
+		t.w = append(t.w, ws...)
+	}
 	scale := float64(m) / float64(n)
-	for i := range cs {
+	for i := range n {
 		if scale > 1 { // area average over [i*scale, (i+1)*scale)
 			lo, hi := float64(i)*scale, float64(i+1)*scale
 			first := int(math.Floor(lo))
-			last := int(math.Ceil(hi)) - 1
-			if last >= m {
-				last = m - 1
+			last := min(int(math.Ceil(hi))-1, m-1)
+			t.c[i] = resizeCoeff{first: first, off: len(t.w), n: last - first + 1}
+			for k := first; k <= last; k++ {
+				a := math.Max(lo, float64(k))
+				b := math.Min(hi, float64(k+1))
+				t.w = append(t.w, float32((b-a)/scale))
 			}
-			ws := make([]float32, last-first+1)
-			for k := range ws {
-				a := math.Max(lo, float64(first+k))
-				b := math.Min(hi, float64(first+k+1))
-				ws[k] = float32((b - a) / scale)
-			}
-			cs[i] = resizeCoeff{first, ws}
 			continue
 		}
-		// Bilinear, pixel centres aligned.
 		x := (float64(i)+0.5)*scale - 0.5
 		x0 := int(math.Floor(x))
 		f := float32(x - float64(x0))
 		switch {
 		case x0 < 0:
-			cs[i] = resizeCoeff{0, []float32{1}}
+			add(i, 0, 1)
 		case x0 >= m-1:
-			cs[i] = resizeCoeff{m - 1, []float32{1}}
+			add(i, m-1, 1)
 		default:
-			cs[i] = resizeCoeff{x0, []float32{1 - f, f}}
+			add(i, x0, 1-f, f)
 		}
 	}
-	return cs
+	return t
 }
 
 func clamp8(v float32) byte {

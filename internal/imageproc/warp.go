@@ -70,21 +70,35 @@ func Warp(src *RGB, m Affine, w, h int) (*RGB, error) {
 	}
 	dst := NewRGB(w, h)
 	sw, sh := src.W, src.H
+	stride := sw * 3
 	for y := range h {
 		// Source position of the destination pixel centre (x+0.5, y+0.5), in
-		// source pixel-centre coordinates.
+		// source pixel-centre coordinates; it moves by (inv[0], inv[3]) per
+		// destination column.
 		fy := float64(y) + 0.5
+		sx0, sy0 := inv.Apply(0.5, fy)
 		for x := range w {
-			fx := float64(x) + 0.5
-			sx, sy := inv.Apply(fx, fy)
-			sx -= 0.5
-			sy -= 0.5
+			sx := sx0 + float64(x)*inv[0] - 0.5
+			sy := sy0 + float64(x)*inv[3] - 0.5
 			x0, y0 := int(math.Floor(sx)), int(math.Floor(sy))
 			if x0 < -1 || y0 < -1 || x0 >= sw || y0 >= sh {
 				continue
 			}
 			ax, ay := float32(sx-float64(x0)), float32(sy-float64(y0))
 			o := (y*w + x) * 3
+			if x0 >= 0 && y0 >= 0 && x0+1 < sw && y0+1 < sh {
+				// All four neighbours inside: index directly.
+				i := y0*stride + x0*3
+				p := src.Pix[i : i+stride+6 : i+stride+6]
+				for c := range 3 {
+					p00, p10 := float32(p[c]), float32(p[3+c])
+					p01, p11 := float32(p[stride+c]), float32(p[stride+3+c])
+					top := p00 + (p10-p00)*ax
+					bot := p01 + (p11-p01)*ax
+					dst.Pix[o+c] = clamp8(top + (bot-top)*ay)
+				}
+				continue
+			}
 			for c := range 3 {
 				p00 := warpPix(src, x0, y0, c)
 				p10 := warpPix(src, x0+1, y0, c)

@@ -81,10 +81,16 @@ func (p *Pipeline) detect(ctx context.Context, img *imageproc.RGB, minFace float
 		}
 		all = d
 	} else {
+		// Each level is resampled from the previous, finer one: a cascade
+		// costs little more than its first level.
+		prev := img
 		for _, l := range pyramid(img.W, img.H, tw, th, minFace, p.cfg.DetectorMinFace, p.cfg.TileOverlap) {
-			d, err := p.detectLevel(ctx, img, l, tw, th)
+			d, li, err := p.detectLevel(ctx, img, prev, l, tw, th)
 			if err != nil {
 				return nil, err
+			}
+			if li.W < prev.W {
+				prev = li
 			}
 			all = append(all, d...)
 		}
@@ -96,19 +102,25 @@ func (p *Pipeline) detect(ctx context.Context, img *imageproc.RGB, minFace float
 // detections back to image pixels. On tiled levels a detection touching a
 // tile edge inside the level is dropped: the face it cuts is whole in a
 // neighbouring tile or found at a coarser level.
-func (p *Pipeline) detectLevel(ctx context.Context, img *imageproc.RGB, l level, tw, th int) ([]face.Detection, error) {
+//
+// The level image is resampled from from, img itself or a finer level
+// (nil: img), and returned.
+func (p *Pipeline) detectLevel(ctx context.Context, img, from *imageproc.RGB, l level, tw, th int) ([]face.Detection, *imageproc.RGB, error) {
 	lw := max(int(math.Round(float64(img.W)*l.scale)), 1)
 	lh := max(int(math.Round(float64(img.H)*l.scale)), 1)
-	src := imageproc.ResizeArea(img, lw, lh)
+	if from == nil || from.W < lw || from.H < lh {
+		from = img
+	}
+	src := imageproc.ResizeArea(from, lw, lh)
 	if !l.tiled {
 		// Centre the whole image in the input.
 		ox, oy := (tw-lw)/2, (th-lh)/2
 		in := imageproc.Crop(src, -ox, -oy, tw, th)
 		dets, err := p.det.Detect(ctx, in)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return mapBack(inRange(dets, l), float64(ox), float64(oy), float64(lw)/float64(img.W), float64(lh)/float64(img.H)), nil
+		return mapBack(inRange(dets, l), float64(ox), float64(oy), float64(lw)/float64(img.W), float64(lh)/float64(img.H)), src, nil
 	}
 	const edge = 2.0
 	var tiles []*imageproc.RGB
@@ -121,7 +133,7 @@ func (p *Pipeline) detectLevel(ctx context.Context, img *imageproc.RGB, l level,
 	}
 	perTile, err := p.detectTiles(ctx, tiles)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var out []face.Detection
 	for i, dets := range perTile {
@@ -137,7 +149,7 @@ func (p *Pipeline) detectLevel(ctx context.Context, img *imageproc.RGB, l level,
 		}
 		out = append(out, mapBack(whole, float64(-x), float64(-y), float64(lw)/float64(img.W), float64(lh)/float64(img.H))...)
 	}
-	return out, nil
+	return out, src, nil
 }
 
 // batchDetector is a Detector that can run several inputs in one call.

@@ -496,7 +496,7 @@ func TestDetectLevelDropsCutFaces(t *testing.T) {
 	img := redSquares(600, 450, square{308, 200, 40})
 	det := &fakeDetector{w: 320, h: 240, minSide: 1}
 	p := mustNew(t, det, &fakeLandmarker{}, nil, Config{SkipEmbedding: true})
-	dets, err := p.detectLevel(context.Background(), img, level{scale: 1, tiled: true, maxH: math.Inf(1)}, 320, 240)
+	dets, _, err := p.detectLevel(context.Background(), img, nil, level{scale: 1, tiled: true, maxH: math.Inf(1)}, 320, 240)
 	if err != nil {
 		t.Fatalf("detectLevel: %v", err)
 	}

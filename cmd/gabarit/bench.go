@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"image"
 	"image/jpeg"
 	"math"
 	"os"
@@ -259,12 +258,8 @@ func benchInputs(ctx context.Context, kit *faceKit, files []string) (small, big 
 }
 
 func encodeJPEG(m *imageproc.RGB) ([]byte, error) {
-	img := image.NewRGBA(image.Rect(0, 0, m.W, m.H))
-	for i := 0; i < m.W*m.H; i++ {
-		img.Pix[4*i], img.Pix[4*i+1], img.Pix[4*i+2], img.Pix[4*i+3] = m.Pix[3*i], m.Pix[3*i+1], m.Pix[3*i+2], 255
-	}
 	var buf bytes.Buffer
-	err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 90})
+	err := jpeg.Encode(&buf, m.Image(), &jpeg.Options{Quality: 90})
 	return buf.Bytes(), err
 }
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"image"
 	"image/color"
 	"image/png"
 	"os"
@@ -24,10 +23,7 @@ func drawFaces(dir, path string, r *pipeline.Result) error {
 		return err
 	}
 	m := d.Img
-	img := image.NewRGBA(image.Rect(0, 0, m.W, m.H))
-	for i := 0; i < m.W*m.H; i++ {
-		img.Pix[4*i], img.Pix[4*i+1], img.Pix[4*i+2], img.Pix[4*i+3] = m.Pix[3*i], m.Pix[3*i+1], m.Pix[3*i+2], 255
-	}
+	img := m.Image()
 	s := float64(m.W) / float64(d.Width)
 	thick := max(1, m.W/400)
 	rect := func(x0, y0, x1, y1 int, c color.RGBA) {

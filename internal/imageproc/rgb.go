@@ -1,6 +1,9 @@
 package imageproc
 
-import "fmt"
+import (
+	"fmt"
+	"image"
+)
 
 // RGB is an 8-bit, 3-channel image in R,G,B order, rows packed without padding.
 type RGB struct {
@@ -19,4 +22,13 @@ func (m *RGB) Validate() error {
 		return fmt.Errorf("imageproc: malformed RGB image")
 	}
 	return nil
+}
+
+// Image returns the image as an opaque *image.RGBA (for encoders).
+func (m *RGB) Image() *image.RGBA {
+	img := image.NewRGBA(image.Rect(0, 0, m.W, m.H))
+	for i := range m.W * m.H {
+		img.Pix[4*i], img.Pix[4*i+1], img.Pix[4*i+2], img.Pix[4*i+3] = m.Pix[3*i], m.Pix[3*i+1], m.Pix[3*i+2], 255
+	}
+	return img
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"gabarit/internal/modeltest"
 	"gabarit/internal/setup"
 )
 
@@ -43,7 +44,7 @@ cp "$FAKE_NPM_TGZ" ./fake.tgz && echo fake.tgz
 // installed copy of its files, or skips the test.
 func defaultPackTarball(t *testing.T) string {
 	t.Helper()
-	src := setup.DefaultDirs().Pack("default")
+	src := modeltest.Installed(t).Pack("default")
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
 	tw := tar.NewWriter(zw)
@@ -51,7 +52,7 @@ func defaultPackTarball(t *testing.T) string {
 		name := filepath.Join(src, filepath.Base(f.Dest))
 		b, err := os.ReadFile(name)
 		if err != nil || sha256Hex(b) != f.SHA256 {
-			t.Skipf("the default pack's files are not installed in %s (run `gabarit setup` or set GABARIT_CACHE) to fake its npm package", src)
+			t.Fatalf("the installed default pack in %s is damaged (%v): run `gabarit setup`", src, err)
 		}
 		if err := tw.WriteHeader(&tar.Header{Name: f.Path, Mode: 0o644, Size: int64(len(b)), Typeflag: tar.TypeReg}); err != nil {
 			t.Fatal(err)

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"testing"
 
-	"gabarit/internal/setup"
+	"gabarit/internal/modeltest"
 
 	ort "github.com/yalue/onnxruntime_go"
 )
@@ -27,10 +27,7 @@ func initORT(t *testing.T) {
 	t.Helper()
 	lib := os.Getenv("GABARIT_ORT_LIB")
 	if lib == "" {
-		lib = setup.DefaultDirs().ORTLibrary()
-	}
-	if _, err := os.Stat(lib); err != nil {
-		t.Skipf("ONNX Runtime library not found (set GABARIT_ORT_LIB or run `gabarit setup`): %v", err)
+		lib = modeltest.Installed(t).ORTLibrary()
 	}
 	ortOnce.Do(func() {
 		ort.SetSharedLibraryPath(lib)

@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"testing"
 
-	"gabarit/internal/setup"
+	"gabarit/internal/modeltest"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -280,14 +280,11 @@ func TestPatchDynamicBatchErrors(t *testing.T) {
 	}
 }
 
-// defaultPackFile returns a file of the installed default pack, or skips.
+// defaultPackFile returns a file of the installed default pack; without an
+// installation the test skips, or fails under GABARIT_REQUIRE_MODELS.
 func defaultPackFile(t *testing.T, name string) string {
 	t.Helper()
-	p := filepath.Join(setup.DefaultDirs().Pack("default"), name)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("%s not installed (run `gabarit setup`, or set GABARIT_CACHE): %v", p, err)
-	}
-	return p
+	return filepath.Join(modeltest.Installed(t).Pack("default"), name)
 }
 
 func TestPatchDynamicBatchRealEmbedder(t *testing.T) {

@@ -5,7 +5,6 @@ package onnx_test
 import (
 	"bytes"
 	"context"
-	"image"
 	"image/jpeg"
 	"math"
 	"math/rand/v2"
@@ -248,12 +247,8 @@ func TestCancelledContext(t *testing.T) {
 
 func encode(t *testing.T, m *imageproc.RGB, q int) []byte {
 	t.Helper()
-	img := image.NewRGBA(image.Rect(0, 0, m.W, m.H))
-	for i := 0; i < m.W*m.H; i++ {
-		img.Pix[4*i], img.Pix[4*i+1], img.Pix[4*i+2], img.Pix[4*i+3] = m.Pix[3*i], m.Pix[3*i+1], m.Pix[3*i+2], 255
-	}
 	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: q}); err != nil {
+	if err := jpeg.Encode(&buf, m.Image(), &jpeg.Options{Quality: q}); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()

@@ -2,9 +2,25 @@ package main
 
 import (
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
+
+// goTool returns the go command of the toolchain running the tests, which
+// need not be on PATH.
+func goTool(t *testing.T) string {
+	t.Helper()
+	if p := filepath.Join(runtime.GOROOT(), "bin", "go"); runtime.GOROOT() != "" { //nolint:staticcheck // GOROOT of this test binary's toolchain is what we want
+		return p
+	}
+	p, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("no go command: %v", err)
+	}
+	return p
+}
 
 // TestDeps keeps ONNX Runtime out of the pure-Go build, and the face
 // pipeline free of databases and HTTP.
@@ -15,7 +31,7 @@ func TestDeps(t *testing.T) {
 		if len(tags) > 0 {
 			args = append(args, "-tags", strings.Join(tags, " "))
 		}
-		cmd := exec.Command("go", append(args, pkg)...)
+		cmd := exec.Command(goTool(t), append(args, pkg)...)
 		cmd.Env = append(cmd.Environ(), env...)
 		out, err := cmd.Output()
 		if err != nil {

@@ -139,7 +139,7 @@ func (e *cmdEnv) evalPairs(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		title := fmt.Sprintf("ROC — %s, pack %s", filepath.Base(*pairsFile), kit.manifest.Name)
+		title := fmt.Sprintf("ROC - %s, pack %s", filepath.Base(*pairsFile), kit.manifest.Name)
 		if err := eval.WriteROCPNG(pf, title, scores, v); err != nil {
 			pf.Close()
 			return err

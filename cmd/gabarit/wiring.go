@@ -25,6 +25,7 @@ type faceFlags struct {
 	workers     int
 	minFace     float64
 	minFaceFrac float64
+	decodeSide  int
 }
 
 func (f *faceFlags) register(fs *flag.FlagSet) {
@@ -35,6 +36,7 @@ func (f *faceFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.workers, "workers", runtime.GOMAXPROCS(0), "images processed at once")
 	fs.Float64Var(&f.minFace, "min-face", 40, "smallest face to find, in pixels of the original image")
 	fs.Float64Var(&f.minFaceFrac, "min-face-fraction", 0.02, "raise --min-face to this fraction of the image's shorter side (-1: off)")
+	fs.IntVar(&f.decodeSide, "decode-side", 1600, "JPEGs may be decoded smaller (DCT scaling by 2, 4, 8) while their longer side stays ≥ this (-1: full size)")
 }
 
 func (f *faceFlags) dirs() setup.Dirs {
@@ -82,6 +84,7 @@ func (f *faceFlags) open(ctx context.Context, cfg pipeline.Config) (*faceKit, er
 	}
 	cfg.MinFace = f.minFace
 	cfg.MinFaceFraction = f.minFaceFrac
+	cfg.DecodeSide = f.decodeSide
 	if cfg.NMSIoU == 0 {
 		cfg.NMSIoU = m.Thresholds.NMSIoU
 	}

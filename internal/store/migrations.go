@@ -1,0 +1,185 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// schemaVersion is the schema this binary writes: the number of migrations.
+var schemaVersion = len(migrations)
+
+// migrations are applied in order, each in its own transaction; migration i
+// takes the schema from version i to version i+1. Append new ones; never
+// edit or reorder one that has shipped. A schema change ships with a
+// migration and a test.
+var migrations = []func(tx *sql.Tx) error{
+	// 1: the initial schema.
+	func(tx *sql.Tx) error {
+		_, err := tx.Exec(`
+CREATE TABLE sources (
+	id             INTEGER PRIMARY KEY,
+	kind           TEXT    NOT NULL CHECK (kind IN ('folder', 'archive', 'video', 'enrollment')),
+	locator        TEXT    NOT NULL CHECK (locator <> ''),
+	controller     TEXT    NOT NULL CHECK (controller <> ''),
+	purpose        TEXT    NOT NULL CHECK (purpose <> ''),
+	legal_basis    TEXT    NOT NULL CHECK (legal_basis IN ('consent', 'contract', 'legal-obligation',
+	                                       'vital-interests', 'public-task', 'legitimate-interests')),
+	art9_condition TEXT    NOT NULL CHECK (art9_condition <> ''),
+	jurisdiction   TEXT    NOT NULL CHECK (length(jurisdiction) = 2 AND jurisdiction GLOB '[A-Z][A-Z]'),
+	retention_ms   INTEGER NOT NULL CHECK (retention_ms > 0),
+	created_by     TEXT    NOT NULL CHECK (created_by <> ''),
+	created_at     INTEGER NOT NULL,
+	state          TEXT    NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'suspended', 'deleted'))
+) STRICT;
+
+CREATE TABLE source_keys (
+	source_id   INTEGER PRIMARY KEY REFERENCES sources (id) ON DELETE CASCADE,
+	wrapped_key BLOB    NOT NULL CHECK (length(wrapped_key) > 0),
+	created_at  INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE images (
+	id                 INTEGER PRIMARY KEY,
+	source_id          INTEGER NOT NULL REFERENCES sources (id),
+	sha256             BLOB    NOT NULL CHECK (length(sha256) = 32),
+	locator            TEXT    NOT NULL,
+	size_bytes         INTEGER NOT NULL CHECK (size_bytes >= 0),
+	width              INTEGER NOT NULL CHECK (width > 0),
+	height             INTEGER NOT NULL CHECK (height > 0),
+	taken_at           INTEGER,
+	ingested_at        INTEGER NOT NULL,
+	retention_deadline INTEGER NOT NULL,
+	UNIQUE (source_id, sha256)
+) STRICT;
+CREATE INDEX images_retention_deadline ON images (retention_deadline);
+
+CREATE TABLE subjects (
+	id         INTEGER PRIMARY KEY,
+	label      TEXT    NOT NULL,
+	created_at INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE faces (
+	id           INTEGER PRIMARY KEY,
+	image_id     INTEGER NOT NULL REFERENCES images (id) ON DELETE CASCADE,
+	box_x        REAL    NOT NULL,
+	box_y        REAL    NOT NULL,
+	box_w        REAL    NOT NULL,
+	box_h        REAL    NOT NULL,
+	landmarks    BLOB    NOT NULL CHECK (length(landmarks) = 40),
+	score        REAL    NOT NULL,
+	quality      REAL    NOT NULL,
+	model_id     TEXT    NOT NULL CHECK (model_id <> ''),
+	dim          INTEGER NOT NULL CHECK (dim > 0),
+	template     BLOB    NOT NULL CHECK (length(template) > 0),
+	subject_id   INTEGER REFERENCES subjects (id) ON DELETE SET NULL,
+	track_id     INTEGER,
+	time_code_ms INTEGER
+) STRICT;
+CREATE INDEX faces_image_id ON faces (image_id);
+CREATE INDEX faces_subject_id ON faces (subject_id) WHERE subject_id IS NOT NULL;
+
+CREATE TABLE searches (
+	id           INTEGER PRIMARY KEY,
+	actor        TEXT    NOT NULL CHECK (actor <> ''),
+	at           INTEGER NOT NULL,
+	purpose      TEXT    NOT NULL CHECK (purpose <> ''),
+	case_ref     TEXT,
+	probe_sha256 BLOB    NOT NULL CHECK (length(probe_sha256) = 32),
+	k            INTEGER NOT NULL CHECK (k > 0),
+	threshold    REAL    NOT NULL,
+	returned     TEXT    NOT NULL CHECK (json_valid(returned) AND json_type(returned) = 'array')
+) STRICT;
+
+CREATE TABLE audit (
+	id        INTEGER PRIMARY KEY,
+	at        INTEGER NOT NULL,
+	actor     TEXT    NOT NULL,
+	action    TEXT    NOT NULL,
+	object    TEXT    NOT NULL,
+	detail    TEXT    NOT NULL CHECK (json_valid(detail)),
+	prev_hash BLOB    NOT NULL CHECK (length(prev_hash) = 32),
+	hash      BLOB    NOT NULL CHECK (length(hash) = 32)
+) STRICT;
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+BEGIN
+	SELECT RAISE(ABORT, 'audit is append-only');
+END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+BEGIN
+	SELECT RAISE(ABORT, 'audit is append-only');
+END;
+
+CREATE TABLE ingest_progress (
+	source_id  INTEGER NOT NULL REFERENCES sources (id) ON DELETE CASCADE,
+	locator    TEXT    NOT NULL,
+	sha256     BLOB    CHECK (sha256 IS NULL OR length(sha256) = 32),
+	state      TEXT    NOT NULL CHECK (state IN ('done', 'failed')),
+	reason     TEXT    NOT NULL DEFAULT '',
+	updated_at INTEGER NOT NULL,
+	PRIMARY KEY (source_id, locator)
+) STRICT, WITHOUT ROWID;
+`)
+		return err
+	},
+}
+
+// migrate brings the database on the writer w to schemaVersion, one
+// migration per transaction. Each transaction is IMMEDIATE and re-reads the
+// version, so two processes opening the same new file do not both migrate it.
+func migrate(ctx context.Context, w *sql.DB) error {
+	if _, err := w.ExecContext(ctx,
+		`CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL) STRICT`); err != nil {
+		return fmt.Errorf("create schema_version: %w", err)
+	}
+	for {
+		done, err := migrateOne(ctx, w)
+		if err != nil {
+			return err
+		}
+		if done {
+			return nil
+		}
+	}
+}
+
+// migrateOne applies the next pending migration, or reports done when the
+// schema is current.
+func migrateOne(ctx context.Context, w *sql.DB) (done bool, err error) {
+	tx, err := w.BeginTx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("begin migration: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback() // the error being returned matters more
+		}
+	}()
+	var version int
+	switch err := tx.QueryRow(`SELECT version FROM schema_version`).Scan(&version); {
+	case errors.Is(err, sql.ErrNoRows):
+		if _, err := tx.Exec(`INSERT INTO schema_version (version) VALUES (0)`); err != nil {
+			return false, fmt.Errorf("init schema_version: %w", err)
+		}
+	case err != nil:
+		return false, fmt.Errorf("read schema version: %w", err)
+	}
+	switch {
+	case version > schemaVersion:
+		return false, fmt.Errorf("schema version %d, binary knows %d: %w", version, schemaVersion, ErrSchemaTooNew)
+	case version == schemaVersion:
+		return true, tx.Commit()
+	}
+	if err := migrations[version](tx); err != nil {
+		return false, fmt.Errorf("migration %d: %w", version+1, err)
+	}
+	if _, err := tx.Exec(`UPDATE schema_version SET version = ?`, version+1); err != nil {
+		return false, fmt.Errorf("migration %d: set version: %w", version+1, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("migration %d: commit: %w", version+1, err)
+	}
+	return false, nil
+}

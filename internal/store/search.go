@@ -1,0 +1,105 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+)
+
+// Search records one use of the search function (AI Act Art. 12): who ran
+// it, when, why, the hash of the probe (never the probe) and what it
+// returned.
+type Search struct {
+	ID          int64
+	Actor       string
+	At          time.Time // zero means now, by the store clock
+	Purpose     string    // required
+	CaseRef     string    // case reference; empty when none
+	ProbeSHA256 [32]byte
+	K           int
+	Threshold   float64
+	Returned    []int64 // face ids, in rank order
+}
+
+// AddSearch records a search; see Tx.AddSearch.
+func (db *DB) AddSearch(ctx context.Context, s Search) (id int64, err error) {
+	err = db.Tx(ctx, func(tx *Tx) error {
+		id, err = tx.AddSearch(ctx, s)
+		return err
+	})
+	return id, err
+}
+
+// AddSearch records s and returns its id. Actor and Purpose are required,
+// K must be positive and Threshold finite; otherwise it fails with
+// ErrInvalid.
+func (tx *Tx) AddSearch(ctx context.Context, s Search) (int64, error) {
+	switch {
+	case strings.TrimSpace(s.Purpose) == "":
+		return 0, fmt.Errorf("add search: purpose required: %w", ErrInvalid)
+	case strings.TrimSpace(s.Actor) == "":
+		return 0, fmt.Errorf("add search: actor required: %w", ErrInvalid)
+	case s.K <= 0:
+		return 0, fmt.Errorf("add search: k %d must be positive: %w", s.K, ErrInvalid)
+	case math.IsNaN(s.Threshold) || math.IsInf(s.Threshold, 0):
+		return 0, fmt.Errorf("add search: threshold must be finite: %w", ErrInvalid)
+	}
+	returned := s.Returned
+	if returned == nil {
+		returned = []int64{}
+	}
+	list, err := json.Marshal(returned)
+	if err != nil {
+		return 0, fmt.Errorf("add search: %w", err)
+	}
+	at := s.At
+	if at.IsZero() {
+		at = tx.now()
+	}
+	var caseRef any
+	if s.CaseRef != "" {
+		caseRef = s.CaseRef
+	}
+	res, err := tx.tx.ExecContext(ctx, `
+INSERT INTO searches (actor, at, purpose, case_ref, probe_sha256, k, threshold, returned)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		s.Actor, ms(at), s.Purpose, caseRef, s.ProbeSHA256[:], s.K, s.Threshold, string(list))
+	if err != nil {
+		return 0, fmt.Errorf("add search: %w", err)
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return 0, fmt.Errorf("add search: %w", err)
+	}
+	return id, nil
+}
+
+// Search returns the recorded search with the given id, or ErrNotFound.
+func (db *DB) Search(ctx context.Context, id int64) (Search, error) {
+	var s Search
+	var at int64
+	var caseRef sql.NullString
+	var probe []byte
+	var list string
+	err := db.r.QueryRowContext(ctx, `
+SELECT id, actor, at, purpose, case_ref, probe_sha256, k, threshold, returned FROM searches WHERE id = ?`, id).
+		Scan(&s.ID, &s.Actor, &at, &s.Purpose, &caseRef, &probe, &s.K, &s.Threshold, &list)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Search{}, fmt.Errorf("search %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Search{}, fmt.Errorf("search %d: %w", id, err)
+	}
+	s.At = fromMS(at)
+	s.CaseRef = caseRef.String
+	copy(s.ProbeSHA256[:], probe)
+	if err := json.Unmarshal([]byte(list), &s.Returned); err != nil {
+		return Search{}, fmt.Errorf("search %d: returned: %w", id, err)
+	}
+	return s, nil
+}

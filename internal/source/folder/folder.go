@@ -1,0 +1,251 @@
+// Package folder reads a declared collection stored as a directory tree.
+//
+// Walk lists image files recursively in lexical order of their locators.
+// Symbolic links are handled as follows:
+//   - a symlink whose target (after filepath.EvalSymlinks) lies outside the
+//     root is refused with an ItemError wrapping source.ErrEscape and is not
+//     followed, whatever its name;
+//   - a symlink to a regular file inside the root is listed once, under its
+//     own locator (the target is listed under its own locator too);
+//   - symlinked directories are never followed, even inside the root (this
+//     keeps the walk finite and every file reachable by one real path).
+//
+// Hidden directories (names starting with ".") are skipped, like hidden files.
+//
+// Item.Open goes through an os.Root opened on the collection root, so the
+// file that is opened is guaranteed to lie inside the root even if a path
+// component was swapped for a symlink after listing (the kernel resolves the
+// path beneath the root directory). What is not guaranteed: that the opened
+// file is the one that was listed (a file replaced by another file, or by a
+// symlink to another file inside the root, is read as it is at open time), and
+// that the root directory itself is not moved while in use. A file larger at
+// open time than when listed, or whose stream is longer, fails with
+// source.ErrTooLarge; a shorter stream fails with io.ErrUnexpectedEOF.
+package folder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+
+	"gabarit/internal/imageproc"
+	"gabarit/internal/source"
+)
+
+var _ source.Source = (*Source)(nil)
+
+// Source is a directory tree declared as a collection. It holds no open
+// file and is safe for concurrent use.
+type Source struct {
+	root string // absolute, symlinks resolved
+	lim  source.Limits
+}
+
+// Open returns the collection rooted at root, which must exist and be a
+// directory. The root is made absolute and symlinks in it are resolved.
+func Open(root string, lim source.Limits) (*Source, error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("open folder source %s: %w", root, err)
+	}
+	abs, err = filepath.EvalSymlinks(abs)
+	if err != nil {
+		return nil, fmt.Errorf("open folder source %s: %w", root, err)
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return nil, fmt.Errorf("open folder source %s: %w", root, err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("open folder source %s: not a directory", root)
+	}
+	return &Source{root: abs, lim: lim.WithDefaults()}, nil
+}
+
+// Root returns the absolute root directory, with symlinks resolved.
+func (s *Source) Root() string { return s.root }
+
+// Walk calls fn for every image file under the root, in lexical order of
+// locators; see the package documentation for symlinks. Unreadable
+// directories and files are reported to fn as *source.ItemError and the walk
+// goes on. More than Limits.MaxEntries listed files stops the walk with an
+// error wrapping source.ErrTooLarge.
+func (s *Source) Walk(ctx context.Context, fn func(it source.Item, err error) error) error {
+	w := walker{s: s, fn: fn}
+	return w.dir(ctx, ".")
+}
+
+type walker struct {
+	s     *Source
+	fn    func(source.Item, error) error
+	count int
+}
+
+// dir walks the directory at locator dir ("." for the root).
+func (w *walker) dir(ctx context.Context, dir string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	entries, err := w.readDir(dir)
+	if err != nil {
+		return w.fn(source.Item{Locator: dir}, &source.ItemError{Locator: dir, Err: err})
+	}
+	// Sort by name, directories keyed with a trailing slash, so that the
+	// locators come out in lexical order ("a.jpg" < "a/b.jpg").
+	key := func(e fs.DirEntry) string {
+		if e.IsDir() {
+			return e.Name() + "/"
+		}
+		return e.Name()
+	}
+	slices.SortFunc(entries, func(a, b fs.DirEntry) int { return strings.Compare(key(a), key(b)) })
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		loc := e.Name()
+		if dir != "." {
+			loc = path.Join(dir, e.Name())
+		}
+		var err error
+		switch t := e.Type(); {
+		case t.IsDir():
+			if strings.HasPrefix(e.Name(), ".") {
+				continue // hidden directories are not part of the collection
+			}
+			err = w.dir(ctx, loc)
+		case t&fs.ModeSymlink != 0:
+			err = w.symlink(loc)
+		case t.IsRegular():
+			if !imageproc.IsImageName(loc) {
+				continue
+			}
+			fi, ierr := e.Info()
+			if ierr != nil {
+				err = w.fn(source.Item{Locator: loc}, &source.ItemError{Locator: loc, Err: ierr})
+				break
+			}
+			err = w.file(loc, fi)
+		default:
+			if !imageproc.IsImageName(loc) {
+				continue
+			}
+			err = w.fn(source.Item{Locator: loc}, &source.ItemError{Locator: loc, Err: fmt.Errorf("not a regular file (%s)", t)})
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *walker) readDir(dir string) ([]fs.DirEntry, error) {
+	root, err := os.OpenRoot(w.s.root)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	f, err := root.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.ReadDir(-1)
+}
+
+// symlink handles a symbolic link at loc: refused if it escapes, listed if
+// it leads to a regular image file inside, ignored if it leads to a directory.
+func (w *walker) symlink(loc string) error {
+	full := filepath.Join(w.s.root, filepath.FromSlash(loc))
+	target, err := filepath.EvalSymlinks(full)
+	if err != nil {
+		if !imageproc.IsImageName(loc) {
+			return nil
+		}
+		return w.fn(source.Item{Locator: loc}, &source.ItemError{Locator: loc, Err: fmt.Errorf("resolve symlink: %w", err)})
+	}
+	if !w.s.inside(target) {
+		return w.fn(source.Item{Locator: loc}, &source.ItemError{Locator: loc, Err: fmt.Errorf("symlink target outside the root: %w", source.ErrEscape)})
+	}
+	if !imageproc.IsImageName(loc) {
+		return nil
+	}
+	fi, err := os.Stat(target)
+	switch {
+	case err != nil:
+		return w.fn(source.Item{Locator: loc}, &source.ItemError{Locator: loc, Err: err})
+	case fi.IsDir():
+		return nil // symlinked directories are not followed
+	case !fi.Mode().IsRegular():
+		return w.fn(source.Item{Locator: loc}, &source.ItemError{Locator: loc, Err: fmt.Errorf("not a regular file (%s)", fi.Mode().Type())})
+	}
+	return w.file(loc, fi)
+}
+
+// file lists the regular image file at loc, described by fi.
+func (w *walker) file(loc string, fi fs.FileInfo) error {
+	if fi.Size() > w.s.lim.MaxFileBytes {
+		return w.fn(source.Item{Locator: loc}, &source.ItemError{Locator: loc,
+			Err: fmt.Errorf("%d bytes, limit %d: %w", fi.Size(), w.s.lim.MaxFileBytes, source.ErrTooLarge)})
+	}
+	w.count++
+	if w.count > w.s.lim.MaxEntries {
+		return fmt.Errorf("walk folder source: more than %d files: %w", w.s.lim.MaxEntries, source.ErrTooLarge)
+	}
+	size := fi.Size()
+	return w.fn(source.Item{
+		Locator: loc,
+		Size:    size,
+		ModTime: fi.ModTime(),
+		Open:    func() (io.ReadCloser, error) { return w.s.open(loc, size) },
+	}, nil)
+}
+
+// inside reports whether the absolute, resolved path p lies in the root.
+func (s *Source) inside(p string) bool {
+	rel, err := filepath.Rel(s.root, p)
+	return err == nil && filepath.IsLocal(rel)
+}
+
+// open opens the file listed at loc with size bytes, beneath the root.
+func (s *Source) open(loc string, size int64) (io.ReadCloser, error) {
+	root, err := os.OpenRoot(s.root)
+	if err != nil {
+		return nil, &source.ItemError{Locator: loc, Err: err}
+	}
+	defer root.Close()
+	// O_NONBLOCK: a file swapped for a FIFO must not block the open.
+	f, err := root.OpenFile(filepath.FromSlash(loc), os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			// os.Root refuses paths resolving outside the root; say so.
+			target, rerr := filepath.EvalSymlinks(filepath.Join(s.root, filepath.FromSlash(loc)))
+			if rerr == nil && !s.inside(target) {
+				err = fmt.Errorf("%w (%w)", source.ErrEscape, err)
+			}
+		}
+		return nil, &source.ItemError{Locator: loc, Err: err}
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, &source.ItemError{Locator: loc, Err: err}
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, &source.ItemError{Locator: loc, Err: fmt.Errorf("not a regular file (%s)", fi.Mode().Type())}
+	}
+	if fi.Size() > size {
+		f.Close()
+		return nil, &source.ItemError{Locator: loc, Err: fmt.Errorf("grew from %d to %d bytes since listing: %w", size, fi.Size(), source.ErrTooLarge)}
+	}
+	return source.ExactReader(f, size, loc), nil
+}

@@ -115,19 +115,23 @@ func TestInstallDefault(t *testing.T) {
 	}
 }
 
-// yuNetDir returns a folder holding the YuNet model, or skips the test.
+// yuNetDir returns the folder holding the YuNet model ($GABARIT_YUNET_DIR,
+// else ../shared/models/yunet-2026may beside the repository), or skips the
+// test when neither exists.
 func yuNetDir(t *testing.T) string {
 	t.Helper()
-	for _, d := range []string{os.Getenv("GABARIT_YUNET_DIR"), "../../shared/models/yunet-2026may"} {
-		if d == "" {
-			continue
-		}
-		if b, err := os.ReadFile(filepath.Join(d, YuNetDetectorFile)); err == nil && sha256Hex(b) == yuNetDetectorSHA256 {
-			return d
-		}
+	d := os.Getenv("GABARIT_YUNET_DIR")
+	if d == "" {
+		d = modeltest.SharedModel(t, "yunet-2026may")
 	}
-	t.Skipf("%s not found: set GABARIT_YUNET_DIR to the folder holding it", YuNetDetectorFile)
-	return ""
+	b, err := os.ReadFile(filepath.Join(d, YuNetDetectorFile))
+	if err != nil {
+		t.Fatalf("YuNet folder %s: %v", d, err)
+	}
+	if sha256Hex(b) != yuNetDetectorSHA256 {
+		t.Fatalf("%s in %s is not the expected file (sha256 %s)", YuNetDetectorFile, d, sha256Hex(b))
+	}
+	return d
 }
 
 func TestInstallYuNetRefusesWrongFile(t *testing.T) {

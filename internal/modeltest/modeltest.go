@@ -44,6 +44,18 @@ func SharedData(t testing.TB, name string) string {
 	return dir
 }
 
+// SharedModel returns the folder ../shared/models/NAME beside the
+// repository, and skips the test with a message when it is absent: those
+// optional models come from no package registry.
+func SharedModel(t testing.TB, name string) string {
+	t.Helper()
+	dir := filepath.Join(repoRoot(t), "..", "shared", "models", name)
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		t.Skipf("optional model folder %s is absent (not on any package registry): skipping", dir)
+	}
+	return dir
+}
+
 // repoRoot walks up from the working directory to the folder holding go.mod.
 func repoRoot(t testing.TB) string {
 	t.Helper()

@@ -13,6 +13,7 @@ import (
 
 	"gabarit/internal/face"
 	"gabarit/internal/imageproc"
+	"gabarit/internal/modelpack"
 	"gabarit/internal/modeltest"
 	"gabarit/internal/onnx"
 	"gabarit/internal/pipeline"
@@ -291,5 +292,55 @@ func TestDetectBatchMatchesSingle(t *testing.T) {
 	}
 	if found == 0 {
 		t.Fatal("no detection in any tile: the comparison proves nothing")
+	}
+}
+
+// TestYuNetPack installs the optional YuNet pack from ../shared/models and
+// runs it on the demo photos: every person is found, and each face's
+// template matches the default pack's template of the same face.
+func TestYuNetPack(t *testing.T) {
+	d := modeltest.Installed(t)
+	from := modeltest.SharedModel(t, "yunet-2026may")
+	ctx := context.Background()
+	dir := t.TempDir()
+	if err := modelpack.InstallYuNet(ctx, dir, from, d.Pack("default")); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := onnx.Open(ctx, dir, onnx.Options{Library: d.ORTLibrary()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ms.Close()
+	yp, err := pipeline.New(ms.Detector, ms.Landmarker, ms.Embedder, pipeline.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, dp, photos := openDefault(t)
+	want := map[string]int{"sample1.jpg": 3, "sample4.jpg": 4, "sample5.jpg": 5, "sample6.jpg": 4}
+	for name, n := range want {
+		path := filepath.Join(photos, name)
+		yr, err := yp.ProcessFile(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(yr.Faces) < n || len(yr.Faces) > n+1 {
+			t.Errorf("%s: YuNet found %d faces, want %d (at most 1 more)", name, len(yr.Faces), n)
+		}
+		dr, err := dp.ProcessFile(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, df := range dr.Faces {
+			best := -1.0
+			for _, yf := range yr.Faces {
+				if df.Box.IoU(yf.Box) > 0.3 {
+					s, _ := df.Embedding.Cosine(yf.Embedding)
+					best = math.Max(best, s)
+				}
+			}
+			if best < 0.7 {
+				t.Errorf("%s: face at %+v: best match in the YuNet pack %.3f, want ≥ 0.7", name, df.Box, best)
+			}
+		}
 	}
 }

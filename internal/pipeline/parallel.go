@@ -29,6 +29,11 @@ func ForEach[T any](ctx context.Context, n, workers int, fn func(ctx context.Con
 	go func() {
 		defer close(jobs)
 		for i := range n {
+			// Checked first: select alone picks at random between a ready
+			// worker and a cancelled context.
+			if ctx.Err() != nil {
+				return
+			}
 			select {
 			case jobs <- i:
 			case <-ctx.Done():

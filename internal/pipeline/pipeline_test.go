@@ -840,10 +840,13 @@ func TestForEachCancelled(t *testing.T) {
 					cancel()
 				}
 				var emitted []int
+				var started, atCancel atomic.Int64
 				runWithWatchdog(t, func() {
 					ForEach(ctx, n, workers,
 						func(_ context.Context, i int) int {
+							c := started.Add(1)
 							if i == tt.cancelAt {
+								atCancel.Store(c)
 								cancel()
 							}
 							return i
@@ -855,8 +858,14 @@ func TestForEachCancelled(t *testing.T) {
 						t.Fatalf("emitted %v, want a prefix of 0, 1, 2, …", emitted)
 					}
 				}
-				if len(emitted) == n {
-					t.Errorf("all %d indices ran despite the cancellation", n)
+				// After cancel returns, the feeder hands out at most the one
+				// index it may be sending, and each worker may still start
+				// the one it already received.
+				if after := started.Load() - atCancel.Load(); after > int64(workers)+1 {
+					t.Errorf("%d calls started after the cancellation with %d workers, want ≤ %d", after, workers, workers+1)
+				}
+				if tt.cancelAt < 0 && started.Load() != 0 {
+					t.Errorf("%d calls started on a context cancelled beforehand, want 0", started.Load())
 				}
 			})
 		}

@@ -103,6 +103,19 @@ func (k *Keyring) Seal(ctx context.Context, sourceID, faceID int64, modelID stri
 	return out[:cap(out)], nil
 }
 
+// EnsureKey loads the data key of sourceID, creating and storing it if the
+// source has none, and keeps it in memory. Call it before sealing inside a
+// transaction of a store that allows a single writer: Seal then needs no
+// write to the KeyStore.
+func (k *Keyring) EnsureKey(ctx context.Context, sourceID int64) error {
+	var key [keySize]byte
+	defer clear(key[:])
+	if err := k.dataKey(ctx, sourceID, true, &key); err != nil {
+		return fmt.Errorf("data key of source %d: %w", sourceID, err)
+	}
+	return nil
+}
+
 // Open decrypts a template sealed by Seal for the same sourceID, faceID
 // and modelID. It returns an error matching ErrShredded when the source has
 // no data key, and one matching ErrTampered when blob does not

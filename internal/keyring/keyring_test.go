@@ -666,3 +666,36 @@ func BenchmarkOpen512(b *testing.B) {
 		}
 	}
 }
+
+// TestEnsureKey: after EnsureKey, sealing for that source touches the key
+// store no more (so it can run inside a single-writer store transaction).
+func TestEnsureKey(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	fs := newFakeStore()
+	kr := newTestKeyring(t, newTestMaster(t), fs)
+	if err := kr.EnsureKey(ctx, 7); err != nil {
+		t.Fatal(err)
+	}
+	if err := kr.EnsureKey(ctx, 7); err != nil {
+		t.Fatal(err)
+	}
+	if n := fs.putCount(); n != 1 {
+		t.Fatalf("%d keys stored, want 1", n)
+	}
+	boom := errors.New("store locked by a writer")
+	fs.mu.Lock()
+	fs.getErr = func(int64) error { return boom }
+	fs.putErr = func(int64) error { return boom }
+	fs.mu.Unlock()
+	blob, err := kr.Seal(ctx, 7, 1, "m", []float32{1, 2, 3})
+	if err != nil {
+		t.Fatalf("seal after EnsureKey used the store: %v", err)
+	}
+	if got, err := kr.Open(ctx, 7, 1, "m", blob); err != nil || got[2] != 3 {
+		t.Fatalf("open: %v %v", got, err)
+	}
+	if err := kr.EnsureKey(ctx, 8); !errors.Is(err, boom) {
+		t.Fatalf("EnsureKey of a new source with a failing store: %v, want the store's error", err)
+	}
+}

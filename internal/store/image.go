@@ -56,9 +56,51 @@ func (db *DB) AddImage(ctx context.Context, img Image, faces []Face) (imageID in
 // ErrExists. A source that is missing fails with ErrNotFound, one that is not
 // active, or an invalid image or face, with ErrInvalid.
 func (tx *Tx) AddImage(ctx context.Context, img Image, faces []Face) (int64, []int64, error) {
+	return tx.addImage(ctx, img, faces, nil)
+}
+
+// Sealer encrypts the template of the face that was just given id, for
+// AddImageSealed. The ciphertext may depend on the id (the keyring binds it).
+type Sealer func(faceID int64, f Face) ([]byte, error)
+
+// AddImageSealed is AddImage for templates that must be encrypted with the
+// id each face receives: the faces' Template fields are ignored, and seal
+// gives each face its stored template once its id is known, all in the same
+// transaction (no reader ever sees a face without its template). seal runs
+// inside the write transaction, so it must not write to this DB (with the
+// keyring: call EnsureKey for the source first).
+func (db *DB) AddImageSealed(ctx context.Context, img Image, faces []Face, seal Sealer) (imageID int64, faceIDs []int64, err error) {
+	err = db.Tx(ctx, func(tx *Tx) error {
+		imageID, faceIDs, err = tx.AddImageSealed(ctx, img, faces, seal)
+		return err
+	})
+	return imageID, faceIDs, err
+}
+
+// AddImageSealed is the transactional form of DB.AddImageSealed.
+func (tx *Tx) AddImageSealed(ctx context.Context, img Image, faces []Face, seal Sealer) (int64, []int64, error) {
+	if seal == nil {
+		return 0, nil, fmt.Errorf("add image: nil sealer: %w", ErrInvalid)
+	}
+	return tx.addImage(ctx, img, faces, seal)
+}
+
+// sealPlaceholder satisfies the schema's non-empty template check between a
+// sealed face's insert and its update, inside one transaction.
+var sealPlaceholder = []byte{0}
+
+func (tx *Tx) addImage(ctx context.Context, img Image, faces []Face, seal Sealer) (int64, []int64, error) {
 	wrap := func(err error) error { return fmt.Errorf("add image %x: %w", img.SHA256[:8], err) }
 	if err := img.validate(); err != nil {
 		return 0, nil, wrap(err)
+	}
+	if seal != nil {
+		sealed := make([]Face, len(faces))
+		for i, f := range faces {
+			f.Template = sealPlaceholder
+			sealed[i] = f
+		}
+		faces = sealed
 	}
 	for i := range faces {
 		if err := faces[i].validate(); err != nil {
@@ -126,6 +168,21 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			return 0, nil, wrap(fmt.Errorf("face %d: %w", i, err))
 		}
 		if ids[i], err = res.LastInsertId(); err != nil {
+			return 0, nil, wrap(fmt.Errorf("face %d: %w", i, err))
+		}
+		if seal == nil {
+			continue
+		}
+		f := faces[i]
+		f.ID, f.ImageID, f.Template = ids[i], imageID, nil
+		blob, err := seal(ids[i], f)
+		if err == nil && len(blob) == 0 {
+			err = fmt.Errorf("sealer returned an empty template: %w", ErrInvalid)
+		}
+		if err != nil {
+			return 0, nil, wrap(fmt.Errorf("face %d: seal: %w", i, err))
+		}
+		if _, err := tx.tx.ExecContext(ctx, `UPDATE faces SET template = ? WHERE id = ?`, blob, ids[i]); err != nil {
 			return 0, nil, wrap(fmt.Errorf("face %d: %w", i, err))
 		}
 	}

@@ -19,7 +19,7 @@ var migrations = []func(tx *sql.Tx) error{
 	func(tx *sql.Tx) error {
 		_, err := tx.Exec(`
 CREATE TABLE sources (
-	id             INTEGER PRIMARY KEY,
+	id             INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: ids appear in audit entries, search results and key bindings
 	kind           TEXT    NOT NULL CHECK (kind IN ('folder', 'archive', 'video', 'enrollment')),
 	locator        TEXT    NOT NULL CHECK (locator <> ''),
 	controller     TEXT    NOT NULL CHECK (controller <> ''),
@@ -41,7 +41,7 @@ CREATE TABLE source_keys (
 ) STRICT;
 
 CREATE TABLE images (
-	id                 INTEGER PRIMARY KEY,
+	id                 INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: ids appear in audit entries, search results and key bindings
 	source_id          INTEGER NOT NULL REFERENCES sources (id),
 	sha256             BLOB    NOT NULL CHECK (length(sha256) = 32),
 	locator            TEXT    NOT NULL,
@@ -56,13 +56,13 @@ CREATE TABLE images (
 CREATE INDEX images_retention_deadline ON images (retention_deadline);
 
 CREATE TABLE subjects (
-	id         INTEGER PRIMARY KEY,
+	id         INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: ids appear in audit entries, search results and key bindings
 	label      TEXT    NOT NULL,
 	created_at INTEGER NOT NULL
 ) STRICT;
 
 CREATE TABLE faces (
-	id           INTEGER PRIMARY KEY,
+	id           INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: ids appear in audit entries, search results and key bindings
 	image_id     INTEGER NOT NULL REFERENCES images (id) ON DELETE CASCADE,
 	box_x        REAL    NOT NULL,
 	box_y        REAL    NOT NULL,
@@ -82,7 +82,7 @@ CREATE INDEX faces_image_id ON faces (image_id);
 CREATE INDEX faces_subject_id ON faces (subject_id) WHERE subject_id IS NOT NULL;
 
 CREATE TABLE searches (
-	id           INTEGER PRIMARY KEY,
+	id           INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: ids appear in audit entries, search results and key bindings
 	actor        TEXT    NOT NULL CHECK (actor <> ''),
 	at           INTEGER NOT NULL,
 	purpose      TEXT    NOT NULL CHECK (purpose <> ''),

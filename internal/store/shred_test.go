@@ -2,11 +2,13 @@ package store_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"gabarit/internal/face"
 	"gabarit/internal/keyring"
 	"gabarit/internal/store"
 )
@@ -35,8 +37,9 @@ func (k keyStore) DeleteSourceKey(ctx context.Context, id int64) error {
 	return err
 }
 
-// TestCryptoShreddingOnSQLite seals templates of two sources with data keys
-// kept in a real SQLite database, shreds one source and shows that a fresh
+// TestCryptoShreddingOnSQLite stores faces of two sources in a real SQLite
+// database with templates sealed under their face ids (AddImageSealed and
+// the keyring), reads them back, shreds one source and shows that a fresh
 // keyring on that database can no longer open its templates, while the
 // other source's still open. (Backups: keyring's doc states the rule, and
 // its own tests show that a copy of the key table defeats shredding.)
@@ -70,10 +73,40 @@ func TestCryptoShreddingOnSQLite(t *testing.T) {
 	for i := range tmpl {
 		tmpl[i] = float32(i%7) / 7
 	}
-	var blobs [2][]byte
+	// Faces are stored with templates sealed under the ids they receive.
+	// The data keys are made first: inside the store's single-writer
+	// transaction the keyring could not write a new key.
+	var faceIDs [2]int64
 	for i, s := range srcs {
-		if blobs[i], err = kr.Seal(ctx, s, int64(100+i), "test-model", tmpl); err != nil {
+		if err := kr.EnsureKey(ctx, s); err != nil {
 			t.Fatal(err)
+		}
+		img := store.Image{SourceID: s, SHA256: sha256.Sum256([]byte{byte(i)}), Locator: "p.jpg", SizeBytes: 1, Width: 10, Height: 10}
+		f := store.Face{Box: face.Box{W: 5, H: 5}, Score: 0.9, Quality: 0.5, ModelID: "test-model", Dim: 512}
+		_, ids, err := db.AddImageSealed(ctx, img, []store.Face{f}, func(id int64, f store.Face) ([]byte, error) {
+			return kr.Seal(ctx, s, id, f.ModelID, tmpl)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		faceIDs[i] = ids[0]
+	}
+	blobs := map[int64][]byte{}
+	err = db.AllTemplates(ctx, func(faceID, sourceID int64, modelID string, b []byte) error {
+		blobs[faceID] = append([]byte(nil), b...)
+		return nil
+	})
+	if err != nil || len(blobs) != 2 {
+		t.Fatalf("templates: %v, %d", err, len(blobs))
+	}
+	for i, s := range srcs {
+		got, err := kr.Open(ctx, s, faceIDs[i], "test-model", blobs[faceIDs[i]])
+		if err != nil || got[3] != tmpl[3] {
+			t.Fatalf("source %d: stored template does not open: %v", s, err)
+		}
+		// Bound to its face: the same ciphertext under another face id fails.
+		if _, err := kr.Open(ctx, s, faceIDs[i]+100, "test-model", blobs[faceIDs[i]]); !errors.Is(err, keyring.ErrTampered) {
+			t.Fatalf("template opened under another face id: %v", err)
 		}
 	}
 	if err := db.Checkpoint(ctx); err != nil {
@@ -86,10 +119,10 @@ func TestCryptoShreddingOnSQLite(t *testing.T) {
 	// A fresh keyring on the live store: no cache can help.
 	kr2 := keyring.New(master, keyStore{db})
 	defer kr2.Close()
-	if _, err := kr2.Open(ctx, srcs[0], 100, "test-model", blobs[0]); !errors.Is(err, keyring.ErrShredded) {
+	if _, err := kr2.Open(ctx, srcs[0], faceIDs[0], "test-model", blobs[faceIDs[0]]); !errors.Is(err, keyring.ErrShredded) {
 		t.Fatalf("shredded source opened: err = %v, want ErrShredded", err)
 	}
-	got, err := kr2.Open(ctx, srcs[1], 101, "test-model", blobs[1])
+	got, err := kr2.Open(ctx, srcs[1], faceIDs[1], "test-model", blobs[faceIDs[1]])
 	if err != nil || len(got) != 512 || got[1] != tmpl[1] {
 		t.Fatalf("other source: %v, %v", got[:2], err)
 	}

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"gabarit/internal/vindex"
+	"gabarit/internal/vindex/kernel"
 )
 
 // MaxDim is the largest dimension New accepts and Load reads.
@@ -222,7 +223,7 @@ func scan(ctx context.Context, q, slab []float32, ids []int64, minScore float32,
 		}
 		hi := min(lo+scanChunk, len(ids))
 		for s := lo; s < hi; s++ {
-			score := dot(q, slab[s*dim:(s+1)*dim])
+			score := kernel.Dot(q, slab[s*dim:(s+1)*dim])
 			if !(score >= minScore) {
 				continue
 			}

@@ -62,22 +62,3 @@ func BenchmarkFlatScan(b *testing.B) {
 		}
 	})
 }
-
-func BenchmarkDot(b *testing.B) {
-	r := rand.New(rand.NewPCG(2, 2))
-	x, y := unit(r, 512), unit(r, 512)
-	var sink float32
-	for _, impl := range []struct {
-		name string
-		fn   func(a, b []float32) float32
-	}{{"ref", dotRef}, {"fast", dot}} {
-		b.Run("n=512/"+impl.name, func(b *testing.B) {
-			b.ReportAllocs()
-			b.SetBytes(2 * 4 * 512)
-			for b.Loop() {
-				sink += impl.fn(x, y)
-			}
-		})
-	}
-	_ = sink // keeps the calls from being optimised away
-}

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"gabarit/internal/vindex"
+	"gabarit/internal/vindex/kernel"
 	"gabarit/internal/vindex/vindextest"
 )
 
@@ -66,47 +67,12 @@ func unit(r *rand.Rand, n int) []float32 {
 	return v
 }
 
-// TestDotMatchesRef checks the fast dot product against the reference across
-// lengths that exercise the unrolled body, the tail and both together.
-func TestDotMatchesRef(t *testing.T) {
-	r := rand.New(rand.NewPCG(1, 2))
-	lengths := []int{128, 512, 513}
-	for n := range 71 {
-		lengths = append(lengths, n)
-	}
-	for _, n := range lengths {
-		for range 20 {
-			a, b := randVec(r, n), randVec(r, n)
-			var mag float64 // sum of |a_i b_i| bounds the rounding error
-			for i := range a {
-				mag += math.Abs(float64(a[i]) * float64(b[i]))
-			}
-			got, want := dot(a, b), dotRef(a, b)
-			if diff := math.Abs(float64(got - want)); diff > 1e-5*mag+1e-6 {
-				t.Fatalf("n=%d: dot = %v, dotRef = %v (diff %g, magnitude %g)", n, got, want, diff, mag)
-			}
-		}
-	}
-	// Exact on integers, where no rounding happens.
-	for _, n := range lengths {
-		a, b := make([]float32, n), make([]float32, n)
-		var want float32
-		for i := range a {
-			a[i], b[i] = float32(i%7-3), float32(i%5-2)
-			want += a[i] * b[i]
-		}
-		if got := dot(a, b); got != want {
-			t.Fatalf("n=%d: dot of small integers = %v, want %v", n, got, want)
-		}
-	}
-}
-
 func TestZeroAllocs(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	const dim, n = 512, 1000
 	a, b := unit(r, dim), unit(r, dim)
-	if allocs := testing.AllocsPerRun(100, func() { dot(a, b) }); allocs != 0 {
-		t.Errorf("dot allocates %v times per call, want 0", allocs)
+	if allocs := testing.AllocsPerRun(100, func() { kernel.Dot(a, b) }); allocs != 0 {
+		t.Errorf("kernel.Dot allocates %v times per call, want 0", allocs)
 	}
 	slab := make([]float32, 0, dim*n)
 	ids := make([]int64, n)

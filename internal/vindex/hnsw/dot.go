@@ -2,34 +2,6 @@ package hnsw
 
 import "math"
 
-// dotRef returns the dot product of a and b, which have the same length.
-// It is the plain reference loop the fast path is tested against.
-func dotRef(a, b []float32) float32 {
-	var s float32
-	for i := range a {
-		s += a[i] * b[i]
-	}
-	return s
-}
-
-// dot returns the dot product of a and b, which have the same length,
-// unrolled by 8 into 4 accumulators like flat's kernel. It does not allocate.
-func dot(a, b []float32) float32 {
-	b = b[:len(a)]
-	var s0, s1, s2, s3 float32
-	for len(a) >= 8 && len(b) >= 8 {
-		s0 += a[0]*b[0] + a[4]*b[4]
-		s1 += a[1]*b[1] + a[5]*b[5]
-		s2 += a[2]*b[2] + a[6]*b[6]
-		s3 += a[3]*b[3] + a[7]*b[7]
-		a, b = a[8:], b[8:]
-	}
-	for i := range a {
-		s0 += a[i] * b[i]
-	}
-	return (s0 + s1) + (s2 + s3)
-}
-
 // dot8Ref returns the dot product of the int8 vectors a and b (same length)
 // as an exact int64: the reference for dot8.
 func dot8Ref(a, b []int8) int64 {

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"gabarit/internal/vindex"
+	"gabarit/internal/vindex/kernel"
 )
 
 // build returns an index of the given vectors with ids 0, 1, ….
@@ -39,7 +40,7 @@ func recall(t *testing.T, x *Index, live map[int64][]float32, queries [][]float3
 	for _, q := range queries {
 		scores := make([]float32, 0, len(live))
 		for _, v := range live {
-			scores = append(scores, dotRef(q, v))
+			scores = append(scores, kernel.DotRef(q, v))
 		}
 		slices.SortFunc(scores, func(a, b float32) int { return cmp.Compare(b, a) })
 		kth := scores[min(10, len(scores))-1]
@@ -52,7 +53,7 @@ func recall(t *testing.T, x *Index, live map[int64][]float32, queries [][]float3
 			if !ok {
 				t.Fatalf("Search returned id %d, which is not live", h.ID)
 			}
-			if dotRef(q, v) >= kth-1e-5 {
+			if kernel.DotRef(q, v) >= kth-1e-5 {
 				found++
 			}
 		}

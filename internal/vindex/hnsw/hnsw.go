@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"gabarit/internal/vindex"
+	"gabarit/internal/vindex/kernel"
 )
 
 // MaxDim is the largest dimension New accepts and Load reads.
@@ -245,7 +246,7 @@ func (x *Index) Search(ctx context.Context, q []float32, k int, minScore float32
 
 	hits := make([]vindex.Hit, 0, len(cs))
 	for _, c := range cs {
-		if sc := dot(q, g.vec(c.s)); sc >= minScore {
+		if sc := kernel.Dot(q, g.vec(c.s)); sc >= minScore {
 			hits = append(hits, vindex.Hit{ID: g.ids[c.s], Score: sc})
 		}
 	}

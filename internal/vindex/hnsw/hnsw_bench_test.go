@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"gabarit/internal/vindex/flat"
+	"gabarit/internal/vindex/kernel"
 )
 
 // clustered returns n unit vectors of dimension dim shaped like face
@@ -124,7 +125,7 @@ func benchHNSW(b *testing.B, dim, n int) {
 						b.Fatal(err)
 					}
 					for _, h := range hits {
-						if sc := dot(q, vecs[h.ID]); sc >= kth[i]-1e-6 {
+						if sc := kernel.Dot(q, vecs[h.ID]); sc >= kth[i]-1e-6 {
 							found++
 							if sc >= matchScore {
 								foundMatch++
@@ -185,7 +186,7 @@ func BenchmarkDot8(b *testing.B) {
 	b.Run("n=512/float32", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			fsink += dot(x, y)
+			fsink += kernel.Dot(x, y)
 		}
 	})
 	_, _ = sink, fsink // keeps the calls from being optimised away

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"gabarit/internal/vindex"
+	"gabarit/internal/vindex/kernel"
 	"gabarit/internal/vindex/vindextest"
 )
 
@@ -71,24 +72,6 @@ func lengths() []int {
 	return ls
 }
 
-func TestDotMatchesRef(t *testing.T) {
-	t.Parallel()
-	r := rand.New(rand.NewPCG(1, 2))
-	for _, n := range lengths() {
-		for range 10 {
-			a, b := randVec(r, n), randVec(r, n)
-			var mag float64 // sum of |a_i b_i| bounds the rounding error
-			for i := range a {
-				mag += math.Abs(float64(a[i]) * float64(b[i]))
-			}
-			got, want := dot(a, b), dotRef(a, b)
-			if diff := math.Abs(float64(got - want)); diff > 1e-5*mag+1e-6 {
-				t.Fatalf("n=%d: dot = %v, dotRef = %v (diff %g)", n, got, want, diff)
-			}
-		}
-	}
-}
-
 func TestDot8MatchesRef(t *testing.T) {
 	t.Parallel()
 	r := rand.New(rand.NewPCG(3, 4))
@@ -140,8 +123,8 @@ func TestQuantizedDotMatchesFloat(t *testing.T) {
 				bound += float64(sa)/2*math.Abs(float64(b[i])) + float64(sb)/2*math.Abs(float64(sa)*float64(ca[i]))
 			}
 			got := float64(sa) * float64(sb) * float64(dot8(ca, cb))
-			if diff := math.Abs(got - float64(dotRef(a, b))); diff > bound+1e-6 {
-				t.Fatalf("n=%d: int8 dot %v, float dot %v, diff %g above bound %g", n, got, dotRef(a, b), diff, bound)
+			if diff := math.Abs(got - float64(kernel.DotRef(a, b))); diff > bound+1e-6 {
+				t.Fatalf("n=%d: int8 dot %v, float dot %v, diff %g above bound %g", n, got, kernel.DotRef(a, b), diff, bound)
 			}
 		}
 	}
@@ -160,7 +143,7 @@ func TestZeroAllocs(t *testing.T) {
 	ca, cb := make([]int8, 512), make([]int8, 512)
 	quantize(a, ca)
 	quantize(b, cb)
-	if n := testing.AllocsPerRun(100, func() { dot(a, b) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { kernel.Dot(a, b) }); n != 0 {
 		t.Errorf("dot allocates %v times per call, want 0", n)
 	}
 	if n := testing.AllocsPerRun(100, func() { dot8(ca, cb) }); n != 0 {

@@ -1,8 +1,11 @@
-package flat
+// Package kernel holds the float32 distance kernels shared by the vector
+// indexes: a plain reference loop and the fast path tested against it (in
+// the style of Weaviate's distancer).
+package kernel
 
-// dotRef returns the dot product of a and b, which have the same length.
+// DotRef returns the dot product of a and b, which have the same length.
 // It is the plain reference loop the fast path is tested against.
-func dotRef(a, b []float32) float32 {
+func DotRef(a, b []float32) float32 {
 	var s float32
 	for i := range a {
 		s += a[i] * b[i]
@@ -10,13 +13,13 @@ func dotRef(a, b []float32) float32 {
 	return s
 }
 
-// dot returns the dot product of a and b, which have the same length. It is
+// Dot returns the dot product of a and b, which have the same length. It is
 // unrolled by 8 into 4 independent accumulators, so that the additions do not
 // all wait on one another, and it does not allocate. Its rounding differs
-// from dotRef's by the order of the additions only. (Measured on amd64: this
+// from DotRef's by the order of the additions only. (Measured on amd64: this
 // shape beat 8 accumulators and index-based loops; a SIMD kernel can replace
-// it later, tested against dotRef the same way.)
-func dot(a, b []float32) float32 {
+// it later, tested against DotRef the same way.)
+func Dot(a, b []float32) float32 {
 	b = b[:len(a)]
 	var s0, s1, s2, s3 float32
 	for len(a) >= 8 && len(b) >= 8 {

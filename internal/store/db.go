@@ -197,6 +197,20 @@ type scanner interface {
 	Scan(dest ...any) error
 }
 
+// collect reads every row with scan and closes rows.
+func collect[T any](rows *sql.Rows, scan func(scanner) (T, error)) ([]T, error) {
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
 var (
 	_ scanner = (*sql.Row)(nil)
 	_ scanner = (*sql.Rows)(nil)

@@ -148,16 +148,8 @@ func (db *DB) Faces(ctx context.Context, imageID int64) ([]Face, error) {
 	if err != nil {
 		return nil, fmt.Errorf("faces of image %d: %w", imageID, err)
 	}
-	defer rows.Close()
-	var out []Face
-	for rows.Next() {
-		f, err := scanFace(rows)
-		if err != nil {
-			return nil, fmt.Errorf("faces of image %d: %w", imageID, err)
-		}
-		out = append(out, f)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := collect(rows, scanFace)
+	if err != nil {
 		return nil, fmt.Errorf("faces of image %d: %w", imageID, err)
 	}
 	return out, nil
@@ -169,16 +161,10 @@ func faceIDs(ctx context.Context, q *sql.Tx, imageID int64) ([]int64, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
+	return collect(rows, func(sc scanner) (id int64, err error) {
+		err = sc.Scan(&id)
+		return id, err
+	})
 }
 
 // AllTemplates streams every face's template to fn in face id order, with

@@ -247,16 +247,8 @@ WHERE retention_deadline <= ? ORDER BY retention_deadline, id LIMIT ?`, ms(now),
 	if err != nil {
 		return nil, fmt.Errorf("expired images: %w", err)
 	}
-	defer rows.Close()
-	var out []Image
-	for rows.Next() {
-		img, err := scanImage(rows)
-		if err != nil {
-			return nil, fmt.Errorf("expired images: %w", err)
-		}
-		out = append(out, img)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := collect(rows, scanImage)
+	if err != nil {
 		return nil, fmt.Errorf("expired images: %w", err)
 	}
 	return out, nil

@@ -184,16 +184,8 @@ func (db *DB) Sources(ctx context.Context) ([]Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sources: %w", err)
 	}
-	defer rows.Close()
-	var out []Source
-	for rows.Next() {
-		s, err := scanSource(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sources: %w", err)
-		}
-		out = append(out, s)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := collect(rows, scanSource)
+	if err != nil {
 		return nil, fmt.Errorf("sources: %w", err)
 	}
 	return out, nil

@@ -197,6 +197,19 @@ type scanner interface {
 	Scan(dest ...any) error
 }
 
+// one scans a single row; no row is ErrNotFound. Errors are prefixed with what.
+func one[T any](row *sql.Row, scan func(scanner) (T, error), what string) (T, error) {
+	v, err := scan(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = ErrNotFound
+	}
+	if err != nil {
+		var zero T
+		return zero, fmt.Errorf("%s: %w", what, err)
+	}
+	return v, nil
+}
+
 // collect reads every row with scan and closes rows.
 func collect[T any](rows *sql.Rows, scan func(scanner) (T, error)) ([]T, error) {
 	defer rows.Close()

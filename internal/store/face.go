@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -132,14 +131,8 @@ func scanFace(sc scanner) (Face, error) {
 
 // Face returns the face with the given id, or ErrNotFound.
 func (db *DB) Face(ctx context.Context, id int64) (Face, error) {
-	f, err := scanFace(db.r.QueryRowContext(ctx, `SELECT `+faceColumns+` FROM faces WHERE id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Face{}, fmt.Errorf("face %d: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return Face{}, fmt.Errorf("face %d: %w", id, err)
-	}
-	return f, nil
+	row := db.r.QueryRowContext(ctx, `SELECT `+faceColumns+` FROM faces WHERE id = ?`, id)
+	return one(row, scanFace, fmt.Sprintf("face %d", id))
 }
 
 // Faces returns the faces of an image in id order (none for an unknown image).

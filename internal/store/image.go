@@ -212,28 +212,16 @@ func scanImage(sc scanner) (Image, error) {
 
 // Image returns the image with the given id, or ErrNotFound.
 func (db *DB) Image(ctx context.Context, id int64) (Image, error) {
-	img, err := scanImage(db.r.QueryRowContext(ctx, `SELECT `+imageColumns+` FROM images WHERE id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Image{}, fmt.Errorf("image %d: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return Image{}, fmt.Errorf("image %d: %w", id, err)
-	}
-	return img, nil
+	row := db.r.QueryRowContext(ctx, `SELECT `+imageColumns+` FROM images WHERE id = ?`, id)
+	return one(row, scanImage, fmt.Sprintf("image %d", id))
 }
 
 // ImageBySHA returns the image of a source with the given content hash, or
 // ErrNotFound.
 func (db *DB) ImageBySHA(ctx context.Context, sourceID int64, sha [32]byte) (Image, error) {
-	img, err := scanImage(db.r.QueryRowContext(ctx,
-		`SELECT `+imageColumns+` FROM images WHERE source_id = ? AND sha256 = ?`, sourceID, sha[:]))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Image{}, fmt.Errorf("image %x in source %d: %w", sha[:8], sourceID, ErrNotFound)
-	}
-	if err != nil {
-		return Image{}, fmt.Errorf("image %x in source %d: %w", sha[:8], sourceID, err)
-	}
-	return img, nil
+	row := db.r.QueryRowContext(ctx,
+		`SELECT `+imageColumns+` FROM images WHERE source_id = ? AND sha256 = ?`, sourceID, sha[:])
+	return one(row, scanImage, fmt.Sprintf("image %x in source %d", sha[:8], sourceID))
 }
 
 // ExpiredImages returns at most limit images whose retention deadline is at

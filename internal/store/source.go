@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -168,14 +167,8 @@ func scanSource(sc scanner) (Source, error) {
 
 // Source returns the source with the given id, or ErrNotFound.
 func (db *DB) Source(ctx context.Context, id int64) (Source, error) {
-	s, err := scanSource(db.r.QueryRowContext(ctx, `SELECT `+sourceColumns+` FROM sources WHERE id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Source{}, fmt.Errorf("source %d: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return Source{}, fmt.Errorf("source %d: %w", id, err)
-	}
-	return s, nil
+	row := db.r.QueryRowContext(ctx, `SELECT `+sourceColumns+` FROM sources WHERE id = ?`, id)
+	return one(row, scanSource, fmt.Sprintf("source %d", id))
 }
 
 // Sources returns every source, in id order, whatever its state.

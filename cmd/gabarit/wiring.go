@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -73,15 +75,14 @@ func (f *faceFlags) open(ctx context.Context, cfg pipeline.Config) (*faceKit, er
 		o.Library = d.GPULibrary()
 		o.CUDAProvider = filepath.Join(d.GPULibraryDir(), "libonnxruntime_providers_cuda.so")
 	}
-	dir := f.packDir()
-	m, err := modelpack.Open(dir)
-	if err != nil {
-		return nil, fmt.Errorf("%w (install it with: gabarit setup)", err)
+	models, err := onnx.Open(ctx, f.packDir(), o)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w (install with: gabarit setup)", err)
 	}
-	models, err := onnx.Open(ctx, dir, o)
 	if err != nil {
 		return nil, err
 	}
+	m := models.Manifest
 	cfg.MinFace = f.minFace
 	cfg.MinFaceFraction = f.minFaceFrac
 	cfg.DecodeSide = f.decodeSide

@@ -76,6 +76,7 @@ func registerCUDA(path string) error {
 
 // Models are the opened networks of one model pack.
 type Models struct {
+	Manifest   *modelpack.Manifest // the pack's verified manifest
 	Detector   *Detector
 	Landmarker *Landmarker // nil when the detector gives landmarks
 	Embedder   *Embedder
@@ -94,7 +95,7 @@ func Open(ctx context.Context, dir string, o Options) (*Models, error) {
 	if err := acquire(o); err != nil {
 		return nil, err
 	}
-	ms := &Models{}
+	ms := &Models{Manifest: m}
 	fail := func(err error) (*Models, error) {
 		_ = ms.Close() // the original error matters more than a failed cleanup
 		return nil, err

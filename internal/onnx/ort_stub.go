@@ -9,6 +9,7 @@ import (
 
 	"gabarit/internal/face"
 	"gabarit/internal/imageproc"
+	"gabarit/internal/modelpack"
 )
 
 // Available reports whether this build can run ONNX models.
@@ -18,6 +19,7 @@ var errNoORT = fmt.Errorf("onnx: this binary was built without cgo and the onnx 
 
 // Models are the opened networks of one model pack.
 type Models struct {
+	Manifest   *modelpack.Manifest
 	Detector   *Detector
 	Landmarker *Landmarker
 	Embedder   *Embedder

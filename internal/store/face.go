@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"gabarit/internal/face"
@@ -165,8 +166,15 @@ func faceIDs(ctx context.Context, q *sql.Tx, imageID int64) ([]int64, error) {
 // reads one consistent snapshot. template is valid only until fn returns
 // (copy it to keep it). An error from fn stops the scan and is returned.
 func (db *DB) AllTemplates(ctx context.Context, fn func(faceID, sourceID int64, modelID string, template []byte) error) error {
+	return db.TemplatesAfter(ctx, 0, fn)
+}
+
+// TemplatesAfter is AllTemplates restricted to the faces whose id is greater
+// than after: the ones added since an index was saved.
+func (db *DB) TemplatesAfter(ctx context.Context, after int64, fn func(faceID, sourceID int64, modelID string, template []byte) error) error {
 	rows, err := db.r.QueryContext(ctx, `
-SELECT f.id, i.source_id, f.model_id, f.template FROM faces f JOIN images i ON i.id = f.image_id ORDER BY f.id`)
+SELECT f.id, i.source_id, f.model_id, f.template FROM faces f JOIN images i ON i.id = f.image_id
+WHERE f.id > ? ORDER BY f.id`, after)
 	if err != nil {
 		return fmt.Errorf("all templates: %w", err)
 	}
@@ -228,4 +236,76 @@ func (tx *Tx) DeleteFaces(ctx context.Context, ids []int64) (int64, error) {
 		return 0, fmt.Errorf("delete %d faces: %w", len(ids), err)
 	}
 	return n, nil
+}
+
+// FaceCountUpTo returns the number of faces whose id is at most maxID and the
+// largest face id stored (0 when there are none): with them an index saved
+// up to maxID can tell whether faces were deleted since.
+func (db *DB) FaceCountUpTo(ctx context.Context, maxID int64) (n, maxStored int64, err error) {
+	err = db.r.QueryRowContext(ctx,
+		`SELECT (SELECT count(*) FROM faces WHERE id <= ?), coalesce((SELECT max(id) FROM faces), 0)`, maxID).
+		Scan(&n, &maxStored)
+	if err != nil {
+		return 0, 0, fmt.Errorf("face count: %w", err)
+	}
+	return n, maxStored, nil
+}
+
+// FaceRef is a face with what a search result shows of it: its image and the
+// legal frame of its source.
+type FaceRef struct {
+	Face
+	SourceID   int64
+	Locator    string // the image's locator inside the source
+	LegalBasis LegalBasis
+	Controller string
+}
+
+// FaceRefs returns the faces with the given ids that exist, by id; ids that
+// are not stored (deleted, never added) are absent from the map.
+func (db *DB) FaceRefs(ctx context.Context, ids []int64) (map[int64]FaceRef, error) {
+	out := make(map[int64]FaceRef, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	q := `SELECT ` + prefixed("f.", faceColumns) + `, i.source_id, i.locator, s.legal_basis, s.controller
+FROM faces f JOIN images i ON i.id = f.image_id JOIN sources s ON s.id = i.source_id
+WHERE f.id IN (SELECT value FROM json_each(?))`
+	list, err := json.Marshal(ids)
+	if err != nil {
+		return nil, fmt.Errorf("face refs: %w", err)
+	}
+	rows, err := db.r.QueryContext(ctx, q, string(list))
+	if err != nil {
+		return nil, fmt.Errorf("face refs: %w", err)
+	}
+	refs, err := collect(rows, func(sc scanner) (FaceRef, error) {
+		var r FaceRef
+		f, err := scanFace(scanFunc(func(dest ...any) error {
+			return sc.Scan(append(dest, &r.SourceID, &r.Locator, &r.LegalBasis, &r.Controller)...)
+		}))
+		r.Face = f
+		return r, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("face refs: %w", err)
+	}
+	for _, r := range refs {
+		out[r.ID] = r
+	}
+	return out, nil
+}
+
+// scanFunc adapts a function to scanner.
+type scanFunc func(dest ...any) error
+
+func (f scanFunc) Scan(dest ...any) error { return f(dest...) }
+
+// prefixed qualifies each column of a comma-separated list with prefix.
+func prefixed(prefix, columns string) string {
+	parts := strings.Split(columns, ",")
+	for i, p := range parts {
+		parts[i] = prefix + strings.TrimSpace(p)
+	}
+	return strings.Join(parts, ", ")
 }

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+
+	"gabarit/internal/keyring"
 )
 
 // PutSourceKey stores the wrapped data key of a source; see Tx.PutSourceKey.
@@ -76,4 +78,32 @@ func (tx *Tx) DeleteSourceKey(ctx context.Context, sourceID int64) error {
 		return fmt.Errorf("delete source %d key: %w", sourceID, err)
 	}
 	return affectedOne(res, fmt.Sprintf("delete source %d key", sourceID))
+}
+
+// KeyStore returns db as a keyring.KeyStore: the wrapped data keys live in
+// the source_keys table, and a missing key is keyring.ErrNoKey.
+func (db *DB) KeyStore() keyring.KeyStore { return keyStore{db} }
+
+type keyStore struct{ db *DB }
+
+var _ keyring.KeyStore = keyStore{}
+
+func (k keyStore) SourceKey(ctx context.Context, id int64) ([]byte, error) {
+	b, err := k.db.SourceKey(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, errors.Join(keyring.ErrNoKey, err)
+	}
+	return b, err
+}
+
+func (k keyStore) PutSourceKey(ctx context.Context, id int64, wrapped []byte) error {
+	return k.db.PutSourceKey(ctx, id, wrapped)
+}
+
+func (k keyStore) DeleteSourceKey(ctx context.Context, id int64) error {
+	err := k.db.DeleteSourceKey(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	return err
 }

@@ -124,6 +124,12 @@ CREATE TABLE ingest_progress (
 `)
 		return err
 	},
+	// 2: ingestion skips content it has already seen in a source under any
+	// name, including images since purged or erased (looked up by hash).
+	func(tx *sql.Tx) error {
+		_, err := tx.Exec(`CREATE INDEX ingest_progress_sha256 ON ingest_progress (source_id, sha256) WHERE sha256 IS NOT NULL`)
+		return err
+	},
 }
 
 // migrate brings the database on the writer w to schemaVersion, one

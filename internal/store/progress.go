@@ -61,3 +61,20 @@ func (db *DB) Progress(ctx context.Context, sourceID int64, locator string) (sta
 	}
 	return state, true, nil
 }
+
+// SeenContent reports whether content with hash sha was ingested from a
+// source (state done, under any locator), even if its image has since been
+// purged or erased: ingestion must not bring it back.
+func (db *DB) SeenContent(ctx context.Context, sourceID int64, sha [32]byte) (bool, error) {
+	var one int
+	err := db.r.QueryRowContext(ctx,
+		`SELECT 1 FROM ingest_progress WHERE source_id = ? AND sha256 = ? AND state = 'done' LIMIT 1`,
+		sourceID, sha[:]).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("seen content in source %d: %w", sourceID, err)
+	}
+	return true, nil
+}

@@ -13,30 +13,6 @@ import (
 	"gabarit/internal/store"
 )
 
-// keyStore adapts *store.DB to keyring.KeyStore: the store's ErrNotFound
-// is the keyring's ErrNoKey.
-type keyStore struct{ db *store.DB }
-
-func (k keyStore) SourceKey(ctx context.Context, id int64) ([]byte, error) {
-	b, err := k.db.SourceKey(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, errors.Join(keyring.ErrNoKey, err)
-	}
-	return b, err
-}
-
-func (k keyStore) PutSourceKey(ctx context.Context, id int64, w []byte) error {
-	return k.db.PutSourceKey(ctx, id, w)
-}
-
-func (k keyStore) DeleteSourceKey(ctx context.Context, id int64) error {
-	err := k.db.DeleteSourceKey(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
-	}
-	return err
-}
-
 // TestCryptoShreddingOnSQLite stores faces of two sources in a real SQLite
 // database with templates sealed under their face ids (AddImageSealed and
 // the keyring), reads them back, shreds one source and shows that a fresh
@@ -55,7 +31,7 @@ func TestCryptoShreddingOnSQLite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kr := keyring.New(master, keyStore{db})
+	kr := keyring.New(master, db.KeyStore())
 	defer kr.Close()
 
 	var srcs [2]int64
@@ -117,7 +93,7 @@ func TestCryptoShreddingOnSQLite(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A fresh keyring on the live store: no cache can help.
-	kr2 := keyring.New(master, keyStore{db})
+	kr2 := keyring.New(master, db.KeyStore())
 	defer kr2.Close()
 	if _, err := kr2.Open(ctx, srcs[0], faceIDs[0], "test-model", blobs[faceIDs[0]]); !errors.Is(err, keyring.ErrShredded) {
 		t.Fatalf("shredded source opened: err = %v, want ErrShredded", err)

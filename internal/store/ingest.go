@@ -16,7 +16,7 @@ type IngestRecord struct {
 	// Templates are the faces' templates in clear, one per face, handed to
 	// the sealer of CommitIngest and never stored as such.
 	Templates [][]float32
-	Failed  string   // non-empty: the entry failed for this short reason, nothing is added
+	Failed    string // non-empty: the entry failed for this short reason, nothing is added
 }
 
 // TemplateSealer encrypts the clear template of a face that has just

@@ -4,6 +4,7 @@
 package face
 
 import (
+	"context"
 	"errors"
 	"math"
 )
@@ -126,4 +127,17 @@ func Primary(faces []Face, w, h int) int {
 		}
 	}
 	return best
+}
+
+// Analysis is what an Analyzer finds in one image.
+type Analysis struct {
+	Width, Height int    // pixels, after EXIF orientation
+	Faces         []Face // with L2-normalised embeddings
+}
+
+// Analyzer finds the faces of one encoded image and embeds them. It is the
+// face path seen by ingestion, search and rights requests. Analyze must be
+// safe for concurrent use; its errors describe the image (corrupt, too large).
+type Analyzer interface {
+	Analyze(ctx context.Context, data []byte) (Analysis, error)
 }

@@ -25,7 +25,7 @@
 // One bad file never stops the batch: it is reported in Summary.Errors and
 // recorded as failed, and the next run tries it again.
 //
-// The package depends on interfaces (Analyzer, Store, Keys, vindex.Index);
+// The package depends on interfaces (face.Analyzer, Store, Keys, vindex.Index);
 // cmd/gabarit wires the ONNX pipeline, the SQLite store, the keyring and the
 // index.
 package ingest

@@ -17,18 +17,6 @@ import (
 	"gabarit/internal/vindex"
 )
 
-// Analysis is what an Analyzer finds in one image.
-type Analysis struct {
-	Width, Height int         // pixels, after EXIF orientation
-	Faces         []face.Face // with L2-normalised embeddings
-}
-
-// Analyzer finds and embeds the faces of one encoded image. It must be safe
-// for concurrent use; errors describe the image (corrupt, too large, …).
-type Analyzer interface {
-	Analyze(ctx context.Context, data []byte) (Analysis, error)
-}
-
 // Store records the outcome of ingestion; *store.DB implements it.
 type Store interface {
 	// Progress returns the recorded outcome of the entry at locator.
@@ -94,7 +82,7 @@ type item struct {
 	size    int64
 	mod     time.Time
 	data    []byte
-	result  Analysis
+	result  face.Analysis
 	err     error // set when the entry failed; reason is its text
 	reason  string
 }
@@ -104,7 +92,7 @@ type item struct {
 // error that stops the whole run (the store or the index failing, the source
 // becoming unreadable, ctx cancelled); the Summary then counts what was
 // committed before it. Entries that fail on their own are in Summary.Errors.
-func Run(ctx context.Context, src source.Source, an Analyzer, st Store, keys Keys, idx vindex.Index, cfg Config) (Summary, error) {
+func Run(ctx context.Context, src source.Source, an face.Analyzer, st Store, keys Keys, idx vindex.Index, cfg Config) (Summary, error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = runtime.GOMAXPROCS(0)
 	}
@@ -170,7 +158,7 @@ func Run(ctx context.Context, src source.Source, an Analyzer, st Store, keys Key
 
 type run struct {
 	cfg   Config
-	an    Analyzer
+	an    face.Analyzer
 	st    Store
 	keys  Keys
 	idx   vindex.Index
@@ -347,7 +335,7 @@ func (r *run) commit(ctx context.Context, batch []*item) error {
 		if ctx.Err() != nil || !errors.Is(err, store.ErrInvalid) {
 			return err // interrupted, or the store itself is failing
 		}
-		x.err, x.result = err, Analysis{}
+		x.err, x.result = err, face.Analysis{}
 		if err := r.commitAll(ctx, []*item{x}); err != nil {
 			return err
 		}

@@ -32,22 +32,22 @@ type fakeAnalyzer struct {
 	calls atomic.Int64
 }
 
-func (a *fakeAnalyzer) Analyze(ctx context.Context, data []byte) (ingest.Analysis, error) {
+func (a *fakeAnalyzer) Analyze(ctx context.Context, data []byte) (face.Analysis, error) {
 	a.calls.Add(1)
 	switch {
 	case bytes.HasPrefix(data, []byte("bad")):
-		return ingest.Analysis{}, errors.New("corrupt image")
+		return face.Analysis{}, errors.New("corrupt image")
 	case bytes.HasPrefix(data, []byte("zero")):
-		return ingest.Analysis{Width: 0, Height: 10}, nil
+		return face.Analysis{Width: 0, Height: 10}, nil
 	case bytes.HasPrefix(data, []byte("none")):
-		return ingest.Analysis{Width: 10, Height: 10}, nil
+		return face.Analysis{Width: 10, Height: 10}, nil
 	}
 	h := sha256.Sum256(data)
 	v := make([]float32, dim)
 	for i := range v {
 		v[i] = float32(h[i]) - 127.5
 	}
-	return ingest.Analysis{Width: 100, Height: 80, Faces: []face.Face{{
+	return face.Analysis{Width: 100, Height: 80, Faces: []face.Face{{
 		Box: face.Box{X: 1, Y: 2, W: 30, H: 40}, Score: 0.9, Quality: 0.5, Embedding: face.Normalize(v),
 	}}}, nil
 }
@@ -94,7 +94,7 @@ func newEnv(t *testing.T, files map[string]string) *env {
 	return &env{db: db, keys: kr, idx: flat.New(dim), src: id, dir: photos}
 }
 
-func (e *env) run(t *testing.T, ctx context.Context, an ingest.Analyzer) (ingest.Summary, error) {
+func (e *env) run(t *testing.T, ctx context.Context, an face.Analyzer) (ingest.Summary, error) {
 	t.Helper()
 	src, err := folder.Open(e.dir, source.Limits{})
 	if err != nil {
@@ -213,7 +213,7 @@ type cancelAfter struct {
 	cancel context.CancelFunc
 }
 
-func (a *cancelAfter) Analyze(ctx context.Context, data []byte) (ingest.Analysis, error) {
+func (a *cancelAfter) Analyze(ctx context.Context, data []byte) (face.Analysis, error) {
 	if a.calls.Load() == a.n {
 		a.cancel()
 	}

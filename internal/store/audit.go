@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 )
@@ -154,4 +155,34 @@ func (db *DB) VerifyAudit(ctx context.Context) (ok bool, firstBad int64, err err
 		return false, 0, fmt.Errorf("verify audit: %w", err)
 	}
 	return true, 0, nil
+}
+
+// AuditEntries returns the audit entries with ids in [from, to] in id order
+// (to ≤ 0: up to the last).
+func (db *DB) AuditEntries(ctx context.Context, from, to int64) ([]AuditEntry, error) {
+	if to <= 0 {
+		to = math.MaxInt64
+	}
+	rows, err := db.r.QueryContext(ctx, `SELECT id, at, actor, action, object, detail, prev_hash, hash FROM audit
+WHERE id BETWEEN ? AND ? ORDER BY id`, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("audit entries: %w", err)
+	}
+	out, err := collect(rows, func(sc scanner) (AuditEntry, error) {
+		var e AuditEntry
+		var at int64
+		var detail string
+		var prevHash, hash []byte
+		if err := sc.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.Object, &detail, &prevHash, &hash); err != nil {
+			return e, err
+		}
+		e.At, e.Detail = fromMS(at), json.RawMessage(detail)
+		copy(e.PrevHash[:], prevHash)
+		copy(e.Hash[:], hash)
+		return e, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("audit entries: %w", err)
+	}
+	return out, nil
 }

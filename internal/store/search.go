@@ -103,3 +103,38 @@ SELECT id, actor, at, purpose, case_ref, probe_sha256, k, threshold, returned FR
 	}
 	return s, nil
 }
+
+// RecordSearch records a search and its audit entry in one transaction, so
+// that no search is ever returned without its trace (AI Act Art. 12). The
+// entry's Object is set to "search/ID"; its Detail holds what was asked and
+// returned (purpose, case, probe hash, k, threshold, face ids), never the
+// probe.
+func (db *DB) RecordSearch(ctx context.Context, s Search) (searchID, auditID int64, err error) {
+	err = db.Tx(ctx, func(tx *Tx) error {
+		if searchID, err = tx.AddSearch(ctx, s); err != nil {
+			return err
+		}
+		returned := s.Returned
+		if returned == nil {
+			returned = []int64{}
+		}
+		detail, err := json.Marshal(struct {
+			Purpose   string  `json:"purpose"`
+			Case      string  `json:"case,omitempty"`
+			Probe     string  `json:"probe_sha256"`
+			K         int     `json:"k"`
+			Threshold float64 `json:"threshold"`
+			Returned  []int64 `json:"returned"`
+		}{s.Purpose, s.CaseRef, fmt.Sprintf("%x", s.ProbeSHA256), s.K, s.Threshold, returned})
+		if err != nil {
+			return err
+		}
+		auditID, err = tx.AppendAudit(ctx, AuditEntry{At: s.At, Actor: s.Actor, Action: "search",
+			Object: fmt.Sprintf("search/%d", searchID), Detail: detail})
+		return err
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("record search: %w", err)
+	}
+	return searchID, auditID, nil
+}

@@ -73,6 +73,9 @@ type FileError struct {
 type Summary struct {
 	Stats
 	Errors []FileError
+	// MaxFaceID is the largest face id added to the index by the run (0 if
+	// none): the index includes every face committed by the run.
+	MaxFaceID int64
 }
 
 // item is one entry on its way from the walk to the writer.
@@ -165,8 +168,9 @@ type run struct {
 	start time.Time
 
 	mu     sync.Mutex // guards stats and errors (the walk and the writer both count)
-	stats  Stats
-	errors []FileError
+	stats   Stats
+	errors  []FileError
+	maxFace int64
 }
 
 func (r *run) count(fn func(*Stats)) {
@@ -178,7 +182,7 @@ func (r *run) count(fn func(*Stats)) {
 func (r *run) summary() Summary {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	s := Summary{Stats: r.stats, Errors: append([]FileError(nil), r.errors...)}
+	s := Summary{Stats: r.stats, Errors: append([]FileError(nil), r.errors...), MaxFaceID: r.maxFace}
 	s.Elapsed = time.Since(r.start)
 	return s
 }
@@ -389,6 +393,9 @@ func (r *run) commitAll(ctx context.Context, xs []*item) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	for _, id := range ids {
+		r.maxFace = max(r.maxFace, id)
+	}
 	for i, x := range xs {
 		switch {
 		case x.err != nil:

@@ -238,12 +238,13 @@ func (tx *Tx) DeleteFaces(ctx context.Context, ids []int64) (int64, error) {
 	return n, nil
 }
 
-// FaceCountUpTo returns the number of faces whose id is at most maxID and the
-// largest face id stored (0 when there are none): with them an index saved
-// up to maxID can tell whether faces were deleted since.
-func (db *DB) FaceCountUpTo(ctx context.Context, maxID int64) (n, maxStored int64, err error) {
-	err = db.r.QueryRowContext(ctx,
-		`SELECT (SELECT count(*) FROM faces WHERE id <= ?), coalesce((SELECT max(id) FROM faces), 0)`, maxID).
+// FaceCountUpTo returns the number of faces of model modelID whose id is at
+// most maxID and the largest id of such a face (0 when there are none): with
+// them an index saved up to maxID can tell whether faces were deleted since.
+func (db *DB) FaceCountUpTo(ctx context.Context, modelID string, maxID int64) (n, maxStored int64, err error) {
+	err = db.r.QueryRowContext(ctx, `SELECT
+	(SELECT count(*) FROM faces WHERE model_id = ? AND id <= ?),
+	coalesce((SELECT max(id) FROM faces WHERE model_id = ?), 0)`, modelID, maxID, modelID).
 		Scan(&n, &maxStored)
 	if err != nil {
 		return 0, 0, fmt.Errorf("face count: %w", err)

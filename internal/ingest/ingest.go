@@ -167,7 +167,7 @@ type run struct {
 	idx   vindex.Index
 	start time.Time
 
-	mu     sync.Mutex // guards stats and errors (the walk and the writer both count)
+	mu      sync.Mutex // guards stats and errors (the walk and the writer both count)
 	stats   Stats
 	errors  []FileError
 	maxFace int64

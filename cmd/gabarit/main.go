@@ -74,6 +74,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return env.eval(ctx, rest)
 	case "bench":
 		return env.bench(ctx, rest)
+	case "source":
+		return env.source(ctx, rest)
+	case "ingest":
+		return env.ingest(ctx, rest)
+	case "search":
+		return env.search(ctx, rest)
+	case "purge":
+		return env.purge(ctx, rest)
+	case "reindex":
+		return env.reindex(ctx, rest)
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return nil

@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"strings"
 
+	"gabarit/internal/face"
 	"gabarit/internal/modelpack"
 	"gabarit/internal/onnx"
 	"gabarit/internal/pipeline"
@@ -111,4 +112,27 @@ func version() string {
 		}
 	}
 	return fmt.Sprintf("%s, onnx runtime compiled in: %v", v, onnx.Available)
+}
+
+// analyzer is the face path as ingestion and search see it.
+type analyzer struct{ p *pipeline.Pipeline }
+
+var _ face.Analyzer = analyzer{}
+
+func (a analyzer) Analyze(ctx context.Context, data []byte) (face.Analysis, error) {
+	r, err := a.p.ProcessBytes(ctx, data)
+	if err != nil {
+		return face.Analysis{}, err
+	}
+	return face.Analysis{Width: r.Width, Height: r.Height, Faces: r.Faces}, nil
+}
+
+// manifest opens the model pack's manifest (verifying its files) without
+// loading the networks: for commands that need the model id, not the models.
+func (f *faceFlags) manifest() (*modelpack.Manifest, error) {
+	m, err := modelpack.Open(f.packDir())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w (install with: gabarit setup)", err)
+	}
+	return m, err
 }

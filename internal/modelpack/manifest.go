@@ -130,3 +130,10 @@ func Path(dir, file string) string {
 	}
 	return filepath.Join(dir, file)
 }
+
+// ID identifies the network for the templates it makes: its kind and the
+// first 16 hex digits of its file's SHA-256. Stored templates record the ID
+// of their embedder; templates of different IDs are never compared.
+func (m Model) ID() string {
+	return m.Kind + "-" + m.SHA256[:min(16, len(m.SHA256))]
+}

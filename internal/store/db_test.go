@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"reflect"
 	"sync"
@@ -356,5 +357,27 @@ func TestConcurrentReadersDuringWrite(t *testing.T) {
 	}
 	if n, err := db.FaceCount(ctx); err != nil || n != 3*images {
 		t.Errorf("FaceCount = %d, %v; want %d", n, err, 3*images)
+	}
+}
+
+// TestFileMode: the database and its WAL are readable by their owner only.
+func TestFileMode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gabarit.db")
+	db, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.CreateSource(context.Background(), validSource()); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{path, path + "-wal"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s has mode %v, want no access for group and others", p, fi.Mode().Perm())
+		}
 	}
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -256,4 +257,48 @@ func (tx *Tx) DeleteImage(ctx context.Context, id int64) error {
 		return fmt.Errorf("delete image %d: %w", id, err)
 	}
 	return affectedOne(res, fmt.Sprintf("delete image %d", id))
+}
+
+// PurgeImage deletes an image whose retention deadline has passed, with its
+// faces, and records the purge in the audit log, in one transaction. It
+// returns the ids of the deleted faces, which the caller must delete from
+// the vector index. An image not yet due fails with ErrInvalid; a missing
+// one with ErrNotFound.
+func (db *DB) PurgeImage(ctx context.Context, id int64, now time.Time, actor string) (deleted []int64, err error) {
+	err = db.Tx(ctx, func(tx *Tx) error {
+		var sourceID, deadline int64
+		err := tx.tx.QueryRowContext(ctx, `SELECT source_id, retention_deadline FROM images WHERE id = ?`, id).
+			Scan(&sourceID, &deadline)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("image %d: %w", id, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if deadline > ms(now) {
+			return fmt.Errorf("image %d is kept until %s: %w", id, fromMS(deadline).Format(time.RFC3339), ErrInvalid)
+		}
+		if deleted, err = faceIDs(ctx, tx.tx, id); err != nil {
+			return err
+		}
+		if err := tx.DeleteImage(ctx, id); err != nil {
+			return err
+		}
+		ids := deleted
+		if ids == nil {
+			ids = []int64{}
+		}
+		detail, err := json.Marshal(map[string]any{"reason": "retention", "source": sourceID,
+			"deadline": fromMS(deadline).Format(time.RFC3339), "faces": ids})
+		if err != nil {
+			return err
+		}
+		_, err = tx.AppendAudit(ctx, AuditEntry{Actor: actor, Action: "image.purge",
+			Object: fmt.Sprintf("image/%d", id), Detail: detail})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("purge image %d: %w", id, err)
+	}
+	return deleted, nil
 }

@@ -213,3 +213,27 @@ func affectedOne(res sql.Result, what string) error {
 	}
 	return nil
 }
+
+// SourceCounts returns, by source id, how many images and faces each source
+// holds now (sources with none are absent).
+func (db *DB) SourceCounts(ctx context.Context) (map[int64][2]int64, error) {
+	rows, err := db.r.QueryContext(ctx, `
+SELECT i.source_id, count(DISTINCT i.id), count(f.id) FROM images i LEFT JOIN faces f ON f.image_id = i.id
+GROUP BY i.source_id`)
+	if err != nil {
+		return nil, fmt.Errorf("source counts: %w", err)
+	}
+	type row struct{ id, images, faces int64 }
+	list, err := collect(rows, func(sc scanner) (r row, err error) {
+		err = sc.Scan(&r.id, &r.images, &r.faces)
+		return r, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("source counts: %w", err)
+	}
+	out := make(map[int64][2]int64, len(list))
+	for _, r := range list {
+		out[r.id] = [2]int64{r.images, r.faces}
+	}
+	return out, nil
+}

@@ -1,0 +1,241 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"gabarit/internal/face"
+	"gabarit/internal/pipeline"
+	"gabarit/internal/retention"
+	"gabarit/internal/search"
+)
+
+// hitJSON is one result of `gabarit search --json`.
+type hitJSON struct {
+	FaceID     int64      `json:"face_id"`
+	ImageID    int64      `json:"image_id"`
+	Locator    string     `json:"locator"`
+	SourceID   int64      `json:"source_id"`
+	LegalBasis string     `json:"legal_basis"`
+	Similarity float64    `json:"similarity"`
+	Box        [4]float64 `json:"box"`
+	TimeCodeMS *int64     `json:"time_code_ms,omitempty"`
+}
+
+// searchJSON is the output of `gabarit search --json`.
+type searchJSON struct {
+	Results    []hitJSON `json:"results"`
+	Match      bool      `json:"match"`
+	Threshold  float64   `json:"threshold"`
+	SearchID   int64     `json:"search_id"`
+	AuditID    int64     `json:"audit_id"`
+	ProbeFaces int       `json:"probe_faces"`
+}
+
+func (e *cmdEnv) search(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("search", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	var ff faceFlags
+	ff.register(fs)
+	var df dataFlags
+	df.register(fs)
+	var (
+		purpose   = fs.String("purpose", "", "why this search is run (required; audited)")
+		caseRef   = fs.String("case", "", "case reference (audited)")
+		k         = fs.Int("k", 10, fmt.Sprintf("most results (1..%d)", search.MaxK))
+		threshold = fs.Float64("threshold", math.NaN(), "least cosine similarity of a match (default: the model pack's same-person threshold)")
+		faceNo    = fs.Int("face", -1, "which face of the photo to search, numbered from 0 as `gabarit faces` prints them (default: the largest)")
+		asJSON    = fs.Bool("json", false, "print JSON")
+	)
+	fs.Usage = func() {
+		fmt.Fprintln(e.stderr, "usage: gabarit search --purpose TEXT [--case REF] [--k N] [--threshold T] [--face I] [--json] PHOTO\n\n"+
+			"Finds the stored images of the person in PHOTO. Every search is audited (who, when,\n"+
+			"purpose, case, the photo's SHA-256, k, threshold, results); the photo is not stored.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return exitError{2}
+	}
+	if fs.NArg() != 1 {
+		return usageErr(e, fs, "want one PHOTO")
+	}
+	if *purpose == "" {
+		return usageErr(e, fs, "%v: give --purpose", search.ErrNoPurpose)
+	}
+	probe, err := os.ReadFile(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	ff.minFaceFrac = -1 // a probe's face may be small in its photo
+
+	kit, err := ff.open(ctx, pipeline.Config{})
+	if err != nil {
+		return err
+	}
+	defer kit.Close()
+	if math.IsNaN(*threshold) {
+		*threshold = kit.manifest.Thresholds.SamePerson
+	}
+	dk, err := df.open(ctx, false)
+	if err != nil {
+		return err
+	}
+	defer dk.Close()
+	modelID := kit.manifest.Embedder.ID()
+	h, err := dk.openIndex(ctx, modelID, kit.manifest.Embedder.Dim)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+
+	eng := &search.Engine{An: analyzer{kit.pipe}, Store: dk.db, Keys: dk.keys, Index: h.Index, ModelID: modelID}
+	res, err := eng.Search(ctx, search.Request{Actor: actor(), Purpose: *purpose, Case: *caseRef, K: *k,
+		Threshold: *threshold, Face: *faceNo, Probe: probe})
+	if errors.Is(err, face.ErrNoFace) {
+		return fmt.Errorf("%s: no face found in the photo (search %d audited)", fs.Arg(0), res.SearchID)
+	}
+	if errors.Is(err, search.ErrBadRequest) {
+		return usageErr(e, fs, "%v", err)
+	}
+	if err != nil {
+		return err
+	}
+	if len(res.Stale) > 0 {
+		// Faces deleted by another process since this index was saved: drop
+		// them here too (the next writer rebuilds the saved file).
+		if err := h.Index.Delete(context.WithoutCancel(ctx), res.Stale); err != nil {
+			e.logger.Warn("drop stale index entries", "err", err)
+		}
+	}
+
+	out := searchJSON{Results: make([]hitJSON, len(res.Hits)), Match: len(res.Hits) > 0, Threshold: *threshold,
+		SearchID: res.SearchID, AuditID: res.AuditID, ProbeFaces: res.ProbeFaces}
+	for i, hit := range res.Hits {
+		j := hitJSON{FaceID: hit.FaceID, ImageID: hit.ImageID, Locator: hit.Locator, SourceID: hit.SourceID,
+			LegalBasis: string(hit.LegalBasis), Similarity: math.Round(hit.Similarity*1e4) / 1e4,
+			Box: [4]float64{round2(hit.Box.X), round2(hit.Box.Y), round2(hit.Box.W), round2(hit.Box.H)}}
+		if hit.TimeCode != nil {
+			ms := hit.TimeCode.Milliseconds()
+			j.TimeCodeMS = &ms
+		}
+		out.Results[i] = j
+	}
+	if *asJSON {
+		return json.NewEncoder(e.stdout).Encode(out)
+	}
+	if !out.Match {
+		fmt.Fprintf(e.stdout, "no match: no stored face reaches similarity %.4f (search %d, audit entry %d)\n",
+			*threshold, res.SearchID, res.AuditID)
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "%d match(es) at similarity ≥ %.4f (search %d, audit entry %d)\n",
+		len(out.Results), *threshold, res.SearchID, res.AuditID)
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SIMILARITY\tFACE\tSOURCE\tBASIS\tBOX\tIMAGE")
+	for _, j := range out.Results {
+		loc := j.Locator
+		if j.TimeCodeMS != nil {
+			loc += " @ " + (time.Duration(*j.TimeCodeMS) * time.Millisecond).String()
+		}
+		fmt.Fprintf(tw, "%.4f\t%d\t%d\t%s\t%.0f,%.0f %.0fx%.0f\t%s\n", j.Similarity, j.FaceID, j.SourceID, j.LegalBasis,
+			j.Box[0], j.Box[1], j.Box[2], j.Box[3], loc)
+	}
+	return tw.Flush()
+}
+
+func (e *cmdEnv) purge(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("purge", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	var ff faceFlags
+	ff.register(fs)
+	var df dataFlags
+	df.register(fs)
+	asJSON := fs.Bool("json", false, `print {"images":…,"faces":…}`)
+	at := fs.String("now", "", "purge as if it were this RFC 3339 time (for checks; default: now)")
+	fs.Usage = func() {
+		fmt.Fprintln(e.stderr, "usage: gabarit purge [--json]\n\n"+
+			"Deletes every image kept past its source's retention period, with its faces, templates and\n"+
+			"index entries. Each purge is audited.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return exitError{2}
+	}
+	now := time.Now()
+	if *at != "" {
+		t, err := time.Parse(time.RFC3339, *at)
+		if err != nil {
+			return usageErr(e, fs, "--now: %v", err)
+		}
+		if t.Before(now) {
+			return usageErr(e, fs, "--now must not be in the past")
+		}
+		now = t
+	}
+	dk, err := df.open(ctx, true)
+	if err != nil {
+		return err
+	}
+	defer dk.Close()
+	m, err := ff.manifest()
+	if err != nil {
+		return err
+	}
+	h, err := dk.openIndex(ctx, m.Embedder.ID(), m.Embedder.Dim)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	rep, err := retention.Purge(ctx, dk.db, h.Index, now, actor())
+	if saveErr := h.Save(context.WithoutCancel(ctx)); saveErr != nil {
+		err = errors.Join(err, saveErr)
+	}
+	if err != nil {
+		return fmt.Errorf("purge (%d images purged before the error): %w", rep.Images, err)
+	}
+	if *asJSON {
+		return json.NewEncoder(e.stdout).Encode(map[string]int{"images": rep.Images, "faces": rep.Faces})
+	}
+	fmt.Fprintf(e.stdout, "purged %d images and %d faces past their retention period\n", rep.Images, rep.Faces)
+	return nil
+}
+
+func (e *cmdEnv) reindex(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("reindex", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	var ff faceFlags
+	ff.register(fs)
+	var df dataFlags
+	df.register(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(e.stderr, "usage: gabarit reindex [--index hnsw|flat]\n\nRebuilds the vector index from the encrypted templates of the store.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return exitError{2}
+	}
+	dk, err := df.open(ctx, true)
+	if err != nil {
+		return err
+	}
+	defer dk.Close()
+	m, err := ff.manifest()
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	h, err := vstoreRebuild(ctx, dk, m.Embedder.ID(), m.Embedder.Dim)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	fmt.Fprintf(e.stdout, "indexed %d faces in %.1f s (%s)\n", h.Index.Len(), time.Since(start).Seconds(), dk.indexPath(m.Embedder.ID()))
+	return nil
+}

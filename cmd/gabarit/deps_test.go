@@ -47,6 +47,25 @@ func TestDeps(t *testing.T) {
 	if list([]string{"CGO_ENABLED=0"}, "gabarit/cmd/gabarit")[ort] {
 		t.Errorf("the pure-Go build of cmd/gabarit links %s", ort)
 	}
+	// The use cases take their adapters as interfaces: they never import the
+	// ONNX binding or an HTTP stack, and never talk SQL themselves (they use
+	// the store's plain types, so database/sql is only a transitive dependency).
+	for _, pkg := range []string{"gabarit/internal/ingest", "gabarit/internal/search", "gabarit/internal/retention", "gabarit/internal/vstore"} {
+		deps := list([]string{"CGO_ENABLED=1"}, pkg, "onnx", "jpegturbo")
+		for _, banned := range []string{ort, "gabarit/internal/onnx", "net/http"} {
+			if deps[banned] {
+				t.Errorf("%s imports %s", pkg, banned)
+			}
+		}
+		cmd := exec.Command(goTool(t), "list", "-f", "{{join .Imports \" \"}}", pkg)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("go list %s: %v", pkg, err)
+		}
+		if strings.Contains(" "+string(out)+" ", " database/sql ") {
+			t.Errorf("%s imports database/sql directly", pkg)
+		}
+	}
 	for _, pkg := range []string{"gabarit/internal/pipeline", "gabarit/internal/face", "gabarit/internal/imageproc", "gabarit/internal/eval"} {
 		deps := list([]string{"CGO_ENABLED=1"}, pkg, "onnx", "jpegturbo")
 		for _, banned := range []string{ort, "gabarit/internal/onnx", "database/sql", "net/http"} {

@@ -21,7 +21,7 @@ import (
 
 func (e *cmdEnv) eval(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		fmt.Fprint(e.stderr, "usage: gabarit eval pairs|ident|makepairs|calibrate [flags]\n")
+		fmt.Fprint(e.stderr, "usage: gabarit eval pairs|ident|makepairs|calibrate|search [flags]\n")
 		return exitError{2}
 	}
 	switch args[0] {
@@ -33,8 +33,10 @@ func (e *cmdEnv) eval(ctx context.Context, args []string) error {
 		return e.evalMakePairs(args[1:])
 	case "calibrate":
 		return e.evalCalibrate(ctx, args[1:])
+	case "search":
+		return e.evalSearch(ctx, args[1:])
 	}
-	fmt.Fprintf(e.stderr, "gabarit eval: unknown subcommand %q (want pairs, ident, makepairs or calibrate)\n", args[0])
+	fmt.Fprintf(e.stderr, "gabarit eval: unknown subcommand %q (want pairs, ident, makepairs, calibrate or search)\n", args[0])
 	return exitError{2}
 }
 

@@ -10,8 +10,10 @@ endif
 TAGS := onnx jpegturbo
 export GABARIT_CACHE ?= $(HOME)/.cache/gabarit
 PHOTOS := $(GABARIT_CACHE)/testphotos
+# The demo's data directory (store, master key, index), made afresh by `make demo`.
+DEMO_DATA ?= $(CURDIR)/var/demo
 
-.PHONY: all deps build build-pure setup demo test test-pure test-race vet fuzz bench bench-pipeline eval clean
+.PHONY: all deps build build-pure setup demo test test-pure test-race vet fuzz bench bench-pipeline bench-search eval clean
 
 all: demo
 
@@ -30,9 +32,15 @@ build-pure: deps
 setup: build
 	bin/gabarit setup
 
+# The main job on the embedded default (SQLite, HNSW, no services): declare
+# the demo photos as a source, ingest them, search for a person by a photo.
 demo: setup
-	bin/gabarit faces $(PHOTOS)/sample1.jpg $(PHOTOS)/sample2.jpg $(PHOTOS)/sample3.jpg
-	bin/gabarit compare $(PHOTOS)/sample1.jpg $(PHOTOS)/sample6.jpg
+	bin/gabarit faces $(PHOTOS)/sample1.jpg
+	rm -rf $(DEMO_DATA)
+	bin/gabarit source add --data $(DEMO_DATA) --kind folder --path $(PHOTOS) --controller "Demo controller" \
+		--purpose "demonstration" --legal-basis consent --art9 explicit-consent --jurisdiction FR --retention 30d
+	bin/gabarit ingest --data $(DEMO_DATA) 1
+	bin/gabarit search --data $(DEMO_DATA) --purpose "demonstration" --case DEMO-1 $(PHOTOS)/sample3.jpg
 
 vet: deps
 	CGO_ENABLED=0 $(GO) vet ./...
@@ -54,5 +62,11 @@ bench: setup
 	CGO_ENABLED=1 $(GO) test -tags "$(TAGS)" -run '^$$' -bench . -benchtime 2s ./internal/imageproc/ ./internal/pipeline/
 	bin/gabarit bench pipeline
 
+# The vector index against FAISS (Debian python3-faiss, installed here) on
+# calibrated synthetic templates; see docs/PERFORMANCE.md.
+bench-search: build
+	scripts/install-deps.sh --faiss >/dev/null
+	bin/gabarit bench search --n 1000000 --faiss
+
 clean:
-	rm -rf bin
+	rm -rf bin var

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what building and running gabarit needs on Debian 12: a C compiler
-# (cgo), libjpeg-turbo headers, npm (to fetch ONNX Runtime and the models) and
-# a Go toolchain ≥ 1.21, which then fetches the go.mod version through the Go
-# module proxy. Prints the go binary to use on its last line.
+# (cgo), libjpeg-turbo headers, npm (to fetch ONNX Runtime and the models),
+# ffmpeg (video sources) and a Go toolchain ≥ 1.21, which then fetches the
+# go.mod version through the Go module proxy. With --faiss it also installs
+# Debian's python3-faiss, the peer of `gabarit bench search`. Prints the go
+# binary to use on its last line.
 set -euo pipefail
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -12,7 +14,8 @@ command -v gcc >/dev/null || missing+=(gcc libc6-dev)
 [ -f /usr/include/jpeglib.h ] || missing+=(libjpeg62-turbo-dev)
 command -v npm >/dev/null || missing+=(npm)
 command -v git >/dev/null || missing+=(git)
-command -v ffmpeg >/dev/null || true # not needed yet (video sources come later)
+command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing+=(ffmpeg)
+if [ "${1:-}" = --faiss ] && ! /usr/bin/python3 -c 'import faiss' 2>/dev/null; then missing+=(python3-faiss); fi
 if ! command -v go >/dev/null && [ ! -x /usr/local/go/bin/go ]; then missing+=(golang-go); fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install-deps: apt-get install ${missing[*]}" >&2

@@ -99,7 +99,7 @@ func (s *Source) probe(ctx context.Context, f *os.File, format string) (Info, er
 		"-v", "error",
 		"-protocol_whitelist", "file",
 		"-f", format,
-		"-select_streams", "v:0",
+		"-select_streams", "V:0", // the first video stream that is not cover art
 		"-show_entries", "stream=width,height,avg_frame_rate,sample_aspect_ratio:stream_side_data=rotation:format=duration",
 		"-of", "json",
 		input)
@@ -212,7 +212,9 @@ func rate(every time.Duration) string {
 // whose duration the container does not state stops with source.ErrTooLarge
 // once a time code passes Options.MaxDuration. It returns the first error fn
 // returns and ctx.Err() on cancellation, killing ffmpeg in both cases, and
-// always waits for ffmpeg to exit. A video that ffmpeg fails on, or that
+// always waits for ffmpeg to exit. An ffmpeg that gives no frame for
+// Options.StallTimeout is killed too (an *source.ItemError wrapping
+// ErrStalled). A video that ffmpeg fails on, or that
 // ends with errors well before its stated duration (truncated), gives an
 // *source.ItemError naming the locator and wrapping ErrCorrupt, with the last
 // lines ffmpeg wrote; frames decoded before the failure have been passed to
@@ -255,17 +257,17 @@ type fnError struct{ err error }
 func (e *fnError) Error() string { return e.err.Error() }
 
 // frames runs ffmpeg on f and hands its frames to fn.
-func (s *Source) frames(ctx context.Context, f *os.File, format string, info Info, every time.Duration, fn func(Frame) error) (err error) {
+func (s *Source) frames(ctx context.Context, f *os.File, format string, info Info, every time.Duration, fn func(Frame) error) error {
 	w, h := outSize(info, min(s.opts.MaxSide, MaxDim))
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	cmd := exec.CommandContext(ctx, s.ffmpeg,
 		"-nostdin",
 		"-v", "error",
 		"-protocol_whitelist", "file",
 		"-f", format,
 		"-i", input,
-		"-map", "0:v:0",
+		"-map", "0:V:0", // the first video stream that is not cover art
 		"-vf", fmt.Sprintf("fps=%s,scale=%d:%d", rate(every), w, h),
 		"-f", "rawvideo",
 		"-pix_fmt", "rgb24",
@@ -281,15 +283,15 @@ func (s *Source) frames(ctx context.Context, f *os.File, format string, info Inf
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start ffmpeg: %w", err)
 	}
+	// The watchdog kills ffmpeg when no frame comes for StallTimeout (the
+	// callback's own time not counted).
+	stalled := fmt.Errorf("no frame from ffmpeg for %v: %w", s.opts.StallTimeout, ErrStalled)
+	stall := time.AfterFunc(s.opts.StallTimeout, func() { cancel(stalled) })
+	defer stall.Stop()
 	// From here on ffmpeg is always waited for; stopping early kills it.
 	var stop error // why we stopped reading before the end, if we did
 	n := 0
 	for ; ; n++ {
-		t := time.Duration(n) * every
-		if t > s.opts.MaxDuration {
-			stop = fmt.Errorf("longer than %v: %w", s.opts.MaxDuration, source.ErrTooLarge)
-			break
-		}
 		img := imageproc.NewRGB(w, h)
 		_, rerr := io.ReadFull(stdout, img.Pix)
 		if rerr == io.EOF {
@@ -302,24 +304,34 @@ func (s *Source) frames(ctx context.Context, f *os.File, format string, info Inf
 			// A partial frame: ffmpeg died mid-frame; Wait says why.
 			break
 		}
-		if cerr := ctx.Err(); cerr != nil {
-			stop = cerr
+		t := time.Duration(n) * every
+		if t > s.opts.MaxDuration {
+			stop = fmt.Errorf("longer than %v: %w", s.opts.MaxDuration, source.ErrTooLarge)
+			break
+		}
+		if !stall.Stop() {
+			stop = stalled // the watchdog fired (it may not have cancelled yet)
+			break
+		}
+		if ctx.Err() != nil {
+			stop = context.Cause(ctx)
 			break
 		}
 		if ferr := fn(Frame{Index: n, Time: t, Image: img}); ferr != nil {
 			stop = &fnError{ferr}
 			break
 		}
+		stall.Reset(s.opts.StallTimeout)
 	}
 	if stop != nil {
-		cancel() // kills ffmpeg
+		cancel(stop) // kills ffmpeg
 	}
 	werr := cmd.Wait()
 	switch {
 	case stop != nil:
 		return stop
 	case ctx.Err() != nil:
-		return ctx.Err()
+		return context.Cause(ctx) // the caller's cancellation or the watchdog
 	case werr != nil:
 		return fmt.Errorf("ffmpeg: %w: %v%s", ErrCorrupt, werr, stderr.lines())
 	}

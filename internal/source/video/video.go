@@ -49,6 +49,7 @@ const (
 	DefaultMaxDuration = 4 * time.Hour          // longest video accepted
 	DefaultMaxBytes    = 8 << 30                // 8 GiB, largest video file accepted
 	DefaultEvery       = 500 * time.Millisecond // interval between sampled frames
+	DefaultStall       = 5 * time.Minute        // longest wait for ffmpeg's next frame
 )
 
 // MaxDim is the largest width or height, in pixels, of a video accepted
@@ -64,6 +65,9 @@ var (
 	// ErrCorrupt reports a video that ffprobe or ffmpeg cannot read completely:
 	// corrupt, truncated, not a video, or in a format this build cannot decode.
 	ErrCorrupt = errors.New("corrupt or truncated video")
+	// ErrStalled reports an ffmpeg that produced no frame for
+	// Options.StallTimeout; it was killed.
+	ErrStalled = errors.New("ffmpeg stalled")
 )
 
 // Options configures a video source. Zero fields take the defaults.
@@ -72,6 +76,9 @@ type Options struct {
 	MaxDuration time.Duration // longest video accepted (default 4 h)
 	MaxBytes    int64         // largest video file accepted, bytes (default 8 GiB)
 	MaxEntries  int           // most video files listed per source (default source.DefaultMaxEntries)
+	// StallTimeout is how long Frames waits for ffmpeg's next frame (the
+	// callback's time not counted) before killing it (default 5 min).
+	StallTimeout time.Duration
 }
 
 // WithDefaults returns o with zero or negative fields set to the defaults.
@@ -87,6 +94,9 @@ func (o Options) WithDefaults() Options {
 	}
 	if o.MaxEntries <= 0 {
 		o.MaxEntries = source.DefaultMaxEntries
+	}
+	if o.StallTimeout <= 0 {
+		o.StallTimeout = DefaultStall
 	}
 	return o
 }

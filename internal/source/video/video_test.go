@@ -413,6 +413,16 @@ func TestStop(t *testing.T) {
 	}
 }
 
+func TestStalled(t *testing.T) {
+	needFFmpeg(t)
+	t.Parallel()
+	dir := t.TempDir()
+	p := makeVideo(t, dir, "a.mp4", testsrc(64, 48, 1)...)
+	s := newSource(t, dir, video.Options{StallTimeout: time.Nanosecond})
+	err := s.Frames(t.Context(), p, 0, func(video.Frame) error { return nil })
+	wantItemError(t, err, "a.mp4", video.ErrStalled)
+}
+
 func TestLimits(t *testing.T) {
 	needFFmpeg(t)
 	t.Parallel()

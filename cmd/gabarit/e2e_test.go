@@ -482,3 +482,76 @@ func templatesByImage(t *testing.T, data string) map[[32]byte][][]byte {
 	}
 	return out
 }
+
+// TestIngestVideo ingests a video made of two demo photos shown two
+// seconds each: every face is tracked across the sampled frames and stored
+// once, with its time code, and a search finds it.
+func TestIngestVideo(t *testing.T) {
+	d := modeltest.Installed(t)
+	ffmpeg, err := exec.LookPath("ffmpeg")
+	if err != nil {
+		if os.Getenv("GABARIT_REQUIRE_MODELS") != "" {
+			t.Fatal("ffmpeg not found (scripts/install-deps.sh installs it)")
+		}
+		t.Skip("ffmpeg not found: video ingestion not tested")
+	}
+	vids := t.TempDir()
+	clip := filepath.Join(vids, "clip.mp4")
+	p1, p2 := filepath.Join(d.TestPhotos(), "sample1.jpg"), filepath.Join(d.TestPhotos(), "sample2.jpg")
+	cmd := exec.Command(ffmpeg, "-nostdin", "-v", "error", "-y", "-loop", "1", "-t", "2", "-i", p1, "-loop", "1", "-t", "2", "-i", p2,
+		"-filter_complex", "[0:v]scale=1280:854,setsar=1,fps=10[a];[1:v]scale=1280:854,setsar=1,fps=10[b];[a][b]concat=n=2:v=1[v]",
+		"-map", "[v]", "-c:v", "libx264", "-pix_fmt", "yuv420p", clip)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make the video: %v\n%s", err, out)
+	}
+	// Each photo's faces, for comparison.
+	out, _, err := runCLI(t, "faces", "--json", p1, p2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 0
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var f fileJSON
+		if err := json.Unmarshal([]byte(l), &f); err != nil {
+			t.Fatal(err)
+		}
+		want += len(f.Faces)
+	}
+
+	data := t.TempDir()
+	out, stderr, err := cli(t, data, "source", "add", "--kind", "video", "--path", vids, "--controller", "C", "--purpose", "P",
+		"--legal-basis", "consent", "--art9", "a", "--jurisdiction", "FR", "--retention", "1d")
+	if err != nil {
+		t.Fatalf("source add: %v\n%s", err, stderr)
+	}
+	id := strings.TrimSpace(out)
+	out, stderr, err = cli(t, data, "ingest", "--json", id)
+	if err != nil {
+		t.Fatalf("ingest: %v\n%s", err, stderr)
+	}
+	var sum ingestJSON
+	if err := json.Unmarshal([]byte(out), &sum); err != nil {
+		t.Fatal(err)
+	}
+	// 8 sampled frames show each face 4 times: one track per face.
+	if sum.Images != 1 || sum.Faces != want {
+		t.Fatalf("ingest = %+v; want 1 video and %d faces (one per track)", sum, want)
+	}
+	out, _, err = cli(t, data, "search", "--purpose", "test", "--json", p1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res searchJSON
+	if err := json.Unmarshal([]byte(out), &res); err != nil || len(res.Results) == 0 {
+		t.Fatalf("search: %s, %v", out, err)
+	}
+	h := res.Results[0]
+	if h.Locator != "clip.mp4" || h.TimeCodeMS == nil || *h.TimeCodeMS < 0 || *h.TimeCodeMS >= 2000 {
+		t.Errorf("first hit = %+v, want clip.mp4 in the first two seconds", h)
+	}
+	// Again: the video is known.
+	out, _, _ = cli(t, data, "ingest", "--json", id)
+	if err := json.Unmarshal([]byte(out), &sum); err != nil || sum.Images != 0 || sum.Skipped != 1 {
+		t.Errorf("second ingest = %+v, %v", sum, err)
+	}
+}

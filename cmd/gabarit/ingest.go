@@ -18,7 +18,9 @@ import (
 	"gabarit/internal/source"
 	"gabarit/internal/source/archive"
 	"gabarit/internal/source/folder"
+	"gabarit/internal/source/video"
 	"gabarit/internal/store"
+	"gabarit/internal/track"
 )
 
 // ingestJSON is the summary printed by `gabarit ingest --json`.
@@ -43,6 +45,7 @@ func (e *cmdEnv) ingest(ctx context.Context, args []string) error {
 	asJSON := fs.Bool("json", false, "print a JSON summary (images, faces, skipped, errors) instead of text")
 	batch := fs.Int("batch", 32, "most images committed in one transaction")
 	quiet := fs.Bool("quiet", false, "no progress bar")
+	every := fs.Duration("every", video.DefaultEvery, "videos: interval between sampled frames")
 	fs.Usage = func() {
 		fmt.Fprintln(e.stderr, "usage: gabarit ingest [--json] [flags] SOURCE_ID\n\n"+
 			"Detects, embeds, encrypts and indexes the faces of a declared source. Safe to interrupt\n"+
@@ -75,7 +78,13 @@ func (e *cmdEnv) ingest(ctx context.Context, args []string) error {
 	if src.State != store.StateActive {
 		return fmt.Errorf("source %d is %s: nothing is ingested from it", id, src.State)
 	}
-	coll, err := openCollection(src)
+	var coll source.Source
+	var vids *video.Source
+	if src.Kind == store.KindVideo {
+		vids, err = video.New(src.Locator, video.Options{})
+	} else {
+		coll, err = openCollection(src)
+	}
 	if err != nil {
 		return fmt.Errorf("source %d: %w", id, err)
 	}
@@ -92,14 +101,21 @@ func (e *cmdEnv) ingest(ctx context.Context, args []string) error {
 	defer h.Close()
 
 	bar := newProgressBar(e.stderr, *quiet || *asJSON)
-	if bar != nil {
+	if bar != nil && coll != nil {
 		bar.total = countEntries(ctx, coll)
 	}
 	cfg := ingest.Config{SourceID: id, ModelID: modelID, Workers: ff.workers, Batch: *batch}
 	if bar != nil {
 		cfg.Progress = bar.update
 	}
-	sum, runErr := ingest.Run(ctx, coll, analyzer{kit.pipe}, k.db, k.keys, h.Index, cfg)
+	var sum ingest.Summary
+	var runErr error
+	if vids != nil {
+		vc := ingest.VideoConfig{Every: *every, Track: track.Config{SamePerson: kit.manifest.Thresholds.SamePerson}}
+		sum, runErr = ingest.RunVideos(ctx, vids, analyzer{kit.pipe}, k.db, k.keys, h.Index, cfg, vc)
+	} else {
+		sum, runErr = ingest.Run(ctx, coll, analyzer{kit.pipe}, k.db, k.keys, h.Index, cfg)
+	}
 	if bar != nil {
 		bar.finish(sum.Stats)
 	}

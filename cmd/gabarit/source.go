@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -14,6 +13,7 @@ import (
 	"gabarit/internal/source"
 	"gabarit/internal/source/archive"
 	"gabarit/internal/source/folder"
+	"gabarit/internal/source/video"
 	"gabarit/internal/store"
 )
 
@@ -153,7 +153,7 @@ func validateSource(kind, path, controller, purpose, basis, art9, jurisdiction, 
 	case store.KindArchive:
 		_, err = archive.Open(src.Locator, source.Limits{})
 	case store.KindVideo:
-		_, err = openVideo(src.Locator)
+		_, err = video.New(src.Locator, video.Options{})
 	default:
 		return src, fmt.Errorf("--kind %q: want folder, archive or video", kind)
 	}
@@ -239,10 +239,4 @@ func days(d time.Duration) string {
 		return fmt.Sprintf("%dd", d/(24*time.Hour))
 	}
 	return d.String()
-}
-
-// openVideo checks a video source's path until source/video is wired.
-func openVideo(path string) (any, error) {
-	_, err := os.Stat(path)
-	return nil, err
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"gabarit/internal/face"
+	"gabarit/internal/imageproc"
 	"gabarit/internal/modelpack"
 	"gabarit/internal/onnx"
 	"gabarit/internal/pipeline"
@@ -135,4 +136,13 @@ func (f *faceFlags) manifest() (*modelpack.Manifest, error) {
 		return nil, fmt.Errorf("%w (install with: gabarit setup)", err)
 	}
 	return m, err
+}
+
+// AnalyzeFrame runs the face path on a decoded video frame.
+func (a analyzer) AnalyzeFrame(ctx context.Context, img *imageproc.RGB) (face.Analysis, error) {
+	r, err := a.p.Process(ctx, &imageproc.Decoded{Img: img, Width: img.W, Height: img.H, Format: "video", Orientation: 1})
+	if err != nil {
+		return face.Analysis{}, err
+	}
+	return face.Analysis{Width: r.Width, Height: r.Height, Faces: r.Faces}, nil
 }

@@ -86,7 +86,8 @@ type item struct {
 	mod     time.Time
 	data    []byte
 	result  face.Analysis
-	err     error // set when the entry failed; reason is its text
+	tracks  []trackRef // videos: one per face of result
+	err     error      // set when the entry failed; reason is its text
 	reason  string
 }
 
@@ -339,7 +340,7 @@ func (r *run) commit(ctx context.Context, batch []*item) error {
 		if ctx.Err() != nil || !errors.Is(err, store.ErrInvalid) {
 			return err // interrupted, or the store itself is failing
 		}
-		x.err, x.result = err, face.Analysis{}
+		x.err, x.result, x.tracks = err, face.Analysis{}, nil
 		if err := r.commitAll(ctx, []*item{x}); err != nil {
 			return err
 		}
@@ -362,6 +363,10 @@ func (r *run) commitAll(ctx context.Context, xs []*item) error {
 		for j, f := range x.result.Faces {
 			rec.Faces[j] = store.Face{Box: f.Box, Landmarks: f.Landmarks, Score: f.Score, Quality: f.Quality,
 				ModelID: r.cfg.ModelID, Dim: len(f.Embedding)}
+			if j < len(x.tracks) {
+				at := x.tracks[j].at
+				rec.Faces[j].TrackID, rec.Faces[j].TimeCode = x.tracks[j].id, &at
+			}
 			rec.Templates[j] = f.Embedding
 		}
 		recs[i] = rec

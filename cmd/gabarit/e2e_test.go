@@ -3,6 +3,7 @@
 package main
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -571,5 +572,57 @@ func TestIngestVideo(t *testing.T) {
 	out, _, _ = cli(t, data, "ingest", "--json", id)
 	if err := json.Unmarshal([]byte(out), &sum); err != nil || sum.Images != 0 || sum.Skipped != 1 {
 		t.Errorf("second ingest = %+v, %v", sum, err)
+	}
+}
+
+// TestIngestArchive ingests a zip of demo photos holding one entry that
+// would escape the archive: the photos land, the hostile entry is refused
+// and reported, the batch goes on.
+func TestIngestArchive(t *testing.T) {
+	d := modeltest.Installed(t)
+	dir := t.TempDir()
+	zpath := filepath.Join(dir, "photos.zip")
+	f, err := os.Create(zpath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw := zip.NewWriter(f)
+	for _, e := range [][2]string{{"a/sample1.jpg", "sample1.jpg"}, {"b/sample2.jpg", "sample2.jpg"}, {"../evil.jpg", "sample3.jpg"}} {
+		name := e[0]
+		data, err := os.ReadFile(filepath.Join(d.TestPhotos(), e[1]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := zw.Create(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data := t.TempDir()
+	out, stderr, err := cli(t, data, "source", "add", "--kind", "archive", "--path", zpath, "--controller", "C", "--purpose", "P",
+		"--legal-basis", "contract", "--art9", "a", "--jurisdiction", "DE", "--retention", "1y")
+	if err != nil {
+		t.Fatalf("source add: %v\n%s", err, stderr)
+	}
+	out, _, err = cli(t, data, "ingest", "--json", strings.TrimSpace(out))
+	if exitCode(err) != 1 {
+		t.Fatalf("ingest: %v, want status 1 (one refused entry)", err)
+	}
+	var sum ingestJSON
+	if err := json.Unmarshal([]byte(out), &sum); err != nil {
+		t.Fatal(err)
+	}
+	if sum.Images != 2 || sum.Faces < 4 || len(sum.Errors) != 1 || !strings.Contains(sum.Errors[0].File, "evil") ||
+		!strings.Contains(sum.Errors[0].Reason, "escape") {
+		t.Errorf("ingest = %+v", sum)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -36,8 +35,9 @@ type ingestJSON struct {
 }
 
 func (e *cmdEnv) ingest(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
+	fs := e.flags("ingest", "usage: gabarit ingest [--json] [flags] SOURCE_ID\n\n"+
+		"Detects, embeds, encrypts and indexes the faces of a declared source. Safe to interrupt\n"+
+		"(Ctrl-C, kill -9) and to run again: what is done is kept, nothing is duplicated.")
 	var ff faceFlags
 	ff.register(fs)
 	var df dataFlags
@@ -46,12 +46,6 @@ func (e *cmdEnv) ingest(ctx context.Context, args []string) error {
 	batch := fs.Int("batch", 32, "most images committed in one transaction")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	every := fs.Duration("every", video.DefaultEvery, "videos: interval between sampled frames")
-	fs.Usage = func() {
-		fmt.Fprintln(e.stderr, "usage: gabarit ingest [--json] [flags] SOURCE_ID\n\n"+
-			"Detects, embeds, encrypts and indexes the faces of a declared source. Safe to interrupt\n"+
-			"(Ctrl-C, kill -9) and to run again: what is done is kept, nothing is duplicated.")
-		fs.PrintDefaults()
-	}
 	if err := fs.Parse(args); err != nil {
 		return exitError{2}
 	}

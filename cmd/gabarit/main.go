@@ -100,3 +100,15 @@ type cmdEnv struct {
 	stdout, stderr io.Writer
 	logger         *slog.Logger
 }
+
+// flags returns a flag set for the command name whose -h prints usage (the
+// command line, a blank line, what it does) and then the flags.
+func (e *cmdEnv) flags(name, usage string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(e.stderr, usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}

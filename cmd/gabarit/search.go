@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"math"
 	"os"
@@ -13,7 +12,6 @@ import (
 
 	"gabarit/internal/face"
 	"gabarit/internal/pipeline"
-	"gabarit/internal/retention"
 	"gabarit/internal/search"
 )
 
@@ -40,8 +38,9 @@ type searchJSON struct {
 }
 
 func (e *cmdEnv) search(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("search", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
+	fs := e.flags("search", "usage: gabarit search --purpose TEXT [--case REF] [--k N] [--threshold T] [--face I] [--json] PHOTO\n\n"+
+		"Finds the stored images of the person in PHOTO. Every search is audited (who, when,\n"+
+		"purpose, case, the photo's SHA-256, k, threshold, results); the photo is not stored.")
 	var ff faceFlags
 	ff.register(fs)
 	var df dataFlags
@@ -54,12 +53,6 @@ func (e *cmdEnv) search(ctx context.Context, args []string) error {
 		faceNo    = fs.Int("face", -1, "which face of the photo to search, numbered from 0 as `gabarit faces` prints them (default: the largest)")
 		asJSON    = fs.Bool("json", false, "print JSON")
 	)
-	fs.Usage = func() {
-		fmt.Fprintln(e.stderr, "usage: gabarit search --purpose TEXT [--case REF] [--k N] [--threshold T] [--face I] [--json] PHOTO\n\n"+
-			"Finds the stored images of the person in PHOTO. Every search is audited (who, when,\n"+
-			"purpose, case, the photo's SHA-256, k, threshold, results); the photo is not stored.")
-		fs.PrintDefaults()
-	}
 	if err := fs.Parse(args); err != nil {
 		return exitError{2}
 	}
@@ -148,94 +141,4 @@ func (e *cmdEnv) search(ctx context.Context, args []string) error {
 			j.Box[0], j.Box[1], j.Box[2], j.Box[3], loc)
 	}
 	return tw.Flush()
-}
-
-func (e *cmdEnv) purge(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("purge", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	var ff faceFlags
-	ff.register(fs)
-	var df dataFlags
-	df.register(fs)
-	asJSON := fs.Bool("json", false, `print {"images":…,"faces":…}`)
-	at := fs.String("now", "", "purge as if it were this RFC 3339 time (for checks; default: now)")
-	fs.Usage = func() {
-		fmt.Fprintln(e.stderr, "usage: gabarit purge [--json]\n\n"+
-			"Deletes every image kept past its source's retention period, with its faces, templates and\n"+
-			"index entries. Each purge is audited.")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return exitError{2}
-	}
-	now := time.Now()
-	if *at != "" {
-		t, err := time.Parse(time.RFC3339, *at)
-		if err != nil {
-			return usageErr(e, fs, "--now: %v", err)
-		}
-		if t.Before(now) {
-			return usageErr(e, fs, "--now must not be in the past")
-		}
-		now = t
-	}
-	dk, err := df.open(ctx, true)
-	if err != nil {
-		return err
-	}
-	defer dk.Close()
-	m, err := ff.manifest()
-	if err != nil {
-		return err
-	}
-	h, err := dk.openIndex(ctx, m.Embedder.ID(), m.Embedder.Dim)
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	rep, err := retention.Purge(ctx, dk.db, h.Index, now, actor())
-	if saveErr := h.Save(context.WithoutCancel(ctx)); saveErr != nil {
-		err = errors.Join(err, saveErr)
-	}
-	if err != nil {
-		return fmt.Errorf("purge (%d images purged before the error): %w", rep.Images, err)
-	}
-	if *asJSON {
-		return json.NewEncoder(e.stdout).Encode(map[string]int{"images": rep.Images, "faces": rep.Faces})
-	}
-	fmt.Fprintf(e.stdout, "purged %d images and %d faces past their retention period\n", rep.Images, rep.Faces)
-	return nil
-}
-
-func (e *cmdEnv) reindex(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("reindex", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	var ff faceFlags
-	ff.register(fs)
-	var df dataFlags
-	df.register(fs)
-	fs.Usage = func() {
-		fmt.Fprintln(e.stderr, "usage: gabarit reindex [--index hnsw|flat]\n\nRebuilds the vector index from the encrypted templates of the store.")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return exitError{2}
-	}
-	dk, err := df.open(ctx, true)
-	if err != nil {
-		return err
-	}
-	defer dk.Close()
-	m, err := ff.manifest()
-	if err != nil {
-		return err
-	}
-	start := time.Now()
-	h, err := vstoreRebuild(ctx, dk, m.Embedder.ID(), m.Embedder.Dim)
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	fmt.Fprintf(e.stdout, "indexed %d faces in %.1f s (%s)\n", h.Index.Len(), time.Since(start).Seconds(), dk.indexPath(m.Embedder.ID()))
-	return nil
 }

@@ -37,8 +37,10 @@ var bases = []store.LegalBasis{store.BasisConsent, store.BasisContract, store.Ba
 	store.BasisVitalInterests, store.BasisPublicTask, store.BasisLegitimateInterests}
 
 func (e *cmdEnv) sourceAdd(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("source add", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
+	fs := e.flags("source add", "usage: gabarit source add --kind folder|archive|video --path P --controller TEXT --purpose TEXT \\\n"+
+		"         --legal-basis BASIS --art9 CONDITION --jurisdiction CC --retention DURATION [--json]\n\n"+
+		"Declares a closed collection and the legal frame under which its faces are processed.\n"+
+		"There is no crawler: a source is a folder, an archive or video files on this machine.")
 	var df dataFlags
 	df.register(fs)
 	var (
@@ -52,13 +54,6 @@ func (e *cmdEnv) sourceAdd(ctx context.Context, args []string) error {
 		retention    = fs.String("retention", "", "how long each image is kept after ingestion: 30d, 6m, 1y, 720h …")
 		asJSON       = fs.Bool("json", false, `print {"id":…}`)
 	)
-	fs.Usage = func() {
-		fmt.Fprintln(e.stderr, "usage: gabarit source add --kind folder|archive|video --path P --controller TEXT --purpose TEXT \\\n"+
-			"         --legal-basis BASIS --art9 CONDITION --jurisdiction CC --retention DURATION [--json]\n\n"+
-			"Declares a closed collection and the legal frame under which its faces are processed.\n"+
-			"There is no crawler: a source is a folder, an archive or video files on this machine.")
-		fs.PrintDefaults()
-	}
 	if err := fs.Parse(args); err != nil {
 		return exitError{2}
 	}

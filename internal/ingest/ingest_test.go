@@ -18,6 +18,7 @@ import (
 	"gabarit/internal/source"
 	"gabarit/internal/source/folder"
 	"gabarit/internal/store"
+	"gabarit/internal/store/storetest"
 	"gabarit/internal/vindex/flat"
 )
 
@@ -62,9 +63,7 @@ type env struct {
 
 func newEnv(t *testing.T, files map[string]string) *env {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	photos := filepath.Join(dir, "photos")
+	photos := filepath.Join(t.TempDir(), "photos")
 	for name, body := range files {
 		p := filepath.Join(photos, name)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -74,23 +73,8 @@ func newEnv(t *testing.T, files map[string]string) *env {
 			t.Fatal(err)
 		}
 	}
-	db, err := store.Open(ctx, filepath.Join(dir, "gabarit.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	master, err := keyring.LoadOrCreateMaster(filepath.Join(dir, "master.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	kr := keyring.New(master, db.KeyStore())
-	t.Cleanup(func() { kr.Close() })
-	id, err := db.CreateSource(ctx, store.Source{Kind: store.KindFolder, Locator: photos, Controller: "Example",
-		Purpose: "test", LegalBasis: store.BasisConsent, Art9Condition: "9(2)(a)", Jurisdiction: "FR",
-		Retention: time.Hour, CreatedBy: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, kr := storetest.Open(t)
+	id := storetest.Source(t, db, store.BasisConsent, time.Hour)
 	return &env{db: db, keys: kr, idx: flat.New(dim), src: id, dir: photos}
 }
 

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"gabarit/internal/keyring"
 	"gabarit/internal/search"
 	"gabarit/internal/store"
+	"gabarit/internal/store/storetest"
 	"gabarit/internal/vindex/flat"
 )
 
@@ -50,26 +50,10 @@ type fixture struct {
 func newFixture(t *testing.T, pr probes) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	dir := t.TempDir()
-	db, err := store.Open(ctx, filepath.Join(dir, "gabarit.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	master, err := keyring.LoadOrCreateMaster(filepath.Join(dir, "master.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	kr := keyring.New(master, db.KeyStore())
-	t.Cleanup(func() { kr.Close() })
+	db, kr := storetest.Open(t)
 	f := &fixture{db: db, keys: kr, idx: flat.New(dim), ids: map[string]int64{}}
 	for i := range f.src {
-		f.src[i], err = db.CreateSource(ctx, store.Source{Kind: store.KindFolder, Locator: fmt.Sprint("/s", i),
-			Controller: "Example", Purpose: "test", LegalBasis: []store.LegalBasis{store.BasisConsent, store.BasisPublicTask}[i],
-			Art9Condition: "9(2)(a)", Jurisdiction: "FR", Retention: time.Hour, CreatedBy: "test"})
-		if err != nil {
-			t.Fatal(err)
-		}
+		f.src[i] = storetest.Source(t, db, []store.LegalBasis{store.BasisConsent, store.BasisPublicTask}[i], time.Hour)
 		if err := kr.EnsureKey(ctx, f.src[i]); err != nil {
 			t.Fatal(err)
 		}

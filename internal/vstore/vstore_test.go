@@ -13,6 +13,7 @@ import (
 	"gabarit/internal/face"
 	"gabarit/internal/keyring"
 	"gabarit/internal/store"
+	"gabarit/internal/store/storetest"
 	"gabarit/internal/vindex"
 	"gabarit/internal/vindex/flat"
 	"gabarit/internal/vstore"
@@ -36,24 +37,8 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	ctx := context.Background()
-	dir := t.TempDir()
-	db, err := store.Open(ctx, filepath.Join(dir, "gabarit.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	master, err := keyring.LoadOrCreateMaster(filepath.Join(dir, "master.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	kr := keyring.New(master, db.KeyStore())
-	t.Cleanup(func() { kr.Close() })
-	src, err := db.CreateSource(ctx, store.Source{Kind: store.KindFolder, Locator: "/p", Controller: "Example",
-		Purpose: "test", LegalBasis: store.BasisConsent, Art9Condition: "9(2)(a)", Jurisdiction: "FR",
-		Retention: time.Hour, CreatedBy: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, kr := storetest.Open(t)
+	src := storetest.Source(t, db, store.BasisConsent, time.Hour)
 	if err := kr.EnsureKey(ctx, src); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"gabarit/internal/retention"
+)
+
+func (e *cmdEnv) purge(ctx context.Context, args []string) error {
+	fs := e.flags("purge", "usage: gabarit purge [--json]\n\n"+
+		"Deletes every image kept past its source's retention period, with its faces, templates and\n"+
+		"index entries. Each purge is audited.")
+	var ff faceFlags
+	ff.register(fs)
+	var df dataFlags
+	df.register(fs)
+	asJSON := fs.Bool("json", false, `print {"images":…,"faces":…}`)
+	at := fs.String("now", "", "purge as if it were this RFC 3339 time (for checks; default: now)")
+	if err := fs.Parse(args); err != nil {
+		return exitError{2}
+	}
+	now := time.Now()
+	if *at != "" {
+		t, err := time.Parse(time.RFC3339, *at)
+		if err != nil {
+			return usageErr(e, fs, "--now: %v", err)
+		}
+		if t.Before(now) {
+			return usageErr(e, fs, "--now must not be in the past")
+		}
+		now = t
+	}
+	dk, err := df.open(ctx, true)
+	if err != nil {
+		return err
+	}
+	defer dk.Close()
+	m, err := ff.manifest()
+	if err != nil {
+		return err
+	}
+	h, err := dk.openIndex(ctx, m.Embedder.ID(), m.Embedder.Dim)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	rep, err := retention.Purge(ctx, dk.db, h.Index, now, actor())
+	if saveErr := h.Save(context.WithoutCancel(ctx)); saveErr != nil {
+		err = errors.Join(err, saveErr)
+	}
+	if err != nil {
+		return fmt.Errorf("purge (%d images purged before the error): %w", rep.Images, err)
+	}
+	if *asJSON {
+		return json.NewEncoder(e.stdout).Encode(map[string]int{"images": rep.Images, "faces": rep.Faces})
+	}
+	fmt.Fprintf(e.stdout, "purged %d images and %d faces past their retention period\n", rep.Images, rep.Faces)
+	return nil
+}
+
+func (e *cmdEnv) reindex(ctx context.Context, args []string) error {
+	fs := e.flags("reindex", "usage: gabarit reindex [--index hnsw|flat]\n\nRebuilds the vector index from the encrypted templates of the store.")
+	var ff faceFlags
+	ff.register(fs)
+	var df dataFlags
+	df.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return exitError{2}
+	}
+	dk, err := df.open(ctx, true)
+	if err != nil {
+		return err
+	}
+	defer dk.Close()
+	m, err := ff.manifest()
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	h, err := vstoreRebuild(ctx, dk, m.Embedder.ID(), m.Embedder.Dim)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	fmt.Fprintf(e.stdout, "indexed %d faces in %.1f s (%s)\n", h.Index.Len(), time.Since(start).Seconds(), dk.indexPath(m.Embedder.ID()))
+	return nil
+}

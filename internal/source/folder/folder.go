@@ -187,11 +187,21 @@ func (w *walker) symlink(loc string) error {
 	case !fi.Mode().IsRegular():
 		return w.fn(source.Item{Locator: loc}, &source.ItemError{Locator: loc, Err: fmt.Errorf("not a regular file (%s)", fi.Mode().Type())})
 	}
-	return w.file(loc, fi)
+	// Open the resolved target (os.Root does not follow absolute links,
+	// even to a file inside the root).
+	rel, err := filepath.Rel(w.s.root, target)
+	if err != nil {
+		return w.fn(source.Item{Locator: loc}, &source.ItemError{Locator: loc, Err: err})
+	}
+	return w.fileAt(loc, filepath.ToSlash(rel), fi)
 }
 
 // file lists the regular image file at loc, described by fi.
-func (w *walker) file(loc string, fi fs.FileInfo) error {
+func (w *walker) file(loc string, fi fs.FileInfo) error { return w.fileAt(loc, loc, fi) }
+
+// fileAt lists the image file described by fi under locator loc, opened at
+// the path target (relative to the root, slash-separated).
+func (w *walker) fileAt(loc, target string, fi fs.FileInfo) error {
 	if fi.Size() > w.s.lim.MaxFileBytes {
 		return w.fn(source.Item{Locator: loc}, &source.ItemError{Locator: loc,
 			Err: fmt.Errorf("%d bytes, limit %d: %w", fi.Size(), w.s.lim.MaxFileBytes, source.ErrTooLarge)})
@@ -205,7 +215,7 @@ func (w *walker) file(loc string, fi fs.FileInfo) error {
 		Locator: loc,
 		Size:    size,
 		ModTime: fi.ModTime(),
-		Open:    func() (io.ReadCloser, error) { return w.s.open(loc, size) },
+		Open:    func() (io.ReadCloser, error) { return w.s.open(loc, target, size) },
 	}, nil)
 }
 
@@ -215,20 +225,21 @@ func (s *Source) inside(p string) bool {
 	return err == nil && filepath.IsLocal(rel)
 }
 
-// open opens the file listed at loc with size bytes, beneath the root.
-func (s *Source) open(loc string, size int64) (io.ReadCloser, error) {
+// open opens the file listed at loc, found at target, with size bytes,
+// beneath the root.
+func (s *Source) open(loc, target string, size int64) (io.ReadCloser, error) {
 	root, err := os.OpenRoot(s.root)
 	if err != nil {
 		return nil, &source.ItemError{Locator: loc, Err: err}
 	}
 	defer root.Close()
 	// O_NONBLOCK: a file swapped for a FIFO must not block the open.
-	f, err := root.OpenFile(filepath.FromSlash(loc), os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	f, err := root.OpenFile(filepath.FromSlash(target), os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			// os.Root refuses paths resolving outside the root; say so.
-			target, rerr := filepath.EvalSymlinks(filepath.Join(s.root, filepath.FromSlash(loc)))
-			if rerr == nil && !s.inside(target) {
+			resolved, rerr := filepath.EvalSymlinks(filepath.Join(s.root, filepath.FromSlash(target)))
+			if rerr == nil && !s.inside(resolved) {
 				err = fmt.Errorf("%w (%w)", source.ErrEscape, err)
 			}
 		}

@@ -125,6 +125,7 @@ func TestSymlinks(t *testing.T) {
 		"escapedir":      filepath.Join(outside, "d"),          // directory outside
 		"rel-escape.jpg": "../outside/secret.jpg",              // relative, outside
 		"inside.jpg":     "real.jpg",                           // file inside
+		"abs-inside.jpg": filepath.Join(root, "sub", "x.jpg"),  // absolute, to a file inside
 		"subdir":         "sub",                                // directory inside: not followed
 		"dangling.jpg":   "nowhere.jpg",
 	}
@@ -143,7 +144,7 @@ func TestSymlinks(t *testing.T) {
 	if r.errs["dangling.jpg"] == nil {
 		t.Errorf("dangling.jpg: no item error")
 	}
-	wantItems := []string{"inside.jpg", "real.jpg", "sub/x.jpg"}
+	wantItems := []string{"abs-inside.jpg", "inside.jpg", "real.jpg", "sub/x.jpg"}
 	got := slices.Sorted(func(yield func(string) bool) {
 		for k := range r.items {
 			if !yield(k) {
@@ -158,6 +159,12 @@ func TestSymlinks(t *testing.T) {
 		data, err := read(it)
 		if err != nil || len(data) != 3 || it.Size != 3 {
 			t.Errorf("inside.jpg: Size %d, read %d bytes, err %v; want the target's 3 bytes", it.Size, len(data), err)
+		}
+	}
+	if it, ok := r.items["abs-inside.jpg"]; ok {
+		data, err := read(it)
+		if err != nil || len(data) != 1 || data[0] != 4 {
+			t.Errorf("abs-inside.jpg: read %v, err %v; want the target's byte", data, err)
 		}
 	}
 	if !slices.IsSorted(r.order) {

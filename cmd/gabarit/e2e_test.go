@@ -236,6 +236,15 @@ func TestIngestSearchPurge(t *testing.T) {
 	if searches != 3 {
 		t.Errorf("%d searches audited, want 3 (match, no match, no face)", searches)
 	}
+	var ingests int
+	for _, e := range es {
+		if e.Action == "source.ingest" && e.Object == fmt.Sprint("source/", id) {
+			ingests++
+		}
+	}
+	if ingests != 2 {
+		t.Errorf("%d ingest runs audited, want 2", ingests)
+	}
 
 	// Purge as if the retention period had passed: everything goes, the
 	// index forgets it at once, and ingesting again brings nothing back.

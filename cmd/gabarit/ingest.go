@@ -114,6 +114,17 @@ func (e *cmdEnv) ingest(ctx context.Context, args []string) error {
 		bar.finish(sum.Stats)
 	}
 	interrupted := runErr != nil && ctx.Err() != nil
+	// The run is recorded (who ingested which source, when, with what
+	// outcome), whatever its outcome.
+	detail, err := json.Marshal(map[string]any{"images": sum.Images, "faces": sum.Faces, "skipped": sum.Skipped,
+		"errors": sum.Failed, "interrupted": interrupted, "failed": runErr != nil && !interrupted})
+	if err == nil {
+		_, err = k.db.AppendAudit(context.WithoutCancel(ctx), nil, store.AuditEntry{Actor: actor(), Action: "source.ingest",
+			Object: fmt.Sprintf("source/%d", id), Detail: detail})
+	}
+	if err != nil {
+		return errors.Join(runErr, fmt.Errorf("audit the ingest: %w", err))
+	}
 	if runErr != nil && !interrupted {
 		// What was committed is in the store; the next open of the index
 		// catches up with it. Save what we have anyway.

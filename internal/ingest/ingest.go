@@ -84,6 +84,7 @@ type item struct {
 	sha     [32]byte
 	size    int64
 	mod     time.Time
+	taken   time.Time // from EXIF; zero when unknown
 	data    []byte
 	result  face.Analysis
 	tracks  []trackRef // videos: one per face of result
@@ -228,6 +229,7 @@ func (r *run) produce(ctx context.Context, it source.Item, listErr error, jobs, 
 	}
 	r.count(func(s *Stats) { s.Bytes += int64(len(x.data)) })
 	x.sha = sha256.Sum256(x.data)
+	x.taken, _ = imageproc.TakenAt(x.data)
 	seen, err := r.st.SeenContent(ctx, r.cfg.SourceID, x.sha)
 	if err != nil {
 		return err
@@ -357,7 +359,7 @@ func (r *run) commitAll(ctx context.Context, xs []*item) error {
 			recs[i] = rec
 			continue
 		}
-		rec.Image = store.Image{SizeBytes: x.size, Width: x.result.Width, Height: x.result.Height}
+		rec.Image = store.Image{SizeBytes: x.size, Width: x.result.Width, Height: x.result.Height, TakenAt: x.taken}
 		rec.Faces = make([]store.Face, len(x.result.Faces))
 		rec.Templates = make([][]float32, len(x.result.Faces))
 		for j, f := range x.result.Faces {

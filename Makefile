@@ -57,6 +57,7 @@ test-race: setup
 
 fuzz: deps
 	CGO_ENABLED=1 $(GO) test -tags "$(TAGS)" -run '^$$' -fuzz FuzzDecode -fuzztime 60s ./internal/imageproc/
+	CGO_ENABLED=1 $(GO) test -tags "$(TAGS)" -run '^$$' -fuzz FuzzTakenAt -fuzztime 30s ./internal/imageproc/
 
 bench: setup
 	CGO_ENABLED=1 $(GO) test -tags "$(TAGS)" -run '^$$' -bench . -benchtime 2s ./internal/imageproc/ ./internal/pipeline/

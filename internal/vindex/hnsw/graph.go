@@ -6,6 +6,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"sync"
+	"sync/atomic"
 )
 
 // maxLevel is the highest level a node can get; with M=16 a level above 8
@@ -16,7 +18,17 @@ const maxLevel = 16
 // its context (well under a millisecond at dimension 512).
 const ctxEvery = 256
 
-// graph is the state of one HNSW graph. It has no lock: Index guards it.
+// nStripes is the number of link locks: slot s's links are guarded by
+// stripes[s%nStripes] (hnswlib keeps one lock per node; striping costs no
+// RAM per face and rarely contends at 2 to 64 threads).
+const nStripes = 1 << 12
+
+// graph is the state of one HNSW graph. Index's lock guards its slices and
+// maps: they grow (Index.reserve), and slots are removed, only under the
+// write lock. Under the read lock, searches and the parallel linking of
+// reserved slots (linkAll) run at once: link blocks are then read and
+// written under their stripe lock, and the entry point under epMu; codes,
+// scales, ids, levels and the tombstones do not change under the read lock.
 // Slots are dense uint32 numbers given in insertion order and never reused.
 type graph struct {
 	dim    int
@@ -26,7 +38,6 @@ type graph struct {
 	rng    *rand.Rand
 	codes  []int8    // int8 codes of slot s at codes[s*dim:(s+1)*dim]
 	scales []float32 // scale of slot s: vector ≈ scales[s] × codes
-	vecs   []float32 // float32 vector of slot s at vecs[s*dim:(s+1)*dim]
 	ids    []int64   // id of slot s (0 once deleted)
 	levels []uint8   // top level of slot s
 	links0 []uint32  // level-0 links of slot s at links0[s*(m0+1):]: count, then m0 slots
@@ -36,22 +47,27 @@ type graph struct {
 	dead  []uint64         // tombstone bitmap
 	nDead int              // number of tombstoned slots
 	slot  map[int64]uint32 // id → slot of the live vectors
-	entry uint32           // entry point
-	top   int              // level of the entry point; -1 when the graph is empty
+
+	epMu  sync.Mutex // guards entry and top while slots are linked in parallel
+	entry uint32     // entry point
+	top   int        // level of the entry point; -1 when the graph is empty
+
+	stripes *[nStripes]sync.Mutex // link locks, see nStripes
 }
 
 // newGraph returns an empty graph; cfg has its defaults applied.
 func newGraph(dim int, cfg Config, stream uint64) *graph {
 	return &graph{
-		dim:   dim,
-		m:     cfg.M,
-		m0:    2 * cfg.M,
-		efC:   cfg.EfConstruction,
-		ml:    1 / math.Log(float64(cfg.M)),
-		rng:   rand.New(rand.NewPCG(uint64(cfg.Seed), stream)),
-		upper: make(map[uint32][]uint32),
-		slot:  make(map[int64]uint32),
-		top:   -1,
+		dim:     dim,
+		m:       cfg.M,
+		m0:      2 * cfg.M,
+		efC:     cfg.EfConstruction,
+		ml:      1 / math.Log(float64(cfg.M)),
+		rng:     rand.New(rand.NewPCG(uint64(cfg.Seed), stream)),
+		upper:   make(map[uint32][]uint32),
+		slot:    make(map[int64]uint32),
+		top:     -1,
+		stripes: new([nStripes]sync.Mutex),
 	}
 }
 
@@ -67,10 +83,26 @@ type query struct {
 	scale float32
 }
 
-func (g *graph) n() int                 { return len(g.ids) }
-func (g *graph) code(s uint32) []int8   { return g.codes[int(s)*g.dim : (int(s)+1)*g.dim] }
-func (g *graph) vec(s uint32) []float32 { return g.vecs[int(s)*g.dim : (int(s)+1)*g.dim] }
-func (g *graph) isDead(s uint32) bool   { return g.dead[s/64]&(1<<(s%64)) != 0 }
+func (g *graph) n() int               { return len(g.ids) }
+func (g *graph) code(s uint32) []int8 { return g.codes[int(s)*g.dim : (int(s)+1)*g.dim] }
+func (g *graph) isDead(s uint32) bool { return g.dead[s/64]&(1<<(s%64)) != 0 }
+
+// entryPoint returns the entry point and its level.
+func (g *graph) entryPoint() (uint32, int) {
+	g.epMu.Lock()
+	defer g.epMu.Unlock()
+	return g.entry, g.top
+}
+
+// neighboursOf copies the neighbours of slot s on level l into buf (which
+// it grows as needed) under the slot's stripe lock and returns them.
+func (g *graph) neighboursOf(s uint32, l int, buf []uint32) []uint32 {
+	mu := &g.stripes[s%nStripes]
+	mu.Lock()
+	buf = append(buf[:0], neighbours(g.links(s, l))...)
+	mu.Unlock()
+	return buf
+}
 
 // sim returns the approximate cosine of q and slot s from the int8 codes.
 func (g *graph) sim(q query, s uint32) float32 {
@@ -111,9 +143,10 @@ func (g *graph) randomLevel() int {
 // greedy walks level l from ep towards q, moving to the best neighbour
 // until none is better, and returns where it stops.
 func (g *graph) greedy(q query, ep cand, l int) cand {
+	var buf [maxM]uint32
 	for changed := true; changed; {
 		changed = false
-		for _, nb := range neighbours(g.links(ep.s, l)) {
+		for _, nb := range g.neighboursOf(ep.s, l, buf[:0]) {
 			if s := g.sim(q, nb); s > ep.sim {
 				ep, changed = cand{s, nb}, true
 			}
@@ -130,6 +163,7 @@ func (g *graph) greedy(q query, ep cand, l int) cand {
 func (g *graph) searchLayer(ctx context.Context, q query, eps []cand, ef, l int, accept func(uint32) bool, vis *visited) ([]cand, error) {
 	todo := candHeap{max: true}
 	res := candHeap{}
+	buf := make([]uint32, 0, g.m0)
 	for _, e := range eps {
 		todo.push(e)
 		if accept(e.s) {
@@ -149,7 +183,8 @@ func (g *graph) searchLayer(ctx context.Context, q query, eps []cand, ef, l int,
 		if len(res.c) >= ef && c.sim < res.c[0].sim {
 			break
 		}
-		for _, nb := range neighbours(g.links(c.s, l)) {
+		buf = g.neighboursOf(c.s, l, buf)
+		for _, nb := range buf {
 			if !vis.visit(nb) {
 				continue
 			}
@@ -205,14 +240,14 @@ func (g *graph) selectNeighbours(cs []cand, m int) []cand {
 	return cs[:kept]
 }
 
-// grow appends a slot for id with vector v at level lvl and returns it; the
-// caller maps id to it.
-func (g *graph) grow(id int64, v []float32, lvl int) uint32 {
+// grow appends a slot for id with the int8 codes and scale of its vector
+// at level lvl and returns it; the caller maps id to it and links it in.
+// It runs under the write lock.
+func (g *graph) grow(id int64, code []int8, scale float32, lvl int) uint32 {
 	s := uint32(len(g.ids))
 	g.ids = append(g.ids, id)
-	g.vecs = appendZeroing(g.vecs, v)
-	g.codes = appendZeroing(g.codes, make([]int8, g.dim))
-	g.scales = append(g.scales, quantize(v, g.codes[len(g.codes)-g.dim:]))
+	g.codes = appendZeroing(g.codes, code)
+	g.scales = append(g.scales, scale)
 	g.levels = append(g.levels, uint8(lvl))
 	g.links0 = append(g.links0, make([]uint32, g.m0+1)...)
 	if lvl > 0 {
@@ -225,9 +260,9 @@ func (g *graph) grow(id int64, v []float32, lvl int) uint32 {
 }
 
 // appendZeroing appends v to s like append, but when it must move s to a
-// larger array it clears the old one, so that no copy of a vector is left
-// behind in memory to outlive its erasure. It grows by a quarter, which also
-// keeps the slack of a large index small.
+// larger array it clears the old one, so that no copy of a vector's codes
+// is left behind in memory to outlive its erasure. It grows by a quarter,
+// which also keeps the slack of a large index small.
 func appendZeroing[T int8 | float32](s, v []T) []T {
 	if need := len(s) + len(v); need > cap(s) {
 		grown := make([]T, len(s), need+need/4)
@@ -238,24 +273,67 @@ func appendZeroing[T int8 | float32](s, v []T) []T {
 	return append(s, v...)
 }
 
-// insert adds id with vector v (which must not be in the graph) and links
-// it in, as algorithm 1 of the paper.
-func (g *graph) insert(id int64, v []float32, vis *visited) {
-	lvl := g.randomLevel()
-	s := g.grow(id, v, lvl)
-	g.slot[id] = s
-	if g.top < 0 {
+// linkAll links the reserved slots in, as algorithm 1 of the paper, on up
+// to workers goroutines at once; it runs under the read lock (see graph).
+// Tombstoned slots (deleted since they were reserved) are skipped. On a
+// done context it stops and returns the slots it did not link, with the
+// context's error. visFor returns a visited set for a worker.
+func (g *graph) linkAll(ctx context.Context, slots []uint32, workers int, visFor func() *visited, putVis func(*visited)) ([]uint32, error) {
+	workers = max(1, min(workers, len(slots)))
+	var next atomic.Int64
+	linked := make([]bool, len(slots))
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			vis := visFor()
+			defer putVis(vis)
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(slots) || ctx.Err() != nil {
+					return
+				}
+				if s := slots[i]; !g.isDead(s) {
+					g.link1(s, vis)
+				}
+				linked[i] = true
+			}
+		}()
+	}
+	wg.Wait()
+	var left []uint32
+	for i, ok := range linked {
+		if !ok {
+			left = append(left, slots[i])
+		}
+	}
+	if len(left) > 0 {
+		return left, ctx.Err()
+	}
+	return nil, nil
+}
+
+// link1 links reserved slot s into the graph. When the graph has no entry
+// point yet, s becomes it.
+func (g *graph) link1(s uint32, vis *visited) {
+	lvl := int(g.levels[s])
+	g.epMu.Lock()
+	entry, top := g.entry, g.top
+	if top < 0 {
 		g.entry, g.top = s, lvl
+		g.epMu.Unlock()
 		return
 	}
+	g.epMu.Unlock()
 	q := g.nodeQuery(s)
-	ep := cand{g.sim(q, g.entry), g.entry}
-	for l := g.top; l > lvl; l-- {
+	ep := cand{g.sim(q, entry), entry}
+	for l := top; l > lvl; l-- {
 		ep = g.greedy(q, ep, l)
 	}
 	live := func(t uint32) bool { return !g.isDead(t) }
 	eps := []cand{ep}
-	for l := min(lvl, g.top); l >= 0; l-- {
+	for l := min(lvl, top); l >= 0; l-- {
 		vis.reset(g.n())
 		vis.visit(s)
 		for _, e := range eps {
@@ -267,14 +345,41 @@ func (g *graph) insert(id int64, v []float32, vis *visited) {
 			eps = slices.Clone(w)
 		}
 		nbrs := g.selectNeighbours(w, g.m)
-		setLinks(g.links(s, l), nbrs)
+		g.setOwnLinks(s, l, q, nbrs)
 		for _, nb := range nbrs {
 			g.link(nb.s, s, nb.sim, l)
 		}
 	}
-	if lvl > g.top {
-		g.entry, g.top = s, lvl
+	if lvl > top {
+		g.epMu.Lock()
+		if lvl > g.top {
+			g.entry, g.top = s, lvl
+		}
+		g.epMu.Unlock()
 	}
+}
+
+// setOwnLinks sets the level-l neighbours of slot s, being linked, to
+// nbrs. A concurrent insertion may already have linked itself to s (it
+// reached s through a level above); those links are kept, the heuristic
+// choosing among both sets when they overflow, else s could end up with no
+// link in, unreachable.
+func (g *graph) setOwnLinks(s uint32, l int, q query, nbrs []cand) {
+	mu := &g.stripes[s%nStripes]
+	mu.Lock()
+	defer mu.Unlock()
+	block := g.links(s, l)
+	if block[0] == 0 {
+		setLinks(block, nbrs)
+		return
+	}
+	cs := slices.Clone(nbrs)
+	for _, t := range neighbours(block) {
+		if !slices.ContainsFunc(cs, func(c cand) bool { return c.s == t }) {
+			cs = append(cs, cand{g.sim(q, t), t})
+		}
+	}
+	setLinks(block, g.selectNeighbours(cs, g.maxLinks(l)))
 }
 
 // maxLinks returns the most neighbours a node has on level l.
@@ -289,7 +394,13 @@ func (g *graph) maxLinks(l int) int {
 // re-selecting them with the heuristic when the list overflows; tombstoned
 // neighbours are dropped then.
 func (g *graph) link(t, s uint32, sim float32, l int) {
+	mu := &g.stripes[t%nStripes]
+	mu.Lock()
+	defer mu.Unlock()
 	block := g.links(t, l)
+	if slices.Contains(neighbours(block), s) {
+		return // t, inserted concurrently, already chose s
+	}
 	n := int(block[0])
 	if n < g.maxLinks(l) {
 		block[1+n] = s
@@ -307,7 +418,7 @@ func (g *graph) link(t, s uint32, sim float32, l int) {
 	setLinks(block, g.selectNeighbours(cs, g.maxLinks(l)))
 }
 
-// remove tombstones slot s: zeroes its vector, codes and id, and re-links
+// remove tombstones slot s, under the write lock: zeroes its codes and id, and re-links
 // each neighbour that linked back to s among the other neighbours of s. It
 // moves the entry point to a live node when s was it, and resets the graph
 // when no live node is left.
@@ -316,7 +427,6 @@ func (g *graph) remove(s uint32) {
 	g.ids[s] = 0
 	g.dead[s/64] |= 1 << (s % 64)
 	g.nDead++
-	clear(g.vec(s))
 	clear(g.code(s))
 	g.scales[s] = 0
 	if len(g.slot) == 0 {
@@ -345,21 +455,31 @@ func (g *graph) remove(s uint32) {
 		}
 	}
 	if s == g.entry {
+		// The new entry point is a live node of the highest level that has
+		// links: a slot reserved by an Add but not linked yet has none, and
+		// entering there would cut the walk off from the graph. Only when no
+		// node has links (a graph of one node, or of reserved slots only)
+		// does any live node do.
 		g.top = -1
+		linked := false
 		for t := range g.levels {
-			if !g.isDead(uint32(t)) && int(g.levels[t]) > g.top {
-				g.entry, g.top = uint32(t), int(g.levels[t])
+			u := uint32(t)
+			if g.isDead(u) {
+				continue
+			}
+			hasLinks := g.links(u, 0)[0] > 0
+			if (hasLinks && !linked) || ((hasLinks || !linked) && int(g.levels[t]) > g.top) {
+				g.entry, g.top, linked = u, int(g.levels[t]), hasLinks
 			}
 		}
 	}
 }
 
-// reset empties the graph, zeroing the memory that held vectors.
+// reset empties the graph, zeroing the memory that held codes and ids.
 func (g *graph) reset() {
-	clear(g.vecs[:cap(g.vecs)])
 	clear(g.codes[:cap(g.codes)])
 	clear(g.ids[:cap(g.ids)])
-	g.codes, g.scales, g.vecs, g.ids, g.levels, g.links0, g.dead = nil, nil, nil, nil, nil, nil, nil
+	g.codes, g.scales, g.ids, g.levels, g.links0, g.dead = nil, nil, nil, nil, nil, nil
 	g.upper = make(map[uint32][]uint32)
 	g.slot = make(map[int64]uint32)
 	g.nDead, g.entry, g.top = 0, 0, -1

@@ -9,6 +9,7 @@ import (
 	"hash/crc32"
 	"io"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -73,7 +74,7 @@ func checkGraph(t *testing.T, x *Index) {
 	live := 0
 	for s := range uint32(g.n()) {
 		if g.isDead(s) {
-			if g.ids[s] != 0 || g.scales[s] != 0 || !zero(g.vec(s)) || slices.ContainsFunc(g.code(s), func(c int8) bool { return c != 0 }) {
+			if g.ids[s] != 0 || g.scales[s] != 0 || slices.ContainsFunc(g.code(s), func(c int8) bool { return c != 0 }) {
 				t.Fatalf("tombstone %d keeps its id, vector or codes", s)
 			}
 			continue
@@ -231,7 +232,7 @@ func TestReplaceZeroesOldVector(t *testing.T) {
 	if err := x.Add(context.Background(), []int64{5}, [][]float32{unit(r, 8)}); err != nil {
 		t.Fatal(err)
 	}
-	if !x.g.isDead(old) || !zero(x.g.vec(old)) || x.g.slot[5] == old {
+	if !x.g.isDead(old) || slices.ContainsFunc(x.g.code(old), func(c int8) bool { return c != 0 }) || x.g.slot[5] == old {
 		t.Fatalf("replacing id 5 left its old slot %d live or unzeroed", old)
 	}
 	checkGraph(t, x)
@@ -259,7 +260,7 @@ func TestSaveLoadSameGraph(t *testing.T) {
 	if err := x.Delete(ctx, []int64{1, 2, 3, 500, 501, x.g.ids[x.g.entry]}); err != nil {
 		t.Fatal(err)
 	}
-	y, err := Load(bytes.NewReader(saveBytes(t, x)))
+	y, err := Load(bytes.NewReader(saveBytes(t, x)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +269,7 @@ func TestSaveLoadSameGraph(t *testing.T) {
 	gx, gy := x.g, y.g
 	if y.cfg != x.cfg || gy.entry != gx.entry || gy.top != gx.top || gy.nDead != gx.nDead ||
 		!slices.Equal(gy.ids, gx.ids) || !slices.Equal(gy.levels, gx.levels) || !slices.Equal(gy.links0, gx.links0) ||
-		!slices.Equal(gy.vecs, gx.vecs) || !slices.Equal(gy.codes, gx.codes) || !slices.Equal(gy.scales, gx.scales) ||
+		!slices.Equal(gy.codes, gx.codes) || !slices.Equal(gy.scales, gx.scales) ||
 		!slices.Equal(gy.dead, gx.dead) || !maps.Equal(gy.slot, gx.slot) ||
 		!maps.EqualFunc(gy.upper, gx.upper, slices.Equal) {
 		t.Fatal("loaded graph differs from the saved one")
@@ -304,7 +305,7 @@ func TestLoadTruncated(t *testing.T) {
 	t.Parallel()
 	data := smallFile(t)
 	for n := range len(data) {
-		x, err := Load(bytes.NewReader(data[:n]))
+		x, err := Load(bytes.NewReader(data[:n]), nil)
 		if err == nil || x != nil {
 			t.Fatalf("Load(first %d of %d bytes) = %v, %v; want nil, an error", n, len(data), x, err)
 		}
@@ -312,7 +313,7 @@ func TestLoadTruncated(t *testing.T) {
 			t.Fatalf("Load(first %d of %d bytes): %v; want ErrCorrupt and io.ErrUnexpectedEOF", n, len(data), err)
 		}
 	}
-	if _, err := Load(bytes.NewReader(data)); err != nil {
+	if _, err := Load(bytes.NewReader(data), nil); err != nil {
 		t.Fatalf("Load(whole file): %v", err)
 	}
 }
@@ -326,7 +327,7 @@ func TestLoadCorrupted(t *testing.T) {
 		for bit := range 8 {
 			copy(bad, data)
 			bad[i] ^= 1 << bit
-			x, err := Load(bytes.NewReader(bad))
+			x, err := Load(bytes.NewReader(bad), nil)
 			if err == nil || x != nil || !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("Load with bit %d of byte %d flipped = %v, %v; want nil, ErrCorrupt", bit, i, x, err)
 			}
@@ -338,7 +339,7 @@ func TestLoadReadsExactly(t *testing.T) {
 	t.Parallel()
 	data := smallFile(t)
 	r := bytes.NewReader(append(slices.Clone(data), "trailer"...))
-	if _, err := Load(r); err != nil {
+	if _, err := Load(r, nil); err != nil {
 		t.Fatal(err)
 	}
 	if rest, _ := io.ReadAll(r); string(rest) != "trailer" {
@@ -353,8 +354,8 @@ func TestLoadForged(t *testing.T) {
 	data := smallFile(t)
 	le := binary.LittleEndian
 	body := data[:len(data)-4]
-	rec0 := headerSize        // first record
-	links0 := rec0 + 10 + 4*3 // its level-0 link block
+	rec0 := headerSize          // first record
+	links0 := rec0 + 10 + 4 + 3 // its level-0 link block
 	forge := func(edit func(b []byte)) []byte {
 		b := slices.Clone(body)
 		edit(b)
@@ -377,19 +378,21 @@ func TestLoadForged(t *testing.T) {
 		{"flags", forge(func(b []byte) { b[rec0+8] = 2 })},
 		{"level too high", forge(func(b []byte) { b[rec0+9] = maxLevel + 1 })},
 		{"tombstone with id", forge(func(b []byte) {
-			// Record 1 is the tombstone; record 0 has 3 floats, a level-0
-			// block of 5 uint32 and one of 3 uint32 per upper level.
-			rec1 := rec0 + 10 + 4*3 + 4*5 + 4*3*int(b[rec0+9])
+			// Record 1 is the tombstone; record 0 has a scale, 3 codes, a
+			// level-0 block of 5 uint32 and one of 3 uint32 per upper level.
+			rec1 := rec0 + 10 + 4 + 3 + 4*5 + 4*3*int(b[rec0+9])
 			if b[rec1+8] != 1 {
 				t.Fatal("record 1 is not the tombstone")
 			}
 			le.PutUint64(b[rec1:], 42)
 		})},
-		{"NaN", forge(func(b []byte) { le.PutUint32(b[rec0+10:], 0x7FC00000) })},
+		{"NaN scale", forge(func(b []byte) { le.PutUint32(b[rec0+10:], 0x7FC00000) })},
+		{"huge scale", forge(func(b []byte) { le.PutUint32(b[rec0+10:], math.Float32bits(1e30)) })},
+		{"code -128", forge(func(b []byte) { b[rec0+14] = 0x80 })},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			x, err := Load(bytes.NewReader(tt.data))
+			x, err := Load(bytes.NewReader(tt.data), nil)
 			if err == nil || x != nil || !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("Load = %v, %v; want nil, ErrCorrupt", x, err)
 			}
@@ -411,7 +414,7 @@ func TestLoadMutated(t *testing.T) {
 			b[r.IntN(len(b))] = byte(r.Uint32())
 		}
 		b = binary.LittleEndian.AppendUint32(b, crc32.ChecksumIEEE(b))
-		x, err := Load(bytes.NewReader(b))
+		x, err := Load(bytes.NewReader(b), nil)
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) || x != nil {
 				t.Fatalf("mutation %d: Load = %v, %v; want nil, ErrCorrupt", i, x, err)

@@ -111,7 +111,7 @@ func benchHNSW(b *testing.B, dim, n int) {
 	ref.Close()
 	for _, efS := range []int{64, 128, 256} {
 		b.Run(fmt.Sprintf("efS=%d", efS), func(b *testing.B) {
-			x.cfg.EfSearch = efS
+			x.SetEfSearch(efS)
 			lat := make([]time.Duration, nq)
 			found, foundMatch := 0, 0
 			b.ReportAllocs()
@@ -144,7 +144,7 @@ func benchHNSW(b *testing.B, dim, n int) {
 			b.ReportMetric(float64(foundMatch)/float64(matches), "recall@10-match")
 			b.ReportMetric(float64(sum.Microseconds())/1000/nq, "mean-ms")
 			b.ReportMetric(float64(lat[nq*99/100].Microseconds())/1000, "p99-ms")
-			used, held := x.memBytes()
+			used, held := x.MemBytes()
 			b.ReportMetric(float64(used)/float64(n), "B/face")
 			b.ReportMetric(float64(held)/float64(n), "B/face-cap")
 		})

@@ -1,9 +1,14 @@
 package hnsw
 
 import (
+	"context"
 	"io"
+	"maps"
 	"math"
 	"math/rand/v2"
+	"runtime"
+	"slices"
+	"sync"
 	"testing"
 
 	"gabarit/internal/vindex"
@@ -24,19 +29,107 @@ const minRecall = 0.95
 // conformanceCfg is the Config the conformance suite runs with.
 var conformanceCfg = Config{EfSearch: 128}
 
+// TestConformance runs the suite on the index without a Source (scores
+// from the int8 codes, within ScoreTolerance) and with one (exact scores).
 func TestConformance(t *testing.T) {
 	t.Parallel()
-	vindextest.Run(t, vindextest.Factory{
-		New: func(t *testing.T, dim int) vindex.Index { return New(dim, conformanceCfg) },
-		Load: func(r io.Reader) (vindex.Index, error) {
-			x, err := Load(r)
-			if err != nil {
-				return nil, err // not a typed nil in the interface
-			}
-			return x, nil
-		},
-		MinRecall: minRecall,
+	t.Run("int8", func(t *testing.T) {
+		t.Parallel()
+		vindextest.Run(t, vindextest.Factory{
+			New: func(t *testing.T, dim int) vindex.Index { return New(dim, conformanceCfg) },
+			Load: func(r io.Reader) (vindex.Index, error) {
+				x, err := Load(r, nil)
+				if err != nil {
+					return nil, err // not a typed nil in the interface
+				}
+				return x, nil
+			},
+			MinRecall: minRecall,
+			ScoreTol:  ScoreTolerance,
+		})
 	})
+	t.Run("source", func(t *testing.T) {
+		t.Parallel()
+		var mu sync.Mutex
+		var last *mapSource // the source of the index created last
+		vindextest.Run(t, vindextest.Factory{
+			New: func(t *testing.T, dim int) vindex.Index {
+				src := &mapSource{dim: dim, v: map[int64][]float32{}}
+				mu.Lock()
+				last = src
+				mu.Unlock()
+				cfg := conformanceCfg
+				cfg.Source = src
+				return sourced{New(dim, cfg), src}
+			},
+			Load: func(r io.Reader) (vindex.Index, error) {
+				mu.Lock()
+				src := last.clone()
+				mu.Unlock()
+				x, err := Load(r, src)
+				if err != nil {
+					return nil, err
+				}
+				return sourced{x, src}, nil
+			},
+			MinRecall: minRecall,
+		})
+	})
+}
+
+// mapSource is a VectorSource over a map, standing for the store.
+type mapSource struct {
+	dim int
+	mu  sync.RWMutex
+	v   map[int64][]float32
+}
+
+func (m *mapSource) Vectors(_ context.Context, ids []int64, dst [][]float32, ok []bool) error {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	for i, id := range ids {
+		v, found := m.v[id]
+		ok[i] = found
+		copy(dst[i], v)
+	}
+	return nil
+}
+
+func (m *mapSource) clone() *mapSource {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return &mapSource{dim: m.dim, v: maps.Clone(m.v)}
+}
+
+// sourced is an index whose Source holds its vectors as the store does in
+// production: a vector is stored before it is added to the index and
+// dropped once it is deleted from it.
+type sourced struct {
+	*Index
+	src *mapSource
+}
+
+func (s sourced) Add(ctx context.Context, ids []int64, vecs [][]float32) error {
+	if len(ids) == len(vecs) && !slices.ContainsFunc(vecs, func(v []float32) bool { return len(v) != s.src.dim }) {
+		s.src.mu.Lock()
+		for i, id := range ids {
+			s.src.v[id] = slices.Clone(vecs[i])
+		}
+		s.src.mu.Unlock()
+	}
+	return s.Index.Add(ctx, ids, vecs)
+}
+
+func (s sourced) Delete(ctx context.Context, ids []int64) error {
+	if err := s.Index.Delete(ctx, ids); err != nil {
+		return err
+	}
+	s.src.mu.Lock()
+	for _, id := range ids {
+		delete(s.src.v, id)
+	}
+	s.src.mu.Unlock()
+	return nil
 }
 
 func randVec(r *rand.Rand, n int) []float32 {
@@ -201,7 +294,7 @@ func TestNewPanicsOnBadArguments(t *testing.T) {
 			New(c.dim, c.cfg)
 		})
 	}
-	if x := New(8, Config{}); x.cfg != (Config{M: 16, EfConstruction: 200, EfSearch: 64}) {
+	if x := New(8, Config{}); x.cfg != (Config{M: 16, EfConstruction: 200, EfSearch: 64, Workers: runtime.GOMAXPROCS(0)}) {
 		t.Errorf("defaults: %+v", x.cfg)
 	}
 }

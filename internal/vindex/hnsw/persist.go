@@ -9,6 +9,7 @@ import (
 	"hash/crc32"
 	"io"
 	"math"
+	"slices"
 	"strings"
 
 	"gabarit/internal/vindex"
@@ -16,7 +17,7 @@ import (
 
 // The file format, all integers little-endian:
 //
-//	magic   "GBHNSW1\n"  8 bytes; the digit is the format version
+//	magic   "GBHNSW2\n"  8 bytes; the digit is the format version
 //	dim     uint32
 //	m       uint32       Config.M
 //	efC     uint32       Config.EfConstruction
@@ -29,14 +30,17 @@ import (
 //	  id     int64       0 for a tombstone
 //	  flags  uint8       bit 0: tombstone; other bits zero
 //	  level  uint8       top level of the node, ≤ 16
-//	  vector dim float32 (IEEE 754 bits); zero for a tombstone
+//	  scale  float32     (IEEE 754 bits) of the codes; zero for a tombstone
+//	  codes  dim int8    the vector ≈ scale × codes; zero for a tombstone
 //	  links  for each level 0..level: count uint32, then the level's
 //	         capacity (2m on level 0, m above) of uint32 slots, unused ones 0
 //	crc     uint32       CRC-32 (IEEE) of every byte before it, magic included
 //
-// The int8 codes are not stored: Load recomputes them from the vectors.
+// Version 1 stored the float32 vectors; since version 2 the index holds
+// only the int8 codes (the float32 vectors stay in the store), and Load
+// refuses version 1 files: rebuild the index from the store instead.
 const (
-	magic      = "GBHNSW1\n"
+	magic      = "GBHNSW2\n"
 	headerSize = len(magic) + 4*4 + 8 + 8 + 4 + 4
 )
 
@@ -46,7 +50,7 @@ const (
 // non-finite value, dangling link or checksum mismatch.
 var ErrCorrupt = errors.New("corrupt hnsw index file")
 
-// Save writes the index, graph included, to w in the GBHNSW1 format, which
+// Save writes the index, graph included, to w in the GBHNSW2 format, which
 // Load reads back into an index answering every search the same way. It
 // holds the read lock while writing, so Add and Delete wait for it.
 func (x *Index) Save(ctx context.Context, w io.Writer) error {
@@ -70,8 +74,9 @@ func (x *Index) Save(ctx context.Context, w io.Writer) error {
 	rec = le.AppendUint32(rec, uint32(x.cfg.EfSearch))
 	rec = le.AppendUint64(rec, uint64(x.cfg.Seed))
 	rec = le.AppendUint64(rec, uint64(g.n()))
-	rec = le.AppendUint32(rec, g.entry)
-	rec = le.AppendUint32(rec, uint32(int32(g.top)))
+	entry, top := g.entryPoint()
+	rec = le.AppendUint32(rec, entry)
+	rec = le.AppendUint32(rec, uint32(int32(top)))
 	if _, err := bw.Write(rec); err != nil {
 		return fmt.Errorf("hnsw save: %w", err)
 	}
@@ -87,14 +92,19 @@ func (x *Index) Save(ctx context.Context, w io.Writer) error {
 		}
 		rec = le.AppendUint64(rec[:0], uint64(g.ids[s]))
 		rec = append(rec, flags, g.levels[s])
-		for _, f := range g.vec(s) {
-			rec = le.AppendUint32(rec, math.Float32bits(f))
+		rec = le.AppendUint32(rec, math.Float32bits(g.scales[s]))
+		for _, c := range g.code(s) {
+			rec = append(rec, byte(c))
 		}
+		// Under the stripe lock: an Add may be linking under the read lock.
+		mu := &g.stripes[s%nStripes]
+		mu.Lock()
 		for l := 0; l <= int(g.levels[s]); l++ {
 			for _, u := range g.links(s, l) {
 				rec = le.AppendUint32(rec, u)
 			}
 		}
+		mu.Unlock()
 		if _, err := bw.Write(rec); err != nil {
 			return fmt.Errorf("hnsw save: %w", err)
 		}
@@ -108,11 +118,12 @@ func (x *Index) Save(ctx context.Context, w io.Writer) error {
 	return nil
 }
 
-// Load reads an index written by Save. It reads exactly the bytes Save
-// wrote and no further. A truncated, corrupted or foreign file gives an
+// Load reads an index written by Save; src becomes its Config.Source (nil
+// for none) and Config.Workers takes its default. It reads exactly the
+// bytes Save wrote and no further. A truncated, corrupted or foreign file gives an
 // error wrapping ErrCorrupt, never a partial index and never a panic; an
 // error from r is returned wrapped as it is.
-func Load(r io.Reader) (*Index, error) {
+func Load(r io.Reader, src VectorSource) (*Index, error) {
 	le := binary.LittleEndian
 	crc := crc32.NewIEEE()
 	tr := io.TeeReader(r, crc)
@@ -121,6 +132,9 @@ func Load(r io.Reader) (*Index, error) {
 		return nil, readErr("header", err)
 	}
 	if got := string(hdr[:len(magic)]); got != magic {
+		if got == "GBHNSW1\n" {
+			return nil, fmt.Errorf("hnsw load: format version 1 (float32 vectors) is no longer read; rebuild the index from the store (gabarit reindex): %w", ErrCorrupt)
+		}
 		if strings.HasPrefix(got, magic[:6]) {
 			return nil, fmt.Errorf("hnsw load: unsupported format version %q: %w", strings.TrimSpace(got), ErrCorrupt)
 		}
@@ -133,6 +147,7 @@ func Load(r io.Reader) (*Index, error) {
 		EfConstruction: int(le.Uint32(h[8:])),
 		EfSearch:       int(le.Uint32(h[12:])),
 		Seed:           int64(le.Uint64(h[16:])),
+		Source:         src,
 	}
 	count := le.Uint64(h[24:])
 	entry := le.Uint32(h[32:])
@@ -160,7 +175,9 @@ func Load(r io.Reader) (*Index, error) {
 	// level-0 links, then the upper levels), and never beyond it, so that
 	// Load reads exactly the file.
 	l0 := 4 * (g.m0 + 1)
-	buf := make([]byte, 10+4*int(dim)+l0)
+	rs := 10 + 4 + int(dim) // record size before the links
+	buf := make([]byte, rs+l0)
+	code := make([]int8, dim)
 	for s := range uint32(count) {
 		if _, err := io.ReadFull(tr, buf); err != nil {
 			return nil, readErr(fmt.Sprintf("record %d of %d", s, count), err)
@@ -170,34 +187,36 @@ func Load(r io.Reader) (*Index, error) {
 		if flags > 1 || lvl > maxLevel {
 			return nil, fmt.Errorf("hnsw load: record %d: flags %#x, level %d: %w", s, flags, lvl, ErrCorrupt)
 		}
-		v := make([]float32, dim)
-		for j := range v {
-			v[j] = math.Float32frombits(le.Uint32(buf[10+4*j:]))
+		scale := math.Float32frombits(le.Uint32(buf[10:]))
+		zeroCodes := true
+		for j := range code {
+			code[j] = int8(buf[14+j])
+			zeroCodes = zeroCodes && code[j] == 0
 		}
 		dead := flags == 1
-		if dead && (id != 0 || !zero(v)) {
-			return nil, fmt.Errorf("hnsw load: record %d: tombstone with an id or a vector: %w", s, ErrCorrupt)
+		if dead && (id != 0 || scale != 0 || !zeroCodes) {
+			return nil, fmt.Errorf("hnsw load: record %d: tombstone with an id or codes: %w", s, ErrCorrupt)
 		}
-		if !finite(v) {
-			return nil, fmt.Errorf("hnsw load: record %d: NaN or infinite value: %w", s, ErrCorrupt)
+		if !(scale >= 0 && scale <= 1) || slices.Contains(code, -128) { // NaN fails too; unit vectors have scale ≤ 1/127
+			return nil, fmt.Errorf("hnsw load: record %d: scale %v or a code out of range: %w", s, scale, ErrCorrupt)
 		}
 		if _, dup := g.slot[id]; dup && !dead {
 			return nil, fmt.Errorf("hnsw load: record %d: duplicate id %d: %w", s, id, ErrCorrupt)
 		}
-		g.grow(id, v, lvl)
+		g.grow(id, code, scale, lvl)
 		if !dead {
 			g.slot[id] = s
 		} else {
 			g.dead[s/64] |= 1 << (s % 64)
 			g.nDead++
 		}
-		raw := buf[10+4*int(dim):]
+		raw := buf[rs:]
 		if lvl > 0 {
 			raw = make([]byte, 4*lvl*(g.m+1))
 			if _, err := io.ReadFull(tr, raw); err != nil {
 				return nil, readErr(fmt.Sprintf("links of record %d of %d", s, count), err)
 			}
-			raw = append(buf[10+4*int(dim):], raw...)
+			raw = append(buf[rs:], raw...)
 		}
 		for l := 0; l <= lvl; l++ {
 			block := g.links(s, l)

@@ -33,9 +33,10 @@ import (
 	"gabarit/internal/vindex"
 )
 
-// scoreTol is how far (in cosine) a returned Score may be from the score
-// computed here in float64: float32 rounding, summation order.
-const scoreTol = 1e-4
+// defaultScoreTol is how far (in cosine) a returned Score may be from the
+// score computed here in float64 when Factory.ScoreTol is zero: float32
+// rounding, summation order.
+const defaultScoreTol = 1e-4
 
 // noMin is a minScore that accepts every vector.
 const noMin float32 = -2
@@ -55,6 +56,15 @@ type Factory struct {
 	// in (0,1]. 1 declares an exact index, which every subtest then also
 	// holds to exactly the brute-force results.
 	MinRecall float64
+
+	// ScoreTol is how far (in cosine) a returned Score may lie from the
+	// exact cosine of the id's current vector; zero means 1e-4 (float32
+	// rounding). An index that scores with quantised codes declares its
+	// bound here (at most 0.05). Whatever the tolerance, a hit is returned
+	// only when the Score the index returns is at least minScore, and
+	// MinRecall is measured against exact search as always. An exact index
+	// (MinRecall 1) must keep the default.
+	ScoreTol float64
 }
 
 // Run runs the conformance suite against the implementation f describes,
@@ -67,7 +77,14 @@ func Run(t *testing.T, f Factory) {
 	if !(f.MinRecall > 0 && f.MinRecall <= 1) {
 		t.Fatalf("vindextest: Factory.MinRecall %v not in (0,1]", f.MinRecall)
 	}
-	s := suite{f: f, exact: f.MinRecall == 1}
+	if f.ScoreTol < 0 || f.ScoreTol > 0.05 || (f.MinRecall == 1 && f.ScoreTol > defaultScoreTol) {
+		t.Fatalf("vindextest: Factory.ScoreTol %v not in [0, 0.05], or above 1e-4 for an exact index", f.ScoreTol)
+	}
+	tol := f.ScoreTol
+	if tol == 0 {
+		tol = defaultScoreTol
+	}
+	s := suite{f: f, exact: f.MinRecall == 1, tol: tol}
 	tests := []struct {
 		name string
 		fn   func(t *testing.T)
@@ -97,6 +114,7 @@ func Run(t *testing.T, f Factory) {
 type suite struct {
 	f     Factory
 	exact bool
+	tol   float64 // score tolerance, see Factory.ScoreTol
 }
 
 // open returns a new index of dimension dim, closed when t ends.
@@ -175,7 +193,7 @@ func (m model) exact(q []float32, k int, minScore float32, f vindex.Filter) []vi
 // q: more than k hits, an id that is not in m (deleted, replaced away or
 // never added), a wrong score, a score below minScore, an id f rejects, a
 // duplicate or a wrong order. It never prints vectors.
-func (m model) check(hits []vindex.Hit, q []float32, k int, minScore float32, f vindex.Filter) error {
+func (m model) check(hits []vindex.Hit, q []float32, k int, minScore float32, f vindex.Filter, tol float64) error {
 	if len(hits) > max(k, 0) {
 		return fmt.Errorf("got %d hits for k=%d", len(hits), k)
 	}
@@ -189,7 +207,7 @@ func (m model) check(hits []vindex.Hit, q []float32, k int, minScore float32, f 
 			return fmt.Errorf("hit %d: id %d returned twice", i, h.ID)
 		}
 		seen[h.ID] = true
-		if want := dot64(q, v); math.Abs(float64(h.Score)-want) > scoreTol {
+		if want := dot64(q, v); math.Abs(float64(h.Score)-want) > tol {
 			return fmt.Errorf("hit %d: id %d has score %.6f, its current vector gives %.6f", i, h.ID, h.Score, want)
 		}
 		if minScore > -1 && h.Score < minScore {
@@ -216,7 +234,7 @@ func (s suite) search(t *testing.T, ix vindex.Index, m model, q []float32, k int
 	if err != nil {
 		t.Fatalf("Search(k=%d, minScore=%.3f): %v", k, minScore, err)
 	}
-	if err := m.check(hits, q, k, minScore, f); err != nil {
+	if err := m.check(hits, q, k, minScore, f, s.tol); err != nil {
 		t.Fatalf("Search(k=%d, minScore=%.3f): %v", k, minScore, err)
 	}
 	if s.exact {
@@ -226,7 +244,7 @@ func (s suite) search(t *testing.T, ix vindex.Index, m model, q []float32, k int
 		}
 		for i := range want {
 			// Ids may differ only between scores equal within rounding.
-			if math.Abs(float64(hits[i].Score-want[i].Score)) > scoreTol {
+			if math.Abs(float64(hits[i].Score-want[i].Score)) > s.tol {
 				t.Fatalf("Search(k=%d, minScore=%.3f): hit %d is (%d, %.6f), exact search gives (%d, %.6f)",
 					k, minScore, i, hits[i].ID, hits[i].Score, want[i].ID, want[i].Score)
 			}
@@ -263,7 +281,7 @@ func (s suite) testFindsItself(t *testing.T) {
 	}
 	for _, id := range ids[:50] {
 		hits := s.search(t, ix, m, m[id], 5, noMin, nil)
-		if len(hits) == 0 || hits[0].ID != id || hits[0].Score < 0.999 {
+		if len(hits) == 0 || hits[0].ID != id || float64(hits[0].Score) < min(0.999, 1-s.tol) {
 			t.Fatalf("Search(vector of %d) = %v, want %d first with score ≈1", id, hits, id)
 		}
 	}
@@ -799,7 +817,7 @@ func (s suite) testRecall(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Search: %v", err)
 		}
-		if err := m.check(hits, q, k, noMin, nil); err != nil {
+		if err := m.check(hits, q, k, noMin, nil, s.tol); err != nil {
 			t.Fatalf("Search: %v", err)
 		}
 		kth := float64(m.exact(q, k, noMin, nil)[k-1].Score)

@@ -1,33 +1,34 @@
 // Package hnsw is the embedded approximate nearest-neighbour index: a
 // Hierarchical Navigable Small World graph (Malkov & Yashunin, 2018) walked
-// with int8-quantised vectors, whose final candidates are re-ranked exactly.
+// with int8-quantised vectors.
 //
-// Each vector is stored twice: as int8 codes with one float32 scale per
-// vector (max|x|/127), used for every distance of the graph walk, and as the
-// float32 original, used only to re-rank the ef best candidates of a search
-// so that every returned Score is the exact cosine (the vindex contract holds
-// scores to 1e-4, which int8 codes cannot give). At dimension 512 and M=16
-// that is 2,752 B of RAM per face (measured; up to a quarter more while the
-// arrays have growth slack): 2,048 B of float32, 516 B of codes and scale,
-// 132 B of level-0 links, plus the id, the id map and the rare upper levels.
-// Dropping the float32 copy (re-ranking from the store instead) would bring
-// it to about 0.7 KB; that is the next stage's job.
+// The index keeps, per vector, only its int8 codes with one float32 scale
+// (max|x|/127), its id and its links: at dimension 512 and M=16 about
+// 0.7 KB of RAM per face (512 B of codes, 4 B of scale, 132 B of level-0
+// links, the id, the id map and the rare upper levels; MemBytes tells).
+// The float32 vectors stay where they already are, in the store. A search
+// walks and ranks with the codes; scores are then within ScoreTolerance of
+// the exact cosine. Given a Config.Source (the store's templates, or a
+// file in a benchmark), a search re-scores its EfSearch best candidates
+// with the exact vectors, so every returned Score is exact; the re-score
+// runs outside the index's lock, and ids deleted meanwhile are dropped.
 //
-// Measured by BenchmarkHNSW (100,000 clustered 512-d faces, 2 cores, pure
-// Go): build 262 s single-threaded; with EfSearch 64, recall@10 0.915 (0.991
-// of the same-person hits), p99 1.9 ms; with EfSearch 256, 0.953 (1.000),
-// p99 5.1 ms. The misses are strangers ranked below the person's own faces,
-// in a synthetic distribution with no structure between persons.
+// Add quantises a chunk of vectors and appends their slots under the
+// write lock, then links them into the graph on Config.Workers goroutines
+// (default GOMAXPROCS) under the read lock, so that searches go on while a
+// large batch is inserted; link lists are guarded by 4,096 striped locks,
+// as hnswlib guards them by per-node locks.
 //
 // Delete takes effect at once: the slot is tombstoned (never returned, still
-// traversed), its vector bytes and id are zeroed, and the neighbours that
-// linked to it are re-linked among its other neighbours so that the graph
-// stays navigable. Slots are not reused; Compact rebuilds the graph from the
-// live vectors (as does `gabarit reindex`), and Tombstones tells when.
+// traversed), its codes and id are zeroed, and the neighbours that linked
+// to it are re-linked among its other neighbours so that the graph stays
+// navigable. Slots are not reused; Compact rebuilds the graph from the
+// live codes (as does `gabarit reindex`), and Tombstones tells when.
 //
-// Searches share a read lock and run in parallel; Add, Delete and Compact
-// take the write lock (Add once per vector, so searches interleave with a
-// large batch). Save and Load use a checksummed little-endian format
-// ("GBHNSW1") that keeps the graph, so a loaded index answers exactly as the
-// saved one did.
+// Save and Load use a checksummed little-endian format ("GBHNSW2", codes
+// and graph) so a loaded index answers as the saved one did; version 1
+// files, which held float32 vectors, are refused: rebuild from the store.
+//
+// Measured numbers (`gabarit bench search`, calibrated synthetic faces,
+// FAISS on the same vectors) are in docs/PERFORMANCE.md.
 package hnsw

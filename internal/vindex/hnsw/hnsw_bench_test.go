@@ -183,6 +183,12 @@ func BenchmarkDot8(b *testing.B) {
 			sink += dot8(cx, cy)
 		}
 	})
+	b.Run("n=512/int8-go", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			sink += dot8Go(cx, cy)
+		}
+	})
 	b.Run("n=512/float32", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {

@@ -165,8 +165,12 @@ func lengths() []int {
 	return ls
 }
 
+// TestDot8MatchesRef is the differential test of the int8 kernels (the
+// assembly one on amd64 with AVX2, and the pure-Go one) against the
+// reference loop, at lengths around the unrolling and the extremes.
 func TestDot8MatchesRef(t *testing.T) {
 	t.Parallel()
+	t.Logf("AVX2 kernel in use: %v", useAVX2())
 	r := rand.New(rand.NewPCG(3, 4))
 	codes := func(n int, fill func(i int) int8) []int8 {
 		c := make([]int8, n)
@@ -189,6 +193,9 @@ func TestDot8MatchesRef(t *testing.T) {
 		for _, c := range cases {
 			if got, want := int64(dot8(c.a, c.b)), dot8Ref(c.a, c.b); got != want {
 				t.Fatalf("n=%d %s: dot8 = %d, dot8Ref = %d", n, c.name, got, want)
+			}
+			if got, want := int64(dot8Go(c.a, c.b)), dot8Ref(c.a, c.b); got != want {
+				t.Fatalf("n=%d %s: dot8Go = %d, dot8Ref = %d", n, c.name, got, want)
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package hnsw
 
 import (
 	"context"
+	"errors"
 	"io"
 	"maps"
 	"math"
@@ -303,5 +304,108 @@ func TestNewPanicsOnBadArguments(t *testing.T) {
 	}
 	if x := New(8, Config{}); x.cfg != (Config{M: 16, EfConstruction: 200, EfSearch: 64, Workers: runtime.GOMAXPROCS(0)}) {
 		t.Errorf("defaults: %+v", x.cfg)
+	}
+}
+
+// TestSourceRescores checks the re-score path: scores come from the
+// Source's vectors (here deliberately not the ones added), ids it no
+// longer holds are dropped, minScore applies to the exact score, and its
+// error reaches the caller.
+func TestSourceRescores(t *testing.T) {
+	t.Parallel()
+	const dim = 32
+	r := rand.New(rand.NewPCG(31, 32))
+	src := &mapSource{dim: dim, v: map[int64][]float32{}}
+	x := New(dim, Config{Source: src})
+	defer x.Close()
+	ctx := context.Background()
+	ids := make([]int64, 200)
+	vecs := make([][]float32, 200)
+	for i := range ids {
+		ids[i], vecs[i] = int64(i), unit(r, dim)
+		src.v[int64(i)] = vecs[i]
+	}
+	if err := x.Add(ctx, ids, vecs); err != nil {
+		t.Fatal(err)
+	}
+	q := vecs[7]
+	hits, err := x.Search(ctx, q, 5, -2, nil)
+	if err != nil || len(hits) != 5 || hits[0].ID != 7 || hits[0].Score != kernel.Dot(q, vecs[7]) {
+		t.Fatalf("Search = %v, %v; want id 7 first with its exact score", hits, err)
+	}
+	for _, h := range hits {
+		if want := kernel.Dot(q, vecs[h.ID]); h.Score != want {
+			t.Errorf("id %d: score %v, exact %v", h.ID, h.Score, want)
+		}
+	}
+	// The store's vector of 7 is now another one: its score follows it.
+	other := unit(r, dim)
+	src.v[7] = other
+	hits, err = x.Search(ctx, q, 200, -2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hits {
+		if h.ID == 7 && h.Score != kernel.Dot(q, other) {
+			t.Errorf("id 7 scored %v, its Source vector gives %v", h.Score, kernel.Dot(q, other))
+		}
+	}
+	// An id the Source no longer holds is never returned.
+	delete(src.v, 8)
+	hits, err = x.Search(ctx, vecs[8], 10, -2, nil)
+	if err != nil || slices.ContainsFunc(hits, func(h vindex.Hit) bool { return h.ID == 8 }) {
+		t.Errorf("Search = %v, %v; want no id 8", hits, err)
+	}
+	// minScore applies to the exact score: no match is an answer.
+	src.v[7] = vecs[7]
+	hits, err = x.Search(ctx, q, 10, 0.999, nil)
+	if err != nil || len(hits) != 1 || hits[0].ID != 7 {
+		t.Errorf("Search(minScore 0.999) = %v, %v; want id 7 alone", hits, err)
+	}
+	hits, err = x.Search(ctx, normalize(append(make([]float32, dim-1), 1)), 10, 0.9, nil)
+	if err != nil || len(hits) != 0 {
+		t.Errorf("Search(far query, minScore 0.9) = %v, %v; want no hits", hits, err)
+	}
+	// A Source error is the search's error.
+	bad := New(dim, Config{Source: failingSource{}})
+	defer bad.Close()
+	if err := bad.Add(ctx, ids[:10], vecs[:10]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bad.Search(ctx, q, 3, -2, nil); !errors.Is(err, errSource) {
+		t.Errorf("Search with a failing Source = %v, want errSource", err)
+	}
+}
+
+var errSource = errors.New("source down")
+
+type failingSource struct{}
+
+func (failingSource) Vectors(context.Context, []int64, [][]float32, []bool) error { return errSource }
+
+// TestParallelBuildRecall builds the same clustered set on 1 and on 4
+// workers: the parallel graph must be as good (within noise) and sound.
+func TestParallelBuildRecall(t *testing.T) {
+	t.Parallel()
+	const dim = 32
+	r := rand.New(rand.NewPCG(33, 34))
+	vecs, _ := clustered(r, 3000, dim)
+	live := make(map[int64][]float32, len(vecs))
+	for i, v := range vecs {
+		live[int64(i)] = v
+	}
+	queries := make([][]float32, 100)
+	for i := range queries {
+		queries[i] = unit(r, dim)
+	}
+	var got [2]float64
+	for i, w := range []int{1, 4} {
+		x := build(t, dim, Config{M: 8, EfConstruction: 64, EfSearch: 64, Workers: w}, vecs)
+		checkGraph(t, x)
+		got[i] = recall(t, x, live, queries)
+	}
+	t.Logf("recall@10: 1 worker %.3f, 4 workers %.3f", got[0], got[1])
+	if got[1] < got[0]-0.03 || got[1] < 0.85 {
+		t.Errorf("recall@10 with 4 workers %.3f, with 1 %.3f", got[1], got[0])
 	}
 }

@@ -21,8 +21,11 @@ import (
 )
 
 func (e *cmdEnv) bench(ctx context.Context, args []string) error {
+	if len(args) > 0 && args[0] == "search" {
+		return e.benchSearch(ctx, args[1:])
+	}
 	if len(args) == 0 || args[0] != "pipeline" {
-		fmt.Fprintln(e.stderr, "usage: gabarit bench pipeline [flags]")
+		fmt.Fprintln(e.stderr, "usage: gabarit bench pipeline|search [flags]")
 		return exitError{2}
 	}
 	fs := flag.NewFlagSet("bench pipeline", flag.ContinueOnError)

@@ -16,7 +16,7 @@ var ErrClosed = errors.New("index is closed")
 // Hit is one search result.
 type Hit struct {
 	ID    int64   // id given to Add
-	Score float32 // cosine similarity of the L2-normalised vectors, in [-1,1]; higher is closer
+	Score float32 // cosine similarity of the L2-normalised vectors, in [-1,1]; higher is closer (see Index.Search on its precision)
 }
 
 // Filter, when non-nil, is called for candidate ids during a search; only
@@ -64,6 +64,14 @@ type Index interface {
 	// q must have length Dim (else an error wrapping ErrDim). Exact indexes
 	// return the true k nearest; approximate ones may miss some, within the
 	// recall they declare to vindextest.
+	//
+	// Score is the cosine to float32 rounding (1e-4), except in an index
+	// that scores with quantised codes, which declares its tolerance (to
+	// vindextest, and in its documentation; hnsw without a Source: 0.01).
+	// Either way a hit is returned only when the Score returned is at least
+	// minScore, so a caller that decides "same person" near the threshold
+	// with such an index re-scores the hits with the exact templates (or
+	// gives the index a source of them, as hnsw.Config.Source).
 	Search(ctx context.Context, q []float32, k int, minScore float32, f Filter) ([]Hit, error)
 
 	// Len returns the number of vectors in the index (0 once closed).

@@ -115,6 +115,7 @@ INSERT INTO audit (id, at, actor, action, object, detail, prev_hash, hash) VALUE
 		e.ID, ms(e.At), e.Actor, e.Action, e.Object, string(e.Detail), e.PrevHash[:], e.Hash[:]); err != nil {
 		return 0, fmt.Errorf("append audit %s: %w", e.Action, err)
 	}
+	tx.head = &AuditHead{ID: e.ID, Hash: e.Hash}
 	return e.ID, nil
 }
 

@@ -34,15 +34,17 @@ const busyTimeoutMS = 5000
 // DB is the relational store over one SQLite file. It is safe for concurrent
 // use by multiple goroutines.
 type DB struct {
-	w   *sql.DB // the writer: one connection, IMMEDIATE transactions
-	r   *sql.DB // the readers: read-only connections
-	now func() time.Time
+	w       *sql.DB // the writer: one connection, IMMEDIATE transactions
+	r       *sql.DB // the readers: read-only connections
+	now     func() time.Time
+	witness *witness // the audit head kept outside the database; nil when none
 }
 
 // Option configures Open.
 type Option func(*options)
 
 type options struct {
+	witness     string
 	now         func() time.Time
 	synchronous string
 	readers     int
@@ -120,7 +122,11 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	if err := r.PingContext(ctx); err != nil {
 		return nil, errors.Join(fmt.Errorf("open store readers: %w", err), r.Close(), w.Close())
 	}
-	return &DB{w: w, r: r, now: o.now}, nil
+	db := &DB{w: w, r: r, now: o.now}
+	if o.witness != "" {
+		db.witness = &witness{path: o.witness}
+	}
+	return db, nil
 }
 
 func cloneValues(v url.Values) url.Values {
@@ -151,8 +157,9 @@ func (db *DB) Checkpoint(ctx context.Context) error {
 // given to DB.Tx. Its methods are the store's write operations; a Tx must not
 // be used after that function returns.
 type Tx struct {
-	tx  *sql.Tx
-	now func() time.Time
+	tx   *sql.Tx
+	now  func() time.Time
+	head *AuditHead // the last audit entry appended in this transaction
 }
 
 // Tx runs fn in one IMMEDIATE write transaction and commits it if fn returns
@@ -172,13 +179,17 @@ func (db *DB) Tx(ctx context.Context, fn func(*Tx) error) (err error) {
 			}
 		}
 	}()
-	if err := fn(&Tx{tx: stx, now: db.now}); err != nil {
+	tx := &Tx{tx: stx, now: db.now}
+	if err := fn(tx); err != nil {
 		return err
 	}
 	if err := stx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
 	committed = true
+	if tx.head != nil && db.witness != nil {
+		db.witness.record(*tx.head)
+	}
 	return nil
 }
 

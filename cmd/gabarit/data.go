@@ -79,7 +79,7 @@ func (d *dataFlags) open(ctx context.Context, exclusive bool) (*dataKit, error) 
 			return nil, err
 		}
 	}
-	k.db, err = store.Open(ctx, filepath.Join(dir, "gabarit.db"))
+	k.db, err = store.Open(ctx, filepath.Join(dir, "gabarit.db"), store.WithAuditWitness(filepath.Join(dir, "audit.head")))
 	if err != nil {
 		k.Close()
 		return nil, err

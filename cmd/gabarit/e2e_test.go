@@ -6,6 +6,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,7 +41,7 @@ func TestMain(m *testing.M) {
 // cli runs the command line in-process with the data directory data.
 func cli(t *testing.T, data string, args ...string) (string, string, error) {
 	t.Helper()
-	if len(args) > 1 && args[0] == "source" {
+	if len(args) > 1 && (args[0] == "source" || args[0] == "audit") {
 		args = append([]string{args[0], args[1], "--data", data}, args[2:]...)
 	} else {
 		args = append([]string{args[0], "--data", data}, args[1:]...)
@@ -633,5 +634,44 @@ func TestIngestArchive(t *testing.T) {
 	if sum.Images != 2 || sum.Faces < 4 || len(sum.Errors) != 1 || !strings.Contains(sum.Errors[0].File, "evil") ||
 		!strings.Contains(sum.Errors[0].Reason, "escape") {
 		t.Errorf("ingest = %+v", sum)
+	}
+}
+
+// TestAuditVerify: `gabarit audit verify` passes on an intact log and
+// exits 1 naming the entry when a row is changed or the last one deleted
+// directly in SQLite.
+func TestAuditVerify(t *testing.T) {
+	photos := t.TempDir()
+	for _, tamper := range []struct {
+		name, sql, want string
+	}{
+		{"changed", `UPDATE audit SET detail = '{"kind":"archive"}' WHERE id = 2`, "entry 2"},
+		{"reordered", `UPDATE audit SET id = -id WHERE id IN (1, 2); UPDATE audit SET id = CASE id WHEN -1 THEN 2 ELSE 1 END WHERE id IN (-1, -2)`, "entry 1"},
+		{"last removed", `DELETE FROM audit WHERE id = 3`, "entries 3 to 3 were removed"},
+	} {
+		t.Run(tamper.name, func(t *testing.T) {
+			data := t.TempDir()
+			for range 3 {
+				addSource(t, data, photos)
+			}
+			out, _, err := cli(t, data, "audit", "verify")
+			if err != nil || !strings.HasPrefix(out, "audit log intact: 3 entries") {
+				t.Fatalf("intact: %q, %v", out, err)
+			}
+			db, err := sql.Open("sqlite", filepath.Join(data, "gabarit.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, stmt := range []string{`DROP TRIGGER audit_no_update`, `DROP TRIGGER audit_no_delete`, tamper.sql} {
+				if _, err := db.Exec(stmt); err != nil {
+					t.Fatalf("%s: %v", stmt, err)
+				}
+			}
+			db.Close()
+			_, stderr, err := cli(t, data, "audit", "verify")
+			if exitCode(err) != 1 || !strings.Contains(stderr, tamper.want) {
+				t.Errorf("after %s: exit %d, %q; want 1 naming %s", tamper.name, exitCode(err), stderr, tamper.want)
+			}
+		})
 	}
 }

@@ -18,19 +18,26 @@ import (
 const usage = `gabarit — lawful face search engine
 
 Usage:
+  gabarit source add --kind folder|archive|video --path P --controller TEXT --purpose TEXT
+                     --legal-basis BASIS --art9 CONDITION --jurisdiction CC --retention DURATION [--json]
+  gabarit source list [--json]             the declared sources
+  gabarit ingest [--json] SOURCE_ID        detect, embed, encrypt, store and index a source (resumable)
+  gabarit search --purpose TEXT [--case REF] [--k N] [--threshold T] [--face I] [--json] PHOTO
+  gabarit purge [--json]                   delete what is past its source's retention period
+  gabarit reindex                          rebuild the vector index from the store
+  gabarit audit verify|list                check the audit log's hash chain; print it
   gabarit setup [--gpu] [--yunet DIR]      install ONNX Runtime, the model pack and test photos (from npm)
   gabarit faces [--json] FILE...           detect faces, landmarks and quality
   gabarit compare A B                      same person? (largest face of each photo)
-  gabarit eval pairs --pairs FILE --root DIR [--plot ROC.png]
-  gabarit eval ident --root DIR [--distractors DIR]
-  gabarit eval makepairs --root DIR [--folds 10 --n 300] > pairs.txt
-  gabarit eval calibrate --root DIR [--far 1e-3]
-  gabarit bench pipeline [--photos DIR] [--seconds S]
+  gabarit eval pairs|ident|makepairs|calibrate|search [flags]
+  gabarit bench pipeline|search [flags]
   gabarit version
 
-Common flags (after the command): --pack DIR, --device cpu|cuda, --threads N,
---workers N, --min-face PX, --cache DIR. Run "gabarit COMMAND -h" for details.
-Environment: GABARIT_CACHE (installation directory, default ~/.cache/gabarit).
+Common flags (after the command): --data DIR (or GABARIT_DATA), --pack DIR, --device cpu|cuda,
+--threads N, --workers N, --min-face PX, --cache DIR. Run "gabarit COMMAND -h" for details.
+Environment: GABARIT_DATA (data directory, default ~/.local/share/gabarit), GABARIT_CACHE
+(installation directory, default ~/.cache/gabarit), GABARIT_MASTER_KEY_FILE (master key file,
+default DATA/master.key).
 `
 
 // exitError carries an exit status to main.
@@ -84,6 +91,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return env.purge(ctx, rest)
 	case "reindex":
 		return env.reindex(ctx, rest)
+	case "audit":
+		return env.audit(ctx, rest)
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return nil

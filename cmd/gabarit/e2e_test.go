@@ -6,6 +6,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -41,7 +42,7 @@ func TestMain(m *testing.M) {
 // cli runs the command line in-process with the data directory data.
 func cli(t *testing.T, data string, args ...string) (string, string, error) {
 	t.Helper()
-	if len(args) > 1 && (args[0] == "source" || args[0] == "audit") {
+	if len(args) > 1 && (args[0] == "source" || args[0] == "audit" || args[0] == "export") {
 		args = append([]string{args[0], args[1], "--data", data}, args[2:]...)
 	} else {
 		args = append([]string{args[0], "--data", data}, args[1:]...)
@@ -265,6 +266,44 @@ func TestIngestSearchPurge(t *testing.T) {
 	out, _, err = cli(t, data, "reindex")
 	if err != nil || !strings.HasPrefix(out, "indexed 0 faces") {
 		t.Errorf("reindex: %q, %v", out, err)
+	}
+
+	// The authority export holds it all, with digests, and is audited.
+	exp := filepath.Join(t.TempDir(), "export")
+	if _, stderr, err := cli(t, data, "export", "authority", "--out", exp); err != nil {
+		t.Fatalf("export authority: %v\n%s", err, stderr)
+	}
+	manifest, err := os.ReadFile(filepath.Join(exp, "MANIFEST.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"records.json", "records.md", "sources.json", "searches-by-purpose.json", "audit.jsonl", "audit-verification.json"} {
+		b, err := os.ReadFile(filepath.Join(exp, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(manifest), fmt.Sprintf("%x  %s", sha256.Sum256(b), name)) {
+			t.Errorf("MANIFEST.md lacks the digest of %s", name)
+		}
+	}
+	var stats []struct {
+		Purpose  string
+		Searches int
+	}
+	b, _ := os.ReadFile(filepath.Join(exp, "searches-by-purpose.json"))
+	if err := json.Unmarshal(b, &stats); err != nil || len(stats) != 1 || stats[0].Purpose != "test" || stats[0].Searches != 4 {
+		t.Errorf("searches-by-purpose.json = %s, %v", b, err)
+	}
+	b, _ = os.ReadFile(filepath.Join(exp, "audit-verification.json"))
+	if !strings.Contains(string(b), `"ok": true`) {
+		t.Errorf("audit-verification.json = %s", b)
+	}
+	if _, _, err := cli(t, data, "export", "authority", "--out", exp); exitCode(err) != 2 {
+		t.Errorf("export onto an existing folder: %v", err)
+	}
+	out, _, err = cli(t, data, "audit", "list", "--json")
+	if err != nil || !strings.Contains(out, `"action":"export.authority"`) {
+		t.Errorf("export not audited: %v", err)
 	}
 }
 

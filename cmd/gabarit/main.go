@@ -26,6 +26,8 @@ Usage:
   gabarit purge [--json]                   delete what is past its source's retention period
   gabarit reindex                          rebuild the vector index from the store
   gabarit audit verify|list                check the audit log's hash chain; print it
+  gabarit export records [--md]            record of processing activities (GDPR Art. 30)
+  gabarit export authority --out DIR       records, sources, search statistics, audit log + verification
   gabarit setup [--gpu] [--yunet DIR]      install ONNX Runtime, the model pack and test photos (from npm)
   gabarit faces [--json] FILE...           detect faces, landmarks and quality
   gabarit compare A B                      same person? (largest face of each photo)
@@ -93,6 +95,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return env.reindex(ctx, rest)
 	case "audit":
 		return env.audit(ctx, rest)
+	case "export":
+		return env.export(ctx, rest)
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return nil

@@ -207,14 +207,7 @@ func (e *cmdEnv) sourceList(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	out := make([]sourceJSON, len(srcs))
-	for i, s := range srcs {
-		c := counts[s.ID]
-		out[i] = sourceJSON{ID: s.ID, Kind: string(s.Kind), Path: s.Locator, Controller: s.Controller, Purpose: s.Purpose,
-			LegalBasis: string(s.LegalBasis), Art9: s.Art9Condition, Jurisdiction: s.Jurisdiction,
-			RetentionMS: s.Retention.Milliseconds(), State: string(s.State), CreatedBy: s.CreatedBy, CreatedAt: s.CreatedAt,
-			Images: c[0], Faces: c[1]}
-	}
+	out := sourcesJSON(srcs, counts)
 	if *asJSON {
 		return json.NewEncoder(e.stdout).Encode(out)
 	}
@@ -234,4 +227,17 @@ func days(d time.Duration) string {
 		return fmt.Sprintf("%dd", d/(24*time.Hour))
 	}
 	return d.String()
+}
+
+// sourcesJSON converts sources and their counts to their JSON shape.
+func sourcesJSON(srcs []store.Source, counts map[int64][2]int64) []sourceJSON {
+	out := make([]sourceJSON, len(srcs))
+	for i, s := range srcs {
+		c := counts[s.ID]
+		out[i] = sourceJSON{ID: s.ID, Kind: string(s.Kind), Path: s.Locator, Controller: s.Controller, Purpose: s.Purpose,
+			LegalBasis: string(s.LegalBasis), Art9: s.Art9Condition, Jurisdiction: s.Jurisdiction,
+			RetentionMS: s.Retention.Milliseconds(), State: string(s.State), CreatedBy: s.CreatedBy, CreatedAt: s.CreatedAt,
+			Images: c[0], Faces: c[1]}
+	}
+	return out
 }

@@ -138,3 +138,33 @@ func (db *DB) RecordSearch(ctx context.Context, s Search) (searchID, auditID int
 	}
 	return searchID, auditID, nil
 }
+
+// PurposeStats counts the searches run for one purpose.
+type PurposeStats struct {
+	Purpose   string
+	Searches  int64
+	WithMatch int64     // searches that returned at least one face
+	First     time.Time // the first search
+	Last      time.Time // the latest search
+}
+
+// SearchStats returns the searches counted by purpose, most frequent first.
+func (db *DB) SearchStats(ctx context.Context) ([]PurposeStats, error) {
+	rows, err := db.r.QueryContext(ctx, `
+SELECT purpose, count(*), sum(json_array_length(returned) > 0), min(at), max(at) FROM searches
+GROUP BY purpose ORDER BY count(*) DESC, purpose`)
+	if err != nil {
+		return nil, fmt.Errorf("search stats: %w", err)
+	}
+	out, err := collect(rows, func(sc scanner) (PurposeStats, error) {
+		var p PurposeStats
+		var first, last int64
+		err := sc.Scan(&p.Purpose, &p.Searches, &p.WithMatch, &first, &last)
+		p.First, p.Last = fromMS(first), fromMS(last)
+		return p, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("search stats: %w", err)
+	}
+	return out, nil
+}

@@ -130,6 +130,38 @@ CREATE TABLE ingest_progress (
 		_, err := tx.Exec(`CREATE INDEX ingest_progress_sha256 ON ingest_progress (source_id, sha256) WHERE sha256 IS NOT NULL`)
 		return err
 	},
+	// 3: the register of rights requests (GDPR Art. 12, 15–21). Their
+	// history is the audit log (object "rights/ID"). The checks mirror
+	// dsr.Request.Validate, so a row written around the store still follows
+	// the state machine's invariants.
+	func(tx *sql.Tx) error {
+		_, err := tx.Exec(`
+CREATE TABLE rights_requests (
+	id              INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: ids appear in audit entries and answers
+	kind            TEXT    NOT NULL CHECK (kind IN ('access', 'erasure', 'objection', 'restriction')),
+	state           TEXT    NOT NULL CHECK (state IN ('received', 'verified', 'in-progress', 'extended', 'completed', 'refused')),
+	contact         TEXT    NOT NULL CHECK (contact <> ''), -- as given by the caller (which may encrypt it); never logged
+	zone            TEXT    NOT NULL CHECK (zone <> ''),    -- IANA zone the deadlines are counted in
+	received_at     INTEGER NOT NULL,
+	due_at          INTEGER NOT NULL CHECK (due_at > received_at),
+	extended_from   TEXT    CHECK (extended_from IN ('received', 'verified', 'in-progress')),
+	extended_due_at INTEGER CHECK (extended_due_at > due_at),
+	extend_reason   TEXT    NOT NULL DEFAULT '',
+	notice_sent_at  INTEGER CHECK (notice_sent_at <= due_at),
+	reason          TEXT    NOT NULL DEFAULT '',
+	closed_at       INTEGER,
+	matched_faces   TEXT    NOT NULL DEFAULT '[]' CHECK (json_valid(matched_faces) AND json_type(matched_faces) = 'array'),
+	result          TEXT    CHECK (json_valid(result)),
+	CHECK ((extended_from IS NULL) = (extended_due_at IS NULL)
+	   AND (extended_from IS NULL) = (notice_sent_at IS NULL)
+	   AND (extended_from IS NULL) = (extend_reason = '')),
+	CHECK (state <> 'extended' OR extended_from IS NOT NULL),
+	CHECK ((state IN ('completed', 'refused')) = (closed_at IS NOT NULL)),
+	CHECK ((state = 'refused') = (reason <> ''))
+) STRICT;
+`)
+		return err
+	},
 }
 
 // migrate brings the database on the writer w to schemaVersion, one

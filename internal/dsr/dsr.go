@@ -85,14 +85,21 @@ func ParseState(s string) (State, error) {
 	return "", fmt.Errorf("unknown state %q: %w", s, ErrInvalid)
 }
 
-// next lists the legal transitions. From Extended it lists every state a
-// request may continue to; Request.Advance narrows that to the successors
-// of the state the request was extended in.
-var next = map[State][]State{
-	Received:   {Verified, Refused, Extended},
-	Verified:   {InProgress, Refused, Extended},
-	InProgress: {Completed, Refused, Extended},
-	Extended:   {Verified, InProgress, Completed, Refused},
+// successors lists the states a request may go to from s. From Extended it
+// lists every state a request may continue to; Request.Advance narrows that
+// to the successors of the state the request was extended in.
+func successors(s State) []State {
+	switch s {
+	case Received:
+		return []State{Verified, Refused, Extended}
+	case Verified:
+		return []State{InProgress, Refused, Extended}
+	case InProgress:
+		return []State{Completed, Refused, Extended}
+	case Extended:
+		return []State{Verified, InProgress, Completed, Refused}
+	}
+	return nil // Completed and Refused are final
 }
 
 // Transition reports whether a request may go from state from to state to,
@@ -103,7 +110,7 @@ func Transition(from, to State) error {
 	if !from.Valid() || !to.Valid() {
 		return fmt.Errorf("transition %q → %q: %w", from, to, ErrInvalid)
 	}
-	if !slices.Contains(next[from], to) {
+	if !slices.Contains(successors(from), to) {
 		return fmt.Errorf("%s → %s: %w", from, to, ErrIllegalTransition)
 	}
 	return nil

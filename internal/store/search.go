@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -81,27 +80,52 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 
 // Search returns the recorded search with the given id, or ErrNotFound.
 func (db *DB) Search(ctx context.Context, id int64) (Search, error) {
+	row := db.r.QueryRowContext(ctx, `SELECT `+searchColumns+` FROM searches WHERE id = ?`, id)
+	return one(row, scanSearch, fmt.Sprintf("search %d", id))
+}
+
+const searchColumns = `id, actor, at, purpose, case_ref, probe_sha256, k, threshold, returned`
+
+func scanSearch(sc scanner) (Search, error) {
 	var s Search
 	var at int64
 	var caseRef sql.NullString
 	var probe []byte
 	var list string
-	err := db.r.QueryRowContext(ctx, `
-SELECT id, actor, at, purpose, case_ref, probe_sha256, k, threshold, returned FROM searches WHERE id = ?`, id).
-		Scan(&s.ID, &s.Actor, &at, &s.Purpose, &caseRef, &probe, &s.K, &s.Threshold, &list)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Search{}, fmt.Errorf("search %d: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return Search{}, fmt.Errorf("search %d: %w", id, err)
+	if err := sc.Scan(&s.ID, &s.Actor, &at, &s.Purpose, &caseRef, &probe, &s.K, &s.Threshold, &list); err != nil {
+		return Search{}, err
 	}
 	s.At = fromMS(at)
 	s.CaseRef = caseRef.String
 	copy(s.ProbeSHA256[:], probe)
 	if err := json.Unmarshal([]byte(list), &s.Returned); err != nil {
-		return Search{}, fmt.Errorf("search %d: returned: %w", id, err)
+		return Search{}, fmt.Errorf("search %d: returned: %w", s.ID, err)
 	}
 	return s, nil
+}
+
+// SearchesReturning returns, in id order, every search that returned at
+// least one of the faces faceIDs: the recipients of a person's data, for an
+// access request (Art. 15(1)(c)) or the notices of an erasure (Art. 19).
+func (db *DB) SearchesReturning(ctx context.Context, faceIDs []int64) ([]Search, error) {
+	if len(faceIDs) == 0 {
+		return nil, nil
+	}
+	list, err := json.Marshal(faceIDs)
+	if err != nil {
+		return nil, fmt.Errorf("searches returning faces: %w", err)
+	}
+	rows, err := db.r.QueryContext(ctx, `SELECT `+searchColumns+` FROM searches s
+WHERE EXISTS (SELECT 1 FROM json_each(s.returned) r WHERE r.value IN (SELECT value FROM json_each(?)))
+ORDER BY id`, string(list))
+	if err != nil {
+		return nil, fmt.Errorf("searches returning faces: %w", err)
+	}
+	out, err := collect(rows, scanSearch)
+	if err != nil {
+		return nil, fmt.Errorf("searches returning faces: %w", err)
+	}
+	return out, nil
 }
 
 // RecordSearch records a search and its audit entry in one transaction, so

@@ -48,6 +48,12 @@ type Config struct {
 	// are those of the int8 codes, within ScoreTolerance of the exact
 	// cosine. It is not saved; pass it again to Load.
 	Source VectorSource
+	// Rescore is how many of a search's best candidates by int8 score are
+	// re-scored with the Source (at least k are): the int8 order is off by
+	// a few thousandths of cosine only, so the true top k are among the
+	// first few dozen, and each re-score costs a vector read. Default 32.
+	// It is not saved.
+	Rescore int
 }
 
 // ScoreTolerance bounds how far a Score computed from the int8 codes (an
@@ -85,6 +91,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.EfSearch == 0 {
 		cfg.EfSearch = 64
 	}
+	if cfg.Rescore <= 0 {
+		cfg.Rescore = 32
+	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = runtime.GOMAXPROCS(0)
 	}
@@ -112,7 +121,8 @@ type Index struct {
 	g      *graph
 	closed bool
 
-	vis sync.Pool // *visited
+	vis  sync.Pool // *visited
+	bufs sync.Pool // *[]float32, re-score buffers
 }
 
 // New returns an empty index for vectors of dimension dim. It panics if dim
@@ -302,8 +312,9 @@ func (x *Index) Delete(ctx context.Context, ids []int64) error {
 // max(EfSearch, k) on level 0 over int8 codes, keeping only live ids that f
 // accepts (others are traversed, not kept). Without a Source, the kept
 // candidates are ranked by their int8 scores (within ScoreTolerance of the
-// exact cosine). With one, the read lock is released, the candidates'
-// vectors are fetched from the Source and re-scored exactly, and the read
+// exact cosine). With one, the read lock is released, the vectors of the
+// Config.Rescore best candidates are fetched from the Source and
+// re-scored exactly, and the read
 // lock is taken again to drop the ids deleted meanwhile, so that a Delete
 // that returned before that check is always honoured. A filter that
 // rejects most ids makes the beam walk much of the graph (the context is
@@ -327,7 +338,7 @@ func (x *Index) Search(ctx context.Context, q []float32, k int, minScore float32
 		return nil, err
 	}
 	if src := x.cfg.Source; src != nil {
-		if hits, err = x.rescore(ctx, src, q, hits); err != nil {
+		if hits, err = x.rescore(ctx, src, q, hits, max(k, x.cfg.Rescore)); err != nil {
 			return nil, err
 		}
 	}
@@ -384,13 +395,26 @@ func (x *Index) walk(ctx context.Context, q []float32, k int, f vindex.Filter) (
 	return hits, nil
 }
 
-// rescore replaces the scores of hits with the exact cosines of the
-// vectors src holds, drops the ids src no longer has, then drops, under
-// the read lock, the ids deleted since the walk.
-func (x *Index) rescore(ctx context.Context, src VectorSource, q []float32, hits []vindex.Hit) ([]vindex.Hit, error) {
+// rescore keeps the best n hits by int8 score and replaces their scores
+// with the exact cosines of the vectors src holds, drops the ids src no
+// longer has, then drops, under the read lock, the ids deleted since the
+// walk.
+func (x *Index) rescore(ctx context.Context, src VectorSource, q []float32, hits []vindex.Hit, n int) ([]vindex.Hit, error) {
+	if len(hits) > n {
+		slices.SortFunc(hits, func(a, b vindex.Hit) int { return cmp.Compare(b.Score, a.Score) })
+		hits = hits[:n]
+	}
 	ids := make([]int64, len(hits))
 	dst := make([][]float32, len(hits))
-	buf := make([]float32, len(hits)*x.dim)
+	bp, _ := x.bufs.Get().(*[]float32)
+	if bp == nil {
+		bp = new([]float32)
+	}
+	defer x.bufs.Put(bp)
+	if cap(*bp) < len(hits)*x.dim {
+		*bp = make([]float32, len(hits)*x.dim)
+	}
+	buf := (*bp)[:len(hits)*x.dim]
 	for i, h := range hits {
 		ids[i] = h.ID
 		dst[i] = buf[i*x.dim : (i+1)*x.dim : (i+1)*x.dim]

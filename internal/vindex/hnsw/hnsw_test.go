@@ -302,7 +302,7 @@ func TestNewPanicsOnBadArguments(t *testing.T) {
 			New(c.dim, c.cfg)
 		})
 	}
-	if x := New(8, Config{}); x.cfg != (Config{M: 16, EfConstruction: 200, EfSearch: 64, Workers: runtime.GOMAXPROCS(0)}) {
+	if x := New(8, Config{}); x.cfg != (Config{M: 16, EfConstruction: 200, EfSearch: 64, Workers: runtime.GOMAXPROCS(0), Rescore: 32}) {
 		t.Errorf("defaults: %+v", x.cfg)
 	}
 }

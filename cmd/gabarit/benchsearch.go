@@ -586,7 +586,13 @@ func (e *cmdEnv) calibrate(ctx context.Context, ff faceFlags, root, dump string)
 			return err
 		}
 	}
-	fmt.Fprintf(e.stdout, "calibration on %s: %d identities, %d images, %d templates\n", root, len(names), len(all), gen.n+imp.n)
+	templates := 0
+	for _, v := range embs {
+		if v != nil {
+			templates++
+		}
+	}
+	fmt.Fprintf(e.stdout, "calibration on %s: %d identities, %d images, %d templates\n", root, len(names), len(all), templates)
 	fmt.Fprintf(e.stdout, "genuine  cosine: n=%d mean=%.4f std=%.4f\n", gen.n, gen.mean(), gen.std())
 	fmt.Fprintf(e.stdout, "impostor cosine: n=%d mean=%.4f std=%.4f\n", imp.n, imp.mean(), imp.std())
 	return nil

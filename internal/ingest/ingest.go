@@ -50,6 +50,15 @@ type Config struct {
 	// Progress, when set, is called by the writer after every commit with
 	// the running totals. It must return quickly.
 	Progress func(Stats)
+	// Suppress, when set, is asked about every analysed face before
+	// anything of its image is stored, with the face's template: a face for
+	// which it returns true (it matches the suppression list, "never collect
+	// me again") is dropped, neither sealed, stored nor indexed, and counted
+	// in Stats.Suppressed. An image whose faces are all dropped is recorded
+	// as an image without faces. An error stops the run, and nothing of the
+	// image is stored: suppression fails closed. It must be safe for
+	// concurrent use; nil checks nothing.
+	Suppress func(ctx context.Context, t []float32) (bool, error)
 }
 
 // Stats are the running totals of a run.
@@ -61,6 +70,10 @@ type Stats struct {
 	Failed  int           // entries that could not be ingested
 	Bytes   int64         // bytes read from the source
 	Elapsed time.Duration // since the run started
+
+	// Suppressed counts the faces dropped because Config.Suppress matched
+	// them (for videos, the tracks: see RunVideos), in the images added.
+	Suppressed int
 }
 
 // FileError is one entry that could not be ingested.
@@ -90,6 +103,10 @@ type item struct {
 	tracks  []trackRef // videos: one per face of result
 	err     error      // set when the entry failed; reason is its text
 	reason  string
+	// suppressed counts the faces dropped by Config.Suppress; fatal is the
+	// error of a suppression check, which stops the run.
+	suppressed int
+	fatal      error
 }
 
 // Run ingests every entry of src into st and idx. It returns when the
@@ -286,6 +303,39 @@ func (r *run) analyze(ctx context.Context, x *item) {
 			}
 		}
 	}
+	if x.err == nil && r.cfg.Suppress != nil {
+		var err error
+		x.result.Faces, x.suppressed, err = r.suppress(ctx, x.result.Faces)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			x.err = ctx.Err() // interrupted: the next run does it again
+		case err != nil:
+			x.fatal = err
+		}
+		if err != nil {
+			x.result = face.Analysis{}
+		}
+	}
+}
+
+// suppress returns the faces that Config.Suppress does not match, in
+// order, and how many it dropped. The templates of dropped faces are
+// zeroed. On error nothing is kept.
+func (r *run) suppress(ctx context.Context, faces []face.Face) (kept []face.Face, dropped int, err error) {
+	kept = faces[:0:0]
+	for _, f := range faces {
+		hit, err := r.cfg.Suppress(ctx, f.Embedding)
+		if err != nil {
+			return nil, 0, fmt.Errorf("suppression check: %w", err)
+		}
+		if hit {
+			clear(f.Embedding)
+			dropped++
+			continue
+		}
+		kept = append(kept, f)
+	}
+	return kept, dropped, nil
 }
 
 // write commits finished entries in batches until done is closed.
@@ -322,6 +372,10 @@ func (r *run) write(ctx context.Context, done <-chan *item) error {
 func (r *run) commit(ctx context.Context, batch []*item) error {
 	var live []*item
 	for _, x := range batch {
+		if x.fatal != nil {
+			// Nothing of this batch is stored: the next run does it again.
+			return fmt.Errorf("ingest: %w", x.fatal)
+		}
 		if x.err != nil && ctx.Err() != nil && errors.Is(x.err, ctx.Err()) {
 			continue // interrupted, not failed: the next run does it
 		}
@@ -411,8 +465,15 @@ func (r *run) commitAll(ctx context.Context, xs []*item) error {
 		case res[i].Existing:
 			r.stats.Skipped++
 		default:
+			// An image whose faces were all suppressed is recorded like an
+			// image without faces (its size, dimensions and date, no face),
+			// so that it is not analysed again by every run, and so that the
+			// store, like an image without faces, says nothing about whom
+			// it showed: a mark "suppressed here" would itself be data about
+			// the person who objected.
 			r.stats.Images++
 			r.stats.Faces += len(res[i].FaceIDs)
+			r.stats.Suppressed += x.suppressed
 		}
 	}
 	return nil

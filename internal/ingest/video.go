@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -47,6 +49,10 @@ type VideoConfig struct {
 // read, so an interrupted video is done again from the start by the next
 // run, and never half-stored. Boxes are in the pixels of the sampled frames,
 // whose size is the record's width and height.
+//
+// With cfg.Suppress, every face of every sampled frame is checked, and a
+// track any of whose faces matched is dropped whole (not only the matching
+// frames), and counted once in Stats.Suppressed.
 func RunVideos(ctx context.Context, src Videos, an FrameAnalyzer, st Store, keys Keys, idx vindex.Index, cfg Config, vc VideoConfig) (Summary, error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = runtime.GOMAXPROCS(0)
@@ -124,15 +130,48 @@ func (r *run) videoItem(ctx context.Context, src Videos, an FrameAnalyzer, v vid
 		r.count(func(s *Stats) { s.Skipped++ })
 		return true, nil
 	}
-	x.result, x.tracks, x.err = r.trackVideo(ctx, src, an, v, vc)
+	x.result, x.tracks, x.suppressed, x.err = r.trackVideo(ctx, src, an, v, vc)
+	if errors.Is(x.err, errSuppress) && ctx.Err() == nil {
+		return false, x.err // suppression fails closed: stop, store nothing of it
+	}
 	return false, nil
+}
+
+// errSuppress marks the failure of a suppression check.
+var errSuppress = errors.New("suppression check")
+
+// suppressedQuality marks a face that Config.Suppress matched, in place of
+// its quality, before it is given to the tracker: the tracker keeps as a
+// track's Best its face of highest quality, so a track that holds a
+// suppressed face has one with this quality as its Best, and is dropped.
+// Analyzers give qualities in [0, 1], and the store refuses infinite ones.
+var suppressedQuality = math.Inf(1)
+
+// taint marks the faces of a frame that Config.Suppress matches (see
+// suppressedQuality). Faces without a template cannot be checked, nor
+// stored.
+func (r *run) taint(ctx context.Context, faces []face.Face) error {
+	for i := range faces {
+		if len(faces[i].Embedding) == 0 {
+			continue
+		}
+		hit, err := r.cfg.Suppress(ctx, faces[i].Embedding)
+		if err != nil {
+			return fmt.Errorf("%w: %w", errSuppress, err)
+		}
+		if hit {
+			faces[i].Quality = suppressedQuality
+		}
+	}
+	return nil
 }
 
 // trackVideo samples a video, analyses its frames W at a time in parallel
 // and feeds them to a tracker in order. The analysis it returns has one face
 // per track (its best face) and, for each, the track's number and the
-// time code of that face.
-func (r *run) trackVideo(ctx context.Context, src Videos, an FrameAnalyzer, v video.Video, vc VideoConfig) (face.Analysis, []trackRef, error) {
+// time code of that face; suppressed counts the tracks dropped because
+// Config.Suppress matched one of their faces.
+func (r *run) trackVideo(ctx context.Context, src Videos, an FrameAnalyzer, v video.Video, vc VideoConfig) (_ face.Analysis, _ []trackRef, suppressed int, _ error) {
 	tr := track.New(vc.Track)
 	var tracks []track.Track
 	var out face.Analysis
@@ -146,6 +185,9 @@ func (r *run) trackVideo(ctx context.Context, src Videos, an FrameAnalyzer, v vi
 			go func() {
 				defer wg.Done()
 				res[i], errs[i] = an.AnalyzeFrame(ctx, pending[i].Image)
+				if errs[i] == nil && r.cfg.Suppress != nil {
+					errs[i] = r.taint(ctx, res[i].Faces)
+				}
 			}()
 		}
 		wg.Wait()
@@ -170,18 +212,35 @@ func (r *run) trackVideo(ctx context.Context, src Videos, an FrameAnalyzer, v vi
 		err = flush()
 	}
 	if err != nil {
-		return face.Analysis{}, nil, err
+		return face.Analysis{}, nil, 0, err
 	}
 	tracks = append(tracks, tr.Flush()...)
 	if out.Width == 0 {
-		return face.Analysis{}, nil, fmt.Errorf("no frame could be read: %w", video.ErrCorrupt)
+		return face.Analysis{}, nil, 0, fmt.Errorf("no frame could be read: %w", video.ErrCorrupt)
 	}
+	tracks = slices.DeleteFunc(tracks, func(t track.Track) bool {
+		if t.Best.Quality != suppressedQuality {
+			return false
+		}
+		clear(t.Best.Embedding)
+		suppressed++
+		return true
+	})
+	// The kept tracks are numbered 1, 2, … in order of first appearance,
+	// as if the dropped ones had never been seen: a gap in the numbers
+	// would tell that someone was suppressed there.
+	ids := make([]int, len(tracks))
+	for i, t := range tracks {
+		ids[i] = t.ID
+	}
+	slices.Sort(ids)
 	refs := make([]trackRef, len(tracks))
 	for i, t := range tracks {
+		n, _ := slices.BinarySearch(ids, t.ID)
 		out.Faces = append(out.Faces, t.Best)
-		refs[i] = trackRef{id: int64(t.ID), at: t.BestTime}
+		refs[i] = trackRef{id: int64(n + 1), at: t.BestTime}
 	}
-	return out, refs, nil
+	return out, refs, suppressed, nil
 }
 
 // trackRef places a video face: its track and the time code of the frame

@@ -98,7 +98,9 @@ func newFixture(t *testing.T) *fixture {
 	pics := photos{"alice1": one(alice), "alice2": one(face.Normalize([]float32{1, 0.15, 0.05, 0})),
 		"bob1": one(bob), "dave": one(face.Normalize([]float32{0, 0, 0, 1})), "blank": nil}
 	f.eng = &rights.Engine{An: pics, Store: db, Keys: kr, Vault: v, Index: f.idx, ModelID: "m", Match: 0.5, SelfieMatch: 0.8,
-		Image: func(context.Context, store.Source, string) ([]byte, error) { return nil, errors.New("no image in this test") },
+		Image: func(context.Context, store.Source, string) ([]byte, error) {
+			return nil, errors.New("no image in this test")
+		},
 		OutDir: t.TempDir()}
 	return f
 }

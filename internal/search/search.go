@@ -14,7 +14,9 @@
 // truth. Every candidate is looked up in the store (a face deleted since the
 // index was saved is dropped and reported in Result.Stale) and re-scored
 // with its decrypted template, so that similarities are exact and the
-// threshold is applied to them.
+// threshold is applied to them. Then the faces of people who objected or
+// whose processing is restricted are dropped (Engine.Hide), before anything
+// is returned or recorded.
 package search
 
 import (
@@ -66,6 +68,14 @@ type Engine struct {
 	// Margin widens the index query below the threshold (approximate
 	// scores); candidates are then re-scored exactly. Default 0.05.
 	Margin float64
+	// Hide, when set, is asked about every candidate that reaches the
+	// threshold, with its decrypted template: a candidate for which it
+	// returns true (its person objected or is restricted) is dropped, and
+	// appears neither in the results nor in the search's audit record.
+	// An error fails the search. Nil hides nothing. Hidden candidates
+	// take places in the index query, so a search may return fewer than k
+	// hits when many of the best candidates are hidden.
+	Hide func(ctx context.Context, t []float32) (bool, error)
 }
 
 // Request is one search.
@@ -201,6 +211,15 @@ func (e *Engine) match(ctx context.Context, q []float32, k int, threshold float6
 		}
 		if sim < threshold {
 			continue
+		}
+		if e.Hide != nil {
+			hide, err := e.Hide(ctx, t)
+			if err != nil {
+				return nil, nil, fmt.Errorf("face %d: hide check: %w", ref.ID, err)
+			}
+			if hide {
+				continue
+			}
 		}
 		hits = append(hits, Hit{FaceID: ref.ID, ImageID: ref.ImageID, SourceID: ref.SourceID, Locator: ref.Locator,
 			LegalBasis: ref.LegalBasis, Controller: ref.Controller, Similarity: sim, Box: ref.Box, TimeCode: ref.TimeCode})

@@ -1,0 +1,120 @@
+package search_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"gabarit/internal/keyring"
+	"gabarit/internal/vault"
+)
+
+// hider opens a vault and returns it with the Hide function that asks it
+// about objections and restrictions at cosine 0.9.
+func hider(t *testing.T) (*vault.Vault, func(context.Context, []float32) (bool, error)) {
+	t.Helper()
+	dir := t.TempDir()
+	m, err := keyring.LoadOrCreateMaster(filepath.Join(dir, "master.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := vault.Open(context.Background(), filepath.Join(dir, "vault.db"), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.Close() })
+	return v, func(ctx context.Context, tmpl []float32) (bool, error) {
+		return v.Match(ctx, "m1", tmpl, []vault.Kind{vault.Objection, vault.Restriction}, 0.9)
+	}
+}
+
+// TestRestrictedNeverReturned: while alice is restricted, no search returns
+// or records her faces, whatever its k and threshold; once the restriction
+// is lifted she is found again.
+func TestRestrictedNeverReturned(t *testing.T) {
+	pr := probes{
+		"alice": {{Box: box(50), Embedding: vec(1, 0.05, 0.05, 0)}},
+		"bob":   {{Box: box(50), Embedding: vec(0.1, 1, 0, 0)}},
+	}
+	f := newFixture(t, pr)
+	ctx := context.Background()
+	v, hide := hider(t)
+	f.eng.Hide = hide
+	// The restriction is enrolled from another photo of alice's.
+	if _, err := v.Add(ctx, vault.Restriction, 1, "m1", [][]float32{vec(1, 0.08, 0.1, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	alice := []int64{f.ids["alice/1.jpg"], f.ids["alice/2.jpg"]}
+	others := 0
+	for i := range 1000 {
+		r := req([]string{"alice", "bob"}[i%2])
+		r.K = 1 + i%7
+		r.Threshold = -1 + float64(i%20)/10 // -1 … 0.9
+		res, err := f.eng.Search(ctx, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range res.Hits {
+			if slices.Contains(alice, h.FaceID) {
+				t.Fatalf("search %d (k %d, threshold %.1f) returned restricted face %d", i, r.K, r.Threshold, h.FaceID)
+			}
+		}
+		others += len(res.Hits)
+		rec, err := f.db.Search(ctx, res.SearchID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range rec.Returned {
+			if slices.Contains(alice, id) {
+				t.Fatalf("search %d recorded restricted face %d as returned", i, id)
+			}
+		}
+		if len(rec.Returned) != len(res.Hits) {
+			t.Fatalf("search %d: %d hits, %d recorded", i, len(res.Hits), len(rec.Returned))
+		}
+	}
+	if others == 0 {
+		t.Fatal("no search returned anyone: the test tests nothing")
+	}
+
+	if n, err := v.RemoveRequest(ctx, 1, vault.Restriction); err != nil || n != 1 {
+		t.Fatalf("lift restriction: %d, %v", n, err)
+	}
+	res, err := f.eng.Search(ctx, req("alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int64
+	for _, h := range res.Hits {
+		got = append(got, h.FaceID)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, alice) {
+		t.Errorf("after the restriction is lifted: hits %v, want alice's %v", got, alice)
+	}
+}
+
+// TestObjectionHidden: an objection hides too; a failing check fails the
+// search rather than returning hidden faces.
+func TestObjectionHidden(t *testing.T) {
+	pr := probes{"bob": {{Box: box(50), Embedding: vec(0, 1, 0.05, 0)}}}
+	f := newFixture(t, pr)
+	ctx := context.Background()
+	v, hide := hider(t)
+	f.eng.Hide = hide
+	if _, err := v.Add(ctx, vault.Objection, 2, "m1", [][]float32{vec(0, 1, 0, 0.05)}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.eng.Search(ctx, req("bob"))
+	if err != nil || len(res.Hits) != 0 {
+		t.Fatalf("bob objected: hits %+v, %v", res.Hits, err)
+	}
+
+	errVault := errors.New("vault unreadable")
+	f.eng.Hide = func(context.Context, []float32) (bool, error) { return false, errVault }
+	if res, err := f.eng.Search(ctx, req("bob")); !errors.Is(err, errVault) || len(res.Hits) != 0 {
+		t.Errorf("failing check: %+v, %v", res.Hits, err)
+	}
+}

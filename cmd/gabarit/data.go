@@ -13,6 +13,7 @@ import (
 
 	"gabarit/internal/keyring"
 	"gabarit/internal/store"
+	"gabarit/internal/vault"
 	"gabarit/internal/vindex"
 	"gabarit/internal/vindex/flat"
 	"gabarit/internal/vindex/hnsw"
@@ -51,11 +52,13 @@ func (d *dataFlags) path() (string, error) {
 // dataKit is an open data directory: the store, the keyring and, for
 // commands that change faces, the writer lock.
 type dataKit struct {
-	dir   string
-	db    *store.DB
-	keys  *keyring.Keyring
-	lock  *os.File
-	index string
+	dir    string
+	db     *store.DB
+	keys   *keyring.Keyring
+	master *keyring.Master
+	lock   *os.File
+	index  string
+	vlt    *vault.Vault // opened on first use
 }
 
 // open opens the data directory, creating it (mode 0700) and its master key
@@ -93,8 +96,22 @@ func (d *dataFlags) open(ctx context.Context, exclusive bool) (*dataKit, error) 
 		k.Close()
 		return nil, fmt.Errorf("master key: %w", err)
 	}
+	k.master = master
 	k.keys = keyring.New(master, k.db.KeyStore())
 	return k, nil
+}
+
+// vault opens the data directory's vault (suppression, restriction and
+// selfie templates, in their own encrypted file vault.db).
+func (k *dataKit) vault(ctx context.Context) (*vault.Vault, error) {
+	if k.vlt == nil {
+		v, err := vault.Open(ctx, filepath.Join(k.dir, "vault.db"), k.master)
+		if err != nil {
+			return nil, err
+		}
+		k.vlt = v
+	}
+	return k.vlt, nil
 }
 
 // lockDir takes the exclusive writer lock of a data directory. The kernel
@@ -117,6 +134,9 @@ func lockDir(dir string) (*os.File, error) {
 // Close closes what open opened and releases the lock.
 func (k *dataKit) Close() error {
 	var errs []error
+	if k.vlt != nil {
+		errs = append(errs, k.vlt.Close())
+	}
 	if k.keys != nil {
 		errs = append(errs, k.keys.Close())
 	}

@@ -20,6 +20,7 @@ import (
 	"gabarit/internal/source/video"
 	"gabarit/internal/store"
 	"gabarit/internal/track"
+	"gabarit/internal/vault"
 )
 
 // ingestJSON is the summary printed by `gabarit ingest --json`.
@@ -28,6 +29,7 @@ type ingestJSON struct {
 	Images       int                `json:"images"`
 	Faces        int                `json:"faces"`
 	Skipped      int                `json:"skipped"`
+	Suppressed   int                `json:"suppressed"`
 	Errors       []ingest.FileError `json:"errors"`
 	Seconds      float64            `json:"seconds"`
 	ImagesPerSec float64            `json:"images_per_second"`
@@ -98,7 +100,17 @@ func (e *cmdEnv) ingest(ctx context.Context, args []string) error {
 	if bar != nil && coll != nil {
 		bar.total = countEntries(ctx, coll)
 	}
-	cfg := ingest.Config{SourceID: id, ModelID: modelID, Workers: ff.workers, Batch: *batch}
+	v, err := k.vault(ctx)
+	if err != nil {
+		return err
+	}
+	same := kit.manifest.Thresholds.SamePerson
+	cfg := ingest.Config{SourceID: id, ModelID: modelID, Workers: ff.workers, Batch: *batch,
+		// "Never collect me again": faces of people who objected are dropped
+		// before anything is stored.
+		Suppress: func(ctx context.Context, t []float32) (bool, error) {
+			return v.Match(ctx, modelID, t, []vault.Kind{vault.Objection}, same)
+		}}
 	if bar != nil {
 		cfg.Progress = bar.update
 	}
@@ -116,7 +128,7 @@ func (e *cmdEnv) ingest(ctx context.Context, args []string) error {
 	interrupted := runErr != nil && ctx.Err() != nil
 	// The run is recorded (who ingested which source, when, with what
 	// outcome), whatever its outcome.
-	detail, err := json.Marshal(map[string]any{"images": sum.Images, "faces": sum.Faces, "skipped": sum.Skipped,
+	detail, err := json.Marshal(map[string]any{"images": sum.Images, "faces": sum.Faces, "skipped": sum.Skipped, "suppressed": sum.Suppressed,
 		"errors": sum.Failed, "interrupted": interrupted, "failed": runErr != nil && !interrupted})
 	if err == nil {
 		_, err = k.db.AppendAudit(context.WithoutCancel(ctx), nil, store.AuditEntry{Actor: actor(), Action: "source.ingest",
@@ -139,7 +151,7 @@ func (e *cmdEnv) ingest(ctx context.Context, args []string) error {
 		return err
 	}
 
-	out := ingestJSON{SourceID: id, Images: sum.Images, Faces: sum.Faces, Skipped: sum.Skipped,
+	out := ingestJSON{SourceID: id, Images: sum.Images, Faces: sum.Faces, Skipped: sum.Skipped, Suppressed: sum.Suppressed,
 		Errors: sum.Errors, Seconds: sum.Elapsed.Seconds(), Interrupted: interrupted}
 	if out.Errors == nil {
 		out.Errors = []ingest.FileError{}
@@ -152,8 +164,8 @@ func (e *cmdEnv) ingest(ctx context.Context, args []string) error {
 			return err
 		}
 	} else {
-		fmt.Fprintf(e.stdout, "source %d: %d images added (%d faces), %d skipped (already ingested), %d errors, %.1f s (%.1f images/s)\n",
-			id, out.Images, out.Faces, out.Skipped, len(out.Errors), out.Seconds, out.ImagesPerSec)
+		fmt.Fprintf(e.stdout, "source %d: %d images added (%d faces), %d skipped (already ingested), %d faces suppressed, %d errors, %.1f s (%.1f images/s)\n",
+			id, out.Images, out.Faces, out.Skipped, out.Suppressed, len(out.Errors), out.Seconds, out.ImagesPerSec)
 		for _, fe := range out.Errors {
 			fmt.Fprintf(e.stdout, "  error: %s: %s\n", fe.File, fe.Reason)
 		}

@@ -25,6 +25,10 @@ Usage:
   gabarit search --purpose TEXT [--case REF] [--k N] [--threshold T] [--face I] [--json] PHOTO
   gabarit purge [--json]                   delete what is past its source's retention period
   gabarit reindex                          rebuild the vector index from the store
+  gabarit rights request --kind access|erasure|objection|restriction --selfie PHOTO… --contact TEXT
+  gabarit rights process [--json] ID       verify the selfies, find the person's faces, act
+  gabarit rights list [--json]             the register of requests, deadlines and outcomes
+  gabarit rights extend --months N --reason TEXT --notice-sent ID
   gabarit audit verify|list                check the audit log's hash chain; print it
   gabarit export records [--md]            record of processing activities (GDPR Art. 30)
   gabarit export authority --out DIR       records, sources, search statistics, audit log + verification
@@ -97,6 +101,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return env.audit(ctx, rest)
 	case "export":
 		return env.export(ctx, rest)
+	case "rights":
+		return env.rights(ctx, rest)
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return nil

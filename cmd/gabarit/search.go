@@ -13,6 +13,7 @@ import (
 	"gabarit/internal/face"
 	"gabarit/internal/pipeline"
 	"gabarit/internal/search"
+	"gabarit/internal/vault"
 )
 
 // hitJSON is one result of `gabarit search --json`.
@@ -88,7 +89,16 @@ func (e *cmdEnv) search(ctx context.Context, args []string) error {
 	}
 	defer h.Close()
 
-	eng := &search.Engine{An: analyzer{kit.pipe}, Store: dk.db, Keys: dk.keys, Index: h.Index, ModelID: modelID}
+	v, err := dk.vault(ctx)
+	if err != nil {
+		return err
+	}
+	same := kit.manifest.Thresholds.SamePerson
+	eng := &search.Engine{An: analyzer{kit.pipe}, Store: dk.db, Keys: dk.keys, Index: h.Index, ModelID: modelID,
+		// People who objected or whose data is restricted are never shown.
+		Hide: func(ctx context.Context, t []float32) (bool, error) {
+			return v.Match(ctx, modelID, t, []vault.Kind{vault.Objection, vault.Restriction}, same)
+		}}
 	res, err := eng.Search(ctx, search.Request{Actor: actor(), Purpose: *purpose, Case: *caseRef, K: *k,
 		Threshold: *threshold, Face: *faceNo, Probe: probe})
 	if errors.Is(err, face.ErrNoFace) {

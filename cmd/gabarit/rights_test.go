@@ -1,0 +1,296 @@
+//go:build cgo && onnx
+
+package main
+
+import (
+	"archive/zip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"gabarit/internal/face"
+	"gabarit/internal/modeltest"
+	"gabarit/internal/pipeline"
+	"gabarit/internal/search"
+	"gabarit/internal/vault"
+)
+
+// rightsFixture declares a gallery of celeba-dev identities as a source and
+// ingests it. The person P is the first identity; P's first two photos are
+// kept out of the gallery: the first is the selfie (with a crop of it as the
+// second selfie), the second is a "new photo" for re-ingestion.
+type rightsFixture struct {
+	data, gallery, selfie, selfie2, newPhoto, person string
+	src                                          int64
+}
+
+func newRightsFixture(t *testing.T) *rightsFixture {
+	t.Helper()
+	modeltest.Installed(t)
+	root := modeltest.SharedData(t, "celeba-dev")
+	names, files, err := identityFolders(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &rightsFixture{data: t.TempDir(), gallery: t.TempDir(), person: names[0]}
+	dir := t.TempDir()
+	f.selfie = filepath.Join(dir, "selfie.jpg")
+	if err := copyFile(files[0][0], f.selfie); err != nil {
+		t.Fatal(err)
+	}
+	f.selfie2 = cropJPEG(t, f.selfie, filepath.Join(dir, "selfie2.jpg"))
+	f.newPhoto = files[0][1]
+	n := 0
+	for i := range min(6, len(names)) {
+		start := 0
+		if i == 0 {
+			start = 2
+		}
+		for _, p := range files[i][start:] {
+			if err := copyFile(p, filepath.Join(f.gallery, names[i], filepath.Base(p))); err != nil {
+				t.Fatal(err)
+			}
+			n++
+		}
+	}
+	f.src = addSource(t, f.data, f.gallery)
+	if _, stderr, err := cli(t, f.data, "ingest", "--json", fmt.Sprint(f.src)); exitCode(err) > 1 {
+		t.Fatalf("ingest: %v\n%s", err, stderr)
+	}
+	return f
+}
+
+func (f *rightsFixture) request(t *testing.T, kind string) int64 {
+	t.Helper()
+	out, stderr, err := cli(t, f.data, "rights", "request", "--kind", kind, "--selfie", f.selfie, "--selfie", f.selfie2,
+		"--contact", "person@example.org")
+	if err != nil {
+		t.Fatalf("rights request: %v\n%s", err, stderr)
+	}
+	var r requestJSON
+	if err := json.Unmarshal([]byte(out), &r); err != nil || r.ID <= 0 || r.State != "received" || r.Due.IsZero() {
+		t.Fatalf("rights request printed %q: %v", out, err)
+	}
+	return r.ID
+}
+
+func (f *rightsFixture) process(t *testing.T, id int64) map[string]any {
+	t.Helper()
+	out, stderr, err := cli(t, f.data, "rights", "process", "--json", fmt.Sprint(id))
+	if err != nil {
+		t.Fatalf("rights process: %v\n%s", err, stderr)
+	}
+	var res map[string]any
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatal(err)
+	}
+	if res["state"] != "completed" {
+		t.Fatalf("process = %s", out)
+	}
+	return res
+}
+
+// searchIDs runs gabarit search with the selfie and returns the face ids
+// and locators it prints.
+func (f *rightsFixture) search(t *testing.T, threshold string) searchJSON {
+	t.Helper()
+	out, _, err := cli(t, f.data, "search", "--purpose", "test", "--k", "1000", "--threshold", threshold, "--json", f.selfie)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res searchJSON
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func (f *rightsFixture) own(locator string) bool { return strings.HasPrefix(locator, f.person+"/") }
+
+func TestRightsAccess(t *testing.T) {
+	f := newRightsFixture(t)
+	res := f.process(t, f.request(t, "access"))
+	matched := int(res["matched_faces"].(float64))
+	if matched < 5 {
+		t.Fatalf("matched %d faces of the person", matched)
+	}
+	zr, err := zip.OpenReader(res["package"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	var images, faces int
+	var report struct {
+		Faces []struct {
+			Locator     string `json:"locator"`
+			ImageStatus string `json:"image_status"`
+		} `json:"faces"`
+	}
+	for _, zf := range zr.File {
+		switch {
+		case strings.HasPrefix(zf.Name, "images/"):
+			images++
+		case strings.HasPrefix(zf.Name, "faces/"):
+			faces++
+		case zf.Name == "report.json":
+			rc, err := zf.Open()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := json.NewDecoder(rc).Decode(&report); err != nil {
+				t.Fatal(err)
+			}
+			rc.Close()
+		}
+	}
+	if len(report.Faces) != matched || faces != matched || images == 0 {
+		t.Errorf("package: %d faces in the report, %d crops, %d images; %d matched", len(report.Faces), faces, images, matched)
+	}
+	own := 0
+	for _, fc := range report.Faces {
+		if f.own(fc.Locator) {
+			own++
+		}
+		if fc.ImageStatus != "included" {
+			t.Errorf("%s: image %s", fc.Locator, fc.ImageStatus)
+		}
+	}
+	if own < matched*8/10 {
+		t.Errorf("only %d of %d matched faces are in the person's folder", own, matched)
+	}
+}
+
+func TestRightsErasure(t *testing.T) {
+	f := newRightsFixture(t)
+	before := f.search(t, "0")
+	res := f.process(t, f.request(t, "erasure"))
+	erased := int(res["erased"].(float64))
+	proof := res["proof"].(map[string]any)
+	if erased < 5 || proof["ok"] != true {
+		t.Fatalf("erasure: %v", res)
+	}
+	after := f.search(t, "0")
+	if len(after.Results) >= len(before.Results) {
+		t.Errorf("search at threshold 0: %d results before, %d after", len(before.Results), len(after.Results))
+	}
+	for _, h := range after.Results {
+		if f.own(h.Locator) && h.Similarity >= 0.3566 {
+			t.Errorf("after erasure, %s (face %d) is returned at similarity %.3f", h.Locator, h.FaceID, h.Similarity)
+		}
+	}
+	out, _, _ := cli(t, f.data, "audit", "verify")
+	if !strings.HasPrefix(out, "audit log intact") {
+		t.Errorf("audit after erasure: %q", out)
+	}
+}
+
+func TestRightsObjection(t *testing.T) {
+	f := newRightsFixture(t)
+	f.process(t, f.request(t, "objection"))
+	// New photos of the person in a new source: not stored.
+	fresh := t.TempDir()
+	if err := copyFile(f.newPhoto, filepath.Join(fresh, "new.jpg")); err != nil {
+		t.Fatal(err)
+	}
+	src := addSource(t, f.data, fresh)
+	out, _, err := cli(t, f.data, "ingest", "--json", fmt.Sprint(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum ingestJSON
+	if err := json.Unmarshal([]byte(out), &sum); err != nil || sum.Suppressed < 1 {
+		t.Fatalf("re-ingest of the person's new photo: %s, %v", out, err)
+	}
+	for _, h := range f.search(t, "0.3").Results {
+		if f.own(h.Locator) || h.Locator == "new.jpg" {
+			t.Errorf("objector's face %s returned", h.Locator)
+		}
+	}
+}
+
+// TestRightsRestriction: a restricted person is never returned, in 1,000
+// searches through the search path of `gabarit search` (the probe analysed
+// once; index, store, exact re-scoring and the vault's hiding every time).
+func TestRightsRestriction(t *testing.T) {
+	f := newRightsFixture(t)
+	if got := f.search(t, "0.3566"); len(got.Results) == 0 || !f.own(got.Results[0].Locator) {
+		t.Fatalf("before restriction the person is found: %+v", got.Results)
+	}
+	f.process(t, f.request(t, "restriction"))
+
+	ctx := context.Background()
+	var ff faceFlags
+	ff.workers, ff.threads, ff.pack, ff.device, ff.minFace, ff.minFaceFrac, ff.decodeSide = 1, 1, "default", "cpu", 40, -1, 1600
+	kit, err := ff.open(ctx, pipeline.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kit.Close()
+	df := dataFlags{dir: f.data, index: "hnsw"}
+	dk, err := df.open(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dk.Close()
+	modelID := kit.manifest.Embedder.ID()
+	h, err := dk.openIndex(ctx, modelID, kit.manifest.Embedder.Dim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	v, err := dk.vault(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe, err := os.ReadFile(f.selfie)
+	if err != nil {
+		t.Fatal(err)
+	}
+	an, err := analyzer{kit.pipe}.Analyze(ctx, probe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng := &search.Engine{An: fixedAnalysis{an}, Store: dk.db, Keys: dk.keys, Index: h.Index, ModelID: modelID,
+		Hide: func(ctx context.Context, t []float32) (bool, error) {
+			return v.Match(ctx, modelID, t, []vault.Kind{vault.Objection, vault.Restriction}, kit.manifest.Thresholds.SamePerson)
+		}}
+	refs := map[int64]string{}
+	for i := range 1000 {
+		res, err := eng.Search(ctx, search.Request{Actor: "test", Purpose: "restriction check", K: 1 + i%50,
+			Threshold: []float64{-1, 0, 0.2, 0.3566}[i%4], Face: -1, Probe: probe})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, hit := range res.Hits {
+			refs[hit.FaceID] = hit.Locator
+			if f.own(hit.Locator) && hit.Similarity >= kit.manifest.Thresholds.SamePerson {
+				t.Fatalf("search %d returned the restricted person's %s at %.3f", i, hit.Locator, hit.Similarity)
+			}
+		}
+	}
+	if len(refs) == 0 {
+		t.Fatal("the searches returned nothing at all: the check proves nothing")
+	}
+	// Other people are still found.
+	if !slices.ContainsFunc(mapsValues(refs), func(l string) bool { return !f.own(l) }) {
+		t.Error("no other person returned at threshold -1")
+	}
+}
+
+// fixedAnalysis answers every Analyze with one analysis.
+type fixedAnalysis struct{ a face.Analysis }
+
+func (f fixedAnalysis) Analyze(context.Context, []byte) (face.Analysis, error) { return f.a, nil }
+
+func mapsValues(m map[int64]string) []string {
+	out := make([]string, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
+}

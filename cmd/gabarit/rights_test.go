@@ -26,7 +26,7 @@ import (
 // second selfie), the second is a "new photo" for re-ingestion.
 type rightsFixture struct {
 	data, gallery, selfie, selfie2, newPhoto, person string
-	src                                          int64
+	src                                              int64
 }
 
 func newRightsFixture(t *testing.T) *rightsFixture {

@@ -20,11 +20,12 @@ import (
 	"gabarit/internal/source"
 	"gabarit/internal/source/archive"
 	"gabarit/internal/store"
+	"gabarit/internal/vault"
 )
 
 func (e *cmdEnv) rights(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		fmt.Fprintln(e.stderr, "usage: gabarit rights request|process|list|extend [flags]")
+		fmt.Fprintln(e.stderr, "usage: gabarit rights request|process|list|extend|lift [flags]")
 		return exitError{2}
 	}
 	switch args[0] {
@@ -36,8 +37,10 @@ func (e *cmdEnv) rights(ctx context.Context, args []string) error {
 		return e.rightsList(ctx, args[1:])
 	case "extend":
 		return e.rightsExtend(ctx, args[1:])
+	case "lift":
+		return e.rightsLift(ctx, args[1:])
 	}
-	fmt.Fprintf(e.stderr, "gabarit rights: unknown subcommand %q (want request, process, list or extend)\n", args[0])
+	fmt.Fprintf(e.stderr, "gabarit rights: unknown subcommand %q (want request, process, list, extend or lift)\n", args[0])
 	return exitError{2}
 }
 
@@ -314,6 +317,47 @@ func (e *cmdEnv) rightsExtend(ctx context.Context, args []string) error {
 		return err
 	}
 	return json.NewEncoder(e.stdout).Encode(toRequestJSON(r, time.Now()))
+}
+
+func (e *cmdEnv) rightsLift(ctx context.Context, args []string) error {
+	fs := e.flags("rights lift", "usage: gabarit rights lift ID\n\n"+
+		"Lifts the restriction a completed restriction request put in place (GDPR Art. 18(3)): the\n"+
+		"person's faces are shown by searches again. Audited.")
+	var df dataFlags
+	df.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return exitError{2}
+	}
+	id, err := strconv.ParseInt(fs.Arg(0), 10, 64)
+	if fs.NArg() != 1 || err != nil || id <= 0 {
+		return usageErr(e, fs, "want one request ID")
+	}
+	dk, err := df.open(ctx, false)
+	if err != nil {
+		return err
+	}
+	defer dk.Close()
+	r, err := dk.db.RightsRequest(ctx, id)
+	if err != nil {
+		return err
+	}
+	if r.Kind != dsr.Restriction || r.State != dsr.Completed {
+		return fmt.Errorf("request %d is a %s request in state %s: only a completed restriction can be lifted", id, r.Kind, r.State)
+	}
+	v, err := dk.vault(ctx)
+	if err != nil {
+		return err
+	}
+	n, err := v.RemoveRequest(ctx, id, vault.Restriction)
+	if err != nil {
+		return err
+	}
+	if _, err := dk.db.AppendAudit(ctx, nil, store.AuditEntry{Actor: actor(), Action: "rights.restriction-lifted",
+		Object: fmt.Sprintf("rights/%d", id), Detail: json.RawMessage(fmt.Sprintf(`{"entries":%d}`, n))}); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "restriction of request %d lifted\n", id)
+	return nil
 }
 
 // readSourceImage reads an image of a source by its locator, for an access

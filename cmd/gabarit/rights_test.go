@@ -280,6 +280,18 @@ func TestRightsRestriction(t *testing.T) {
 	if !slices.ContainsFunc(mapsValues(refs), func(l string) bool { return !f.own(l) }) {
 		t.Error("no other person returned at threshold -1")
 	}
+	// Lifted: found again.
+	var reqs []requestJSON
+	out, _, _ := cli(t, f.data, "rights", "list", "--json")
+	if err := json.Unmarshal([]byte(out), &reqs); err != nil || len(reqs) != 1 {
+		t.Fatalf("rights list: %q, %v", out, err)
+	}
+	if _, stderr, err := cli(t, f.data, "rights", "lift", fmt.Sprint(reqs[0].ID)); err != nil {
+		t.Fatalf("lift: %v\n%s", err, stderr)
+	}
+	if got := f.search(t, "0.3566"); len(got.Results) == 0 || !f.own(got.Results[0].Locator) {
+		t.Errorf("after lifting, the person is not found: %+v", got.Results)
+	}
 }
 
 // fixedAnalysis answers every Analyze with one analysis.

@@ -50,7 +50,7 @@ func TestDeps(t *testing.T) {
 	// The use cases take their adapters as interfaces: they never import the
 	// ONNX binding or an HTTP stack, and never talk SQL themselves (they use
 	// the store's plain types, so database/sql is only a transitive dependency).
-	for _, pkg := range []string{"gabarit/internal/ingest", "gabarit/internal/search", "gabarit/internal/retention", "gabarit/internal/vstore"} {
+	for _, pkg := range []string{"gabarit/internal/ingest", "gabarit/internal/search", "gabarit/internal/retention", "gabarit/internal/vstore", "gabarit/internal/rights"} {
 		deps := list([]string{"CGO_ENABLED=1"}, pkg, "onnx", "jpegturbo")
 		for _, banned := range []string{ort, "gabarit/internal/onnx", "net/http"} {
 			if deps[banned] {

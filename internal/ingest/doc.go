@@ -22,6 +22,9 @@
 // faces committed but not yet in a saved index are added back from the store
 // when the index is next opened (see cmd/gabarit).
 //
+// People who objected ("never collect me again") are kept out through
+// Config.Suppress: their faces are dropped before anything is stored.
+//
 // One bad file never stops the batch: it is reported in Summary.Errors and
 // recorded as failed, and the next run tries it again.
 //

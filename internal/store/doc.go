@@ -1,7 +1,8 @@
 // Package store is gabarit's relational store: sources, their wrapped data
-// keys, images, faces, searches, ingest progress and the hash-chained audit
-// log, kept in one SQLite file (the embedded default) through database/sql
-// and the pure-Go driver modernc.org/sqlite.
+// keys, images, faces, searches, ingest progress, the rights-request register
+// and the hash-chained audit log (whose head can be kept in a witness file
+// outside the database, WithAuditWitness), in one SQLite file (the embedded
+// default) through database/sql and the pure-Go driver modernc.org/sqlite.
 //
 // # Connections
 //

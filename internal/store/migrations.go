@@ -167,12 +167,10 @@ CREATE TABLE rights_requests (
 	// two different verifiers have confirmed it (AI Act Art. 14(5)). Users
 	// are disabled, never deleted, so that the names in the audit log and in
 	// confirmations keep their meaning. face_id is not a foreign key: a
-	// confirmation stays in the record after the face is erased. IF NOT
-	// EXISTS: a file set back to an earlier version by hand (as the tests of
-	// earlier migrations do) may still hold these tables.
+	// confirmation stays in the record after the face is erased.
 	func(tx *sql.Tx) error {
 		_, err := tx.Exec(`
-CREATE TABLE IF NOT EXISTS users (
+CREATE TABLE users (
 	name        TEXT    PRIMARY KEY CHECK (name <> ''),
 	roles       TEXT    NOT NULL CHECK (json_valid(roles) AND json_type(roles) = 'array'),
 	created_by  TEXT    NOT NULL CHECK (created_by <> ''),
@@ -180,7 +178,7 @@ CREATE TABLE IF NOT EXISTS users (
 	disabled_at INTEGER
 ) STRICT;
 
-CREATE TABLE IF NOT EXISTS confirmations (
+CREATE TABLE confirmations (
 	search_id INTEGER NOT NULL REFERENCES searches (id),
 	face_id   INTEGER NOT NULL,
 	verifier  TEXT    NOT NULL CHECK (verifier <> ''),

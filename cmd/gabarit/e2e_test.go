@@ -42,7 +42,7 @@ func TestMain(m *testing.M) {
 // cli runs the command line in-process with the data directory data.
 func cli(t *testing.T, data string, args ...string) (string, string, error) {
 	t.Helper()
-	if len(args) > 1 && (args[0] == "source" || args[0] == "audit" || args[0] == "export" || args[0] == "rights") {
+	if len(args) > 1 && (args[0] == "source" || args[0] == "audit" || args[0] == "export" || args[0] == "rights" || args[0] == "user") {
 		args = append([]string{args[0], args[1], "--data", data}, args[2:]...)
 	} else {
 		args = append([]string{args[0], "--data", data}, args[1:]...)
@@ -712,5 +712,73 @@ func TestAuditVerify(t *testing.T) {
 				t.Errorf("after %s: exit %d, %q; want 1 naming %s", tamper.name, exitCode(err), stderr, tamper.want)
 			}
 		})
+	}
+}
+
+// TestTwoPersonVerification: a result becomes an identification only
+// after two different verifiers confirm it; nobody confirms their own
+// search or confirms twice; only admins manage users. The command line
+// acts as the operating-system account (cli:NAME); the second verifier
+// acts through the store, as another account would.
+func TestTwoPersonVerification(t *testing.T) {
+	d := modeltest.Installed(t)
+	ctx := context.Background()
+	data, photos := t.TempDir(), t.TempDir()
+	if err := copyFile(filepath.Join(d.TestPhotos(), "sample1.jpg"), filepath.Join(photos, "s1.jpg")); err != nil {
+		t.Fatal(err)
+	}
+	id := addSource(t, data, photos)
+	if _, _, err := cli(t, data, "ingest", fmt.Sprint(id)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := cli(t, data, "user", "add", "--roles", "verifier", "someone"); err == nil {
+		t.Error("the first user was not an admin, and was accepted")
+	}
+	if out, stderr, err := cli(t, data, "user", "add", "--roles", "admin,verifier", actor()); err != nil {
+		t.Fatalf("user add: %q %q %v", out, stderr, err)
+	}
+	out, _, err := cli(t, data, "search", "--purpose", "test", "--json", filepath.Join(photos, "s1.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res searchJSON
+	if err := json.Unmarshal([]byte(out), &res); err != nil || len(res.Results) == 0 {
+		t.Fatalf("search: %s, %v", out, err)
+	}
+	face := res.Results[0].FaceID
+	if _, _, err := cli(t, data, "confirm", fmt.Sprint(res.SearchID), fmt.Sprint(face)); err == nil || !strings.Contains(err.Error(), "own search") {
+		t.Errorf("confirming one's own search: %v", err)
+	}
+
+	// Another investigator's search of the same face.
+	db, err := store.Open(ctx, filepath.Join(data, "gabarit.db"), store.WithAuditWitness(filepath.Join(data, "audit.head")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _, err := db.RecordSearch(ctx, store.Search{Actor: "cli:investigator", Purpose: "case", ProbeSHA256: [32]byte{1}, K: 5, Threshold: 0.4, Returned: []int64{face}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.AddUser(ctx, "cli:second", []store.Role{store.RoleVerifier}, actor()); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err = cli(t, data, "confirm", "--json", fmt.Sprint(other), fmt.Sprint(face))
+	if err != nil || !strings.Contains(out, `"identified":false`) {
+		t.Fatalf("first confirmation: %q, %v", out, err)
+	}
+	if _, _, err := cli(t, data, "confirm", fmt.Sprint(other), fmt.Sprint(face)); err == nil || !strings.Contains(err.Error(), "already confirmed") {
+		t.Errorf("confirming twice: %v", err)
+	}
+	c, err := db.Confirm(ctx, other, face, "cli:second")
+	if err != nil || !c.Identified || len(c.Verifiers) != 2 {
+		t.Errorf("second verifier: %+v, %v", c, err)
+	}
+	db.Close()
+	out, _, err = cli(t, data, "audit", "list", "--json")
+	if err != nil || strings.Count(out, `"action":"search.confirm"`) != 2 {
+		t.Errorf("confirmations audited: %d", strings.Count(out, `"action":"search.confirm"`))
+	}
+	if out, _, err := cli(t, data, "audit", "verify"); err != nil {
+		t.Errorf("audit verify: %q %v", out, err)
 	}
 }

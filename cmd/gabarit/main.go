@@ -25,6 +25,8 @@ Usage:
   gabarit search --purpose TEXT [--case REF] [--k N] [--threshold T] [--face I] [--json] PHOTO
   gabarit purge [--json]                   delete what is past its source's retention period
   gabarit reindex                          rebuild the vector index from the store
+  gabarit confirm SEARCH_ID FACE_ID        confirm a result as a verifier (two make an identification)
+  gabarit user add --roles R[,R…] NAME     users and roles (admin, operator, investigator, verifier, dpo, auditor)
   gabarit rights request --kind access|erasure|objection|restriction --selfie PHOTO… --contact TEXT
   gabarit rights process [--json] ID       verify the selfies, find the person's faces, act
   gabarit rights list [--json]             the register of requests, deadlines and outcomes
@@ -103,6 +105,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return env.export(ctx, rest)
 	case "rights":
 		return env.rights(ctx, rest)
+	case "user":
+		return env.user(ctx, rest)
+	case "confirm":
+		return env.confirm(ctx, rest)
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return nil

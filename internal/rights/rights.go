@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"gabarit/internal/dsr"
@@ -47,6 +48,7 @@ type Store interface {
 	Image(ctx context.Context, id int64) (store.Image, error)
 	Source(ctx context.Context, id int64) (store.Source, error)
 	SearchesReturning(ctx context.Context, faceIDs []int64) ([]store.Search, error)
+	Confirmations(ctx context.Context, searchID int64) (map[int64]store.Confirmation, error)
 	EraseFaces(ctx context.Context, faceIDs []int64, actor, object string) (faces, images []int64, err error)
 }
 
@@ -391,9 +393,19 @@ func (e *Engine) access(ctx context.Context, r dsr.Request, matches []int64) (st
 	}
 	for _, s := range searches {
 		as := access.Search{ID: s.ID, At: s.At, Actor: s.Actor, Purpose: s.Purpose, Case: s.CaseRef}
+		conf, err := e.Store.Confirmations(ctx, s.ID)
+		if err != nil {
+			return "", nil, err
+		}
 		for _, id := range s.Returned {
-			if mine[id] {
-				as.FaceIDs = append(as.FaceIDs, id)
+			if !mine[id] {
+				continue
+			}
+			as.FaceIDs = append(as.FaceIDs, id)
+			for _, v := range conf[id].Verifiers {
+				if !slices.Contains(as.Confirmed, v) {
+					as.Confirmed = append(as.Confirmed, v)
+				}
 			}
 		}
 		p.Searches = append(p.Searches, as)

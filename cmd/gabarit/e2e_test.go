@@ -277,7 +277,7 @@ func TestIngestSearchPurge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"records.json", "records.md", "sources.json", "searches-by-purpose.json", "audit.jsonl", "audit-verification.json"} {
+	for _, name := range []string{"records.json", "records.md", "sources.json", "rights-register.json", "searches-by-purpose.json", "audit.jsonl", "audit-verification.json"} {
 		b, err := os.ReadFile(filepath.Join(exp, name))
 		if err != nil {
 			t.Fatal(err)

@@ -111,8 +111,9 @@ func auditExport(ctx context.Context, k *dataKit, action, out string, digests ma
 func (e *cmdEnv) exportAuthority(ctx context.Context, args []string) error {
 	fs := e.flags("export authority", "usage: gabarit export authority --out DIR\n\n"+
 		"Writes, for a supervisory authority or the DPO, into the new folder DIR: the record of\n"+
-		"processing (JSON, Markdown), the declared sources, statistics of searches by purpose, the\n"+
-		"whole audit log with the result of its verification, and a manifest with every file's SHA-256.")
+		"processing (JSON, Markdown), the declared sources, the rights-request register with deadlines and\n"+
+		"outcomes, statistics of searches by purpose, the whole audit log with the result of its\n"+
+		"verification, and a manifest with every file's SHA-256.")
 	var df dataFlags
 	df.register(fs)
 	out := fs.String("out", "", "folder to create (must not exist)")
@@ -174,6 +175,20 @@ func (e *cmdEnv) exportAuthority(ctx context.Context, args []string) error {
 		byPurpose[i] = purposeJSON(p)
 	}
 	files["searches-by-purpose.json"] = jsonFile(byPurpose)
+	reqs, err := k.db.RightsRequests(ctx)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	register := make([]requestJSON, len(reqs))
+	overdue := 0
+	for i, r := range reqs {
+		register[i] = toRequestJSON(r, now)
+		if register[i].Overdue {
+			overdue++
+		}
+	}
+	files["rights-register.json"] = jsonFile(register)
 	entries, err := k.db.AuditEntries(ctx, 1, 0)
 	if err != nil {
 		return err
@@ -218,6 +233,7 @@ func (e *cmdEnv) exportAuthority(ctx context.Context, args []string) error {
 		fmt.Fprintf(&manifest, "    %s  %s\n", digests[name], name)
 	}
 	fmt.Fprintf(&manifest, "\nAudit log: %d entries, verification %s.\n", head.ID, map[bool]string{true: "passed", false: "FAILED: " + fmt.Sprint(verr)}[verr == nil])
+	fmt.Fprintf(&manifest, "Rights requests: %d registered, %d overdue now.\n", len(reqs), overdue)
 	if _, err := writeFile(filepath.Join(tmp, "MANIFEST.md"), func(w io.Writer) error {
 		_, err := io.WriteString(w, manifest.String())
 		return err

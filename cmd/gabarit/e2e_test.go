@@ -113,6 +113,11 @@ func TestSourceAddValidation(t *testing.T) {
 	if err != nil || strings.TrimSpace(out) != "1" {
 		t.Fatalf("good source: %q, %v", out, err)
 	}
+	for _, verb := range []string{"suspend", "resume"} {
+		if out, _, err := cli(t, data, "source", verb, "1"); err != nil {
+			t.Fatalf("source %s: %q, %v", verb, out, err)
+		}
+	}
 	out, _, err = cli(t, data, "source", "list", "--json")
 	if err != nil {
 		t.Fatal(err)
@@ -133,7 +138,8 @@ func TestSourceAddValidation(t *testing.T) {
 	}
 	defer db.Close()
 	es, err := db.AuditEntries(context.Background(), 1, 0)
-	if err != nil || len(es) != 1 || es[0].Action != "source.add" || es[0].Object != "source/1" {
+	if err != nil || len(es) != 3 || es[0].Action != "source.add" || es[0].Object != "source/1" ||
+		es[1].Action != "source.suspend" || es[2].Action != "source.resume" {
 		t.Errorf("audit = %+v, %v", es, err)
 	}
 }

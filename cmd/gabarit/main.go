@@ -21,6 +21,7 @@ Usage:
   gabarit source add --kind folder|archive|video --path P --controller TEXT --purpose TEXT
                      --legal-basis BASIS --art9 CONDITION --jurisdiction CC --retention DURATION [--json]
   gabarit source list [--json]             the declared sources
+  gabarit source suspend|resume ID         stop / restart ingesting a source
   gabarit ingest [--json] SOURCE_ID        detect, embed, encrypt, store and index a source (resumable)
   gabarit search --purpose TEXT [--case REF] [--k N] [--threshold T] [--face I] [--json] PHOTO
   gabarit purge [--json]                   delete what is past its source's retention period

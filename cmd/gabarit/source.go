@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -19,7 +20,7 @@ import (
 
 func (e *cmdEnv) source(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		fmt.Fprintln(e.stderr, "usage: gabarit source add|list [flags]")
+		fmt.Fprintln(e.stderr, "usage: gabarit source add|list|suspend|resume [flags]")
 		return exitError{2}
 	}
 	switch args[0] {
@@ -27,8 +28,12 @@ func (e *cmdEnv) source(ctx context.Context, args []string) error {
 		return e.sourceAdd(ctx, args[1:])
 	case "list":
 		return e.sourceList(ctx, args[1:])
+	case "suspend":
+		return e.sourceState(ctx, args[1:], store.StateSuspended)
+	case "resume":
+		return e.sourceState(ctx, args[1:], store.StateActive)
 	}
-	fmt.Fprintf(e.stderr, "gabarit source: unknown subcommand %q (want add or list)\n", args[0])
+	fmt.Fprintf(e.stderr, "gabarit source: unknown subcommand %q (want add, list, suspend or resume)\n", args[0])
 	return exitError{2}
 }
 
@@ -240,4 +245,40 @@ func sourcesJSON(srcs []store.Source, counts map[int64][2]int64) []sourceJSON {
 			Images: c[0], Faces: c[1]}
 	}
 	return out
+}
+
+// sourceState suspends a source (nothing more is ingested from it) or
+// resumes it, audited.
+func (e *cmdEnv) sourceState(ctx context.Context, args []string, state store.SourceState) error {
+	name := map[store.SourceState]string{store.StateSuspended: "suspend", store.StateActive: "resume"}[state]
+	fs := e.flags("source "+name, "usage: gabarit source "+name+" ID\n\n"+
+		"Suspends a source (no further ingestion; what is held stays until its retention ends or it is\n"+
+		"erased) or resumes it. Audited.")
+	var df dataFlags
+	df.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return exitError{2}
+	}
+	id, err := strconv.ParseInt(fs.Arg(0), 10, 64)
+	if fs.NArg() != 1 || err != nil || id <= 0 {
+		return usageErr(e, fs, "want one source ID")
+	}
+	k, err := df.open(ctx, false)
+	if err != nil {
+		return err
+	}
+	defer k.Close()
+	err = k.db.Tx(ctx, func(tx *store.Tx) error {
+		if err := tx.SetSourceState(ctx, id, state); err != nil {
+			return err
+		}
+		_, err := tx.AppendAudit(ctx, store.AuditEntry{Actor: actor(), Action: "source." + name,
+			Object: fmt.Sprintf("source/%d", id), Detail: json.RawMessage(fmt.Sprintf(`{"state":%q}`, state))})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "source %d is %s\n", id, state)
+	return nil
 }

@@ -121,8 +121,9 @@ type Index struct {
 	g      *graph
 	closed bool
 
-	vis  sync.Pool // *visited
-	bufs sync.Pool // *[]float32, re-score buffers
+	visMu   sync.Mutex
+	visFree []*visited // visited sets for reuse; unlike a sync.Pool, a GC does not empty it
+	bufs    sync.Pool  // *[]float32, re-score buffers
 }
 
 // New returns an empty index for vectors of dimension dim. It panics if dim
@@ -163,14 +164,31 @@ func (x *Index) Tombstones() int {
 	return x.g.nDead
 }
 
-// getVisited returns a visited set from the pool, reset for n slots.
+// getVisited returns a visited set for reuse, reset for n slots. At one
+// million slots a set is 5 MB: a sync.Pool, which every GC empties, made
+// searches allocate and zero one after each GC, a latency tail.
 func (x *Index) getVisited(n int) *visited {
-	v, _ := x.vis.Get().(*visited)
+	x.visMu.Lock()
+	var v *visited
+	if k := len(x.visFree); k > 0 {
+		v, x.visFree = x.visFree[k-1], x.visFree[:k-1]
+	}
+	x.visMu.Unlock()
 	if v == nil {
 		v = new(visited)
 	}
 	v.reset(n)
 	return v
+}
+
+// putVisited keeps v for reuse, up to one set per concurrent search or
+// insertion that the CPUs can run (more would be held for nothing).
+func (x *Index) putVisited(v *visited) {
+	x.visMu.Lock()
+	defer x.visMu.Unlock()
+	if len(x.visFree) < 2*runtime.GOMAXPROCS(0) {
+		x.visFree = append(x.visFree, v)
+	}
 }
 
 // addChunk is how many vectors Add reserves at once: its write lock is
@@ -268,7 +286,7 @@ func (x *Index) link(ctx context.Context, g *graph, slots []uint32) error {
 	n := g.n()
 	left, err := g.linkAll(ctx, slots, x.cfg.Workers,
 		func() *visited { return x.getVisited(n) },
-		func(v *visited) { x.vis.Put(v) })
+		x.putVisited)
 	x.mu.RUnlock()
 	if err == nil {
 		return nil
@@ -384,7 +402,7 @@ func (x *Index) walk(ctx context.Context, q []float32, k int, f vindex.Filter) (
 	vis := x.getVisited(g.n())
 	vis.visit(ep.s)
 	cs, err := g.searchLayer(ctx, qc, []cand{ep}, max(x.cfg.EfSearch, k), 0, accept, vis)
-	x.vis.Put(vis)
+	x.putVisited(vis)
 	if err != nil {
 		return nil, fmt.Errorf("hnsw search: %w", err)
 	}
@@ -465,7 +483,7 @@ func (x *Index) Compact(ctx context.Context) error {
 	n := g.n()
 	if _, err := g.linkAll(ctx, slots, x.cfg.Workers,
 		func() *visited { return x.getVisited(n) },
-		func(v *visited) { x.vis.Put(v) }); err != nil {
+		x.putVisited); err != nil {
 		g.reset()
 		return fmt.Errorf("hnsw compact: %w", err)
 	}
@@ -484,6 +502,9 @@ func (x *Index) Close() error {
 	}
 	x.g.reset()
 	x.closed = true
+	x.visMu.Lock()
+	x.visFree = nil
+	x.visMu.Unlock()
 	return nil
 }
 

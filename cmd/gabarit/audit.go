@@ -12,18 +12,9 @@ import (
 )
 
 func (e *cmdEnv) audit(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprintln(e.stderr, "usage: gabarit audit verify|list [flags]")
-		return exitError{2}
-	}
-	switch args[0] {
-	case "verify":
-		return e.auditVerify(ctx, args[1:])
-	case "list":
-		return e.auditList(ctx, args[1:])
-	}
-	fmt.Fprintf(e.stderr, "gabarit audit: unknown subcommand %q (want verify or list)\n", args[0])
-	return exitError{2}
+	return e.dispatch(ctx, "audit", args,
+		subcommand{"verify", e.auditVerify},
+		subcommand{"list", e.auditList})
 }
 
 func (e *cmdEnv) auditVerify(ctx context.Context, args []string) error {

@@ -20,24 +20,12 @@ import (
 )
 
 func (e *cmdEnv) eval(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprint(e.stderr, "usage: gabarit eval pairs|ident|makepairs|calibrate|search [flags]\n")
-		return exitError{2}
-	}
-	switch args[0] {
-	case "pairs":
-		return e.evalPairs(ctx, args[1:])
-	case "ident":
-		return e.evalIdent(ctx, args[1:])
-	case "makepairs":
-		return e.evalMakePairs(args[1:])
-	case "calibrate":
-		return e.evalCalibrate(ctx, args[1:])
-	case "search":
-		return e.evalSearch(ctx, args[1:])
-	}
-	fmt.Fprintf(e.stderr, "gabarit eval: unknown subcommand %q (want pairs, ident, makepairs, calibrate or search)\n", args[0])
-	return exitError{2}
+	return e.dispatch(ctx, "eval", args,
+		subcommand{"pairs", e.evalPairs},
+		subcommand{"ident", e.evalIdent},
+		subcommand{"makepairs", func(_ context.Context, a []string) error { return e.evalMakePairs(a) }},
+		subcommand{"calibrate", e.evalCalibrate},
+		subcommand{"search", e.evalSearch})
 }
 
 // embedAll returns the primary face's template of every file (nil when the

@@ -19,18 +19,9 @@ import (
 )
 
 func (e *cmdEnv) export(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprintln(e.stderr, "usage: gabarit export records|authority [flags]")
-		return exitError{2}
-	}
-	switch args[0] {
-	case "records":
-		return e.exportRecords(ctx, args[1:])
-	case "authority":
-		return e.exportAuthority(ctx, args[1:])
-	}
-	fmt.Fprintf(e.stderr, "gabarit export: unknown subcommand %q (want records or authority)\n", args[0])
-	return exitError{2}
+	return e.dispatch(ctx, "export", args,
+		subcommand{"records", e.exportRecords},
+		subcommand{"authority", e.exportAuthority})
 }
 
 // loadOrganisation reads the organisation's declaration, records.json in

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -137,4 +138,27 @@ func (e *cmdEnv) flags(name, usage string) *flag.FlagSet {
 		fs.PrintDefaults()
 	}
 	return fs
+}
+
+// subcommand is one verb of a command with subcommands.
+type subcommand struct {
+	name string
+	run  func(ctx context.Context, args []string) error
+}
+
+// dispatch runs the subcommand of cmd named by args[0], or prints the usage
+// and returns exit status 2.
+func (e *cmdEnv) dispatch(ctx context.Context, cmd string, args []string, subs ...subcommand) error {
+	names := make([]string, len(subs))
+	for i, sc := range subs {
+		names[i] = sc.name
+		if len(args) > 0 && args[0] == sc.name {
+			return sc.run(ctx, args[1:])
+		}
+	}
+	if len(args) > 0 {
+		fmt.Fprintf(e.stderr, "gabarit %s: unknown subcommand %q\n", cmd, args[0])
+	}
+	fmt.Fprintf(e.stderr, "usage: gabarit %s %s [flags]\n", cmd, strings.Join(names, "|"))
+	return exitError{2}
 }

@@ -24,24 +24,12 @@ import (
 )
 
 func (e *cmdEnv) rights(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprintln(e.stderr, "usage: gabarit rights request|process|list|extend|lift [flags]")
-		return exitError{2}
-	}
-	switch args[0] {
-	case "request":
-		return e.rightsRequest(ctx, args[1:])
-	case "process":
-		return e.rightsProcess(ctx, args[1:])
-	case "list":
-		return e.rightsList(ctx, args[1:])
-	case "extend":
-		return e.rightsExtend(ctx, args[1:])
-	case "lift":
-		return e.rightsLift(ctx, args[1:])
-	}
-	fmt.Fprintf(e.stderr, "gabarit rights: unknown subcommand %q (want request, process, list, extend or lift)\n", args[0])
-	return exitError{2}
+	return e.dispatch(ctx, "rights", args,
+		subcommand{"request", e.rightsRequest},
+		subcommand{"process", e.rightsProcess},
+		subcommand{"list", e.rightsList},
+		subcommand{"extend", e.rightsExtend},
+		subcommand{"lift", e.rightsLift})
 }
 
 // requestJSON is a request as the rights commands print it. The contact is

@@ -19,22 +19,11 @@ import (
 )
 
 func (e *cmdEnv) source(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprintln(e.stderr, "usage: gabarit source add|list|suspend|resume [flags]")
-		return exitError{2}
-	}
-	switch args[0] {
-	case "add":
-		return e.sourceAdd(ctx, args[1:])
-	case "list":
-		return e.sourceList(ctx, args[1:])
-	case "suspend":
-		return e.sourceState(ctx, args[1:], store.StateSuspended)
-	case "resume":
-		return e.sourceState(ctx, args[1:], store.StateActive)
-	}
-	fmt.Fprintf(e.stderr, "gabarit source: unknown subcommand %q (want add, list, suspend or resume)\n", args[0])
-	return exitError{2}
+	return e.dispatch(ctx, "source", args,
+		subcommand{"add", e.sourceAdd},
+		subcommand{"list", e.sourceList},
+		subcommand{"suspend", func(ctx context.Context, a []string) error { return e.sourceState(ctx, a, store.StateSuspended) }},
+		subcommand{"resume", func(ctx context.Context, a []string) error { return e.sourceState(ctx, a, store.StateActive) }})
 }
 
 // bases are the GDPR Art. 6(1) lawful bases, in the order of the article.

@@ -15,20 +15,10 @@ import (
 )
 
 func (e *cmdEnv) user(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprintln(e.stderr, "usage: gabarit user add|list|disable [flags]")
-		return exitError{2}
-	}
-	switch args[0] {
-	case "add":
-		return e.userAdd(ctx, args[1:])
-	case "list":
-		return e.userList(ctx, args[1:])
-	case "disable":
-		return e.userDisable(ctx, args[1:])
-	}
-	fmt.Fprintf(e.stderr, "gabarit user: unknown subcommand %q (want add, list or disable)\n", args[0])
-	return exitError{2}
+	return e.dispatch(ctx, "user", args,
+		subcommand{"add", e.userAdd},
+		subcommand{"list", e.userList},
+		subcommand{"disable", e.userDisable})
 }
 
 // requireAdmin checks that the account running the command is an enabled

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -58,6 +59,7 @@ func (e *cmdEnv) evalSearch(ctx context.Context, args []string) error {
 	threshold := fs.Float64("threshold", 0, "least similarity of a match (default: the pack's same-person threshold)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	noPipe := fs.Bool("no-pipeline-pass", false, "skip timing the pipeline alone")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the ingest phase to this file")
 	if err := fs.Parse(args); err != nil {
 		return exitError{2}
 	}
@@ -152,8 +154,21 @@ func (e *cmdEnv) evalSearch(ctx context.Context, args []string) error {
 		return err
 	}
 	defer h.Close()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return err
+		}
+	}
 	sum, err := ingest.Run(ctx, src, analyzer{kit.pipe}, dk.db, dk.keys, h.Index,
 		ingest.Config{SourceID: id, ModelID: modelID, Workers: ff.workers})
+	if *cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	if err != nil {
 		return err
 	}

@@ -135,8 +135,11 @@ func Run(ctx context.Context, src source.Source, an face.Analyzer, st Store, key
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
-	jobs := make(chan *item, cfg.Workers)
-	done := make(chan *item, cfg.Workers*2)
+	// The queues are long enough that the workers never wait: the walk reads
+	// ahead (each queued item holds its file's bytes, at most MaxFileBytes),
+	// and finished items wait for the writer while it syncs a commit.
+	jobs := make(chan *item, cfg.Workers*4)
+	done := make(chan *item, cfg.Batch*2)
 	var walkErr error
 	go func() {
 		defer close(jobs)

@@ -38,8 +38,9 @@ func (db *DB) Confirm(ctx context.Context, searchID, faceID int64, verifier stri
 // "search/ID" (detail: the face id, the number of confirmations and whether
 // the result is now identified) and returns the result's confirmations.
 // The result is identified once ConfirmationsRequired different verifiers
-// have confirmed it; later confirmations are recorded too. A missing search
-// fails with ErrNotFound; a face the search did not return, or a blank
+// have confirmed it; later confirmations are recorded too. A missing search,
+// or a face no longer held (erased or purged since the search), fails with
+// ErrNotFound; a face the search did not return, or a blank
 // verifier, with ErrInvalid; a verifier who is not a registered, enabled
 // user with RoleVerifier, or who ran the search, with ErrForbidden; a second
 // confirmation by the same verifier with ErrExists. On error nothing is
@@ -56,6 +57,15 @@ func (tx *Tx) Confirm(ctx context.Context, searchID, faceID int64, verifier stri
 	}
 	if !slices.Contains(s.Returned, faceID) {
 		return Confirmation{}, fmt.Errorf("%s: face %d was not returned by search %d: %w", what, faceID, searchID, ErrInvalid)
+	}
+	var held bool
+	if err := tx.tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM faces WHERE id = ?)`, faceID).Scan(&held); err != nil {
+		return Confirmation{}, fmt.Errorf("%s: %w", what, err)
+	}
+	if !held {
+		// Erased or purged since the search: nobody is newly identified
+		// from data that is no longer held.
+		return Confirmation{}, fmt.Errorf("%s: face %d is no longer held: %w", what, faceID, ErrNotFound)
 	}
 	u, err := tx.user(ctx, verifier)
 	switch {

@@ -39,6 +39,10 @@ func confirmFixture(t *testing.T) (db *DB, searchID int64) {
 	if err := db.DisableUser(ctx, "dora", "admin-1"); err != nil {
 		t.Fatal(err)
 	}
+	// Faces 1 to 13 exist, so that 11, 12 and 13 are held faces.
+	if _, _, err := db.AddImage(ctx, testImage(mustSource(t, db, nil), 1), testFaces(13, 16, 1)); err != nil {
+		t.Fatal(err)
+	}
 	searchID, _, err := db.RecordSearch(ctx, testSearch("ivan", 11, 12, 13))
 	if err != nil {
 		t.Fatal(err)
@@ -253,5 +257,10 @@ func TestConfirmationOutlivesErasure(t *testing.T) {
 	}
 	if c := got[faces[0]]; !c.Identified || len(c.Verifiers) != 2 {
 		t.Errorf("confirmation after erasure = %+v", c)
+	}
+	// Nobody is newly identified from data no longer held.
+	mustUser(t, db, "val", RoleVerifier)
+	if _, err := db.Confirm(ctx, id, faces[1], "val"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("confirming an erased face: %v, want ErrNotFound", err)
 	}
 }

@@ -200,6 +200,9 @@ func TestUsersMigration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, _, err := db.AddImage(ctx, testImage(mustSource(t, db, nil), 1), testFaces(2, 16, 1)); err != nil {
+		t.Fatal(err)
+	}
 	id, _, err := db.RecordSearch(ctx, testSearch("ivan", 1, 2))
 	if err != nil {
 		t.Fatal(err)

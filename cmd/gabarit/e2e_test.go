@@ -391,7 +391,7 @@ func TestIngestKillResumeCeleba(t *testing.T) {
 	modeltest.Installed(t)
 	photos := modeltest.SharedData(t, "celeba-dev")
 	if testing.Short() {
-		t.Skip("celeba-dev crash test skipped in -short mode")
+		t.Skip("celeba-dev crash test (about 3 minutes) skipped in -short mode; make test and CI do not use -short")
 	}
 	killResume(t, photos, []int64{40, 400, 1000, 1900}, "")
 }
@@ -567,7 +567,7 @@ func TestIngestVideo(t *testing.T) {
 		if os.Getenv("GABARIT_REQUIRE_MODELS") != "" {
 			t.Fatal("ffmpeg not found (scripts/install-deps.sh installs it)")
 		}
-		t.Skip("ffmpeg not found: video ingestion not tested")
+		t.Skip("ffmpeg not found (scripts/install-deps.sh installs it): video ingestion not tested; CI sets GABARIT_REQUIRE_MODELS and fails instead")
 	}
 	vids := t.TempDir()
 	clip := filepath.Join(vids, "clip.mp4")

@@ -402,7 +402,7 @@ func TestDecodeTargetSide(t *testing.T) {
 // TestTurboMatchesGo decodes the same JPEGs with libjpeg-turbo and image/jpeg.
 func TestTurboMatchesGo(t *testing.T) {
 	if !FastJPEG() {
-		t.Skip("built without libjpeg-turbo (needs cgo and -tags jpegturbo)")
+		t.Skip("built without libjpeg-turbo (needs cgo and -tags jpegturbo): the second pass of `make test` runs it")
 	}
 	color420 := decTestEncode(t, "jpeg", decTestPhoto(640, 480, 4))
 	var gbuf bytes.Buffer

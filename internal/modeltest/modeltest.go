@@ -30,7 +30,9 @@ func Installed(t testing.TB) setup.Dirs {
 
 // SharedData returns the folder ../shared/data/NAME beside the repository
 // (or under $GABARIT_SHARED_DATA), and skips the test with a message when it
-// is absent: those evaluation photos are not distributed with gabarit.
+// is absent: those evaluation photos are not distributed with gabarit. With
+// GABARIT_REQUIRE_SHARED set (as .ci/run sets it: CI always has ../shared)
+// an absent folder fails the test instead.
 func SharedData(t testing.TB, name string) string {
 	t.Helper()
 	base := os.Getenv("GABARIT_SHARED_DATA")
@@ -39,21 +41,32 @@ func SharedData(t testing.TB, name string) string {
 	}
 	dir := filepath.Join(base, name)
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		t.Skipf("evaluation photos %s are absent (research data, not shipped with gabarit): skipping", dir)
+		absent(t, "evaluation photos %s are absent (research data, not shipped with gabarit)", dir)
 	}
 	return dir
 }
 
 // SharedModel returns the folder ../shared/models/NAME beside the
-// repository, and skips the test with a message when it is absent: those
-// optional models come from no package registry.
+// repository, and skips the test with a message when it is absent (or
+// fails, as SharedData does): those optional models come from no package
+// registry.
 func SharedModel(t testing.TB, name string) string {
 	t.Helper()
 	dir := filepath.Join(repoRoot(t), "..", "shared", "models", name)
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		t.Skipf("optional model folder %s is absent (not on any package registry): skipping", dir)
+		absent(t, "optional model folder %s is absent (not on any package registry)", dir)
 	}
 	return dir
+}
+
+// absent skips the test because something of ../shared is missing, or
+// fails it when GABARIT_REQUIRE_SHARED is set.
+func absent(t testing.TB, format, dir string) {
+	t.Helper()
+	if os.Getenv("GABARIT_REQUIRE_SHARED") != "" {
+		t.Fatalf(format+", and GABARIT_REQUIRE_SHARED is set", dir)
+	}
+	t.Skipf(format+": skipping (set GABARIT_REQUIRE_SHARED=1 to fail instead)", dir)
 }
 
 // repoRoot walks up from the working directory to the folder holding go.mod.

@@ -63,7 +63,7 @@ func buildTgz(t *testing.T, entries []tarEntry) string {
 func fakeNPM(t *testing.T, tgz string, once bool) func() int {
 	t.Helper()
 	if runtime.GOOS == "windows" {
-		t.Skip("fake npm is a shell script")
+		t.Skip("on Windows: the fake npm is a POSIX shell script; these tests run on Linux, as in CI")
 	}
 	bin := t.TempDir()
 	count := filepath.Join(bin, "count")

@@ -30,10 +30,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
-	"slices"
-	"strings"
 	"syscall"
 
 	"gabarit/internal/imageproc"
@@ -80,7 +77,9 @@ func (s *Source) Root() string { return s.root }
 // error wrapping source.ErrTooLarge.
 func (s *Source) Walk(ctx context.Context, fn func(it source.Item, err error) error) error {
 	w := walker{s: s, fn: fn}
-	return w.dir(ctx, ".")
+	return Tree(ctx, s.root, imageproc.IsImageName, w.fileAt, func(loc string, err error) error {
+		return fn(source.Item{Locator: loc}, &source.ItemError{Locator: loc, Err: err})
+	})
 }
 
 type walker struct {
@@ -88,116 +87,6 @@ type walker struct {
 	fn    func(source.Item, error) error
 	count int
 }
-
-// dir walks the directory at locator dir ("." for the root).
-func (w *walker) dir(ctx context.Context, dir string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	entries, err := w.readDir(dir)
-	if err != nil {
-		return w.fn(source.Item{Locator: dir}, &source.ItemError{Locator: dir, Err: err})
-	}
-	// Sort by name, directories keyed with a trailing slash, so that the
-	// locators come out in lexical order ("a.jpg" < "a/b.jpg").
-	key := func(e fs.DirEntry) string {
-		if e.IsDir() {
-			return e.Name() + "/"
-		}
-		return e.Name()
-	}
-	slices.SortFunc(entries, func(a, b fs.DirEntry) int { return strings.Compare(key(a), key(b)) })
-	for _, e := range entries {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		loc := e.Name()
-		if dir != "." {
-			loc = path.Join(dir, e.Name())
-		}
-		var err error
-		switch t := e.Type(); {
-		case t.IsDir():
-			if strings.HasPrefix(e.Name(), ".") {
-				continue // hidden directories are not part of the collection
-			}
-			err = w.dir(ctx, loc)
-		case t&fs.ModeSymlink != 0:
-			err = w.symlink(loc)
-		case t.IsRegular():
-			if !imageproc.IsImageName(loc) {
-				continue
-			}
-			fi, ierr := e.Info()
-			if ierr != nil {
-				err = w.fn(source.Item{Locator: loc}, &source.ItemError{Locator: loc, Err: ierr})
-				break
-			}
-			err = w.file(loc, fi)
-		default:
-			if !imageproc.IsImageName(loc) {
-				continue
-			}
-			err = w.fn(source.Item{Locator: loc}, &source.ItemError{Locator: loc, Err: fmt.Errorf("not a regular file (%s)", t)})
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (w *walker) readDir(dir string) ([]fs.DirEntry, error) {
-	root, err := os.OpenRoot(w.s.root)
-	if err != nil {
-		return nil, err
-	}
-	defer root.Close()
-	f, err := root.Open(dir)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return f.ReadDir(-1)
-}
-
-// symlink handles a symbolic link at loc: refused if it escapes, listed if
-// it leads to a regular image file inside, ignored if it leads to a directory.
-func (w *walker) symlink(loc string) error {
-	full := filepath.Join(w.s.root, filepath.FromSlash(loc))
-	target, err := filepath.EvalSymlinks(full)
-	if err != nil {
-		if !imageproc.IsImageName(loc) {
-			return nil
-		}
-		return w.fn(source.Item{Locator: loc}, &source.ItemError{Locator: loc, Err: fmt.Errorf("resolve symlink: %w", err)})
-	}
-	if !w.s.inside(target) {
-		return w.fn(source.Item{Locator: loc}, &source.ItemError{Locator: loc, Err: fmt.Errorf("symlink target outside the root: %w", source.ErrEscape)})
-	}
-	if !imageproc.IsImageName(loc) {
-		return nil
-	}
-	fi, err := os.Stat(target)
-	switch {
-	case err != nil:
-		return w.fn(source.Item{Locator: loc}, &source.ItemError{Locator: loc, Err: err})
-	case fi.IsDir():
-		return nil // symlinked directories are not followed
-	case !fi.Mode().IsRegular():
-		return w.fn(source.Item{Locator: loc}, &source.ItemError{Locator: loc, Err: fmt.Errorf("not a regular file (%s)", fi.Mode().Type())})
-	}
-	// Open the resolved target (os.Root does not follow absolute links,
-	// even to a file inside the root).
-	rel, err := filepath.Rel(w.s.root, target)
-	if err != nil {
-		return w.fn(source.Item{Locator: loc}, &source.ItemError{Locator: loc, Err: err})
-	}
-	return w.fileAt(loc, filepath.ToSlash(rel), fi)
-}
-
-// file lists the regular image file at loc, described by fi.
-func (w *walker) file(loc string, fi fs.FileInfo) error { return w.fileAt(loc, loc, fi) }
 
 // fileAt lists the image file described by fi under locator loc, opened at
 // the path target (relative to the root, slash-separated).
@@ -219,12 +108,6 @@ func (w *walker) fileAt(loc, target string, fi fs.FileInfo) error {
 	}, nil)
 }
 
-// inside reports whether the absolute, resolved path p lies in the root.
-func (s *Source) inside(p string) bool {
-	rel, err := filepath.Rel(s.root, p)
-	return err == nil && filepath.IsLocal(rel)
-}
-
 // open opens the file listed at loc, found at target, with size bytes,
 // beneath the root.
 func (s *Source) open(loc, target string, size int64) (io.ReadCloser, error) {
@@ -239,7 +122,7 @@ func (s *Source) open(loc, target string, size int64) (io.ReadCloser, error) {
 		if !errors.Is(err, fs.ErrNotExist) {
 			// os.Root refuses paths resolving outside the root; say so.
 			resolved, rerr := filepath.EvalSymlinks(filepath.Join(s.root, filepath.FromSlash(target)))
-			if rerr == nil && !s.inside(resolved) {
+			if rerr == nil && !inside(s.root, resolved) {
 				err = fmt.Errorf("%w (%w)", source.ErrEscape, err)
 			}
 		}

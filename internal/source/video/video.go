@@ -40,6 +40,7 @@ import (
 	"time"
 
 	"gabarit/internal/source"
+	"gabarit/internal/source/folder"
 )
 
 // Default limits and sampling, used for zero or negative fields of Options
@@ -232,7 +233,8 @@ func (s *Source) Walk(ctx context.Context, fn func(v Video, err error) error) er
 		}
 		return w.file(ctx, s.single, fi)
 	}
-	return w.dir(ctx, ".")
+	return folder.Tree(ctx, s.root, IsVideoName,
+		func(loc, _ string, fi fs.FileInfo) error { return w.file(ctx, loc, fi) }, w.fail)
 }
 
 type walker struct {
@@ -243,103 +245,6 @@ type walker struct {
 
 func (w *walker) fail(loc string, err error) error {
 	return w.fn(Video{Locator: loc}, &source.ItemError{Locator: loc, Err: err})
-}
-
-// dir walks the directory at locator dir ("." for the root).
-func (w *walker) dir(ctx context.Context, dir string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	entries, err := w.readDir(dir)
-	if err != nil {
-		return w.fail(dir, err)
-	}
-	// Directories sort with a trailing slash so that locators come out in
-	// lexical order ("a.mp4" < "a/b.mp4"), as in source/folder.
-	key := func(e fs.DirEntry) string {
-		if e.IsDir() {
-			return e.Name() + "/"
-		}
-		return e.Name()
-	}
-	slices.SortFunc(entries, func(a, b fs.DirEntry) int { return strings.Compare(key(a), key(b)) })
-	for _, e := range entries {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		loc := e.Name()
-		if dir != "." {
-			loc = path.Join(dir, e.Name())
-		}
-		var err error
-		switch t := e.Type(); {
-		case t.IsDir():
-			if strings.HasPrefix(e.Name(), ".") {
-				continue // hidden directories are not part of the collection
-			}
-			err = w.dir(ctx, loc)
-		case t&fs.ModeSymlink != 0:
-			err = w.symlink(ctx, loc)
-		case !IsVideoName(loc):
-			continue
-		case t.IsRegular():
-			fi, ierr := e.Info()
-			if ierr != nil {
-				err = w.fail(loc, ierr)
-				break
-			}
-			err = w.file(ctx, loc, fi)
-		default:
-			err = w.fail(loc, fmt.Errorf("not a regular file (%s)", t))
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (w *walker) readDir(dir string) ([]fs.DirEntry, error) {
-	root, err := os.OpenRoot(w.s.root)
-	if err != nil {
-		return nil, err
-	}
-	defer root.Close()
-	f, err := root.Open(dir)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return f.ReadDir(-1)
-}
-
-// symlink handles a symbolic link at loc: refused if it escapes, listed if
-// it leads to a regular video file inside, ignored if it leads to a directory.
-func (w *walker) symlink(ctx context.Context, loc string) error {
-	full := filepath.Join(w.s.root, filepath.FromSlash(loc))
-	target, err := filepath.EvalSymlinks(full)
-	if err != nil {
-		if !IsVideoName(loc) {
-			return nil
-		}
-		return w.fail(loc, fmt.Errorf("resolve symlink: %w", err))
-	}
-	if !w.s.inside(target) {
-		return w.fail(loc, fmt.Errorf("symlink target outside the root: %w", source.ErrEscape))
-	}
-	if !IsVideoName(loc) {
-		return nil
-	}
-	fi, err := os.Stat(target)
-	switch {
-	case err != nil:
-		return w.fail(loc, err)
-	case fi.IsDir():
-		return nil // symlinked directories are not followed
-	case !fi.Mode().IsRegular():
-		return w.fail(loc, fmt.Errorf("not a regular file (%s)", fi.Mode().Type()))
-	}
-	return w.file(ctx, loc, fi)
 }
 
 // file probes and lists the regular video file at loc, described by fi.

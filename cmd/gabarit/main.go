@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 )
@@ -161,4 +162,14 @@ func (e *cmdEnv) dispatch(ctx context.Context, cmd string, args []string, subs .
 	}
 	fmt.Fprintf(e.stderr, "usage: gabarit %s %s [flags]\n", cmd, strings.Join(names, "|"))
 	return exitError{2}
+}
+
+// idArg returns the command's one argument as a positive id, or reports a
+// usage error naming what the id is of.
+func idArg(e *cmdEnv, fs *flag.FlagSet, what string) (int64, error) {
+	id, err := strconv.ParseInt(fs.Arg(0), 10, 64)
+	if fs.NArg() != 1 || err != nil || id <= 0 {
+		return 0, usageErr(e, fs, "want one %s ID", what)
+	}
+	return id, nil
 }

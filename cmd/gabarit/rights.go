@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -183,9 +182,9 @@ func (e *cmdEnv) rightsProcess(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return exitError{2}
 	}
-	id, err := strconv.ParseInt(fs.Arg(0), 10, 64)
-	if fs.NArg() != 1 || err != nil || id <= 0 {
-		return usageErr(e, fs, "want one request ID")
+	id, err := idArg(e, fs, "request")
+	if err != nil {
+		return err
 	}
 	eng, cleanup, err := e.rightsEngine(ctx, &ff, &df, true)
 	if err != nil {
@@ -286,9 +285,9 @@ func (e *cmdEnv) rightsExtend(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return exitError{2}
 	}
-	id, err := strconv.ParseInt(fs.Arg(0), 10, 64)
-	if fs.NArg() != 1 || err != nil || id <= 0 {
-		return usageErr(e, fs, "want one request ID")
+	id, err := idArg(e, fs, "request")
+	if err != nil {
+		return err
 	}
 	if !*notice {
 		return usageErr(e, fs, "tell the person first, then confirm with --notice-sent")
@@ -316,9 +315,9 @@ func (e *cmdEnv) rightsLift(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return exitError{2}
 	}
-	id, err := strconv.ParseInt(fs.Arg(0), 10, 64)
-	if fs.NArg() != 1 || err != nil || id <= 0 {
-		return usageErr(e, fs, "want one request ID")
+	id, err := idArg(e, fs, "request")
+	if err != nil {
+		return err
 	}
 	dk, err := df.open(ctx, false)
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -248,9 +247,9 @@ func (e *cmdEnv) sourceState(ctx context.Context, args []string, state store.Sou
 	if err := fs.Parse(args); err != nil {
 		return exitError{2}
 	}
-	id, err := strconv.ParseInt(fs.Arg(0), 10, 64)
-	if fs.NArg() != 1 || err != nil || id <= 0 {
-		return usageErr(e, fs, "want one source ID")
+	id, err := idArg(e, fs, "source")
+	if err != nil {
+		return err
 	}
 	k, err := df.open(ctx, false)
 	if err != nil {

@@ -170,15 +170,7 @@ func (e *cmdEnv) exportAuthority(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	now := time.Now()
-	register := make([]requestJSON, len(reqs))
-	overdue := 0
-	for i, r := range reqs {
-		register[i] = toRequestJSON(r, now)
-		if register[i].Overdue {
-			overdue++
-		}
-	}
+	register, overdue := registerJSON(reqs, time.Now())
 	files["rights-register.json"] = jsonFile(register)
 	entries, err := k.db.AuditEntries(ctx, 1, 0)
 	if err != nil {

@@ -49,6 +49,19 @@ type requestJSON struct {
 	Result       json.RawMessage `json:"result,omitempty"`
 }
 
+// registerJSON converts the rights register and counts the requests
+// overdue at now.
+func registerJSON(reqs []dsr.Request, now time.Time) (out []requestJSON, overdue int) {
+	out = make([]requestJSON, len(reqs))
+	for i, r := range reqs {
+		out[i] = toRequestJSON(r, now)
+		if out[i].Overdue {
+			overdue++
+		}
+	}
+	return out, overdue
+}
+
 func toRequestJSON(r dsr.Request, now time.Time) requestJSON {
 	j := requestJSON{ID: r.ID, Kind: string(r.Kind), State: string(r.State), Received: r.Received, Due: r.Due,
 		Deadline: r.Deadline(), Extended: r.Extended, Overdue: r.Overdue(now), Late: r.Late(), Reason: r.Reason,
@@ -247,11 +260,7 @@ func (e *cmdEnv) rightsList(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	now := time.Now()
-	out := make([]requestJSON, len(reqs))
-	for i, r := range reqs {
-		out[i] = toRequestJSON(r, now)
-	}
+	out, _ := registerJSON(reqs, time.Now())
 	if *asJSON {
 		return json.NewEncoder(e.stdout).Encode(out)
 	}

@@ -312,9 +312,13 @@ func (e *Engine) erase(ctx context.Context, r dsr.Request, actor string, selfies
 	for _, id := range faces {
 		erased[id] = true
 	}
+	// The erased faces were the selfies' nearest; a search for many more
+	// than them shows none comes back. Asking for every face of a large
+	// approximate index would walk the whole graph for nothing.
+	k := min(e.Index.Len(), max(1000, 10*len(faces)))
 	p := &Proof{}
 	for _, s := range selfies {
-		hits, err := e.Index.Search(ctx, s, max(1000, e.Index.Len()), 0, nil)
+		hits, err := e.Index.Search(ctx, s, max(1, k), 0, nil)
 		if err != nil {
 			return nil, err
 		}

@@ -694,7 +694,7 @@ func (s suite) testConcurrent(t *testing.T) {
 
 func (s suite) testSaveLoad(t *testing.T) {
 	if s.f.Load == nil {
-		t.Skip("Factory.Load is nil: this implementation persists elsewhere (Save returns ErrUnsupported); its own tests cover persistence")
+		t.Skip("Factory.Load is nil: the factory declares no Load (an index that persists elsewhere, whose Save returns ErrUnsupported)")
 	}
 	const dim = 24
 	ctx := context.Background()

@@ -188,6 +188,41 @@ CREATE TABLE confirmations (
 `)
 		return err
 	},
+	// 5: credentials for the web console and the API. A user may have a
+	// password (an argon2id PHC string; accounts of the command line,
+	// cli:NAME, have none). Sessions and API tokens are found by the
+	// SHA-256 of their bearer token; the tokens themselves are never
+	// stored. API token ids are never reused: they appear in audit entries.
+	func(tx *sql.Tx) error {
+		_, err := tx.Exec(`
+ALTER TABLE users ADD COLUMN password_hash TEXT CHECK (password_hash <> '');
+
+CREATE TABLE sessions (
+	token_hash   BLOB    PRIMARY KEY CHECK (length(token_hash) = 32),
+	user_name    TEXT    NOT NULL REFERENCES users (name),
+	csrf         TEXT    NOT NULL CHECK (csrf <> ''),
+	created_at   INTEGER NOT NULL,
+	expires_at   INTEGER NOT NULL CHECK (expires_at > created_at),
+	last_seen_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX sessions_user_name ON sessions (user_name);
+CREATE INDEX sessions_expires_at ON sessions (expires_at);
+
+CREATE TABLE api_tokens (
+	id           INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: ids appear in audit entries
+	user_name    TEXT    NOT NULL REFERENCES users (name),
+	label        TEXT    NOT NULL CHECK (label <> ''),
+	token_hash   BLOB    NOT NULL UNIQUE CHECK (length(token_hash) = 32),
+	created_at   INTEGER NOT NULL,
+	created_by   TEXT    NOT NULL CHECK (created_by <> ''),
+	expires_at   INTEGER CHECK (expires_at > created_at),
+	revoked_at   INTEGER,
+	last_used_at INTEGER
+) STRICT;
+CREATE INDEX api_tokens_user_name ON api_tokens (user_name);
+`)
+		return err
+	},
 }
 
 // migrate brings the database on the writer w to schemaVersion, one

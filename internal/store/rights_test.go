@@ -392,7 +392,7 @@ func TestRightsMigration(t *testing.T) {
 		t.Fatal(err)
 	}
 	src := mustSource(t, db, nil)
-	if _, err := db.w.Exec(`DROP TABLE confirmations; DROP TABLE users; DROP TABLE rights_requests; UPDATE schema_version SET version = 2`); err != nil {
+	if _, err := db.w.Exec(`DROP TABLE api_tokens; DROP TABLE sessions; DROP TABLE confirmations; DROP TABLE users; DROP TABLE rights_requests; UPDATE schema_version SET version = 2`); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.Close(); err != nil {

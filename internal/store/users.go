@@ -105,10 +105,13 @@ func checkUserName(name string) error {
 	return nil
 }
 
-// userDetail is the audit detail of a change to a user: roles only.
+// userDetail is the audit detail of a change to a user: roles, and what
+// disabling it ended.
 type userDetail struct {
-	Roles []Role `json:"roles"`
-	From  []Role `json:"from,omitempty"` // the roles before a change of roles
+	Roles    []Role `json:"roles"`
+	From     []Role `json:"from,omitempty"`     // the roles before a change of roles
+	Sessions int64  `json:"sessions,omitempty"` // sessions deleted by disabling the user
+	Tokens   int    `json:"tokens,omitempty"`   // API tokens revoked by disabling the user
 }
 
 // userObject is the audit object of a user.
@@ -196,7 +199,9 @@ func (db *DB) DisableUser(ctx context.Context, name, by string) error {
 }
 
 // DisableUser disables user name from now on (the store clock), so that it
-// holds no role any more, and appends the audit entry "user.disable" by by.
+// holds no role any more, deletes its sessions, revokes its API tokens and
+// appends the audit entry "user.disable" by by, whose detail counts the
+// sessions and tokens it ended, and a "token.revoke" entry for each token.
 // Disabling a disabled user writes nothing. A missing user fails with
 // ErrNotFound, a blank by with ErrInvalid.
 func (tx *Tx) DisableUser(ctx context.Context, name, by string) error {
@@ -215,7 +220,20 @@ func (tx *Tx) DisableUser(ctx context.Context, name, by string) error {
 	if _, err := tx.tx.ExecContext(ctx, `UPDATE users SET disabled_at = ? WHERE name = ?`, ms(now), name); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	return tx.auditUser(ctx, what, now, by, "user.disable", name, userDetail{Roles: u.Roles})
+	sessions, tokens, err := tx.endCredentials(ctx, name, now)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if err := tx.auditUser(ctx, what, now, by, "user.disable", name,
+		userDetail{Roles: u.Roles, Sessions: sessions, Tokens: len(tokens)}); err != nil {
+		return err
+	}
+	for _, id := range tokens {
+		if err := tx.auditToken(ctx, now, by, "token.revoke", id, tokenDetail{User: name, Reason: "user.disable"}); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+	}
+	return nil
 }
 
 // auditUser appends the audit entry of a change to user name.

@@ -207,7 +207,7 @@ func TestUsersMigration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.w.Exec(`DROP TABLE confirmations; DROP TABLE users; UPDATE schema_version SET version = 3`); err != nil {
+	if _, err := db.w.Exec(`DROP TABLE api_tokens; DROP TABLE sessions; DROP TABLE confirmations; DROP TABLE users; UPDATE schema_version SET version = 3`); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.Close(); err != nil {

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what building and running gabarit needs on Debian 12: a C compiler
 # (cgo), libjpeg-turbo headers, npm (to fetch ONNX Runtime and the models),
-# ffmpeg (video sources) and a Go toolchain ≥ 1.21, which then fetches the
-# go.mod version through the Go module proxy. With --faiss it also installs
-# Debian's python3-faiss, the peer of `gabarit bench search`. Prints the go
-# binary to use on its last line.
+# ffmpeg (video sources), headless Chromium with the DejaVu fonts (browser
+# tests of the web console; the fonts make screenshots readable) and a Go
+# toolchain ≥ 1.21, which then fetches the go.mod version through the Go
+# module proxy. With --faiss it also installs Debian's python3-faiss, the peer
+# of `gabarit bench search`. Prints the go binary to use on its last line.
 set -euo pipefail
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -15,6 +16,8 @@ command -v gcc >/dev/null || missing+=(gcc libc6-dev)
 command -v npm >/dev/null || missing+=(npm)
 command -v git >/dev/null || missing+=(git)
 command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing+=(ffmpeg)
+command -v chromium >/dev/null || missing+=(chromium)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 # FAISS with OpenBLAS (Debian's reference BLAS makes IVF training take minutes).
 if [ "${1:-}" = --faiss ] && ! { /usr/bin/python3 -c 'import faiss' 2>/dev/null && [ -e /usr/lib/x86_64-linux-gnu/openblas-pthread ]; }; then missing+=(python3-faiss libopenblas0-pthread); fi
 if ! command -v go >/dev/null && [ ! -x /usr/local/go/bin/go ]; then missing+=(golang-go); fi

@@ -3,12 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"gabarit/internal/app"
 	"text/tabwriter"
 	"time"
-
-	"gabarit/internal/store"
 )
 
 func (e *cmdEnv) audit(ctx context.Context, args []string) error {
@@ -33,39 +31,22 @@ func (e *cmdEnv) auditVerify(ctx context.Context, args []string) error {
 		return err
 	}
 	defer k.Close()
-	head, err := k.db.CheckAudit(ctx)
-	tampered := errors.Is(err, store.ErrAuditTampered)
-	if err != nil && !tampered {
+	v, err := app.VerifyAudit(ctx, k.DB)
+	if err != nil {
 		return err
 	}
 	if *asJSON {
-		out := map[string]any{"ok": !tampered, "entries": head.ID, "head": fmt.Sprintf("%x", head.Hash)}
-		if tampered {
-			out["error"] = err.Error()
-		}
-		if err := json.NewEncoder(e.stdout).Encode(out); err != nil {
+		if err := json.NewEncoder(e.stdout).Encode(v); err != nil {
 			return err
 		}
-	} else if !tampered {
-		fmt.Fprintf(e.stdout, "audit log intact: %d entries, head %x\n", head.ID, head.Hash)
+	} else if v.OK {
+		fmt.Fprintf(e.stdout, "audit log intact: %d entries, head %s\n", v.Entries, v.Head)
 	}
-	if tampered {
-		fmt.Fprintf(e.stderr, "gabarit: %v\n", err)
+	if !v.OK {
+		fmt.Fprintf(e.stderr, "gabarit: %s\n", v.Error)
 		return exitError{1}
 	}
 	return nil
-}
-
-// auditJSON is one entry of `gabarit audit list --json`.
-type auditJSON struct {
-	ID       int64           `json:"id"`
-	At       time.Time       `json:"at"`
-	Actor    string          `json:"actor"`
-	Action   string          `json:"action"`
-	Object   string          `json:"object"`
-	Detail   json.RawMessage `json:"detail"`
-	PrevHash string          `json:"prev_hash"`
-	Hash     string          `json:"hash"`
 }
 
 func (e *cmdEnv) auditList(ctx context.Context, args []string) error {
@@ -83,15 +64,14 @@ func (e *cmdEnv) auditList(ctx context.Context, args []string) error {
 		return err
 	}
 	defer k.Close()
-	es, err := k.db.AuditEntries(ctx, *from, *to)
+	es, err := k.DB.AuditEntries(ctx, *from, *to)
 	if err != nil {
 		return err
 	}
 	if *asJSON {
 		enc := json.NewEncoder(e.stdout)
 		for _, a := range es {
-			if err := enc.Encode(auditJSON{ID: a.ID, At: a.At, Actor: a.Actor, Action: a.Action, Object: a.Object,
-				Detail: a.Detail, PrevHash: fmt.Sprintf("%x", a.PrevHash), Hash: fmt.Sprintf("%x", a.Hash)}); err != nil {
+			if err := enc.Encode(app.NewAuditView(a)); err != nil {
 				return err
 			}
 		}

@@ -71,23 +71,23 @@ func (e *cmdEnv) bench(ctx context.Context, args []string) error {
 	// landmark crop and one aligned crop per face it holds.
 	facesIn := make([]int, len(small))
 	for i, b := range small {
-		r, err := kit.pipe.ProcessBytes(ctx, b)
+		r, err := kit.Pipe.ProcessBytes(ctx, b)
 		if err != nil {
 			return err
 		}
 		facesIn[i] = len(r.Faces)
 	}
-	tw, th := kit.models.Detector.InputSize()
+	tw, th := kit.Models.Detector.InputSize()
 	if tw == 0 {
 		tw, th = 320, 240
 	}
 	tile := imageproc.NewRGB(tw, th)
 	lmSide := 64
-	if kit.models.Landmarker != nil {
-		lmSide = kit.models.Landmarker.InputSize()
+	if kit.Models.Landmarker != nil {
+		lmSide = kit.Models.Landmarker.InputSize()
 	}
 	lmCrop := imageproc.NewRGB(lmSide, lmSide)
-	ew, eh := kit.models.Embedder.InputSize()
+	ew, eh := kit.Models.Embedder.InputSize()
 	aligned := imageproc.NewRGB(ew, eh)
 	// Ready inputs with photo-like statistics: the first 250×250 photo,
 	// resampled to each network's input (all-black inputs run faster).
@@ -99,7 +99,7 @@ func (e *cmdEnv) bench(ctx context.Context, args []string) error {
 	lmCrop = imageproc.ResizeArea(first.Img, lmSide, lmSide)
 	aligned = imageproc.ResizeArea(first.Img, ew, eh)
 	modelOnly := func(ctx context.Context, i int) (int, error) {
-		if _, err := kit.models.Detector.Detect(ctx, tile); err != nil {
+		if _, err := kit.Models.Detector.Detect(ctx, tile); err != nil {
 			return 0, err
 		}
 		n := facesIn[i%len(facesIn)]
@@ -110,12 +110,12 @@ func (e *cmdEnv) bench(ctx context.Context, args []string) error {
 		for k := range n {
 			lms[k], crops[k] = lmCrop, aligned
 		}
-		if kit.models.Landmarker != nil {
-			if _, err := kit.models.Landmarker.Landmarks68(ctx, lms); err != nil {
+		if kit.Models.Landmarker != nil {
+			if _, err := kit.Models.Landmarker.Landmarks68(ctx, lms); err != nil {
 				return 0, err
 			}
 		}
-		_, err := kit.models.Embedder.Embed(ctx, crops)
+		_, err := kit.Models.Embedder.Embed(ctx, crops)
 		return n, err
 	}
 	process := func(p *pipeline.Pipeline, inputs [][]byte) func(ctx context.Context, i int) (int, error) {
@@ -129,17 +129,17 @@ func (e *cmdEnv) bench(ctx context.Context, args []string) error {
 	}
 	// A coarser pipeline for large photos: faces of at least 120 px.
 	var lm pipeline.Landmarker
-	if kit.models.Landmarker != nil {
-		lm = kit.models.Landmarker
+	if kit.Models.Landmarker != nil {
+		lm = kit.Models.Landmarker
 	}
-	coarse, err := pipeline.New(kit.models.Detector, lm, kit.models.Embedder, pipeline.Config{MinFace: 120, MinFaceFraction: -1, NMSIoU: kit.manifest.Thresholds.NMSIoU})
+	coarse, err := pipeline.New(kit.Models.Detector, lm, kit.Models.Embedder, pipeline.Config{MinFace: 120, MinFaceFraction: -1, NMSIoU: kit.Manifest.Thresholds.NMSIoU})
 	if err != nil {
 		return err
 	}
 	// Group photos where only faces of 240 px and more (8% of the height)
 	// matter: the JPEG is decoded at 1/4 (1000×750), where such a face still
 	// spans 60 px and more.
-	group, err := pipeline.New(kit.models.Detector, lm, kit.models.Embedder, pipeline.Config{MinFace: 240, MinFaceFraction: -1, DecodeSide: 1000, NMSIoU: kit.manifest.Thresholds.NMSIoU})
+	group, err := pipeline.New(kit.Models.Detector, lm, kit.Models.Embedder, pipeline.Config{MinFace: 240, MinFaceFraction: -1, DecodeSide: 1000, NMSIoU: kit.Manifest.Thresholds.NMSIoU})
 	if err != nil {
 		return err
 	}
@@ -148,8 +148,8 @@ func (e *cmdEnv) bench(ctx context.Context, args []string) error {
 	// all of them alike.
 	series := []*benchSeries{
 		{name: "model-only", fn: modelOnly},
-		{name: "pipeline-250", fn: process(kit.pipe, small)},
-		{name: "pipeline-12mp", fn: process(kit.pipe, big)},
+		{name: "pipeline-250", fn: process(kit.Pipe, small)},
+		{name: "pipeline-12mp", fn: process(kit.Pipe, big)},
 		{name: "pipeline-12mp-min120", fn: process(coarse, big)},
 		{name: "pipeline-12mp-min240-quarter", fn: process(group, big)},
 	}
@@ -160,7 +160,7 @@ func (e *cmdEnv) bench(ctx context.Context, args []string) error {
 			batch[i] = aligned
 		}
 		series = append(series, &benchSeries{name: fmt.Sprintf("embed-batch%d", size), fn: func(ctx context.Context, i int) (int, error) {
-			_, err := kit.models.Embedder.Embed(ctx, batch)
+			_, err := kit.Models.Embedder.Embed(ctx, batch)
 			return size, err
 		}})
 	}
@@ -207,13 +207,13 @@ func (e *cmdEnv) bench(ctx context.Context, args []string) error {
 		"pipeline_250_faces_per_image":  round2(float64(pipeSmall.units) / math.Max(float64(pipeSmall.ops), 1)),
 		"seconds_per_measurement":       dur.Seconds(),
 		"min_face_px":                   ff.minFace,
-		"pack":                          kit.manifest.Name,
+		"pack":                          kit.Manifest.Name,
 	}
 	if *asJSON {
 		return json.NewEncoder(e.stdout).Encode(out)
 	}
 	fmt.Fprintf(e.stdout, "device %s, %d worker(s) × %d thread(s), JPEG decoder %s, pack %s\n",
-		ff.device, ff.workers, ff.threads, out["jpeg_decoder"], kit.manifest.Name)
+		ff.device, ff.workers, ff.threads, out["jpeg_decoder"], kit.Manifest.Name)
 	fmt.Fprintf(e.stdout, "model-only ceiling (detector+landmarks+embedder, 1 face): %8.1f images/s\n", ceiling.opsPerSec())
 	fmt.Fprintf(e.stdout, "pipeline, 250×250 face photos:                         %8.1f images/s (%.1f%% of ceiling)\n",
 		pipeSmall.opsPerSec(), 100*pipeSmall.opsPerSec()/ceiling.opsPerSec())
@@ -236,7 +236,7 @@ func benchInputs(ctx context.Context, kit *faceKit, files []string) (small, big 
 		if err != nil {
 			return nil, nil, err
 		}
-		r, err := kit.pipe.Process(ctx, d)
+		r, err := kit.Pipe.Process(ctx, d)
 		if err != nil {
 			return nil, nil, err
 		}

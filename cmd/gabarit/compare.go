@@ -35,7 +35,7 @@ func (e *cmdEnv) compare(ctx context.Context, args []string) error {
 	defer kit.Close()
 	var embs [2]face.Embedding
 	for i, path := range fs.Args() {
-		r, err := kit.pipe.ProcessFile(ctx, path)
+		r, err := kit.Pipe.ProcessFile(ctx, path)
 		if err != nil {
 			return err
 		}
@@ -51,7 +51,7 @@ func (e *cmdEnv) compare(ctx context.Context, args []string) error {
 	}
 	t := *threshold
 	if math.IsNaN(t) {
-		t = kit.manifest.Thresholds.SamePerson
+		t = kit.Manifest.Thresholds.SamePerson
 	}
 	return json.NewEncoder(e.stdout).Encode(struct {
 		Similarity float64 `json:"similarity"`

@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"gabarit/internal/app"
 	"gabarit/internal/imageproc"
 	"gabarit/internal/keyring"
 	"gabarit/internal/modeltest"
@@ -122,7 +123,7 @@ func TestSourceAddValidation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var list []sourceJSON
+	var list []app.SourceView
 	if err := json.Unmarshal([]byte(out), &list); err != nil || len(list) != 1 {
 		t.Fatalf("source list: %q, %v", out, err)
 	}
@@ -186,7 +187,7 @@ func TestIngestSearchPurge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var res searchJSON
+	var res app.SearchView
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatal(err)
 	}
@@ -484,7 +485,7 @@ func killResume(t *testing.T, photos string, killAt []int64, probe string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var res searchJSON
+	var res app.SearchView
 	if err := json.Unmarshal([]byte(out), &res); err != nil || len(res.Results) == 0 || res.Results[0].Locator != probe {
 		t.Errorf("search after kills: %s, %v", out, err)
 	}
@@ -615,7 +616,7 @@ func TestIngestVideo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var res searchJSON
+	var res app.SearchView
 	if err := json.Unmarshal([]byte(out), &res); err != nil || len(res.Results) == 0 {
 		t.Fatalf("search: %s, %v", out, err)
 	}
@@ -747,7 +748,7 @@ func TestTwoPersonVerification(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var res searchJSON
+	var res app.SearchView
 	if err := json.Unmarshal([]byte(out), &res); err != nil || len(res.Results) == 0 {
 		t.Fatalf("search: %s, %v", out, err)
 	}

@@ -36,7 +36,7 @@ func (e *cmdEnv) embedAll(ctx context.Context, kit *faceKit, workers int, files 
 	done := 0
 	pipeline.ForEach(ctx, len(files), workers,
 		func(ctx context.Context, i int) face.Embedding {
-			r, err := kit.pipe.ProcessFile(ctx, files[i])
+			r, err := kit.Pipe.ProcessFile(ctx, files[i])
 			if err != nil {
 				return nil
 			}
@@ -129,7 +129,7 @@ func (e *cmdEnv) evalPairs(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		title := fmt.Sprintf("ROC - %s, pack %s", filepath.Base(*pairsFile), kit.manifest.Name)
+		title := fmt.Sprintf("ROC - %s, pack %s", filepath.Base(*pairsFile), kit.Manifest.Name)
 		if err := eval.WriteROCPNG(pf, title, scores, v); err != nil {
 			pf.Close()
 			return err
@@ -142,7 +142,7 @@ func (e *cmdEnv) evalPairs(ctx context.Context, args []string) error {
 		eval.Verification
 		FailedImages int    `json:"failed_images"`
 		Pack         string `json:"pack"`
-	}{v, failedImages, kit.manifest.Name})
+	}{v, failedImages, kit.Manifest.Name})
 }
 
 func lfwPairs(path, root string) ([]eval.Pair, error) {
@@ -318,7 +318,7 @@ func (e *cmdEnv) evalIdent(ctx context.Context, args []string) error {
 	return json.NewEncoder(e.stdout).Encode(struct {
 		eval.Identification
 		Pack string `json:"pack"`
-	}{res, kit.manifest.Name})
+	}{res, kit.Manifest.Name})
 }
 
 func (e *cmdEnv) evalMakePairs(args []string) error {
@@ -411,7 +411,7 @@ func (e *cmdEnv) evalCalibrate(ctx context.Context, args []string) error {
 	return json.NewEncoder(e.stdout).Encode(map[string]any{
 		"far_target": *far, "threshold": math.Round(t*1e4) / 1e4, "far": achieved, "tar": tar,
 		"genuine_pairs": len(genuine), "impostor_pairs": len(impostor), "images": len(all), "failures": failures,
-		"pack": kit.manifest.Name,
+		"pack": kit.Manifest.Name,
 	})
 }
 

@@ -101,7 +101,7 @@ func (e *cmdEnv) evalSearch(ctx context.Context, args []string) error {
 	}
 	defer kit.Close()
 	if *threshold == 0 {
-		*threshold = kit.manifest.Thresholds.SamePerson
+		*threshold = kit.Manifest.Thresholds.SamePerson
 	}
 	rep := evalSearchJSON{Identities: len(probes), Probes: len(probes), Threshold: *threshold}
 	src, err := folder.Open(gallery, source.Limits{})
@@ -130,7 +130,7 @@ func (e *cmdEnv) evalSearch(ctx context.Context, args []string) error {
 		}
 		start := time.Now()
 		pipeline.ForEach(ctx, len(datas), ff.workers, func(ctx context.Context, i int) error {
-			_, err := kit.pipe.ProcessBytes(ctx, datas[i])
+			_, err := kit.Pipe.ProcessBytes(ctx, datas[i])
 			return err
 		}, func(int, error) {})
 		rep.PipelinePerSec = float64(len(datas)) / time.Since(start).Seconds()
@@ -142,14 +142,14 @@ func (e *cmdEnv) evalSearch(ctx context.Context, args []string) error {
 		return err
 	}
 	defer dk.Close()
-	id, err := dk.db.CreateSource(ctx, store.Source{Kind: store.KindFolder, Locator: gallery, Controller: "gabarit evaluation",
+	id, err := dk.DB.CreateSource(ctx, store.Source{Kind: store.KindFolder, Locator: gallery, Controller: "gabarit evaluation",
 		Purpose: "accuracy evaluation", LegalBasis: store.BasisLegitimateInterests, Art9Condition: "9(2)(j) research",
 		Jurisdiction: "FR", Retention: 24 * time.Hour, CreatedBy: actor()})
 	if err != nil {
 		return err
 	}
-	modelID, dim := kit.manifest.Embedder.ID(), kit.manifest.Embedder.Dim
-	h, err := dk.openIndex(ctx, modelID, dim)
+	modelID, dim := kit.Manifest.Embedder.ID(), kit.Manifest.Embedder.Dim
+	h, err := dk.OpenIndex(ctx, modelID, dim)
 	if err != nil {
 		return err
 	}
@@ -164,7 +164,7 @@ func (e *cmdEnv) evalSearch(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	sum, err := ingest.Run(ctx, src, analyzer{kit.pipe}, dk.db, dk.keys, h.Index,
+	sum, err := ingest.Run(ctx, src, kit.Analyzer(), dk.DB, dk.Keys, h.Index,
 		ingest.Config{SourceID: id, ModelID: modelID, Workers: ff.workers})
 	if *cpuProfile != "" {
 		pprof.StopCPUProfile()
@@ -180,7 +180,7 @@ func (e *cmdEnv) evalSearch(ctx context.Context, args []string) error {
 	fmt.Fprintf(e.stderr, "ingest: %d of %d images, %d faces, %d errors, %.1f images/s\n",
 		sum.Images, nGallery, sum.Faces, sum.Failed, rep.IngestPerSec)
 
-	eng := &search.Engine{An: analyzer{kit.pipe}, Store: dk.db, Keys: dk.keys, Index: h.Index, ModelID: modelID}
+	eng := &search.Engine{An: kit.Analyzer(), Store: dk.DB, Keys: dk.Keys, Index: h.Index, ModelID: modelID}
 	var top1, top5 int
 	var searchTime time.Duration
 	for i, p := range probes {

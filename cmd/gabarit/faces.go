@@ -73,7 +73,7 @@ func (e *cmdEnv) faces(ctx context.Context, args []string) error {
 	enc := json.NewEncoder(e.stdout)
 	pipeline.ForEach(ctx, len(files), ff.workers,
 		func(ctx context.Context, i int) fileJSON {
-			r, err := kit.pipe.ProcessFile(ctx, files[i])
+			r, err := kit.Pipe.ProcessFile(ctx, files[i])
 			if err != nil {
 				return fileJSON{File: files[i], Faces: []faceJSON{}, Error: err.Error()}
 			}

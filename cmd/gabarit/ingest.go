@@ -12,15 +12,11 @@ import (
 	"sync"
 	"time"
 
+	"gabarit/internal/app"
 	"gabarit/internal/ingest"
 	"gabarit/internal/pipeline"
-	"gabarit/internal/source"
-	"gabarit/internal/source/archive"
-	"gabarit/internal/source/folder"
 	"gabarit/internal/source/video"
 	"gabarit/internal/store"
-	"gabarit/internal/track"
-	"gabarit/internal/vault"
 )
 
 // ingestJSON is the summary printed by `gabarit ingest --json`.
@@ -64,91 +60,36 @@ func (e *cmdEnv) ingest(ctx context.Context, args []string) error {
 		return err
 	}
 	defer k.Close()
-	src, err := k.db.Source(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("no source %d (see gabarit source list)", id)
-	}
-	if err != nil {
-		return err
-	}
-	if src.State != store.StateActive {
-		return fmt.Errorf("source %d is %s: nothing is ingested from it", id, src.State)
-	}
-	var coll source.Source
-	var vids *video.Source
-	if src.Kind == store.KindVideo {
-		vids, err = video.New(src.Locator, video.Options{})
-	} else {
-		coll, err = openCollection(src)
-	}
-	if err != nil {
-		return fmt.Errorf("source %d: %w", id, err)
-	}
 	kit, err := ff.open(ctx, pipeline.Config{})
 	if err != nil {
 		return err
 	}
 	defer kit.Close()
-	modelID, dim := kit.manifest.Embedder.ID(), kit.manifest.Embedder.Dim
-	h, err := k.openIndex(ctx, modelID, dim)
+	h, err := k.OpenIndex(ctx, kit.ModelID(), kit.Dim())
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-
-	bar := newProgressBar(e.stderr, *quiet || *asJSON)
-	if bar != nil && coll != nil {
-		bar.total = countEntries(ctx, coll)
-	}
-	v, err := k.vault(ctx)
+	v, err := k.Vault(ctx)
 	if err != nil {
 		return err
 	}
-	same := kit.manifest.Thresholds.SamePerson
-	cfg := ingest.Config{SourceID: id, ModelID: modelID, Workers: ff.workers, Batch: *batch,
-		// "Never collect me again": faces of people who objected are dropped
-		// before anything is stored.
-		Suppress: func(ctx context.Context, t []float32) (bool, error) {
-			return v.Match(ctx, modelID, t, []vault.Kind{vault.Objection}, same)
-		}}
+	bar := newProgressBar(e.stderr, *quiet || *asJSON)
+	o := app.IngestOptions{Actor: actor(), Workers: ff.workers, Batch: *batch, Every: *every}
 	if bar != nil {
-		cfg.Progress = bar.update
+		o.Progress = bar.update
+		o.Counted = func(n int) { bar.total = n }
 	}
-	var sum ingest.Summary
-	var runErr error
-	if vids != nil {
-		vc := ingest.VideoConfig{Every: *every, Track: track.Config{SamePerson: kit.manifest.Thresholds.SamePerson}}
-		sum, runErr = ingest.RunVideos(ctx, vids, analyzer{kit.pipe}, k.db, k.keys, h.Index, cfg, vc)
-	} else {
-		sum, runErr = ingest.Run(ctx, coll, analyzer{kit.pipe}, k.db, k.keys, h.Index, cfg)
-	}
+	sum, runErr := app.Ingest(ctx, k, kit, v, h, id, o)
 	if bar != nil {
 		bar.finish(sum.Stats)
 	}
 	interrupted := runErr != nil && ctx.Err() != nil
-	// The run is recorded (who ingested which source, when, with what
-	// outcome), whatever its outcome.
-	detail, err := json.Marshal(map[string]any{"images": sum.Images, "faces": sum.Faces, "skipped": sum.Skipped, "suppressed": sum.Suppressed,
-		"errors": sum.Failed, "interrupted": interrupted, "failed": runErr != nil && !interrupted})
-	if err == nil {
-		_, err = k.db.AppendAudit(context.WithoutCancel(ctx), nil, store.AuditEntry{Actor: actor(), Action: "source.ingest",
-			Object: fmt.Sprintf("source/%d", id), Detail: detail})
-	}
-	if err != nil {
-		return errors.Join(runErr, fmt.Errorf("audit the ingest: %w", err))
+	if errors.Is(runErr, store.ErrNotFound) {
+		return fmt.Errorf("%w (see gabarit source list)", runErr)
 	}
 	if runErr != nil && !interrupted {
-		// What was committed is in the store; the next open of the index
-		// catches up with it. Save what we have anyway.
-		h.Added(sum.MaxFaceID)
-		if err := h.Save(context.WithoutCancel(ctx)); err != nil {
-			e.logger.Warn("save vector index", "err", err)
-		}
 		return runErr
-	}
-	h.Added(sum.MaxFaceID)
-	if err := h.Save(context.WithoutCancel(ctx)); err != nil {
-		return err
 	}
 
 	out := ingestJSON{SourceID: id, Images: sum.Images, Faces: sum.Faces, Skipped: sum.Skipped, Suppressed: sum.Suppressed,
@@ -178,28 +119,6 @@ func (e *cmdEnv) ingest(ctx context.Context, args []string) error {
 		return exitError{1}
 	}
 	return nil
-}
-
-// openCollection opens the declared collection of a source.
-func openCollection(src store.Source) (source.Source, error) {
-	switch src.Kind {
-	case store.KindFolder:
-		return folder.Open(src.Locator, source.Limits{})
-	case store.KindArchive:
-		return archive.Open(src.Locator, source.Limits{})
-	}
-	return nil, fmt.Errorf("%s sources cannot be ingested yet", src.Kind)
-}
-
-// countEntries counts the entries of a collection for the progress bar's
-// ETA; 0 (unknown) if listing fails.
-func countEntries(ctx context.Context, src source.Source) int {
-	n := 0
-	err := src.Walk(ctx, func(source.Item, error) error { n++; return nil })
-	if err != nil {
-		return 0
-	}
-	return n
 }
 
 // progressBar draws one line on a terminal, at most five times a second.

@@ -28,8 +28,11 @@ Usage:
   gabarit search --purpose TEXT [--case REF] [--k N] [--threshold T] [--face I] [--json] PHOTO
   gabarit purge [--json]                   delete what is past its source's retention period
   gabarit reindex                          rebuild the vector index from the store
+  gabarit serve [--addr HOST:PORT]         the REST API, web console, rights portal and /metrics
   gabarit confirm SEARCH_ID FACE_ID        confirm a result as a verifier (two make an identification)
-  gabarit user add --roles R[,R…] NAME     users and roles (admin, operator, investigator, verifier, dpo, auditor)
+  gabarit user add --roles R[,R…] [--password-file F] NAME
+                                           users and roles (admin, operator, investigator, verifier, dpo, auditor)
+  gabarit user password --password-file F NAME   set a console password (admin)
   gabarit rights request --kind access|erasure|objection|restriction --selfie PHOTO… --contact TEXT
   gabarit rights process [--json] ID       verify the selfies, find the person's faces, act
   gabarit rights list [--json]             the register of requests, deadlines and outcomes
@@ -79,7 +82,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return exitError{2}
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	env := &cmdEnv{stdout: stdout, stderr: stderr, logger: logger}
+	env := &cmdEnv{stdin: os.Stdin, stdout: stdout, stderr: stderr, logger: logger}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "setup":
@@ -112,6 +115,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return env.user(ctx, rest)
 	case "confirm":
 		return env.confirm(ctx, rest)
+	case "serve":
+		return env.serve(ctx, rest)
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return nil
@@ -125,6 +130,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // cmdEnv holds what every command writes to.
 type cmdEnv struct {
+	stdin          io.Reader
 	stdout, stderr io.Writer
 	logger         *slog.Logger
 }

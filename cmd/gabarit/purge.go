@@ -43,12 +43,12 @@ func (e *cmdEnv) purge(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	h, err := dk.openIndex(ctx, m.Embedder.ID(), m.Embedder.Dim)
+	h, err := dk.OpenIndex(ctx, m.Embedder.ID(), m.Embedder.Dim)
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-	rep, err := retention.Purge(ctx, dk.db, h.Index, now, actor())
+	rep, err := retention.Purge(ctx, dk.DB, h.Index, now, actor())
 	if saveErr := h.Save(context.WithoutCancel(ctx)); saveErr != nil {
 		err = errors.Join(err, saveErr)
 	}
@@ -81,11 +81,11 @@ func (e *cmdEnv) reindex(ctx context.Context, args []string) error {
 		return err
 	}
 	start := time.Now()
-	h, err := vstoreRebuild(ctx, dk, m.Embedder.ID(), m.Embedder.Dim)
+	h, err := dk.RebuildIndex(ctx, m.Embedder.ID(), m.Embedder.Dim)
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-	fmt.Fprintf(e.stdout, "indexed %d faces in %.1f s (%s)\n", h.Index.Len(), time.Since(start).Seconds(), dk.indexPath(m.Embedder.ID()))
+	fmt.Fprintf(e.stdout, "indexed %d faces in %.1f s (%s)\n", h.Index.Len(), time.Since(start).Seconds(), dk.IndexPath(m.Embedder.ID()))
 	return nil
 }

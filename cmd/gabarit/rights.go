@@ -5,21 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"gabarit/internal/app"
 	"gabarit/internal/dsr"
 	"gabarit/internal/face"
 	"gabarit/internal/pipeline"
 	"gabarit/internal/rights"
-	"gabarit/internal/source"
-	"gabarit/internal/source/archive"
-	"gabarit/internal/store"
-	"gabarit/internal/vault"
 )
 
 func (e *cmdEnv) rights(ctx context.Context, args []string) error {
@@ -29,48 +24,6 @@ func (e *cmdEnv) rights(ctx context.Context, args []string) error {
 		subcommand{"list", e.rightsList},
 		subcommand{"extend", e.rightsExtend},
 		subcommand{"lift", e.rightsLift})
-}
-
-// requestJSON is a request as the rights commands print it. The contact is
-// not printed: it is where the answer goes, not part of the register's view.
-type requestJSON struct {
-	ID           int64           `json:"id"`
-	Kind         string          `json:"kind"`
-	State        string          `json:"state"`
-	Received     time.Time       `json:"received"`
-	Due          time.Time       `json:"due"`
-	Deadline     time.Time       `json:"deadline"`
-	Extended     bool            `json:"extended"`
-	Overdue      bool            `json:"overdue"`
-	Late         bool            `json:"late"`
-	Reason       string          `json:"reason,omitempty"`
-	Closed       *time.Time      `json:"closed,omitempty"`
-	MatchedFaces int             `json:"matched_faces"`
-	Result       json.RawMessage `json:"result,omitempty"`
-}
-
-// registerJSON converts the rights register and counts the requests
-// overdue at now.
-func registerJSON(reqs []dsr.Request, now time.Time) (out []requestJSON, overdue int) {
-	out = make([]requestJSON, len(reqs))
-	for i, r := range reqs {
-		out[i] = toRequestJSON(r, now)
-		if out[i].Overdue {
-			overdue++
-		}
-	}
-	return out, overdue
-}
-
-func toRequestJSON(r dsr.Request, now time.Time) requestJSON {
-	j := requestJSON{ID: r.ID, Kind: string(r.Kind), State: string(r.State), Received: r.Received, Due: r.Due,
-		Deadline: r.Deadline(), Extended: r.Extended, Overdue: r.Overdue(now), Late: r.Late(), Reason: r.Reason,
-		MatchedFaces: len(r.Matches), Result: r.Result}
-	if !r.Closed.IsZero() {
-		c := r.Closed
-		j.Closed = &c
-	}
-	return j
 }
 
 func (e *cmdEnv) rightsRequest(ctx context.Context, args []string) error {
@@ -117,7 +70,7 @@ func (e *cmdEnv) rightsRequest(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return json.NewEncoder(e.stdout).Encode(toRequestJSON(r, time.Now()))
+	return json.NewEncoder(e.stdout).Encode(app.NewRequestView(r, time.Now()))
 }
 
 // rightsEngine wires a rights.Engine: models, store, keyring, vault and
@@ -132,22 +85,19 @@ func (e *cmdEnv) rightsEngine(ctx context.Context, ff *faceFlags, df *dataFlags,
 		kit.Close()
 		return nil, nil, err
 	}
-	v, err := dk.vault(ctx)
+	v, err := dk.Vault(ctx)
 	if err != nil {
 		dk.Close()
 		kit.Close()
 		return nil, nil, err
 	}
-	org, err := loadOrganisation(dk.dir)
+	eng, err := app.RightsEngine(dk, kit, v, nil)
 	if err != nil {
 		dk.Close()
 		kit.Close()
 		return nil, nil, err
 	}
-	m := kit.manifest
-	eng := &rights.Engine{An: analyzer{kit.pipe}, Store: dk.db, Keys: dk.keys, Vault: v, ModelID: m.Embedder.ID(),
-		Match: m.Thresholds.SamePerson, SelfieMatch: selfieMatch, Image: readSourceImage,
-		Controller: org.Controller, DPO: org.DPO, Authority: org.Authority, OutDir: filepath.Join(dk.dir, "rights")}
+	m := kit.Manifest
 	cleanup := func() {
 		if eng.Index != nil {
 			eng.Index.Close()
@@ -156,7 +106,7 @@ func (e *cmdEnv) rightsEngine(ctx context.Context, ff *faceFlags, df *dataFlags,
 		kit.Close()
 	}
 	if exclusive {
-		h, err := dk.openIndex(ctx, m.Embedder.ID(), m.Embedder.Dim)
+		h, err := dk.OpenIndex(ctx, m.Embedder.ID(), m.Embedder.Dim)
 		if err != nil {
 			cleanup()
 			return nil, nil, err
@@ -172,15 +122,6 @@ func (e *cmdEnv) rightsEngine(ctx context.Context, ff *faceFlags, df *dataFlags,
 	}
 	return eng, cleanup, nil
 }
-
-// selfieMatch is the least similarity between two selfies of one request:
-// the threshold at a false-accept rate of 1e-4 on celeba-dev (`gabarit eval
-// calibrate --root ../shared/data/celeba-dev --far 1e-4`: 0.4525, FAR
-// 0.0000997 over 3,089,514 impostor pairs, TAR 0.810), ten times stricter
-// than the search threshold (FAR 1e-3), since a request hands data over. At
-// 1e-5 the threshold would be 0.679 with a TAR of only 0.394 on these
-// in-the-wild photos: too many genuine requests refused.
-const selfieMatch = 0.4525
 
 func (e *cmdEnv) rightsProcess(ctx context.Context, args []string) error {
 	fs := e.flags("rights process", "usage: gabarit rights process [--json] ID\n\n"+
@@ -256,11 +197,11 @@ func (e *cmdEnv) rightsList(ctx context.Context, args []string) error {
 		return err
 	}
 	defer dk.Close()
-	reqs, err := dk.db.RightsRequests(ctx)
+	reqs, err := dk.DB.RightsRequests(ctx)
 	if err != nil {
 		return err
 	}
-	out, _ := registerJSON(reqs, time.Now())
+	out, _ := app.RegisterView(reqs, time.Now())
 	if *asJSON {
 		return json.NewEncoder(e.stdout).Encode(out)
 	}
@@ -306,13 +247,11 @@ func (e *cmdEnv) rightsExtend(ctx context.Context, args []string) error {
 		return err
 	}
 	defer dk.Close()
-	r, err := dk.db.UpdateRightsRequest(ctx, id, actor(), func(r *dsr.Request, now time.Time) error {
-		return r.Extend(now, *months, *reason)
-	})
+	r, err := app.ExtendRequest(ctx, dk.DB, id, *months, *reason, actor())
 	if err != nil {
 		return err
 	}
-	return json.NewEncoder(e.stdout).Encode(toRequestJSON(r, time.Now()))
+	return json.NewEncoder(e.stdout).Encode(app.NewRequestView(r, time.Now()))
 }
 
 func (e *cmdEnv) rightsLift(ctx context.Context, args []string) error {
@@ -333,82 +272,13 @@ func (e *cmdEnv) rightsLift(ctx context.Context, args []string) error {
 		return err
 	}
 	defer dk.Close()
-	r, err := dk.db.RightsRequest(ctx, id)
+	v, err := dk.Vault(ctx)
 	if err != nil {
 		return err
 	}
-	if r.Kind != dsr.Restriction || r.State != dsr.Completed {
-		return fmt.Errorf("request %d is a %s request in state %s: only a completed restriction can be lifted", id, r.Kind, r.State)
-	}
-	v, err := dk.vault(ctx)
-	if err != nil {
-		return err
-	}
-	n, err := v.RemoveRequest(ctx, id, vault.Restriction)
-	if err != nil {
-		return err
-	}
-	if _, err := dk.db.AppendAudit(ctx, nil, store.AuditEntry{Actor: actor(), Action: "rights.restriction-lifted",
-		Object: fmt.Sprintf("rights/%d", id), Detail: json.RawMessage(fmt.Sprintf(`{"entries":%d}`, n))}); err != nil {
+	if err := app.LiftRestriction(ctx, dk.DB, v, id, actor()); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "restriction of request %d lifted\n", id)
 	return nil
-}
-
-// readSourceImage reads an image of a source by its locator, for an access
-// package: beneath a folder's root, or from an archive.
-func readSourceImage(ctx context.Context, src store.Source, locator string) ([]byte, error) {
-	const limit = source.DefaultMaxFileBytes
-	switch src.Kind {
-	case store.KindFolder:
-		root, err := os.OpenRoot(src.Locator)
-		if err != nil {
-			return nil, err
-		}
-		defer root.Close()
-		f, err := root.Open(filepath.FromSlash(locator))
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		return readLimited(f, limit)
-	case store.KindArchive:
-		a, err := archive.Open(src.Locator, source.Limits{})
-		if err != nil {
-			return nil, err
-		}
-		var data []byte
-		errFound := errors.New("found")
-		err = a.Walk(ctx, func(it source.Item, err error) error {
-			if err != nil || it.Locator != locator {
-				return nil
-			}
-			rc, err := it.Open()
-			if err != nil {
-				return err
-			}
-			defer rc.Close()
-			if data, err = readLimited(rc, limit); err != nil {
-				return err
-			}
-			return errFound
-		})
-		if errors.Is(err, errFound) {
-			return data, nil
-		}
-		if err == nil {
-			err = os.ErrNotExist
-		}
-		return nil, err
-	}
-	return nil, fmt.Errorf("%s sources keep no still image", src.Kind)
-}
-
-func readLimited(r io.Reader, limit int64) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if err == nil && int64(len(b)) > limit {
-		err = source.ErrTooLarge
-	}
-	return b, err
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"gabarit/internal/app"
 	"gabarit/internal/face"
 	"gabarit/internal/imageproc"
 	"gabarit/internal/modeltest"
@@ -75,7 +76,7 @@ func (f *rightsFixture) request(t *testing.T, kind string) int64 {
 	if err != nil {
 		t.Fatalf("rights request: %v\n%s", err, stderr)
 	}
-	var r requestJSON
+	var r app.RequestView
 	if err := json.Unmarshal([]byte(out), &r); err != nil || r.ID <= 0 || r.State != "received" || r.Due.IsZero() {
 		t.Fatalf("rights request printed %q: %v", out, err)
 	}
@@ -100,13 +101,13 @@ func (f *rightsFixture) process(t *testing.T, id int64) map[string]any {
 
 // searchIDs runs gabarit search with the selfie and returns the face ids
 // and locators it prints.
-func (f *rightsFixture) search(t *testing.T, threshold string) searchJSON {
+func (f *rightsFixture) search(t *testing.T, threshold string) app.SearchView {
 	t.Helper()
 	out, _, err := cli(t, f.data, "search", "--purpose", "test", "--k", "1000", "--threshold", threshold, "--json", f.selfie)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var res searchJSON
+	var res app.SearchView
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatal(err)
 	}
@@ -328,13 +329,13 @@ func TestRightsRestriction(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dk.Close()
-	modelID := kit.manifest.Embedder.ID()
-	h, err := dk.openIndex(ctx, modelID, kit.manifest.Embedder.Dim)
+	modelID := kit.Manifest.Embedder.ID()
+	h, err := dk.OpenIndex(ctx, modelID, kit.Manifest.Embedder.Dim)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer h.Close()
-	v, err := dk.vault(ctx)
+	v, err := dk.Vault(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,13 +343,13 @@ func TestRightsRestriction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	an, err := analyzer{kit.pipe}.Analyze(ctx, probe)
+	an, err := kit.Analyzer().Analyze(ctx, probe)
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng := &search.Engine{An: fixedAnalysis{an}, Store: dk.db, Keys: dk.keys, Index: h.Index, ModelID: modelID,
+	eng := &search.Engine{An: fixedAnalysis{an}, Store: dk.DB, Keys: dk.Keys, Index: h.Index, ModelID: modelID,
 		Hide: func(ctx context.Context, t []float32) (bool, error) {
-			return v.Match(ctx, modelID, t, []vault.Kind{vault.Objection, vault.Restriction}, kit.manifest.Thresholds.SamePerson)
+			return v.Match(ctx, modelID, t, []vault.Kind{vault.Objection, vault.Restriction}, kit.Manifest.Thresholds.SamePerson)
 		}}
 	refs := map[int64]string{}
 	for i := range 1000 {
@@ -359,7 +360,7 @@ func TestRightsRestriction(t *testing.T) {
 		}
 		for _, hit := range res.Hits {
 			refs[hit.FaceID] = hit.Locator
-			if f.own(hit.Locator) && hit.Similarity >= kit.manifest.Thresholds.SamePerson {
+			if f.own(hit.Locator) && hit.Similarity >= kit.Manifest.Thresholds.SamePerson {
 				t.Fatalf("search %d returned the restricted person's %s at %.3f", i, hit.Locator, hit.Similarity)
 			}
 		}
@@ -372,7 +373,7 @@ func TestRightsRestriction(t *testing.T) {
 		t.Error("no other person returned at threshold -1")
 	}
 	// Lifted: found again.
-	var reqs []requestJSON
+	var reqs []app.RequestView
 	out, _, _ := cli(t, f.data, "rights", "list", "--json")
 	if err := json.Unmarshal([]byte(out), &reqs); err != nil || len(reqs) != 1 {
 		t.Fatalf("rights list: %q, %v", out, err)

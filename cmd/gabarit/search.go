@@ -10,33 +10,11 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"gabarit/internal/app"
 	"gabarit/internal/face"
 	"gabarit/internal/pipeline"
 	"gabarit/internal/search"
-	"gabarit/internal/vault"
 )
-
-// hitJSON is one result of `gabarit search --json`.
-type hitJSON struct {
-	FaceID     int64      `json:"face_id"`
-	ImageID    int64      `json:"image_id"`
-	Locator    string     `json:"locator"`
-	SourceID   int64      `json:"source_id"`
-	LegalBasis string     `json:"legal_basis"`
-	Similarity float64    `json:"similarity"`
-	Box        [4]float64 `json:"box"`
-	TimeCodeMS *int64     `json:"time_code_ms,omitempty"`
-}
-
-// searchJSON is the output of `gabarit search --json`.
-type searchJSON struct {
-	Results    []hitJSON `json:"results"`
-	Match      bool      `json:"match"`
-	Threshold  float64   `json:"threshold"`
-	SearchID   int64     `json:"search_id"`
-	AuditID    int64     `json:"audit_id"`
-	ProbeFaces int       `json:"probe_faces"`
-}
 
 func (e *cmdEnv) search(ctx context.Context, args []string) error {
 	fs := e.flags("search", "usage: gabarit search --purpose TEXT [--case REF] [--k N] [--threshold T] [--face I] [--json] PHOTO\n\n"+
@@ -75,30 +53,25 @@ func (e *cmdEnv) search(ctx context.Context, args []string) error {
 	}
 	defer kit.Close()
 	if math.IsNaN(*threshold) {
-		*threshold = kit.manifest.Thresholds.SamePerson
+		*threshold = kit.Manifest.Thresholds.SamePerson
 	}
 	dk, err := df.open(ctx, false)
 	if err != nil {
 		return err
 	}
 	defer dk.Close()
-	modelID := kit.manifest.Embedder.ID()
-	h, err := dk.openIndex(ctx, modelID, kit.manifest.Embedder.Dim)
+	modelID := kit.Manifest.Embedder.ID()
+	h, err := dk.OpenIndex(ctx, modelID, kit.Manifest.Embedder.Dim)
 	if err != nil {
 		return err
 	}
 	defer h.Close()
 
-	v, err := dk.vault(ctx)
+	v, err := dk.Vault(ctx)
 	if err != nil {
 		return err
 	}
-	same := kit.manifest.Thresholds.SamePerson
-	eng := &search.Engine{An: analyzer{kit.pipe}, Store: dk.db, Keys: dk.keys, Index: h.Index, ModelID: modelID,
-		// People who objected or whose data is restricted are never shown.
-		Hide: func(ctx context.Context, t []float32) (bool, error) {
-			return v.Match(ctx, modelID, t, []vault.Kind{vault.Objection, vault.Restriction}, same)
-		}}
+	eng := app.SearchEngine(dk, kit, v, h.Index)
 	res, err := eng.Search(ctx, search.Request{Actor: actor(), Purpose: *purpose, Case: *caseRef, K: *k,
 		Threshold: *threshold, Face: *faceNo, Probe: probe})
 	if errors.Is(err, face.ErrNoFace) {
@@ -118,18 +91,7 @@ func (e *cmdEnv) search(ctx context.Context, args []string) error {
 		}
 	}
 
-	out := searchJSON{Results: make([]hitJSON, len(res.Hits)), Match: len(res.Hits) > 0, Threshold: *threshold,
-		SearchID: res.SearchID, AuditID: res.AuditID, ProbeFaces: res.ProbeFaces}
-	for i, hit := range res.Hits {
-		j := hitJSON{FaceID: hit.FaceID, ImageID: hit.ImageID, Locator: hit.Locator, SourceID: hit.SourceID,
-			LegalBasis: string(hit.LegalBasis), Similarity: math.Round(hit.Similarity*1e4) / 1e4,
-			Box: [4]float64{round2(hit.Box.X), round2(hit.Box.Y), round2(hit.Box.W), round2(hit.Box.H)}}
-		if hit.TimeCode != nil {
-			ms := hit.TimeCode.Milliseconds()
-			j.TimeCodeMS = &ms
-		}
-		out.Results[i] = j
-	}
+	out := app.NewSearchView(res, *threshold)
 	if *asJSON {
 		return json.NewEncoder(e.stdout).Encode(out)
 	}

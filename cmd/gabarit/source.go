@@ -5,15 +5,11 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"gabarit/internal/source"
-	"gabarit/internal/source/archive"
-	"gabarit/internal/source/folder"
-	"gabarit/internal/source/video"
+	"gabarit/internal/app"
 	"gabarit/internal/store"
 )
 
@@ -24,10 +20,6 @@ func (e *cmdEnv) source(ctx context.Context, args []string) error {
 		subcommand{"suspend", func(ctx context.Context, a []string) error { return e.sourceState(ctx, a, store.StateSuspended) }},
 		subcommand{"resume", func(ctx context.Context, a []string) error { return e.sourceState(ctx, a, store.StateActive) }})
 }
-
-// bases are the GDPR Art. 6(1) lawful bases, in the order of the article.
-var bases = []store.LegalBasis{store.BasisConsent, store.BasisContract, store.BasisLegalObligation,
-	store.BasisVitalInterests, store.BasisPublicTask, store.BasisLegitimateInterests}
 
 func (e *cmdEnv) sourceAdd(ctx context.Context, args []string) error {
 	fs := e.flags("source add", "usage: gabarit source add --kind folder|archive|video --path P --controller TEXT --purpose TEXT \\\n"+
@@ -41,7 +33,7 @@ func (e *cmdEnv) sourceAdd(ctx context.Context, args []string) error {
 		path         = fs.String("path", "", "where the collection is, on this machine")
 		controller   = fs.String("controller", "", "the controller responsible for the processing (GDPR Art. 4(7))")
 		purpose      = fs.String("purpose", "", "why the faces of this collection are processed")
-		basis        = fs.String("legal-basis", "", "GDPR Art. 6(1) basis: "+joinBases())
+		basis        = fs.String("legal-basis", "", "GDPR Art. 6(1) basis: "+app.JoinBases())
 		art9         = fs.String("art9", "", "GDPR Art. 9(2) condition: 9(2)(a) … 9(2)(j), or a name such as explicit-consent")
 		jurisdiction = fs.String("jurisdiction", "", "ISO 3166-1 alpha-2 country code of the governing law, e.g. FR")
 		retention    = fs.String("retention", "", "how long each image is kept after ingestion: 30d, 6m, 1y, 720h …")
@@ -53,7 +45,8 @@ func (e *cmdEnv) sourceAdd(ctx context.Context, args []string) error {
 	if fs.NArg() > 0 {
 		return usageErr(e, fs, "unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
-	src, err := validateSource(*kind, *path, *controller, *purpose, *basis, *art9, *jurisdiction, *retention)
+	src, err := app.Declaration{Kind: *kind, Path: *path, Controller: *controller, Purpose: *purpose, LegalBasis: *basis,
+		Art9: *art9, Jurisdiction: *jurisdiction, Retention: *retention}.Validate("--")
 	if err != nil {
 		return usageErr(e, fs, "%v", err)
 	}
@@ -62,21 +55,7 @@ func (e *cmdEnv) sourceAdd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer k.Close()
-	src.CreatedBy = actor()
-	var id int64
-	err = k.db.Tx(ctx, func(tx *store.Tx) error {
-		if id, err = tx.CreateSource(ctx, src); err != nil {
-			return err
-		}
-		detail, err := json.Marshal(map[string]any{"kind": src.Kind, "legal_basis": src.LegalBasis,
-			"art9": src.Art9Condition, "jurisdiction": src.Jurisdiction, "retention_ms": src.Retention.Milliseconds()})
-		if err != nil {
-			return err
-		}
-		_, err = tx.AppendAudit(ctx, store.AuditEntry{Actor: src.CreatedBy, Action: "source.add",
-			Object: fmt.Sprintf("source/%d", id), Detail: detail})
-		return err
-	})
+	id, err := app.AddSource(ctx, k.DB, src, actor())
 	if err != nil {
 		return err
 	}
@@ -93,91 +72,6 @@ func usageErr(e *cmdEnv, fs *flag.FlagSet, format string, args ...any) error {
 	return exitError{2}
 }
 
-func joinBases() string {
-	s := make([]string, len(bases))
-	for i, b := range bases {
-		s[i] = string(b)
-	}
-	return strings.Join(s, "|")
-}
-
-// validateSource checks every field of a declaration and that the
-// collection can be opened, and returns the source to create.
-func validateSource(kind, path, controller, purpose, basis, art9, jurisdiction, retention string) (store.Source, error) {
-	var missing []string
-	for _, f := range []struct{ name, v string }{{"--kind", kind}, {"--path", path}, {"--controller", controller},
-		{"--purpose", purpose}, {"--legal-basis", basis}, {"--art9", art9}, {"--jurisdiction", jurisdiction},
-		{"--retention", retention}} {
-		if strings.TrimSpace(f.v) == "" {
-			missing = append(missing, f.name)
-		}
-	}
-	if len(missing) > 0 {
-		return store.Source{}, fmt.Errorf("missing %s: every source declares its controller, purpose, legal basis, Art. 9 condition, jurisdiction and retention", strings.Join(missing, ", "))
-	}
-	src := store.Source{Kind: store.SourceKind(kind), Controller: strings.TrimSpace(controller),
-		Purpose: strings.TrimSpace(purpose), LegalBasis: store.LegalBasis(basis)}
-	if !contains(bases, src.LegalBasis) {
-		return src, fmt.Errorf("--legal-basis %q: want one of %s", basis, joinBases())
-	}
-	var err error
-	if src.Art9Condition, err = source.ParseArt9(art9); err != nil {
-		return src, fmt.Errorf("--art9: %w", err)
-	}
-	cc := strings.ToUpper(strings.TrimSpace(jurisdiction))
-	if len(cc) != 2 || cc[0] < 'A' || cc[0] > 'Z' || cc[1] < 'A' || cc[1] > 'Z' {
-		return src, fmt.Errorf("--jurisdiction %q: want an ISO 3166-1 alpha-2 code such as FR", jurisdiction)
-	}
-	src.Jurisdiction = cc
-	if src.Retention, err = source.ParseRetention(retention); err != nil {
-		return src, fmt.Errorf("--retention: %w", err)
-	}
-	if src.Locator, err = filepath.Abs(path); err != nil {
-		return src, fmt.Errorf("--path: %w", err)
-	}
-	switch src.Kind {
-	case store.KindFolder:
-		_, err = folder.Open(src.Locator, source.Limits{})
-	case store.KindArchive:
-		_, err = archive.Open(src.Locator, source.Limits{})
-	case store.KindVideo:
-		_, err = video.New(src.Locator, video.Options{})
-	default:
-		return src, fmt.Errorf("--kind %q: want folder, archive or video", kind)
-	}
-	if err != nil {
-		return src, fmt.Errorf("--path: %w", err)
-	}
-	return src, nil
-}
-
-func contains[T comparable](list []T, v T) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
-// sourceJSON is one source in `gabarit source list --json`.
-type sourceJSON struct {
-	ID           int64     `json:"id"`
-	Kind         string    `json:"kind"`
-	Path         string    `json:"path"`
-	Controller   string    `json:"controller"`
-	Purpose      string    `json:"purpose"`
-	LegalBasis   string    `json:"legal_basis"`
-	Art9         string    `json:"art9"`
-	Jurisdiction string    `json:"jurisdiction"`
-	RetentionMS  int64     `json:"retention_ms"`
-	State        string    `json:"state"`
-	CreatedBy    string    `json:"created_by"`
-	CreatedAt    time.Time `json:"created_at"`
-	Images       int64     `json:"images"`
-	Faces        int64     `json:"faces"`
-}
-
 func (e *cmdEnv) sourceList(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("source list", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
@@ -192,15 +86,15 @@ func (e *cmdEnv) sourceList(ctx context.Context, args []string) error {
 		return err
 	}
 	defer k.Close()
-	srcs, err := k.db.Sources(ctx)
+	srcs, err := k.DB.Sources(ctx)
 	if err != nil {
 		return err
 	}
-	counts, err := k.db.SourceCounts(ctx)
+	counts, err := k.DB.SourceCounts(ctx)
 	if err != nil {
 		return err
 	}
-	out := sourcesJSON(srcs, counts)
+	out := app.SourceViews(srcs, counts)
 	if *asJSON {
 		return json.NewEncoder(e.stdout).Encode(out)
 	}
@@ -220,19 +114,6 @@ func days(d time.Duration) string {
 		return fmt.Sprintf("%dd", d/(24*time.Hour))
 	}
 	return d.String()
-}
-
-// sourcesJSON converts sources and their counts to their JSON shape.
-func sourcesJSON(srcs []store.Source, counts map[int64][2]int64) []sourceJSON {
-	out := make([]sourceJSON, len(srcs))
-	for i, s := range srcs {
-		c := counts[s.ID]
-		out[i] = sourceJSON{ID: s.ID, Kind: string(s.Kind), Path: s.Locator, Controller: s.Controller, Purpose: s.Purpose,
-			LegalBasis: string(s.LegalBasis), Art9: s.Art9Condition, Jurisdiction: s.Jurisdiction,
-			RetentionMS: s.Retention.Milliseconds(), State: string(s.State), CreatedBy: s.CreatedBy, CreatedAt: s.CreatedAt,
-			Images: c[0], Faces: c[1]}
-	}
-	return out
 }
 
 // sourceState suspends a source (nothing more is ingested from it) or
@@ -256,15 +137,7 @@ func (e *cmdEnv) sourceState(ctx context.Context, args []string, state store.Sou
 		return err
 	}
 	defer k.Close()
-	err = k.db.Tx(ctx, func(tx *store.Tx) error {
-		if err := tx.SetSourceState(ctx, id, state); err != nil {
-			return err
-		}
-		_, err := tx.AppendAudit(ctx, store.AuditEntry{Actor: actor(), Action: "source." + name,
-			Object: fmt.Sprintf("source/%d", id), Detail: json.RawMessage(fmt.Sprintf(`{"state":%q}`, state))})
-		return err
-	})
-	if err != nil {
+	if err := app.SetSourceState(ctx, k.DB, id, state, actor()); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "source %d is %s\n", id, state)

@@ -1,16 +1,20 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"gabarit/internal/passwd"
 	"gabarit/internal/store"
 )
 
@@ -18,6 +22,7 @@ func (e *cmdEnv) user(ctx context.Context, args []string) error {
 	return e.dispatch(ctx, "user", args,
 		subcommand{"add", e.userAdd},
 		subcommand{"list", e.userList},
+		subcommand{"password", e.userPassword},
 		subcommand{"disable", e.userDisable})
 }
 
@@ -46,13 +51,15 @@ func requireAdmin(ctx context.Context, db *store.DB, bootstrapRoles []store.Role
 }
 
 func (e *cmdEnv) userAdd(ctx context.Context, args []string) error {
-	fs := e.flags("user add", "usage: gabarit user add --roles ROLE[,ROLE…] NAME\n\n"+
+	fs := e.flags("user add", "usage: gabarit user add --roles ROLE[,ROLE…] [--password-file F] NAME\n\n"+
 		"Registers a user (admin, operator, investigator, verifier, dpo, auditor). On the command line a\n"+
-		"user is an operating-system account, named cli:ACCOUNT. Only an admin may add users, except the\n"+
-		"first, who must be an admin.")
+		"user is an operating-system account, named cli:ACCOUNT; a console and API user (gabarit serve)\n"+
+		"has a plain NAME and a password (at least 12 characters), read from the first line of F (- for\n"+
+		"standard input). Only an admin may add users, except the first, who must be an admin.")
 	var df dataFlags
 	df.register(fs)
 	roles := fs.String("roles", "", "comma-separated roles")
+	pwFile := fs.String("password-file", "", "file whose first line is the console password (- for standard input)")
 	if err := fs.Parse(args); err != nil {
 		return exitError{2}
 	}
@@ -68,14 +75,88 @@ func (e *cmdEnv) userAdd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer dk.Close()
-	if err := requireAdmin(ctx, dk.db, rs); err != nil {
+	if err := requireAdmin(ctx, dk.DB, rs); err != nil {
 		return err
 	}
-	if err := dk.db.AddUser(ctx, fs.Arg(0), rs, actor()); err != nil {
+	var hash string
+	if *pwFile != "" {
+		if strings.Contains(fs.Arg(0), ":") {
+			return usageErr(e, fs, "a console user's NAME has no ':' (cli:ACCOUNT names command-line accounts)")
+		}
+		if hash, err = readPassword(e, *pwFile); err != nil {
+			return err
+		}
+	}
+	err = dk.DB.Tx(ctx, func(tx *store.Tx) error {
+		if err := tx.AddUser(ctx, fs.Arg(0), rs, actor()); err != nil {
+			return err
+		}
+		if hash != "" {
+			return tx.SetPassword(ctx, fs.Arg(0), hash, actor())
+		}
+		return nil
+	})
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "user %s added (%s)\n", fs.Arg(0), *roles)
 	return nil
+}
+
+func (e *cmdEnv) userPassword(ctx context.Context, args []string) error {
+	fs := e.flags("user password", "usage: gabarit user password --password-file F NAME\n\n"+
+		"Sets the console password of a user (an admin's command), read from the first line of F (- for\n"+
+		"standard input). Sessions already open stay open.")
+	var df dataFlags
+	df.register(fs)
+	pwFile := fs.String("password-file", "", "file whose first line is the password (- for standard input)")
+	if err := fs.Parse(args); err != nil {
+		return exitError{2}
+	}
+	if fs.NArg() != 1 || *pwFile == "" {
+		return usageErr(e, fs, "want --password-file F and one NAME")
+	}
+	hash, err := readPassword(e, *pwFile)
+	if err != nil {
+		return err
+	}
+	dk, err := df.open(ctx, false)
+	if err != nil {
+		return err
+	}
+	defer dk.Close()
+	if err := requireAdmin(ctx, dk.DB, nil); err != nil {
+		return err
+	}
+	if err := dk.DB.SetPassword(ctx, fs.Arg(0), hash, actor()); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "password of %s set\n", fs.Arg(0))
+	return nil
+}
+
+// readPassword reads a password from the first line of a file (- for
+// standard input) and hashes it (argon2id). Passwords never come from the
+// command line, where other users could read them in the process list.
+func readPassword(e *cmdEnv, path string) (string, error) {
+	var r io.Reader = e.stdin
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return "", err
+		}
+		defer f.Close()
+		r = f
+	}
+	line, err := bufio.NewReader(io.LimitReader(r, 4096)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("read password: %w", err)
+	}
+	hash, err := passwd.Hash(strings.TrimRight(line, "\r\n"))
+	if err != nil {
+		return "", fmt.Errorf("password: %w", err)
+	}
+	return hash, nil
 }
 
 func (e *cmdEnv) userDisable(ctx context.Context, args []string) error {
@@ -93,10 +174,10 @@ func (e *cmdEnv) userDisable(ctx context.Context, args []string) error {
 		return err
 	}
 	defer dk.Close()
-	if err := requireAdmin(ctx, dk.db, nil); err != nil {
+	if err := requireAdmin(ctx, dk.DB, nil); err != nil {
 		return err
 	}
-	return dk.db.DisableUser(ctx, fs.Arg(0), actor())
+	return dk.DB.DisableUser(ctx, fs.Arg(0), actor())
 }
 
 func (e *cmdEnv) userList(ctx context.Context, args []string) error {
@@ -112,7 +193,7 @@ func (e *cmdEnv) userList(ctx context.Context, args []string) error {
 		return err
 	}
 	defer dk.Close()
-	users, err := dk.db.Users(ctx)
+	users, err := dk.DB.Users(ctx)
 	if err != nil {
 		return err
 	}
@@ -166,7 +247,7 @@ func (e *cmdEnv) confirm(ctx context.Context, args []string) error {
 		return err
 	}
 	defer dk.Close()
-	c, err := dk.db.Confirm(ctx, sid, fid, actor())
+	c, err := dk.DB.Confirm(ctx, sid, fid, actor())
 	if err != nil {
 		return err
 	}

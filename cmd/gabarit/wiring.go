@@ -2,18 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"runtime"
 	"runtime/debug"
-	"strings"
 
-	"gabarit/internal/face"
-	"gabarit/internal/imageproc"
+	"gabarit/internal/app"
 	"gabarit/internal/modelpack"
 	"gabarit/internal/onnx"
 	"gabarit/internal/pipeline"
@@ -43,64 +37,25 @@ func (f *faceFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.decodeSide, "decode-side", 1600, "JPEGs may be decoded smaller (DCT scaling by 2, 4, 8) while their longer side stays ≥ this (-1: full size)")
 }
 
-func (f *faceFlags) dirs() setup.Dirs {
-	if f.cache != "" {
-		return setup.Dirs{Root: f.cache}
-	}
-	return setup.DefaultDirs()
-}
+func (f *faceFlags) dirs() setup.Dirs { return f.options().Dirs() }
 
-func (f *faceFlags) packDir() string {
-	if strings.ContainsRune(f.pack, os.PathSeparator) {
-		return f.pack
-	}
-	return f.dirs().Pack(f.pack)
-}
+func (f *faceFlags) packDir() string { return f.options().PackDir() }
 
 // faceKit is an opened model pack and the pipeline on it.
-type faceKit struct {
-	models   *onnx.Models
-	manifest *modelpack.Manifest
-	pipe     *pipeline.Pipeline
-}
+type faceKit = app.Faces
 
-func (k *faceKit) Close() error { return k.models.Close() }
+// options are the face path's settings from the flags.
+func (f *faceFlags) options() app.FaceOptions {
+	return app.FaceOptions{Cache: f.cache, Pack: f.pack, Device: f.device, Threads: f.threads,
+		MinFace: f.minFace, MinFaceFraction: f.minFaceFrac, DecodeSide: f.decodeSide}
+}
 
 // open loads the pack and builds the pipeline.
 func (f *faceFlags) open(ctx context.Context, cfg pipeline.Config) (*faceKit, error) {
 	if f.workers < 1 {
 		return nil, fmt.Errorf("--workers must be ≥ 1, got %d", f.workers)
 	}
-	d := f.dirs()
-	o := onnx.Options{Library: d.ORTLibrary(), Device: f.device, Threads: f.threads}
-	if f.device == "cuda" {
-		o.Library = d.GPULibrary()
-		o.CUDAProvider = filepath.Join(d.GPULibraryDir(), "libonnxruntime_providers_cuda.so")
-	}
-	models, err := onnx.Open(ctx, f.packDir(), o)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w (install with: gabarit setup)", err)
-	}
-	if err != nil {
-		return nil, err
-	}
-	m := models.Manifest
-	cfg.MinFace = f.minFace
-	cfg.MinFaceFraction = f.minFaceFrac
-	cfg.DecodeSide = f.decodeSide
-	if cfg.NMSIoU == 0 {
-		cfg.NMSIoU = m.Thresholds.NMSIoU
-	}
-	var lm pipeline.Landmarker
-	if models.Landmarker != nil {
-		lm = models.Landmarker
-	}
-	p, err := pipeline.New(models.Detector, lm, models.Embedder, cfg)
-	if err != nil {
-		_ = models.Close() // the pipeline error is the one to report
-		return nil, err
-	}
-	return &faceKit{models: models, manifest: m, pipe: p}, nil
+	return app.OpenFaces(ctx, f.options(), cfg)
 }
 
 func version() string {
@@ -115,34 +70,6 @@ func version() string {
 	return fmt.Sprintf("%s, onnx runtime compiled in: %v", v, onnx.Available)
 }
 
-// analyzer is the face path as ingestion and search see it.
-type analyzer struct{ p *pipeline.Pipeline }
-
-var _ face.Analyzer = analyzer{}
-
-func (a analyzer) Analyze(ctx context.Context, data []byte) (face.Analysis, error) {
-	r, err := a.p.ProcessBytes(ctx, data)
-	if err != nil {
-		return face.Analysis{}, err
-	}
-	return face.Analysis{Width: r.Width, Height: r.Height, Faces: r.Faces}, nil
-}
-
 // manifest opens the model pack's manifest (verifying its files) without
 // loading the networks: for commands that need the model id, not the models.
-func (f *faceFlags) manifest() (*modelpack.Manifest, error) {
-	m, err := modelpack.Open(f.packDir())
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w (install with: gabarit setup)", err)
-	}
-	return m, err
-}
-
-// AnalyzeFrame runs the face path on a decoded video frame.
-func (a analyzer) AnalyzeFrame(ctx context.Context, img *imageproc.RGB) (face.Analysis, error) {
-	r, err := a.p.Process(ctx, &imageproc.Decoded{Img: img, Width: img.W, Height: img.H, Format: "video", Orientation: 1})
-	if err != nil {
-		return face.Analysis{}, err
-	}
-	return face.Analysis{Width: r.Width, Height: r.Height, Faces: r.Faces}, nil
-}
+func (f *faceFlags) manifest() (*modelpack.Manifest, error) { return f.options().Manifest() }

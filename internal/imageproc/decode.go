@@ -770,3 +770,8 @@ func decOrient(src *RGB, o int) *RGB {
 	}
 	return dst
 }
+
+// Sniff names the image format of data from its first bytes ("jpeg", "png",
+// "gif", "webp", "bmp", "tiff", "pnm"), or returns "" when it is none that
+// Decode reads: uploads are checked by their content, never by their name.
+func Sniff(data []byte) string { return decSniff(data) }

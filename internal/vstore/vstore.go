@@ -30,6 +30,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"gabarit/internal/keyring"
 	"gabarit/internal/vindex"
@@ -76,7 +77,8 @@ type Handle struct {
 	kind    Kind
 	modelID string
 	dim     int
-	maxFace int64 // the largest face id added through this handle or loaded
+	mu      sync.Mutex // guards maxFace and serialises saves
+	maxFace int64      // the largest face id added through this handle or loaded
 	// Rebuilt and CaughtUp say what Open had to do: rebuild the index from
 	// the store, or add that many faces committed after the last save.
 	Rebuilt  bool
@@ -184,10 +186,17 @@ func (h *Handle) addFrom(ctx context.Context, st Store, keys Opener, after int64
 
 // Added records that faces up to id maxID have been added to the index
 // through h (by an ingest), so that the next Save includes them.
-func (h *Handle) Added(maxID int64) { h.maxFace = max(h.maxFace, maxID) }
+// It is safe to call concurrently with Save.
+func (h *Handle) Added(maxID int64) {
+	h.mu.Lock()
+	h.maxFace = max(h.maxFace, maxID)
+	h.mu.Unlock()
+}
 
-// Save writes the index atomically to its path.
+// Save writes the index atomically to its path. Saves are serialised.
 func (h *Handle) Save(ctx context.Context) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	hd := header{Kind: h.kind.Name, ModelID: h.modelID, Dim: h.dim, MaxFace: h.maxFace, Len: h.Index.Len()}
 	if err := save(ctx, h.path, hd, h.Index); err != nil {
 		return fmt.Errorf("save vector index: %w", err)

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"time"
+
+	"gabarit/internal/pipeline"
+	"gabarit/internal/server"
+)
+
+func (e *cmdEnv) serve(ctx context.Context, args []string) error {
+	fs := e.flags("serve", "usage: gabarit serve [--addr HOST:PORT] [flags]\n\n"+
+		"Serves the REST API (/api/v1, described at /api/v1/openapi.json), the web console (/), the\n"+
+		"public rights portal (/portal), /metrics and health probes, over the data directory. It holds\n"+
+		"the directory's writer lock: ingest, purge and rights processing go through it while it runs.\n"+
+		"Users sign in with a password set by `gabarit user add --password-file`. On SIGINT/SIGTERM it\n"+
+		"finishes requests in flight, stops a running ingest at a safe point and saves the index.")
+	var ff faceFlags
+	ff.register(fs)
+	var df dataFlags
+	df.register(fs)
+	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on")
+	purgeEvery := fs.Duration("purge-every", time.Hour, "interval of the retention purge (0: never)")
+	insecure := fs.Bool("insecure-cookies", false, "send the session cookie over plain HTTP on a non-loopback address (behind a TLS proxy that rewrites nothing, never on an open network)")
+	if err := fs.Parse(args); err != nil {
+		return exitError{2}
+	}
+	if fs.NArg() > 0 {
+		return usageErr(e, fs, "unexpected arguments")
+	}
+	ff.minFaceFrac = -1 // probes and selfies: a face may be small in its photo
+	dk, err := df.open(ctx, true)
+	if err != nil {
+		return err
+	}
+	defer dk.Close()
+	kit, err := ff.open(ctx, pipeline.Config{})
+	if err != nil {
+		return err
+	}
+	defer kit.Close()
+	h, err := dk.OpenIndex(ctx, kit.ModelID(), kit.Dim())
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	v, err := dk.Vault(ctx)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	loopback := false
+	if ap, err := netip.ParseAddrPort(ln.Addr().String()); err == nil {
+		loopback = ap.Addr().IsLoopback()
+	}
+	if !loopback && !*insecure {
+		fmt.Fprintln(e.stderr, "gabarit serve: not on loopback: session cookies are marked Secure, so sign-in works only through HTTPS (put a TLS proxy in front)")
+	}
+	every := *purgeEvery
+	if every == 0 {
+		every = -1
+	}
+	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	srv, err := server.New(server.Config{Data: dk, Model: kit, Index: h, Vault: v, Log: logger,
+		SecureCookies: !loopback && !*insecure, PurgeEvery: every})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	fmt.Fprintf(e.stdout, "gabarit serving %s on http://%s/ (console), /portal (rights portal), /api/v1 (API), /metrics\n",
+		dk.Dir, ln.Addr())
+	return srv.Serve(ctx, ln)
+}

@@ -1,0 +1,1189 @@
+package server
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gabarit/internal/app"
+	"gabarit/internal/dsr"
+	"gabarit/internal/imageproc"
+	"gabarit/internal/passwd"
+	"gabarit/internal/rights"
+	"gabarit/internal/search"
+	"gabarit/internal/store"
+)
+
+// apiRoutes is the REST API. Each route says who may call it; openapi.json
+// documents each one (TestOpenAPIMatchesRoutes keeps them in step).
+func (s *Server) apiRoutes() []*route {
+	const v1 = "/api/v1"
+	return []*route{
+		{method: "GET", path: v1 + "/openapi.json", public: true, kind: apiFile, h: s.openAPI},
+		{method: "GET", path: v1 + "/health", public: true, h: s.health},
+		{method: "GET", path: v1 + "/ready", public: true, h: s.readiness},
+
+		{method: "POST", path: v1 + "/session", public: true, h: s.apiLogin},
+		{method: "GET", path: v1 + "/session", roles: anyone, h: s.apiSession},
+		{method: "DELETE", path: v1 + "/session", roles: anyone, h: s.apiLogout},
+
+		{method: "GET", path: v1 + "/users", roles: roles(admin), h: s.apiUsers},
+		{method: "POST", path: v1 + "/users", roles: roles(admin), h: s.apiAddUser},
+		{method: "PUT", path: v1 + "/users/{name}/roles", roles: roles(admin), h: s.apiSetRoles},
+		{method: "PUT", path: v1 + "/users/{name}/password", roles: roles(admin), h: s.apiSetPassword},
+		{method: "POST", path: v1 + "/users/{name}/disable", roles: roles(admin), h: s.apiDisableUser},
+
+		{method: "GET", path: v1 + "/tokens", roles: anyone, h: s.apiTokens},
+		{method: "POST", path: v1 + "/tokens", roles: anyone, h: s.apiCreateToken},
+		{method: "DELETE", path: v1 + "/tokens/{id}", roles: anyone, h: s.apiRevokeToken},
+
+		{method: "GET", path: v1 + "/sources", roles: roles(admin, operator, dpo, auditor), h: s.apiSources},
+		{method: "POST", path: v1 + "/sources", roles: roles(operator), h: s.apiAddSource},
+		{method: "GET", path: v1 + "/sources/{id}", roles: roles(admin, operator, dpo, auditor), h: s.apiSource},
+		{method: "POST", path: v1 + "/sources/{id}/suspend", roles: roles(operator), h: s.apiSourceState(store.StateSuspended)},
+		{method: "POST", path: v1 + "/sources/{id}/resume", roles: roles(operator), h: s.apiSourceState(store.StateActive)},
+		{method: "POST", path: v1 + "/sources/{id}/ingest", roles: roles(operator), h: s.apiStartIngest},
+
+		{method: "GET", path: v1 + "/jobs", roles: roles(admin, operator), h: s.apiJobs},
+		{method: "GET", path: v1 + "/jobs/{id}", roles: roles(admin, operator), h: s.apiJob},
+		{method: "POST", path: v1 + "/jobs/{id}/cancel", roles: roles(operator), h: s.apiCancelJob},
+
+		{method: "POST", path: v1 + "/detect", roles: roles(investigator), kind: apiUpload, h: s.apiDetect},
+		{method: "POST", path: v1 + "/searches", roles: roles(investigator), kind: apiUpload, h: s.apiSearch},
+		{method: "GET", path: v1 + "/searches/{id}", roles: roles(investigator, verifier, auditor), h: s.apiSearchRecord},
+		{method: "POST", path: v1 + "/searches/{id}/confirmations", roles: roles(verifier), h: s.apiConfirm},
+		{method: "GET", path: v1 + "/faces/{id}", roles: roles(investigator, verifier), h: s.apiFace},
+		{method: "GET", path: v1 + "/faces/{id}/crop", roles: roles(investigator, verifier), kind: apiFile, h: s.apiFaceCrop},
+		{method: "GET", path: v1 + "/images/{id}", roles: roles(investigator, verifier), h: s.apiImage},
+
+		{method: "POST", path: v1 + "/portal/requests", public: true, kind: apiUpload, h: s.apiPortalRequest},
+		{method: "GET", path: v1 + "/rights", roles: roles(dpo, auditor), h: s.apiRights},
+		{method: "POST", path: v1 + "/rights", roles: roles(dpo), kind: apiUpload, h: s.apiRegisterRights},
+		{method: "GET", path: v1 + "/rights/{id}", roles: roles(dpo, auditor), h: s.apiRightsRequest},
+		{method: "POST", path: v1 + "/rights/{id}/process", roles: roles(dpo), h: s.apiProcessRights},
+		{method: "POST", path: v1 + "/rights/{id}/extend", roles: roles(dpo), h: s.apiExtendRights},
+		{method: "POST", path: v1 + "/rights/{id}/lift", roles: roles(dpo), h: s.apiLiftRestriction},
+		{method: "GET", path: v1 + "/rights/{id}/package", roles: roles(dpo), kind: apiFile, h: s.apiRightsPackage},
+
+		{method: "GET", path: v1 + "/audit", roles: roles(auditor, dpo), h: s.apiAudit},
+		{method: "GET", path: v1 + "/audit/verify", roles: roles(auditor, dpo, admin), h: s.apiAuditVerify},
+		{method: "GET", path: v1 + "/exports/records", roles: roles(dpo, auditor), kind: apiFile, h: s.apiRecords},
+		{method: "POST", path: v1 + "/exports/authority", roles: roles(dpo, auditor), kind: apiFile, h: s.apiAuthorityExport},
+	}
+}
+
+// pathID reads the {name} path value as a positive id.
+func pathID(r *http.Request, name string) (int64, error) {
+	id, err := strconv.ParseInt(r.PathValue(name), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, badRequest("%s %q is not an id", name, r.PathValue(name))
+	}
+	return id, nil
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
+}
+
+// readiness says whether the server can serve: the store answers and it
+// is not shutting down.
+func (s *Server) readiness(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	if err := s.ready(); err != nil {
+		s.log.Warn("not ready", "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
+		return nil
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "faces_indexed": s.cfg.Index.Index.Len(), "model": s.cfg.Model.ModelID()})
+	return nil
+}
+
+// --- sessions, users, tokens ---
+
+type loginJSON struct {
+	Name     string `json:"name"`
+	Password string `json:"password"`
+}
+
+type sessionJSON struct {
+	User    string       `json:"user"`
+	Roles   []store.Role `json:"roles"`
+	CSRF    string       `json:"csrf_token,omitempty"`
+	Expires *time.Time   `json:"expires,omitempty"`
+}
+
+func (s *Server) apiLogin(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	var in loginJSON
+	if err := decodeJSON(r, &in); err != nil {
+		return err
+	}
+	sess, err := s.login(r.Context(), w, r, in.Name, in.Password)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, sessionJSON{User: sess.User.Name, Roles: sess.User.Roles, CSRF: sess.CSRF, Expires: &sess.Expires})
+	return nil
+}
+
+func (s *Server) apiSession(w http.ResponseWriter, r *http.Request, p *principal) error {
+	out := sessionJSON{User: p.user.Name, Roles: p.user.Roles}
+	if p.session != nil {
+		out.CSRF, out.Expires = p.session.CSRF, &p.session.Expires
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) apiLogout(w http.ResponseWriter, r *http.Request, p *principal) error {
+	if err := s.logout(r.Context(), w, p); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+type userJSON struct {
+	Name        string       `json:"name"`
+	Roles       []store.Role `json:"roles"`
+	Created     time.Time    `json:"created"`
+	CreatedBy   string       `json:"created_by"`
+	Disabled    bool         `json:"disabled"`
+	HasPassword bool         `json:"has_password"`
+}
+
+func (s *Server) apiUsers(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	users, err := s.cfg.Data.DB.Users(r.Context())
+	if err != nil {
+		return err
+	}
+	out := make([]userJSON, len(users))
+	for i, u := range users {
+		_, _, perr := s.cfg.Data.DB.PasswordHash(r.Context(), u.Name)
+		out[i] = userJSON{u.Name, u.Roles, u.Created, u.CreatedBy, !u.Disabled.IsZero(), perr == nil}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+type newUserJSON struct {
+	Name     string       `json:"name"`
+	Roles    []store.Role `json:"roles"`
+	Password string       `json:"password"`
+}
+
+// checkAccountName refuses names that look like command-line accounts:
+// cli:NAME is reserved for operating-system users.
+func checkAccountName(name string) error {
+	if strings.Contains(name, ":") || strings.TrimSpace(name) == "" || len(name) > 64 {
+		return badRequest("name: 1 to 64 characters, without ':' (cli:NAME is reserved for command-line accounts)")
+	}
+	return nil
+}
+
+func (s *Server) apiAddUser(w http.ResponseWriter, r *http.Request, p *principal) error {
+	var in newUserJSON
+	if err := decodeJSON(r, &in); err != nil {
+		return err
+	}
+	if err := checkAccountName(in.Name); err != nil {
+		return err
+	}
+	if len(in.Roles) == 0 {
+		return badRequest("roles: give one or more of admin, operator, investigator, verifier, dpo, auditor")
+	}
+	hash, err := hashPassword(in.Password)
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	if err := s.cfg.Data.DB.AddUser(ctx, in.Name, in.Roles, p.actor()); err != nil {
+		return err
+	}
+	if err := s.cfg.Data.DB.SetPassword(ctx, in.Name, hash, p.actor()); err != nil {
+		return err
+	}
+	u, err := s.cfg.Data.DB.User(ctx, in.Name)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, userJSON{u.Name, u.Roles, u.Created, u.CreatedBy, false, true})
+	return nil
+}
+
+// hashPassword hashes a new password, refusing weak ones with a 400.
+func hashPassword(pw string) (string, error) {
+	h, err := passwd.Hash(pw)
+	if errors.Is(err, passwd.ErrTooShort) || errors.Is(err, passwd.ErrTooLong) {
+		return "", badRequest("password: %v", err)
+	}
+	return h, err
+}
+
+func (s *Server) apiSetRoles(w http.ResponseWriter, r *http.Request, p *principal) error {
+	var in struct {
+		Roles []store.Role `json:"roles"`
+	}
+	if err := decodeJSON(r, &in); err != nil {
+		return err
+	}
+	name := r.PathValue("name")
+	if name == p.user.Name && !slices.Contains(in.Roles, store.RoleAdmin) {
+		return newError(http.StatusConflict, "last_admin", "you cannot take the admin role from yourself; ask another admin")
+	}
+	if err := s.cfg.Data.DB.SetUserRoles(r.Context(), name, in.Roles, p.actor()); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) apiSetPassword(w http.ResponseWriter, r *http.Request, p *principal) error {
+	var in struct {
+		Password string `json:"password"`
+	}
+	if err := decodeJSON(r, &in); err != nil {
+		return err
+	}
+	hash, err := hashPassword(in.Password)
+	if err != nil {
+		return err
+	}
+	if err := s.cfg.Data.DB.SetPassword(r.Context(), r.PathValue("name"), hash, p.actor()); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) apiDisableUser(w http.ResponseWriter, r *http.Request, p *principal) error {
+	name := r.PathValue("name")
+	if name == p.user.Name {
+		return newError(http.StatusConflict, "self", "you cannot disable yourself; ask another admin")
+	}
+	if err := s.cfg.Data.DB.DisableUser(r.Context(), name, p.actor()); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+type tokenJSON struct {
+	ID       int64      `json:"id"`
+	User     string     `json:"user"`
+	Label    string     `json:"label"`
+	Created  time.Time  `json:"created"`
+	Expires  *time.Time `json:"expires,omitempty"`
+	Revoked  *time.Time `json:"revoked,omitempty"`
+	LastUsed *time.Time `json:"last_used,omitempty"`
+	Token    string     `json:"token,omitempty"` // only in the answer that creates it
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func toTokenJSON(t store.APIToken) tokenJSON {
+	return tokenJSON{ID: t.ID, User: t.User, Label: t.Label, Created: t.Created, Expires: timePtr(t.Expires),
+		Revoked: timePtr(t.Revoked), LastUsed: timePtr(t.LastUsed)}
+}
+
+// apiTokens lists the caller's API tokens; an admin sees everyone's.
+func (s *Server) apiTokens(w http.ResponseWriter, r *http.Request, p *principal) error {
+	user := p.user.Name
+	if p.user.Has(store.RoleAdmin) {
+		user = ""
+	}
+	ts, err := s.cfg.Data.DB.APITokens(r.Context(), user)
+	if err != nil {
+		return err
+	}
+	out := make([]tokenJSON, len(ts))
+	for i, t := range ts {
+		out[i] = toTokenJSON(t)
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// maxTokenDays bounds an API token's life.
+const maxTokenDays = 366
+
+func (s *Server) apiCreateToken(w http.ResponseWriter, r *http.Request, p *principal) error {
+	var in struct {
+		Label string `json:"label"`
+		Days  int    `json:"expires_in_days"`
+	}
+	if err := decodeJSON(r, &in); err != nil {
+		return err
+	}
+	if strings.TrimSpace(in.Label) == "" || len(in.Label) > 100 {
+		return badRequest("label: say what the token is for, in 1 to 100 characters")
+	}
+	if in.Days < 1 || in.Days > maxTokenDays {
+		return badRequest("expires_in_days: 1 to %d", maxTokenDays)
+	}
+	tok, hash, err := passwd.NewToken(tokenPrefix)
+	if err != nil {
+		return err
+	}
+	expires := s.cfg.Now().Add(time.Duration(in.Days) * 24 * time.Hour)
+	id, err := s.cfg.Data.DB.CreateAPIToken(r.Context(), p.user.Name, in.Label, hash, expires, p.actor())
+	if err != nil {
+		return err
+	}
+	out := tokenJSON{ID: id, User: p.user.Name, Label: in.Label, Created: s.cfg.Now(), Expires: &expires, Token: tok}
+	writeJSON(w, http.StatusCreated, out)
+	return nil
+}
+
+// apiRevokeToken revokes one of the caller's tokens; an admin may revoke
+// anyone's. Another user's token is "not found", so ids reveal nothing.
+func (s *Server) apiRevokeToken(w http.ResponseWriter, r *http.Request, p *principal) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	if !p.user.Has(store.RoleAdmin) {
+		ts, err := s.cfg.Data.DB.APITokens(r.Context(), p.user.Name)
+		if err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(ts, func(t store.APIToken) bool { return t.ID == id }) {
+			return errNotFound
+		}
+	}
+	if err := s.cfg.Data.DB.RevokeAPIToken(r.Context(), id, p.actor()); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// --- sources and ingest ---
+
+func (s *Server) sourceViews(ctx context.Context) ([]app.SourceView, error) {
+	srcs, err := s.cfg.Data.DB.Sources(ctx)
+	if err != nil {
+		return nil, err
+	}
+	counts, err := s.cfg.Data.DB.SourceCounts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return app.SourceViews(srcs, counts), nil
+}
+
+func (s *Server) apiSources(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	out, err := s.sourceViews(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) apiSource(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	out, err := s.sourceViews(r.Context())
+	if err != nil {
+		return err
+	}
+	for _, v := range out {
+		if v.ID == id {
+			writeJSON(w, http.StatusOK, v)
+			return nil
+		}
+	}
+	return errNotFound
+}
+
+func (s *Server) apiAddSource(w http.ResponseWriter, r *http.Request, p *principal) error {
+	var in app.Declaration
+	if err := decodeJSON(r, &in); err != nil {
+		return err
+	}
+	id, err := s.addSource(r.Context(), in, p)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, map[string]int64{"id": id})
+	return nil
+}
+
+// addSource validates and records a declaration.
+func (s *Server) addSource(ctx context.Context, d app.Declaration, p *principal) (int64, error) {
+	src, err := d.Validate("")
+	if err != nil {
+		return 0, badRequest("%v", err)
+	}
+	return app.AddSource(ctx, s.cfg.Data.DB, src, p.actor())
+}
+
+func (s *Server) apiSourceState(state store.SourceState) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, p *principal) error {
+		id, err := pathID(r, "id")
+		if err != nil {
+			return err
+		}
+		if err := app.SetSourceState(r.Context(), s.cfg.Data.DB, id, state, p.actor()); err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"id": id, "state": state})
+		return nil
+	}
+}
+
+func (s *Server) apiStartIngest(w http.ResponseWriter, r *http.Request, p *principal) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	j, err := s.jobs.start(r.Context(), id, p.actor())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusAccepted, j)
+	return nil
+}
+
+func (s *Server) apiJobs(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	writeJSON(w, http.StatusOK, s.jobs.list())
+	return nil
+}
+
+func (s *Server) apiJob(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	j, ok := s.jobs.get(id)
+	if !ok {
+		return errNotFound
+	}
+	writeJSON(w, http.StatusOK, j)
+	return nil
+}
+
+func (s *Server) apiCancelJob(w http.ResponseWriter, r *http.Request, p *principal) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	j, err := s.jobs.cancel(id, p.actor())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusAccepted, j)
+	return nil
+}
+
+// --- search, faces, verification ---
+
+// photos reads the image files of a multipart form's field, checked by
+// their content (never by their name or declared type), at most max.
+func photos(r *http.Request, field string, max int) ([][]byte, error) {
+	if err := parseMultipart(r); err != nil {
+		return nil, err
+	}
+	fhs := r.MultipartForm.File[field]
+	if len(fhs) == 0 {
+		return nil, badRequest("%s: attach a photo (multipart/form-data)", field)
+	}
+	if len(fhs) > max {
+		return nil, badRequest("%s: at most %d photos", field, max)
+	}
+	out := make([][]byte, 0, len(fhs))
+	for _, fh := range fhs {
+		b, err := readPart(fh)
+		if err != nil {
+			return nil, err
+		}
+		if imageproc.Sniff(b) == "" {
+			return nil, errNotImage
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// parseMultipart parses a multipart body (already limited by the route).
+func parseMultipart(r *http.Request) error {
+	if r.MultipartForm != nil {
+		return nil
+	}
+	if !strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/form-data") {
+		return newError(http.StatusUnsupportedMediaType, "want_multipart", "send multipart/form-data")
+	}
+	if err := r.ParseMultipartForm(32 << 20); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return errTooLarge
+		}
+		return badRequest("the multipart body cannot be read")
+	}
+	return nil
+}
+
+func readPart(fh *multipart.FileHeader) ([]byte, error) {
+	f, err := fh.Open()
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
+// analyse runs fn while holding one of the analysis slots, so that at most
+// Config.Analyses photos are analysed at once; the others queue.
+func (s *Server) analyse(ctx context.Context, fn func() error) error {
+	s.metrics.queued.Inc()
+	select {
+	case s.slots <- struct{}{}:
+		s.metrics.queued.Dec()
+	case <-ctx.Done():
+		s.metrics.queued.Dec()
+		return ctx.Err()
+	}
+	defer func() { <-s.slots }()
+	return fn()
+}
+
+type detectJSON struct {
+	Width  int       `json:"width"`
+	Height int       `json:"height"`
+	Faces  []boxJSON `json:"faces"`
+}
+
+type boxJSON struct {
+	Index   int        `json:"index"`
+	Box     [4]float64 `json:"box"`
+	Quality float64    `json:"quality"`
+}
+
+// apiDetect finds the faces of a photo, so that the investigator can
+// choose which to search; nothing is stored or searched.
+func (s *Server) apiDetect(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	ps, err := photos(r, "photo", 1)
+	if err != nil {
+		return err
+	}
+	var out detectJSON
+	err = s.analyse(r.Context(), func() error {
+		an, err := s.cfg.Model.Analyze(r.Context(), ps[0])
+		if err != nil {
+			return err
+		}
+		out = detectJSON{Width: an.Width, Height: an.Height, Faces: make([]boxJSON, len(an.Faces))}
+		for i, f := range an.Faces {
+			out.Faces[i] = boxJSON{Index: i, Box: [4]float64{round2(f.Box.X), round2(f.Box.Y), round2(f.Box.W), round2(f.Box.H)},
+				Quality: math.Round(f.Quality*1e3) / 1e3}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func round2(v float64) float64 { return math.Round(v*100) / 100 }
+
+// searchForm is a search request read from a multipart form.
+type searchForm struct {
+	purpose, caseRef string
+	k, face          int
+	threshold        float64
+	probe            []byte
+}
+
+func (s *Server) readSearchForm(r *http.Request) (searchForm, error) {
+	ps, err := photos(r, "photo", 1)
+	if err != nil {
+		return searchForm{}, err
+	}
+	f := searchForm{probe: ps[0], purpose: strings.TrimSpace(r.FormValue("purpose")), caseRef: strings.TrimSpace(r.FormValue("case")),
+		k: 10, face: -1, threshold: s.cfg.Model.SamePerson()}
+	if f.purpose == "" {
+		return f, search.ErrNoPurpose
+	}
+	if len(f.purpose) > 500 || len(f.caseRef) > 200 {
+		return f, badRequest("purpose (500) or case (200) is too long")
+	}
+	if v := r.FormValue("k"); v != "" {
+		if f.k, err = strconv.Atoi(v); err != nil {
+			return f, badRequest("k %q: want a whole number from 1 to %d", v, search.MaxK)
+		}
+	}
+	if v := r.FormValue("face"); v != "" {
+		if f.face, err = strconv.Atoi(v); err != nil {
+			return f, badRequest("face %q: want the number of a face of the photo, from 0", v)
+		}
+	}
+	if v := r.FormValue("threshold"); v != "" {
+		if f.threshold, err = strconv.ParseFloat(v, 64); err != nil || math.IsNaN(f.threshold) {
+			return f, badRequest("threshold %q: want a number from -1 to 1", v)
+		}
+	}
+	return f, nil
+}
+
+// runSearch runs an audited search for p.
+func (s *Server) runSearch(ctx context.Context, f searchForm, p *principal) (app.SearchView, error) {
+	var res search.Result
+	start := time.Now()
+	err := s.analyse(ctx, func() error {
+		var err error
+		res, err = s.search.Search(ctx, search.Request{Actor: p.actor(), Purpose: f.purpose, Case: f.caseRef, K: f.k,
+			Threshold: f.threshold, Face: f.face, Probe: f.probe})
+		return err
+	})
+	if len(res.Stale) > 0 {
+		if derr := s.cfg.Index.Index.Delete(context.WithoutCancel(ctx), res.Stale); derr != nil {
+			s.log.Warn("drop stale index entries", "err", derr)
+		}
+	}
+	outcome := "ok"
+	if err != nil {
+		outcome = classify(err, "").Code
+	}
+	s.metrics.searches.WithLabelValues(outcome).Observe(time.Since(start).Seconds())
+	if err != nil {
+		return app.SearchView{}, err
+	}
+	return app.NewSearchView(res, f.threshold), nil
+}
+
+func (s *Server) apiSearch(w http.ResponseWriter, r *http.Request, p *principal) error {
+	f, err := s.readSearchForm(r)
+	if err != nil {
+		return err
+	}
+	out, err := s.runSearch(r.Context(), f, p)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+type searchRecordJSON struct {
+	ID            int64              `json:"id"`
+	Actor         string             `json:"actor"`
+	At            time.Time          `json:"at"`
+	Purpose       string             `json:"purpose"`
+	Case          string             `json:"case,omitempty"`
+	K             int                `json:"k"`
+	Threshold     float64            `json:"threshold"`
+	Returned      []int64            `json:"returned"`
+	Confirmations []confirmationJSON `json:"confirmations"`
+	Required      int                `json:"confirmations_required"`
+}
+
+type confirmationJSON struct {
+	FaceID     int64    `json:"face_id"`
+	Verifiers  []string `json:"verifiers"`
+	Identified bool     `json:"identified"`
+}
+
+// canSeeSearch: an investigator sees their own searches; verifiers and
+// auditors see all.
+func canSeeSearch(p *principal, sr store.Search) bool {
+	return sr.Actor == p.actor() || p.user.Has(store.RoleVerifier) || p.user.Has(store.RoleAuditor)
+}
+
+func (s *Server) apiSearchRecord(w http.ResponseWriter, r *http.Request, p *principal) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	out, err := s.searchRecord(r.Context(), id, p)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) searchRecord(ctx context.Context, id int64, p *principal) (searchRecordJSON, error) {
+	sr, err := s.cfg.Data.DB.Search(ctx, id)
+	if err != nil {
+		return searchRecordJSON{}, err
+	}
+	if !canSeeSearch(p, sr) {
+		return searchRecordJSON{}, errNotFound
+	}
+	cs, err := s.cfg.Data.DB.Confirmations(ctx, id)
+	if err != nil {
+		return searchRecordJSON{}, err
+	}
+	out := searchRecordJSON{ID: sr.ID, Actor: sr.Actor, At: sr.At, Purpose: sr.Purpose, Case: sr.CaseRef, K: sr.K,
+		Threshold: sr.Threshold, Returned: sr.Returned, Confirmations: []confirmationJSON{}, Required: store.ConfirmationsRequired}
+	if out.Returned == nil {
+		out.Returned = []int64{}
+	}
+	for _, fid := range sr.Returned {
+		if c, ok := cs[fid]; ok {
+			out.Confirmations = append(out.Confirmations, confirmationJSON{FaceID: fid, Verifiers: c.Verifiers, Identified: c.Identified})
+		}
+	}
+	return out, nil
+}
+
+func (s *Server) apiConfirm(w http.ResponseWriter, r *http.Request, p *principal) error {
+	sid, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	var in struct {
+		FaceID int64 `json:"face_id"`
+	}
+	if err := decodeJSON(r, &in); err != nil {
+		return err
+	}
+	c, err := s.cfg.Data.DB.Confirm(r.Context(), sid, in.FaceID, p.actor())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, confirmationJSON{FaceID: in.FaceID, Verifiers: c.Verifiers, Identified: c.Identified})
+	return nil
+}
+
+// visibleFace returns a stored face if p may see it: it must have been
+// returned by a search p ran, or, for a verifier, by any search. Crops
+// and face details are never browsable by id alone.
+func (s *Server) visibleFace(ctx context.Context, p *principal, id int64) (store.FaceRef, error) {
+	refs, err := s.cfg.Data.DB.FaceRefs(ctx, []int64{id})
+	if err != nil {
+		return store.FaceRef{}, err
+	}
+	ref, ok := refs[id]
+	if !ok {
+		return store.FaceRef{}, errNotFound
+	}
+	if p.user.Has(store.RoleVerifier) {
+		if ss, err := s.cfg.Data.DB.SearchesReturning(ctx, []int64{id}); err != nil || len(ss) == 0 {
+			return store.FaceRef{}, errors.Join(err, errNotFound)
+		}
+		return ref, nil
+	}
+	ss, err := s.cfg.Data.DB.SearchesReturning(ctx, []int64{id})
+	if err != nil {
+		return store.FaceRef{}, err
+	}
+	if !slices.ContainsFunc(ss, func(sr store.Search) bool { return sr.Actor == p.actor() }) {
+		return store.FaceRef{}, errNotFound
+	}
+	return ref, nil
+}
+
+type faceJSON struct {
+	ID         int64      `json:"id"`
+	ImageID    int64      `json:"image_id"`
+	SourceID   int64      `json:"source_id"`
+	Locator    string     `json:"locator"`
+	LegalBasis string     `json:"legal_basis"`
+	Controller string     `json:"controller"`
+	Box        [4]float64 `json:"box"`
+	Score      float64    `json:"score"`
+	Quality    float64    `json:"quality"`
+	TimeCodeMS *int64     `json:"time_code_ms,omitempty"`
+}
+
+func toFaceJSON(ref store.FaceRef) faceJSON {
+	f := faceJSON{ID: ref.ID, ImageID: ref.ImageID, SourceID: ref.SourceID, Locator: ref.Locator, LegalBasis: string(ref.LegalBasis),
+		Controller: ref.Controller, Box: [4]float64{round2(ref.Box.X), round2(ref.Box.Y), round2(ref.Box.W), round2(ref.Box.H)},
+		Score: math.Round(ref.Score*1e3) / 1e3, Quality: math.Round(ref.Quality*1e3) / 1e3}
+	if ref.TimeCode != nil {
+		ms := ref.TimeCode.Milliseconds()
+		f.TimeCodeMS = &ms
+	}
+	return f
+}
+
+func (s *Server) apiFace(w http.ResponseWriter, r *http.Request, p *principal) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	ref, err := s.visibleFace(r.Context(), p, id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, toFaceJSON(ref))
+	return nil
+}
+
+// apiFaceCrop serves a JPEG of the face with a margin, read from its
+// source now (gabarit keeps templates, not photos). Never cached.
+func (s *Server) apiFaceCrop(w http.ResponseWriter, r *http.Request, p *principal) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	ref, err := s.visibleFace(r.Context(), p, id)
+	if err != nil {
+		return err
+	}
+	b, err := s.crop(r.Context(), ref)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "image/jpeg")
+	w.Header().Set("Cache-Control", "no-store, private")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	_, err = w.Write(b)
+	return err
+}
+
+func (s *Server) apiImage(w http.ResponseWriter, r *http.Request, p *principal) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	img, err := s.cfg.Data.DB.Image(ctx, id)
+	if err != nil {
+		return err
+	}
+	faces, err := s.cfg.Data.DB.Faces(ctx, id)
+	if err != nil {
+		return err
+	}
+	var visible []faceJSON
+	for _, f := range faces {
+		if ref, err := s.visibleFace(ctx, p, f.ID); err == nil {
+			visible = append(visible, toFaceJSON(ref))
+		}
+	}
+	if len(visible) == 0 {
+		return errNotFound
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"id": img.ID, "source_id": img.SourceID, "locator": img.Locator,
+		"width": img.Width, "height": img.Height, "taken_at": timePtr(img.TakenAt), "ingested_at": img.IngestedAt,
+		"retention_deadline": img.RetentionDeadline, "faces": visible, "faces_in_image": len(faces)})
+	return nil
+}
+
+// --- rights ---
+
+// portalKinds are the requests the public portal takes; restriction is
+// asked for through the DPO.
+var portalKinds = []dsr.Kind{dsr.Access, dsr.Erasure, dsr.Objection}
+
+type portalAnswer struct {
+	Reference string    `json:"reference"`
+	Kind      string    `json:"kind"`
+	Received  time.Time `json:"received"`
+	Due       time.Time `json:"due"`
+	Message   string    `json:"message"`
+}
+
+// portalMessage is the same for everyone: the answer never says whether
+// the person is in the database.
+const portalMessage = "Your request is registered. The controller will answer at the contact you gave by the due date. " +
+	"This answer says nothing about whether any data about you is held; the response to your request will."
+
+// registerPortal registers a public request: selfies, a contact and a kind.
+func (s *Server) registerPortal(r *http.Request, actor string, kinds []dsr.Kind) (dsr.Request, error) {
+	if err := parseMultipart(r); err != nil {
+		return dsr.Request{}, err
+	}
+	kind, err := dsr.ParseKind(r.FormValue("kind"))
+	if err != nil || !slices.Contains(kinds, kind) {
+		names := make([]string, len(kinds))
+		for i, k := range kinds {
+			names[i] = string(k)
+		}
+		return dsr.Request{}, badRequest("kind: want %s", strings.Join(names, ", "))
+	}
+	contact := strings.TrimSpace(r.FormValue("contact"))
+	if contact == "" || len(contact) > 300 {
+		return dsr.Request{}, badRequest("contact: say where the answer should go (an e-mail or postal address), at most 300 characters")
+	}
+	selfies, err := photos(r, "selfie", maxSelfies)
+	if err != nil {
+		return dsr.Request{}, err
+	}
+	var req dsr.Request
+	err = s.analyse(r.Context(), func() error {
+		req, err = s.rights.Register(r.Context(), kind, selfies, contact, actor)
+		return err
+	})
+	if err == nil {
+		s.metrics.rightsReceived.WithLabelValues(string(kind)).Inc()
+	}
+	return req, err
+}
+
+func (s *Server) apiPortalRequest(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	if !s.portal.allow(clientIP(r)) {
+		retryAfter(w, time.Hour)
+		return errRateLimited
+	}
+	req, err := s.registerPortal(r, "portal", portalKinds)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, toPortalAnswer(req))
+	return nil
+}
+
+func toPortalAnswer(req dsr.Request) portalAnswer {
+	return portalAnswer{Reference: fmt.Sprintf("R-%d", req.ID), Kind: string(req.Kind), Received: req.Received,
+		Due: req.Deadline(), Message: portalMessage}
+}
+
+func (s *Server) apiRegisterRights(w http.ResponseWriter, r *http.Request, p *principal) error {
+	req, err := s.registerPortal(r, p.actor(), dsr.Kinds())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, app.NewRequestView(req, s.cfg.Now()))
+	return nil
+}
+
+func (s *Server) apiRights(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	reqs, err := s.cfg.Data.DB.RightsRequests(r.Context())
+	if err != nil {
+		return err
+	}
+	out, overdue := app.RegisterView(reqs, s.cfg.Now())
+	writeJSON(w, http.StatusOK, map[string]any{"requests": out, "overdue": overdue})
+	return nil
+}
+
+func (s *Server) apiRightsRequest(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	req, err := s.cfg.Data.DB.RightsRequest(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, app.NewRequestView(req, s.cfg.Now()))
+	return nil
+}
+
+type outcomeJSON struct {
+	Request      app.RequestView `json:"request"`
+	MatchedFaces int             `json:"matched_faces"`
+	Erased       int             `json:"erased_faces"`
+	ErasedImages int             `json:"erased_images"`
+	Proof        *rights.Proof   `json:"proof,omitempty"`
+	Recipients   []int64         `json:"notify_searches,omitempty"`
+	Package      bool            `json:"package"`
+}
+
+func (s *Server) apiProcessRights(w http.ResponseWriter, r *http.Request, p *principal) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	out, err := s.processRights(r.Context(), id, p)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// processRights carries a request out; erasures save the index at once, so
+// that a crash cannot bring erased faces back into it.
+func (s *Server) processRights(ctx context.Context, id int64, p *principal) (outcomeJSON, error) {
+	var o rights.Outcome
+	err := s.analyse(ctx, func() error {
+		var err error
+		o, err = s.rights.Process(ctx, id, p.actor())
+		return err
+	})
+	if errors.Is(err, rights.ErrNotOpen) {
+		return outcomeJSON{}, newError(http.StatusConflict, "closed", "request %d is already closed", id)
+	}
+	if err != nil {
+		return outcomeJSON{}, err
+	}
+	if o.Erased > 0 {
+		if err := s.saveIndex(context.WithoutCancel(ctx)); err != nil {
+			return outcomeJSON{}, err
+		}
+	}
+	return outcomeJSON{Request: app.NewRequestView(o.Request, s.cfg.Now()), MatchedFaces: o.MatchedFaces, Erased: o.Erased,
+		ErasedImages: o.ErasedImages, Proof: o.Proof, Recipients: o.Recipients, Package: o.Package != ""}, nil
+}
+
+func (s *Server) apiExtendRights(w http.ResponseWriter, r *http.Request, p *principal) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	var in struct {
+		Months     int    `json:"months"`
+		Reason     string `json:"reason"`
+		NoticeSent bool   `json:"notice_sent"`
+	}
+	if err := decodeJSON(r, &in); err != nil {
+		return err
+	}
+	if !in.NoticeSent {
+		return badRequest("notice_sent: tell the person first, with the reason, then confirm it")
+	}
+	req, err := app.ExtendRequest(r.Context(), s.cfg.Data.DB, id, in.Months, in.Reason, p.actor())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, app.NewRequestView(req, s.cfg.Now()))
+	return nil
+}
+
+func (s *Server) apiLiftRestriction(w http.ResponseWriter, r *http.Request, p *principal) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	if err := app.LiftRestriction(r.Context(), s.cfg.Data.DB, s.cfg.Vault, id, p.actor()); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// apiRightsPackage serves the access package of a completed access request.
+func (s *Server) apiRightsPackage(w http.ResponseWriter, r *http.Request, p *principal) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	req, err := s.cfg.Data.DB.RightsRequest(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	var res struct {
+		Package string `json:"package"`
+	}
+	if req.Kind != dsr.Access || req.State != dsr.Completed || json.Unmarshal(req.Result, &res) != nil || res.Package == "" {
+		return newError(http.StatusConflict, "no_package", "request %d has no access package (only completed access requests do)", id)
+	}
+	path := filepath.Join(s.rights.OutDir, filepath.Base(res.Package))
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := s.cfg.Data.DB.AppendAudit(r.Context(), nil, store.AuditEntry{Actor: p.actor(), Action: "rights.package-downloaded",
+		Object: fmt.Sprintf("rights/%d", id)}); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/zip")
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="access-%d.zip"`, id))
+	_, err = io.Copy(w, f)
+	return err
+}
+
+// --- audit and exports ---
+
+func (s *Server) apiAudit(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	from, to := int64(1), int64(math.MaxInt64)
+	if v := r.URL.Query().Get("from"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			return badRequest("from %q: want an entry id ≥ 1", v)
+		}
+		from = n
+	}
+	limit := 200
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return badRequest("limit %q: want 1 to 1000", v)
+		}
+		limit = n
+	}
+	to = from + int64(limit) - 1
+	es, err := s.cfg.Data.DB.AuditEntries(r.Context(), from, to)
+	if err != nil {
+		return err
+	}
+	out := make([]app.AuditView, len(es))
+	for i, e := range es {
+		out[i] = app.NewAuditView(e)
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) apiAuditVerify(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	v, err := app.VerifyAudit(r.Context(), s.cfg.Data.DB)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, v)
+	return nil
+}
+
+func (s *Server) apiRecords(w http.ResponseWriter, r *http.Request, p *principal) error {
+	rec, err := app.BuildRecords(r.Context(), s.cfg.Data, s.cfg.Now())
+	if err != nil {
+		return err
+	}
+	if err := app.AuditExport(r.Context(), s.cfg.Data.DB, p.actor(), "export.records", "api", nil); err != nil {
+		return err
+	}
+	if r.URL.Query().Get("format") == "md" {
+		w.Header().Set("Content-Type", "text/markdown; charset=utf-8")
+		return rec.Markdown(w)
+	}
+	writeJSON(w, http.StatusOK, rec)
+	return nil
+}
+
+// apiAuthorityExport builds the package for a supervisory authority (the
+// same files as `gabarit export authority`) and sends it as a zip.
+func (s *Server) apiAuthorityExport(w http.ResponseWriter, r *http.Request, p *principal) error {
+	x, err := app.AuthorityExport(r.Context(), s.cfg.Data, s.cfg.Now(), p.actor())
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, f := range x.Files {
+		fw, err := zw.CreateHeader(&zip.FileHeader{Name: f.Name, Method: zip.Deflate, Modified: s.cfg.Now()})
+		if err != nil {
+			return err
+		}
+		if _, err := fw.Write(f.Data); err != nil {
+			return err
+		}
+	}
+	if err := zw.Close(); err != nil {
+		return err
+	}
+	if err := app.AuditExport(r.Context(), s.cfg.Data.DB, p.actor(), "export.authority", "api", x.Digests); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/zip")
+	w.Header().Set("Content-Disposition", `attachment; filename="gabarit-authority-export.zip"`)
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	_, err = w.Write(buf.Bytes())
+	return err
+}

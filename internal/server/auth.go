@@ -1,0 +1,205 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"gabarit/internal/passwd"
+	"gabarit/internal/store"
+)
+
+// principal is who makes a request: a user, through a console session or
+// an API token.
+type principal struct {
+	user      store.User
+	session   *store.Session // nil for a bearer token
+	tokenHash [32]byte       // the session's cookie hash
+	token     *store.APIToken
+}
+
+// actor names p in the audit log: the account name (command-line accounts
+// are named cli:ACCOUNT, console and API accounts have no prefix).
+func (p *principal) actor() string { return p.user.Name }
+
+// Cookie and token names.
+const (
+	sessionCookie = "gabarit_session"
+	tokenPrefix   = "gbt_"
+)
+
+// authenticate finds the principal of r: a bearer token in Authorization,
+// else a session cookie. No credentials is (nil, nil); wrong, expired or
+// revoked credentials are an error (401), so that a client learns its
+// token is no longer good.
+func (s *Server) authenticate(r *http.Request) (*principal, error) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		tok, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok || !strings.HasPrefix(tok, tokenPrefix) {
+			return nil, newError(http.StatusUnauthorized, "bad_token", "Authorization must be \"Bearer gbt_…\"")
+		}
+		t, u, err := s.cfg.Data.DB.APITokenUser(r.Context(), passwd.TokenHash(tok))
+		switch {
+		case errors.Is(err, store.ErrExpired):
+			return nil, newError(http.StatusUnauthorized, "token_expired", "this API token has expired; create a new one")
+		case errors.Is(err, store.ErrRevoked):
+			return nil, newError(http.StatusUnauthorized, "token_revoked", "this API token was revoked")
+		case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrForbidden):
+			return nil, newError(http.StatusUnauthorized, "bad_token", "unknown API token, or its user is disabled")
+		case err != nil:
+			return nil, err
+		}
+		return &principal{user: u, token: &t}, nil
+	}
+	c, err := r.Cookie(sessionCookie)
+	if err != nil || c.Value == "" {
+		return nil, nil
+	}
+	h := passwd.TokenHash(c.Value)
+	sess, err := s.cfg.Data.DB.Session(r.Context(), h)
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrForbidden) {
+		return nil, newError(http.StatusUnauthorized, "session_expired", "your session has ended; sign in again")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &principal{user: sess.User, session: &sess, tokenHash: h}, nil
+}
+
+// login checks a name and password and opens a session: the cookie holds
+// a random token (the store keeps its hash), and the CSRF token is
+// returned for the console to echo. Attempts are limited per client
+// address and per account; a wrong name and a wrong password get the
+// same answer.
+func (s *Server) login(ctx context.Context, w http.ResponseWriter, r *http.Request, name, password string) (*store.Session, error) {
+	if !s.logins.allow("ip:"+clientIP(r)) || !s.logins.allow("user:"+name) {
+		s.metrics.logins.WithLabelValues("rate_limited").Inc()
+		return nil, errRateLimited
+	}
+	bad := newError(http.StatusUnauthorized, "bad_credentials", "wrong name or password")
+	hash, u, err := s.cfg.Data.DB.PasswordHash(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		// Spend the same time as a real check, so that timing does not
+		// tell which accounts exist.
+		_, _ = passwd.Verify(password, dummyHash)
+		s.metrics.logins.WithLabelValues("failed").Inc()
+		return nil, bad
+	}
+	if err != nil {
+		return nil, err
+	}
+	ok, err := passwd.Verify(password, hash)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || !u.Disabled.IsZero() {
+		s.metrics.logins.WithLabelValues("failed").Inc()
+		return nil, bad
+	}
+	token, th, err := passwd.NewToken("")
+	if err != nil {
+		return nil, err
+	}
+	csrf := randomString(32)
+	expires := s.cfg.Now().Add(s.cfg.SessionTTL)
+	if err := s.cfg.Data.DB.CreateSession(ctx, th, u.Name, csrf, expires); err != nil {
+		return nil, err
+	}
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: token, Path: "/", Expires: expires,
+		HttpOnly: true, Secure: s.cfg.SecureCookies, SameSite: http.SameSiteStrictMode})
+	s.metrics.logins.WithLabelValues("ok").Inc()
+	return &store.Session{User: u, CSRF: csrf, Expires: expires}, nil
+}
+
+// logout ends p's session and clears the cookie.
+func (s *Server) logout(ctx context.Context, w http.ResponseWriter, p *principal) error {
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, Secure: s.cfg.SecureCookies, SameSite: http.SameSiteStrictMode})
+	if p == nil || p.session == nil {
+		return nil
+	}
+	err := s.cfg.Data.DB.DeleteSession(ctx, p.tokenHash, p.actor())
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// dummyHash is a valid argon2id hash of a random password, verified
+// against when the account does not exist.
+var dummyHash = func() string {
+	h, err := passwd.Hash(randomString(24))
+	if err != nil {
+		panic(err)
+	}
+	return h
+}()
+
+// randomString is n random bytes, base64url-encoded.
+func randomString(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand never fails on Linux
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// clientIP is the address of the connection's peer. Forwarding headers are
+// not trusted: behind a proxy, limits apply to the proxy.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// limiter allows at most n events per key within a sliding window.
+type limiter struct {
+	n      int
+	window time.Duration
+	mu     sync.Mutex
+	seen   map[string][]time.Time
+	now    func() time.Time
+}
+
+func newLimiter(n int, window time.Duration) *limiter {
+	return &limiter{n: n, window: window, seen: map[string][]time.Time{}, now: time.Now}
+}
+
+// allow records an event for key and reports whether it is within the limit.
+func (l *limiter) allow(key string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	cut := now.Add(-l.window)
+	ts := l.seen[key]
+	i := 0
+	for i < len(ts) && ts[i].Before(cut) {
+		i++
+	}
+	ts = ts[i:]
+	if len(l.seen) > 100_000 { // bound the memory an attacker can take
+		for k, v := range l.seen {
+			if len(v) == 0 || v[len(v)-1].Before(cut) {
+				delete(l.seen, k)
+			}
+		}
+	}
+	if len(ts) >= l.n {
+		l.seen[key] = ts
+		return false
+	}
+	l.seen[key] = append(ts, now)
+	return true
+}
+
+// retryAfter sets Retry-After on a rate-limited answer.
+func retryAfter(w http.ResponseWriter, d time.Duration) {
+	w.Header().Set("Retry-After", strconv.Itoa(int(d.Seconds())))
+}

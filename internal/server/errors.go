@@ -1,0 +1,235 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"runtime"
+	"time"
+
+	"gabarit/internal/dsr"
+	"gabarit/internal/face"
+	"gabarit/internal/imageproc"
+	"gabarit/internal/search"
+	"gabarit/internal/store"
+)
+
+// apiError is an answer to a failed request: an HTTP status, a stable
+// machine-readable code and a message for people. It never carries
+// internal details.
+type apiError struct {
+	Status  int    `json:"-"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *apiError) Error() string { return e.Code + ": " + e.Message }
+
+func newError(status int, code, format string, a ...any) *apiError {
+	return &apiError{Status: status, Code: code, Message: fmt.Sprintf(format, a...)}
+}
+
+// badRequest is a 400 with code "invalid" naming what is wrong.
+func badRequest(format string, a ...any) *apiError {
+	return newError(http.StatusBadRequest, "invalid", format, a...)
+}
+
+// Errors shared by handlers.
+var (
+	errNotFound        = newError(http.StatusNotFound, "not_found", "no such resource")
+	errMethod          = newError(http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this resource")
+	errUnauthenticated = newError(http.StatusUnauthorized, "unauthenticated", "sign in, or send a valid bearer token")
+	errForbidden       = newError(http.StatusForbidden, "forbidden", "your roles do not allow this")
+	errCSRF            = newError(http.StatusForbidden, "csrf", "missing or wrong CSRF token, or a cross-site request")
+	errTooLarge        = newError(http.StatusRequestEntityTooLarge, "too_large", "the request body is too large")
+	errRateLimited     = newError(http.StatusTooManyRequests, "rate_limited", "too many attempts; wait a minute and try again")
+	errNoFace          = newError(http.StatusUnprocessableEntity, "no_face", "no face was found in the photo")
+	errNotImage        = newError(http.StatusUnsupportedMediaType, "not_an_image", "the upload is not an image gabarit reads (JPEG, PNG, GIF, WebP, BMP, TIFF, PGM/PPM)")
+	errBusy            = newError(http.StatusServiceUnavailable, "busy", "the server is shutting down or overloaded; try again")
+)
+
+// classify maps an error to its answer; internal errors become a 500 that
+// names only the request id.
+func classify(err error, reqID string) *apiError {
+	var ae *apiError
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.As(err, &mbe):
+		return errTooLarge
+	case errors.Is(err, store.ErrNotFound):
+		return errNotFound
+	case errors.Is(err, store.ErrForbidden):
+		return errForbidden
+	case errors.Is(err, store.ErrRevoked), errors.Is(err, store.ErrExpired):
+		return errUnauthenticated
+	case errors.Is(err, search.ErrNoPurpose):
+		return newError(http.StatusBadRequest, "missing_purpose", "a search must state its purpose")
+	case errors.Is(err, search.ErrBadRequest), errors.Is(err, store.ErrInvalid), errors.Is(err, dsr.ErrInvalid):
+		// Validation errors describe the caller's input, nothing internal.
+		return newError(http.StatusBadRequest, "invalid", "%s", err.Error())
+	case errors.Is(err, face.ErrNoFace):
+		return errNoFace
+	case errors.Is(err, imageproc.ErrUnsupportedFormat), errors.Is(err, imageproc.ErrCorrupt), errors.Is(err, imageproc.ErrTooLarge):
+		return newError(http.StatusUnprocessableEntity, "bad_image", "the photo cannot be read: it is corrupt, truncated or too large")
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return errBusy
+	}
+	return newError(http.StatusInternalServerError, "internal", "internal error (request %s); the details are in the server's log", reqID)
+}
+
+// fail answers a failed request: JSON for the API, an HTML page for the
+// console and the portal. Internal errors are logged with the request id.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, kind routeKind, err error) {
+	id := requestID(r)
+	ae := classify(err, id)
+	if ae.Status >= 500 && ae.Code == "internal" {
+		s.log.Error("request failed", "request_id", id, "route", routeOf(r), "err", err)
+	}
+	s.metrics.errors.WithLabelValues(ae.Code).Inc()
+	if kind == page || kind == pageForm {
+		s.errorPage(w, r, ae)
+		return
+	}
+	writeJSON(w, ae.Status, ae)
+}
+
+// writeJSON writes v as JSON with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v) // the client went away: nothing to do
+}
+
+// decodeJSON reads a JSON body into v, refusing unknown fields, trailing
+// data and other media types.
+func decodeJSON(r *http.Request, v any) error {
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+		return newError(http.StatusUnsupportedMediaType, "want_json", "send application/json")
+	}
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return errTooLarge
+		}
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return badRequest("field %q: want %s, got %s", te.Field, te.Type, te.Value)
+		}
+		return badRequest("the body is not valid JSON for this request: %v", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return badRequest("trailing data after the JSON body")
+	}
+	return nil
+}
+
+type ctxKey int
+
+const (
+	keyRequestID ctxKey = iota
+	keyRoute
+)
+
+// routeSlot holds the matched route's name for logs and metrics.
+type routeSlot struct{ name string }
+
+func requestID(r *http.Request) string {
+	id, _ := r.Context().Value(keyRequestID).(string)
+	return id
+}
+
+func setRoute(r *http.Request, name string) {
+	if slot, ok := r.Context().Value(keyRoute).(*routeSlot); ok {
+		slot.name = name
+	}
+}
+
+func routeOf(r *http.Request) string {
+	if slot, ok := r.Context().Value(keyRoute).(*routeSlot); ok && slot.name != "" {
+		return slot.name
+	}
+	return "other"
+}
+
+// statusWriter records the status a handler wrote.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// middleware wraps every response: a request id, security headers, no
+// caching unless a handler allows it, panic recovery, a log line and the
+// request metrics. Logs name the route pattern, never query strings,
+// bodies, names or e-mail addresses.
+func (s *Server) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		var b [8]byte
+		_, _ = rand.Read(b[:]) // crypto/rand never fails on Linux
+		id := hex.EncodeToString(b[:])
+		slot := &routeSlot{}
+		ctx := context.WithValue(context.WithValue(r.Context(), keyRequestID, id), keyRoute, slot)
+		r = r.WithContext(ctx)
+		h := w.Header()
+		h.Set("X-Request-Id", id)
+		h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "+
+			"connect-src 'self'; font-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		h.Set("Cross-Origin-Resource-Policy", "same-origin")
+		h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+		h.Set("Cache-Control", "no-store")
+		if s.cfg.SecureCookies {
+			h.Set("Strict-Transport-Security", "max-age=31536000")
+		}
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				buf := make([]byte, 8<<10)
+				buf = buf[:runtime.Stack(buf, false)]
+				s.log.Error("panic", "request_id", id, "route", routeOf(r), "panic", fmt.Sprint(v), "stack", string(buf))
+				if sw.status == 0 {
+					writeJSON(sw, http.StatusInternalServerError, classify(errors.New("panic"), id))
+				}
+			}
+			d := time.Since(start)
+			route := routeOf(r)
+			s.metrics.observe(route, sw.status, d)
+			s.log.LogAttrs(r.Context(), slog.LevelInfo, "request", slog.String("request_id", id), slog.String("method", r.Method),
+				slog.String("route", route), slog.Int("status", sw.status), slog.Duration("took", d))
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}

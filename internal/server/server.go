@@ -1,0 +1,205 @@
+// Package server is gabarit's HTTP front end: the REST API under /api/v1
+// (described by the OpenAPI document it serves at /api/v1/openapi.json),
+// the web console for operators, investigators, verifiers, DPOs, auditors
+// and admins, the public rights portal, health and readiness probes and
+// Prometheus metrics, in one process over one data directory.
+//
+// Every route declares who may call it (see routes.go); the rule is
+// enforced here, on the server, for every request, and tested as a matrix
+// of each role against each route. Console users log in with a password
+// (argon2id) and get a session cookie (HttpOnly, SameSite=Strict, Secure
+// unless served on loopback over plain HTTP) and a CSRF token that every
+// state-changing request must echo; API clients send bearer tokens, which
+// are stored hashed and can be listed and revoked. Errors are JSON
+// {"code","message"} and never carry internal details: those go to the
+// log, under the request id the error names.
+//
+// The server holds the data directory's writer lock for its lifetime: it
+// is the one process that ingests, purges and erases, so its vector index
+// and vault in memory are never stale.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"gabarit/internal/app"
+	"gabarit/internal/rights"
+	"gabarit/internal/search"
+	"gabarit/internal/vault"
+	"gabarit/internal/vstore"
+)
+
+// Config is what a server serves.
+type Config struct {
+	Data  *app.Data      // opened with its writer lock
+	Model app.Model      // the face path
+	Index *vstore.Handle // the vector index of Model, caught up with the store
+	Vault *vault.Vault
+	Log   *slog.Logger
+
+	// SecureCookies marks the session cookie Secure (HTTPS only). Serve
+	// sets it unless the server listens on loopback over plain HTTP.
+	SecureCookies bool
+	// PurgeEvery is the interval of the retention purge (default 1 h; < 0: never).
+	PurgeEvery time.Duration
+	// SessionTTL is how long a console session lasts (default 8 h).
+	SessionTTL time.Duration
+	// MaxUpload is the largest request body with photos (default 20 MiB).
+	MaxUpload int64
+	// Analyses is the most photos analysed at once by searches and rights
+	// requests (default GOMAXPROCS); the others wait their turn.
+	Analyses int
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Server serves the API, the console and the portal.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	handler http.Handler
+	routes  []*route
+	metrics *metrics
+	search  *search.Engine
+	rights  *rights.Engine
+	jobs    *jobs
+	logins  *limiter // login attempts, by client address and by account
+	portal  *limiter // portal requests, by client address
+	slots   chan struct{}
+	ready   func() error
+
+	indexMu sync.Mutex // serialises index saves
+	bg      sync.WaitGroup
+}
+
+// Limits of requests.
+const (
+	maxJSONBody     = 64 << 10
+	defaultUpload   = 20 << 20
+	maxSelfies      = 5
+	readTimeout     = 30 * time.Second
+	writeTimeout    = 2 * time.Minute // a rights request or a large export
+	idleTimeout     = 2 * time.Minute
+	shutdownTimeout = 30 * time.Second
+)
+
+// New builds a server on cfg.
+func New(cfg Config) (*Server, error) {
+	if cfg.Data == nil || cfg.Model == nil || cfg.Index == nil || cfg.Vault == nil {
+		return nil, errors.New("server: data, model, index and vault are required")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.PurgeEvery == 0 {
+		cfg.PurgeEvery = time.Hour
+	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = 8 * time.Hour
+	}
+	if cfg.MaxUpload <= 0 {
+		cfg.MaxUpload = defaultUpload
+	}
+	if cfg.Analyses <= 0 {
+		cfg.Analyses = max(1, runtimeCPUs())
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Server{cfg: cfg, log: cfg.Log, slots: make(chan struct{}, cfg.Analyses)}
+	s.metrics = newMetrics(s)
+	s.search = app.SearchEngine(cfg.Data, cfg.Model, cfg.Vault, cfg.Index.Index)
+	re, err := app.RightsEngine(cfg.Data, cfg.Model, cfg.Vault, cfg.Index.Index)
+	if err != nil {
+		return nil, err
+	}
+	s.rights = re
+	s.jobs = newJobs(s)
+	s.logins = newLimiter(10, time.Minute)
+	s.portal = newLimiter(10, time.Hour)
+	s.ready = func() error { return cfg.Data.DB.Ping(context.Background()) }
+	s.handler = s.buildHandler()
+	return s, nil
+}
+
+// Handler is the server's root handler (API, console, portal, probes,
+// metrics), with its middleware.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Serve serves on ln until ctx is cancelled, then shuts down gracefully:
+// it stops accepting, lets requests in flight finish (up to 30 s), stops a
+// running ingest at a safe point (what it committed is kept) and saves the
+// vector index.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	bgCtx, stopBG := context.WithCancel(ctx)
+	s.startBackground(bgCtx)
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	var err error
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down: finishing requests in flight")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if serr := hs.Shutdown(sctx); serr != nil {
+		err = errors.Join(err, fmt.Errorf("shutdown: %w", serr))
+	}
+	stopBG()
+	s.jobs.stop() // cancels a running ingest and waits for its safe point
+	s.bg.Wait()
+	if serr := s.saveIndex(context.Background()); serr != nil {
+		err = errors.Join(err, serr)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// saveIndex writes the vector index to disk.
+func (s *Server) saveIndex(ctx context.Context) error {
+	s.indexMu.Lock()
+	defer s.indexMu.Unlock()
+	return s.cfg.Index.Save(ctx)
+}
+
+// startBackground starts the scheduled work: the retention purge and the
+// removal of expired sessions.
+func (s *Server) startBackground(ctx context.Context) {
+	if s.cfg.PurgeEvery < 0 {
+		return
+	}
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		t := time.NewTicker(s.cfg.PurgeEvery)
+		defer t.Stop()
+		for {
+			s.housekeeping(ctx)
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+}

@@ -68,7 +68,9 @@ func classify(err error, reqID string) *apiError {
 	case errors.Is(err, store.ErrNotFound):
 		return errNotFound
 	case errors.Is(err, store.ErrForbidden):
-		return errForbidden
+		// A rule of the action, not of the caller's roles: confirming
+		// one's own search, a disabled account.
+		return newError(http.StatusForbidden, "not_allowed", "%s", err.Error())
 	case errors.Is(err, store.ErrRevoked), errors.Is(err, store.ErrExpired):
 		return errUnauthenticated
 	case errors.Is(err, search.ErrNoPurpose):

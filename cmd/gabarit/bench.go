@@ -24,8 +24,11 @@ func (e *cmdEnv) bench(ctx context.Context, args []string) error {
 	if len(args) > 0 && args[0] == "search" {
 		return e.benchSearch(ctx, args[1:])
 	}
+	if len(args) > 0 && args[0] == "serve" {
+		return e.benchServe(ctx, args[1:])
+	}
 	if len(args) == 0 || args[0] != "pipeline" {
-		fmt.Fprintln(e.stderr, "usage: gabarit bench pipeline|search [flags]")
+		fmt.Fprintln(e.stderr, "usage: gabarit bench pipeline|search|serve [flags]")
 		return exitError{2}
 	}
 	fs := flag.NewFlagSet("bench pipeline", flag.ContinueOnError)

@@ -17,6 +17,7 @@ import (
 	"gabarit/internal/dsr"
 	"gabarit/internal/face"
 	"gabarit/internal/imageproc"
+	"gabarit/internal/rights"
 	"gabarit/internal/search"
 	"gabarit/internal/store"
 )
@@ -78,6 +79,11 @@ func classify(err error, reqID string) *apiError {
 	case errors.Is(err, search.ErrBadRequest), errors.Is(err, store.ErrInvalid), errors.Is(err, dsr.ErrInvalid):
 		// Validation errors describe the caller's input, nothing internal.
 		return newError(http.StatusBadRequest, "invalid", "%s", err.Error())
+	case errors.Is(err, store.ErrExists), errors.Is(err, dsr.ErrIllegalTransition), errors.Is(err, dsr.ErrTooLate),
+		errors.Is(err, dsr.ErrAlreadyExtended), errors.Is(err, rights.ErrNotOpen):
+		// The request conflicts with the state of what it acts on; the
+		// message names the rule, nothing internal.
+		return newError(http.StatusConflict, "conflict", "%s", err.Error())
 	case errors.Is(err, face.ErrNoFace):
 		return errNoFace
 	case errors.Is(err, imageproc.ErrUnsupportedFormat), errors.Is(err, imageproc.ErrCorrupt), errors.Is(err, imageproc.ErrTooLarge):

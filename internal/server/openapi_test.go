@@ -13,15 +13,12 @@ import (
 
 // openAPIOperation is the part of an operation the tests check.
 type openAPIOperation struct {
-	Public     bool                 `json:"x-public"`
-	Roles      *[]string            `json:"x-roles"`
-	Security   *[]map[string][]any  `json:"security"`
-	Parameters []openAPIParameter   `json:"parameters"`
-	Responses  map[string]any       `json:"responses"`
-	Summary    string               `json:"summary"`
-	Other      map[string]any       `json:"-"`
-	_          struct{}             `json:"-"`
-	Request    *struct{ Ref string } `json:"-"`
+	Summary    string              `json:"summary"`
+	Public     bool                `json:"x-public"`
+	Roles      *[]string           `json:"x-roles"`
+	Security   *[]map[string][]any `json:"security"`
+	Parameters []openAPIParameter  `json:"parameters"`
+	Responses  map[string]any      `json:"responses"`
 }
 
 type openAPIParameter struct {
@@ -115,7 +112,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 			} else {
 				got := slices.Clone(*op.Roles)
 				slices.Sort(got)
-				if !slices.Equal(slices.Compact(got), want) || len(got) != len(*op.Roles) {
+				if !slices.Equal(got, want) {
 					t.Errorf("%s: x-roles = %q, want %q", name, *op.Roles, want)
 				}
 			}

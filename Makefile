@@ -12,6 +12,7 @@ export GABARIT_CACHE ?= $(HOME)/.cache/gabarit
 PHOTOS := $(GABARIT_CACHE)/testphotos
 # The demo's data directory (store, master key, index), made afresh by `make demo`.
 DEMO_DATA ?= $(CURDIR)/var/demo
+DEMO_ADDR ?= 127.0.0.1:8080
 
 .PHONY: all deps build build-pure setup demo test test-pure test-race vet fuzz bench bench-pipeline bench-search eval clean
 
@@ -33,7 +34,9 @@ setup: build
 	bin/gabarit setup
 
 # The main job on the embedded default (SQLite, HNSW, no services): declare
-# the demo photos as a source, ingest them, search for a person by a photo.
+# the demo photos as a source, ingest them, search for a person by a photo,
+# then serve the web console, the rights portal and the API on it (Ctrl-C
+# stops the server; the data stays in $(DEMO_DATA)).
 demo: setup
 	bin/gabarit faces $(PHOTOS)/sample1.jpg
 	rm -rf $(DEMO_DATA)
@@ -41,16 +44,29 @@ demo: setup
 		--purpose "demonstration" --legal-basis consent --art9 explicit-consent --jurisdiction FR --retention 30d
 	bin/gabarit ingest --data $(DEMO_DATA) 1
 	bin/gabarit search --data $(DEMO_DATA) --purpose "demonstration" --case DEMO-1 $(PHOTOS)/sample3.jpg
+	bin/gabarit user add --data $(DEMO_DATA) --roles admin "cli:$$(id -un)"
+	umask 077; head -c 18 /dev/urandom | base64 | tr -d '/+=' > $(DEMO_DATA)/demo-password
+	bin/gabarit user add --data $(DEMO_DATA) --roles admin,operator,investigator,verifier,dpo,auditor \
+		--password-file $(DEMO_DATA)/demo-password demo
+	umask 077; head -c 18 /dev/urandom | base64 | tr -d '/+=' > $(DEMO_DATA)/verifier-password
+	bin/gabarit user add --data $(DEMO_DATA) --roles verifier --password-file $(DEMO_DATA)/verifier-password verifier2
+	@echo
+	@echo "Web console: http://$(DEMO_ADDR)/  user demo, password $$(cat $(DEMO_DATA)/demo-password)"
+	@echo "  (a second verifier for two-person verification: verifier2, password $$(cat $(DEMO_DATA)/verifier-password))"
+	@echo "Rights portal: http://$(DEMO_ADDR)/portal   API: http://$(DEMO_ADDR)/api/v1/openapi.json   Ctrl-C stops."
+	bin/gabarit serve --data $(DEMO_DATA) --addr $(DEMO_ADDR)
 
 vet: deps
 	CGO_ENABLED=0 $(GO) vet ./...
 	CGO_ENABLED=1 $(GO) vet -tags "$(TAGS)" ./...
 
 # Pure-Go build and tests, then the real models (GABARIT_REQUIRE_MODELS turns
-# a missing installation into a failure instead of a skip).
+# a missing installation into a failure instead of a skip) and the browser
+# tests of the web console in headless Debian chromium (screenshots in
+# var/test-artefacts/browser).
 test: setup vet
 	CGO_ENABLED=0 $(GO) test -count=1 ./...
-	GABARIT_REQUIRE_MODELS=1 GABARIT_REQUIRE_FFMPEG=1 CGO_ENABLED=1 $(GO) test -count=1 -timeout 40m -tags "$(TAGS)" ./...
+	GABARIT_REQUIRE_MODELS=1 GABARIT_REQUIRE_FFMPEG=1 GABARIT_REQUIRE_BROWSER=1 CGO_ENABLED=1 $(GO) test -count=1 -timeout 40m -tags "$(TAGS)" ./...
 
 test-race: setup
 	GABARIT_REQUIRE_MODELS=1 CGO_ENABLED=1 $(GO) test -race -count=1 -tags "$(TAGS)" ./...

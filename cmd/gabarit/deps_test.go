@@ -74,4 +74,20 @@ func TestDeps(t *testing.T) {
 			}
 		}
 	}
+	// The wiring shared by the CLI and the server holds no HTTP; the server
+	// talks to the face path and the store through app and the store's
+	// types, never to ONNX Runtime or SQL itself.
+	if list([]string{"CGO_ENABLED=1"}, "gabarit/internal/app", "onnx", "jpegturbo")["net/http"] {
+		t.Errorf("gabarit/internal/app imports net/http")
+	}
+	cmd := exec.Command(goTool(t), "list", "-f", "{{join .Imports \" \"}}", "gabarit/internal/server")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list gabarit/internal/server: %v", err)
+	}
+	for _, banned := range []string{ort, "gabarit/internal/onnx", "database/sql"} {
+		if strings.Contains(" "+strings.TrimSpace(string(out))+" ", " "+banned+" ") {
+			t.Errorf("gabarit/internal/server imports %s directly", banned)
+		}
+	}
 }

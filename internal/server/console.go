@@ -1,21 +1,320 @@
 package server
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"html/template"
 	"io/fs"
+	"maps"
+	"math"
 	"net/http"
+	"net/url"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gabarit/internal/dsr"
+	"gabarit/internal/store"
 )
 
 //go:embed web/static web/templates
 var webFS embed.FS
 
-// pageRoutes are the console and the portal.
+// pageRoutes are the console and the portal: server-rendered pages that
+// follow the same access rules as the API (see routes.go). Forms post
+// urlencoded or multipart bodies with the session's csrf_token; scripts
+// only enhance them (drag and drop, face boxes, live job progress).
 func (s *Server) pageRoutes() []*route {
-	return nil
+	return []*route{
+		{method: "GET", path: "/{$}", public: true, kind: page, h: s.pageHome},
+		{method: "GET", path: "/login", public: true, kind: page, h: s.pageLogin},
+		{method: "POST", path: "/login", public: true, kind: page, h: s.pageLoginPost},
+		{method: "POST", path: "/logout", roles: anyone, kind: page, h: s.pageLogout},
+
+		{method: "GET", path: "/search", roles: roles(investigator), kind: page, h: s.pageSearch},
+		{method: "POST", path: "/search", roles: roles(investigator), kind: pageForm, h: s.pageSearchPost},
+		{method: "GET", path: "/searches", roles: roles(verifier, auditor), kind: page, h: s.pageSearches},
+		{method: "GET", path: "/searches/{id}", roles: roles(investigator, verifier, auditor), kind: page, h: s.pageSearchRecord},
+		{method: "POST", path: "/searches/{id}/confirm", roles: roles(verifier), kind: page, h: s.pageConfirm},
+
+		{method: "GET", path: "/sources", roles: roles(admin, operator, dpo, auditor), kind: page, h: s.pageSources},
+		{method: "POST", path: "/sources", roles: roles(operator), kind: page, h: s.pageAddSource},
+		{method: "POST", path: "/sources/{id}/suspend", roles: roles(operator), kind: page, h: s.pageSourceState(store.StateSuspended)},
+		{method: "POST", path: "/sources/{id}/resume", roles: roles(operator), kind: page, h: s.pageSourceState(store.StateActive)},
+		{method: "POST", path: "/sources/{id}/ingest", roles: roles(operator), kind: page, h: s.pageStartIngest},
+		{method: "POST", path: "/jobs/{id}/cancel", roles: roles(operator), kind: page, h: s.pageCancelJob},
+
+		{method: "GET", path: "/rights", roles: roles(dpo, auditor), kind: page, h: s.pageRights},
+		{method: "POST", path: "/rights", roles: roles(dpo), kind: pageForm, h: s.pageRegisterRights},
+		{method: "POST", path: "/rights/{id}/process", roles: roles(dpo), kind: page, h: s.pageProcessRights},
+		{method: "POST", path: "/rights/{id}/extend", roles: roles(dpo), kind: page, h: s.pageExtendRights},
+		{method: "POST", path: "/rights/{id}/lift", roles: roles(dpo), kind: page, h: s.pageLiftRestriction},
+
+		{method: "GET", path: "/audit", roles: roles(auditor, dpo), kind: page, h: s.pageAudit},
+		{method: "GET", path: "/records", roles: roles(dpo, auditor), kind: page, h: s.pageRecords},
+		{method: "POST", path: "/records/export", roles: roles(dpo, auditor), kind: page, h: s.pageAuthorityExport},
+
+		{method: "GET", path: "/users", roles: roles(admin), kind: page, h: s.pageUsers},
+		{method: "POST", path: "/users", roles: roles(admin), kind: page, h: s.pageAddUser},
+		{method: "POST", path: "/users/{name}/disable", roles: roles(admin), kind: page, h: s.pageDisableUser},
+		{method: "GET", path: "/tokens", roles: anyone, kind: page, h: s.pageTokens},
+		{method: "POST", path: "/tokens", roles: anyone, kind: page, h: s.pageCreateToken},
+		{method: "POST", path: "/tokens/{id}/revoke", roles: anyone, kind: page, h: s.pageRevokeToken},
+
+		{method: "GET", path: "/portal", public: true, kind: page, h: s.pagePortal},
+		{method: "POST", path: "/portal", public: true, kind: pageForm, h: s.pagePortalPost},
+	}
 }
 
-// staticHandler serves the embedded CSS, scripts and images.
+// navItems are the console's sections, shown to the users whose roles
+// allow their page.
+var navItems = []struct{ Path, Label string }{
+	{"/search", "Search"},
+	{"/searches", "Verification"},
+	{"/sources", "Sources"},
+	{"/rights", "Rights"},
+	{"/audit", "Audit"},
+	{"/records", "Records"},
+	{"/users", "Users"},
+	{"/tokens", "API tokens"},
+}
+
+// navLink is one entry of the top bar.
+type navLink struct {
+	Path, Label string
+	Active      bool
+}
+
+// pageData is what the layout renders: the signed-in user, the
+// navigation, a notice or an error, and the page's own data in Body.
+type pageData struct {
+	Title   string
+	Public  bool // the portal and the sign-in page: no console navigation
+	User    *store.User
+	CSRF    string
+	Nav     []navLink
+	Notice  string
+	Error   string
+	Scripts []string
+	Body    any
+
+	s *Server
+	p *principal
+}
+
+// Can reports whether the signed-in user may call method path (a route
+// pattern such as "POST /sources/{id}/ingest"), for templates to show only
+// the actions the server would allow.
+func (d *pageData) Can(method, path string) bool {
+	if d.s == nil {
+		return false
+	}
+	for _, rt := range d.s.routes {
+		if rt.method == method && rt.path == path {
+			return rt.allowed(d.p)
+		}
+	}
+	return false
+}
+
+// newPage builds the layout's data for p (nil: nobody signed in).
+func (s *Server) newPage(r *http.Request, p *principal, title string, body any) *pageData {
+	d := &pageData{Title: title, Body: body, s: s, p: p}
+	if p == nil {
+		d.Public = true
+		return d
+	}
+	u := p.user
+	d.User = &u
+	if p.session != nil {
+		d.CSRF = p.session.CSRF
+	}
+	for _, n := range navItems {
+		if !d.Can("GET", n.Path) {
+			continue
+		}
+		active := r.URL.Path == n.Path || strings.HasPrefix(r.URL.Path, n.Path+"/")
+		d.Nav = append(d.Nav, navLink{Path: n.Path, Label: n.Label, Active: active})
+	}
+	return d
+}
+
+// render writes page name with d at status. The page is rendered to a
+// buffer first, so that a template error is a clean 500.
+func (s *Server) render(w http.ResponseWriter, status int, name string, d *pageData) error {
+	t, ok := pageTemplates[name]
+	if !ok {
+		return fmt.Errorf("no page template %q", name)
+	}
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, "layout", d); err != nil {
+		return fmt.Errorf("render %s: %w", name, err)
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+// pageError turns an error met by a form into the message shown on the
+// page, logging internal errors as fail does. Errors the API leaves to
+// fail are mapped here for people: an action done twice is a conflict.
+func (s *Server) pageError(r *http.Request, err error) *apiError {
+	if errors.Is(err, store.ErrExists) {
+		return newError(http.StatusConflict, "exists", "this was already done")
+	}
+	id := requestID(r)
+	ae := classify(err, id)
+	if ae.Status >= 500 && ae.Code == "internal" {
+		s.log.Error("request failed", "request_id", id, "route", routeOf(r), "err", err)
+	}
+	s.metrics.errors.WithLabelValues(ae.Code).Inc()
+	return ae
+}
+
+// notices are the messages a redirect after a successful form may ask
+// for (?notice=NAME&id=N); only these texts are ever shown, so that a
+// link cannot put words in the console's mouth.
+var notices = map[string]string{
+	"signed-out": "You are signed out.",
+	"declared":   "Source %d is declared. Start an ingest to index its faces.",
+	"suspended":  "Source %d is suspended: nothing more is ingested from it.",
+	"resumed":    "Source %d is active again.",
+	"ingest":     "Ingest job %d started; its progress shows below.",
+	"cancelled":  "Job %d is being cancelled; what it committed is kept.",
+	"processed":  "Request R-%d was processed.",
+	"extended":   "The deadline of request R-%d is extended.",
+	"lifted":     "The restriction of request R-%d is lifted: the person's faces are shown by searches again.",
+	"registered": "Request R-%d is registered.",
+	"user-added": "The user is added.",
+	"disabled":   "The user is disabled: their sessions ended and their API tokens are revoked.",
+	"revoked":    "API token %d is revoked.",
+	"confirmed":  "Your confirmation of face %d is recorded.",
+	"identified": "Your confirmation of face %d is recorded: two verifiers confirmed it, the person is identified.",
+}
+
+// noticeOf reads the notice a redirect asked for.
+func noticeOf(r *http.Request) string {
+	q := r.URL.Query()
+	msg := notices[q.Get("notice")]
+	if strings.Contains(msg, "%d") {
+		id, err := strconv.ParseInt(q.Get("id"), 10, 64)
+		if err != nil || id <= 0 {
+			return ""
+		}
+		return fmt.Sprintf(msg, id)
+	}
+	return msg
+}
+
+// seeOther redirects a form's browser to path with a notice.
+func seeOther(w http.ResponseWriter, r *http.Request, path, notice string, id int64) {
+	if notice != "" {
+		v := url.Values{"notice": {notice}}
+		if id != 0 {
+			v.Set("id", strconv.FormatInt(id, 10))
+		}
+		path += "?" + v.Encode()
+	}
+	http.Redirect(w, r, path, http.StatusSeeOther)
+}
+
+// safeNext returns next when it is a path of this site, else "/": the
+// sign-in page never redirects elsewhere.
+func safeNext(next string) string {
+	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") ||
+		strings.ContainsAny(next, "\\\r\n\t") || strings.HasPrefix(next, "/login") {
+		return "/"
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.Opaque != "" {
+		return "/"
+	}
+	return next
+}
+
+// errorPage answers a failed page request: a page in the layout, the
+// status kept. A request without a valid session is sent to the sign-in
+// page instead, coming back to the page asked for.
+func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, e *apiError) {
+	if e.Code == "unauthenticated" || e.Code == "session_expired" {
+		if e.Code == "session_expired" {
+			http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1,
+				HttpOnly: true, Secure: s.cfg.SecureCookies, SameSite: http.SameSiteStrictMode})
+		}
+		target := "/login"
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			if next := safeNext(r.URL.RequestURI()); next != "/" {
+				target += "?" + url.Values{"next": {next}}.Encode()
+			}
+		}
+		http.Redirect(w, r, target, http.StatusSeeOther)
+		return
+	}
+	p, err := s.authenticate(r)
+	if err != nil {
+		p = nil
+	}
+	title := map[int]string{
+		http.StatusBadRequest: "The request is not valid", http.StatusUnauthorized: "Sign-in needed",
+		http.StatusForbidden: "Not allowed", http.StatusNotFound: "Not found", http.StatusMethodNotAllowed: "Not allowed here",
+		http.StatusConflict: "Not possible now", http.StatusRequestEntityTooLarge: "Too large",
+		http.StatusTooManyRequests: "Too many requests",
+	}[e.Status]
+	if title == "" {
+		title = http.StatusText(e.Status)
+	}
+	d := s.newPage(r, p, title, e)
+	if rerr := s.render(w, e.Status, "error", d); rerr != nil {
+		s.log.Error("render error page", "request_id", requestID(r), "err", rerr)
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(e.Status)
+		_, _ = fmt.Fprintf(w, "%s: %s\n", e.Code, e.Message) // the client went away: nothing to do
+	}
+}
+
+// staticFiles maps each embedded static file to the hash of its content,
+// which its URL carries, so that a changed file is never served from a
+// stale cache.
+var staticFiles = func() map[string]string {
+	m := map[string]string{}
+	err := fs.WalkDir(webFS, "web/static", func(p string, de fs.DirEntry, err error) error {
+		if err != nil || de.IsDir() {
+			return err
+		}
+		b, err := webFS.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(b)
+		m[strings.TrimPrefix(p, "web/static/")] = hex.EncodeToString(sum[:6])
+		return nil
+	})
+	if err != nil {
+		panic(err)
+	}
+	return m
+}()
+
+// staticURL is the content-hashed URL of a static file; it panics on a file
+// that is not embedded, so that a template naming one fails at startup.
+func staticURL(name string) string {
+	h, ok := staticFiles[name]
+	if !ok {
+		panic(fmt.Sprintf("static file %q is not embedded", name))
+	}
+	return "/static/" + name + "?v=" + h
+}
+
+// staticHandler serves the embedded CSS, scripts and images; a URL with
+// the file's current hash may be cached for good.
 func staticHandler() http.Handler {
 	sub, err := fs.Sub(webFS, "web/static")
 	if err != nil {
@@ -23,16 +322,125 @@ func staticHandler() http.Handler {
 	}
 	fsrv := http.StripPrefix("/static/", http.FileServerFS(sub))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "public, max-age=3600")
+		name := strings.TrimPrefix(path.Clean(r.URL.Path), "/static/")
+		if h, ok := staticFiles[name]; ok && r.URL.Query().Get("v") == h {
+			w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+		} else {
+			w.Header().Set("Cache-Control", "public, max-age=300")
+		}
 		fsrv.ServeHTTP(w, r)
 	})
 }
 
-// errorPage answers a failed page request.
-func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, e *apiError) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(e.Status)
-	_ = errorTmpl.Execute(w, e)
+// templateFuncs are the helpers of the page templates.
+var templateFuncs = template.FuncMap{
+	"static":   staticURL,
+	"datetime": func(t time.Time) string { return fmtTime(t, "2006-01-02 15:04 MST") },
+	"date":     func(t time.Time) string { return fmtTime(t, "2 Jan 2006") },
+	"ptime": func(t *time.Time) string {
+		if t == nil {
+			return ""
+		}
+		return fmtTime(*t, "2006-01-02 15:04:05 MST")
+	},
+	"days": func(ms int64) string {
+		d := time.Duration(ms) * time.Millisecond
+		if n := d.Hours() / 24; n >= 1 && n == math.Trunc(n) {
+			if n == 1 {
+				return "1 day"
+			}
+			return fmt.Sprintf("%.0f days", n)
+		}
+		return d.String()
+	},
+	"pct": func(a, b int) int {
+		if b <= 0 {
+			return 0
+		}
+		return min(100, a*100/b)
+	},
+	"short": func(s string, n int) string {
+		if len(s) <= n {
+			return s
+		}
+		return s[:n] + "…"
+	},
+	"stamp": func(t time.Time) string { return fmtTime(t, "2006-01-02 15:04:05") },
+	"datein": func(t time.Time, zone string) string {
+		loc, err := dsr.Location(zone)
+		if err != nil {
+			loc = time.UTC
+		}
+		return t.In(loc).Format("2 Jan 2006")
+	},
+	"add":        func(a, b int) int { return a + b },
+	"pair":       func(a, b string) struct{ A, B string } { return struct{ A, B string }{a, b} },
+	"capitalize": capitalize,
+	"detail":     detailText,
+	"sim":        func(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) },
+	"roleList":   func(rs []store.Role) string { return joinRoles(rs) },
+	"timecode": func(ms *int64) string {
+		if ms == nil {
+			return ""
+		}
+		d := time.Duration(*ms) * time.Millisecond
+		return fmt.Sprintf("%d:%02d.%d", int(d.Minutes()), int(d.Seconds())%60, (d.Milliseconds()%1000)/100)
+	},
 }
 
-var errorTmpl = template.Must(template.New("error").Parse(`<!doctype html><title>gabarit: {{.Code}}</title><p>{{.Message}}</p>`))
+// detailText renders an audit entry's JSON detail as "key: value · …",
+// keys in order, for people to read.
+func detailText(raw json.RawMessage) string {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return string(raw)
+	}
+	parts := make([]string, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		v := string(m[k])
+		var s string
+		if json.Unmarshal(m[k], &s) == nil {
+			v = s
+		}
+		parts = append(parts, k+": "+v)
+	}
+	return strings.Join(parts, " · ")
+}
+
+// fmtTime formats t in UTC; the zero time is blank.
+func fmtTime(t time.Time, layout string) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(layout)
+}
+
+func joinRoles(rs []store.Role) string {
+	s := make([]string, len(rs))
+	for i, r := range rs {
+		s[i] = string(r)
+	}
+	return strings.Join(s, ", ")
+}
+
+// pageTemplates are the pages, each parsed with the layout and the shared
+// partials at startup: a template that does not parse stops the program
+// before it serves anything.
+var pageTemplates = func() map[string]*template.Template {
+	base := template.Must(template.New("base").Funcs(templateFuncs).
+		ParseFS(webFS, "web/templates/layout.html", "web/templates/partials.html"))
+	names, err := fs.Glob(webFS, "web/templates/*.html")
+	if err != nil {
+		panic(err)
+	}
+	m := map[string]*template.Template{}
+	for _, n := range names {
+		name := strings.TrimSuffix(path.Base(n), ".html")
+		if name == "layout" || name == "partials" {
+			continue
+		}
+		t := template.Must(template.Must(base.Clone()).ParseFS(webFS, n))
+		m[name] = t
+	}
+	return m
+}()

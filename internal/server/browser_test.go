@@ -1,0 +1,371 @@
+//go:build onnx
+
+package server
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"image"
+	"image/jpeg"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"gabarit/internal/app"
+	"gabarit/internal/browsertest"
+	"gabarit/internal/face"
+	"gabarit/internal/imageproc"
+	"gabarit/internal/modeltest"
+	"gabarit/internal/pipeline"
+	"gabarit/internal/store"
+)
+
+// TestBrowserConsole walks the console and the portal in a headless
+// browser with the real models: an operator declares the demo photos and
+// ingests them, watching the live progress; an investigator searches a
+// group photo for one of its faces; two verifiers confirm a result until it
+// is identified; a person makes an access request on the portal with a
+// photo of their face; the DPO finds it in the rights queue and processes
+// it. Every step is a screenshot, and no page may report a script error or
+// a violation of the content security policy.
+func TestBrowserConsole(t *testing.T) {
+	dirs := modeltest.Installed(t)
+	model, err := app.OpenFaces(context.Background(), app.FaceOptions{Cache: dirs.Root, MinFaceFraction: -1}, pipeline.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { model.Close() })
+	e := newTestEnv(t, model)
+	if err := os.RemoveAll(e.photos); err != nil { // the fake model's colour squares
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(e.photos, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 6; i++ {
+		name := fmt.Sprintf("sample%d.jpg", i)
+		b, err := os.ReadFile(filepath.Join(dirs.TestPhotos(), name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(e.photos, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	selfie := selfieOf(t, model, filepath.Join(dirs.TestPhotos(), "sample1.jpg"))
+	e.addUser("olga", store.RoleOperator)
+	e.addUser("ivan", store.RoleInvestigator)
+	e.addUser("vera", store.RoleVerifier)
+	e.addUser("victor", store.RoleVerifier)
+	e.addUser("dora", store.RoleDPO)
+	e.addUser("ada", store.RoleAdmin)
+
+	ctx := browsertest.New(t)
+	b := &browser{t: t, ctx: ctx, base: e.ts.URL}
+
+	// The way in, and a failed sign-in.
+	b.do(chromedp.Navigate(b.base+"/"), chromedp.WaitVisible(chromedp.CSS(`a[href="/portal"]`)))
+	b.shot("welcome")
+	b.do(chromedp.Navigate(b.base+"/sources"),
+		chromedp.WaitVisible(chromedp.CSS("#login-form")),
+		chromedp.SendKeys(chromedp.CSS("#name"), "olga"),
+		chromedp.SendKeys(chromedp.CSS("#password"), "not the password"))
+	if _, err := chromedp.Run(ctx, chromedp.Click(chromedp.CSS(`#login-form button[type="submit"]`))); err != nil {
+		t.Fatal(err)
+	}
+	b.accept("status of 401") // the browser logs the page's status as an error
+	b.do(chromedp.WaitVisible(chromedp.CSS("#page-error")))
+	b.expectText("#page-error", "Wrong name or password.")
+	b.shot("sign-in-failed")
+
+	// The operator declares the photo folder and ingests it.
+	b.signIn("olga")
+	b.shot("operator-home")
+	b.do(chromedp.Navigate(b.base+"/sources"),
+		chromedp.WaitVisible(chromedp.CSS("#declare-form")),
+		chromedp.SendKeys(chromedp.CSS("#path"), e.photos),
+		chromedp.SendKeys(chromedp.CSS("#controller"), "Example City Police"),
+		chromedp.SendKeys(chromedp.CSS("#src-purpose"), "Identification of suspects in open investigations"),
+		chromedp.SendKeys(chromedp.CSS("#jurisdiction"), "FR"),
+	)
+	b.shot("declare-form")
+	b.do(chromedp.Click(chromedp.CSS(`#declare-form button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-source="1"]`)))
+	b.expectText(".notice.ok", "Source 1 is declared")
+	b.shot("source-declared")
+	b.do(chromedp.Click(chromedp.CSS(`button[data-ingest="1"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#jobs tr[data-job="1"]`)))
+	b.shot("ingest-started")
+	b.do(chromedp.WaitVisible(chromedp.CSS(`#jobs tr[data-job="1"][data-state="done"]`)))
+	b.poll(`document.querySelector('tr[data-source="1"] [data-count="faces"]').textContent !== "0"`)
+	b.expectText(`#jobs tr[data-job="1"]`, "6 / 6 files")
+	b.shot("ingest-done")
+	b.signOut()
+
+	// The investigator searches one face of a group photo.
+	b.signIn("ivan")
+	if _, err := chromedp.Run(ctx, chromedp.Navigate(b.base+"/rights")); err != nil {
+		t.Fatal(err)
+	}
+	b.accept("status of 403")
+	b.do(chromedp.WaitVisible(chromedp.CSS(".error-page")))
+	b.shot("not-allowed")
+	b.do(chromedp.Navigate(b.base+"/search"),
+		chromedp.WaitVisible(chromedp.CSS("#dropzone")))
+	b.shot("search-empty")
+	b.do(chromedp.SetUploadFiles(chromedp.CSS("#photo"), []string{filepath.Join(e.photos, "sample3.jpg")}),
+		chromedp.WaitVisible(chromedp.CSS(`#boxes .box[data-index="1"]`)))
+	boxes := run(b, chromedp.Evaluate[int](`document.querySelectorAll("#boxes .box").length`))
+	if boxes < 2 {
+		t.Fatalf("%d faces drawn on sample3.jpg, want several", boxes)
+	}
+	b.do(chromedp.Click(chromedp.CSS(`#boxes .box[data-index="1"]`)),
+		chromedp.SendKeys(chromedp.CSS("#purpose"), "Identify a witness seen in a group photo"),
+		chromedp.SendKeys(chromedp.CSS("#case"), "2025-0147"),
+	)
+	if sel := run(b, chromedp.Evaluate[string](`document.querySelector("#boxes .box.selected").dataset.index`)); sel != "1" {
+		t.Errorf("selected face %q, want 1", sel)
+	}
+	b.shot("search-faces")
+	b.do(chromedp.Click(chromedp.CSS("#search-button")),
+		chromedp.WaitVisible(chromedp.CSS("#results .grid img.crop")))
+	b.poll(`[...document.querySelectorAll("#results img.crop")].every(i => i.complete && i.naturalWidth > 0)`)
+	b.expectText("#results .audit-note", "recorded in the audit log")
+	searchHref := run(b, chromedp.Evaluate[string](`document.querySelector("#results .audit-note a").getAttribute("href")`))
+	firstSrc := run(b, chromedp.Evaluate[string](`document.querySelector("#results img.crop").getAttribute("src")`))
+	faceID := regexp.MustCompile(`/faces/(\d+)/crop`).FindStringSubmatch(firstSrc)
+	if !regexp.MustCompile(`^/searches/\d+$`).MatchString(searchHref) || faceID == nil {
+		t.Fatalf("search link %q, first crop %q", searchHref, firstSrc)
+	}
+	if sim := run(b, chromedp.Text(chromedp.CSS("#results .similarity"))); sim < "0.99" {
+		t.Errorf("first result's similarity %s: the face searched is in the collection", sim)
+	}
+	b.do(chromedp.ScrollIntoView(chromedp.CSS("#results")))
+	b.shot("search-results")
+	b.signOut()
+
+	// Two verifiers confirm the first result.
+	for i, name := range []string{"vera", "victor"} {
+		b.signIn(name)
+		b.do(chromedp.Navigate(b.base+"/searches"),
+			chromedp.WaitVisible(chromedp.CSS(`a[href="`+searchHref+`"]`)))
+		if i == 0 {
+			b.shot("searches-list")
+		}
+		b.do(chromedp.Click(chromedp.CSS(`a[href="`+searchHref+`"]`)),
+			chromedp.WaitVisible(chromedp.CSS(`button.confirm[data-face="`+faceID[1]+`"]`)))
+		b.poll(`[...document.querySelectorAll("img.crop")].every(i => i.complete && i.naturalWidth > 0)`)
+		if i == 0 {
+			b.shot("verification")
+		}
+		b.do(chromedp.Click(chromedp.CSS(`button.confirm[data-face="`+faceID[1]+`"]`)),
+			chromedp.WaitVisible(chromedp.CSS(".notice.ok")))
+		b.poll(`[...document.querySelectorAll("img.crop")].every(i => i.complete && i.naturalWidth > 0)`)
+		if i == 0 {
+			b.expectText("#face-"+faceID[1], "1 of 2 confirmations")
+			b.shot("first-confirmation")
+		} else {
+			b.expectText("#face-"+faceID[1]+" .identified-label", "Identified")
+			b.expectText(".notice.ok", "the person is identified")
+			b.shot("identified")
+		}
+		b.signOut()
+	}
+
+	// A person asks for access on the portal, without an account.
+	b.do(chromedp.Navigate(b.base+"/portal"),
+		chromedp.WaitVisible(chromedp.CSS("#portal-form")),
+		chromedp.SetUploadFiles(chromedp.CSS("#selfie"), []string{selfie}),
+		chromedp.SendKeys(chromedp.CSS("#contact"), "jane.doe@example.org"),
+		chromedp.Click(chromedp.CSS(`input[name="kind"][value="access"]`)),
+	)
+	b.shot("portal-form")
+	b.do(chromedp.Click(chromedp.CSS(`#portal-form button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#reference")))
+	ref := run(b, chromedp.Text(chromedp.CSS("#reference")))
+	due := run(b, chromedp.Text(chromedp.CSS("#due")))
+	if !regexp.MustCompile(`^R-\d+$`).MatchString(ref) || due == "" {
+		t.Errorf("portal answer: reference %q, due %q", ref, due)
+	}
+	b.expectText("#portal-message", "says nothing about whether any data about you is held")
+	b.shot("portal-answer")
+
+	// The DPO finds the request in the queue and processes it.
+	b.signIn("dora")
+	id := strings.TrimPrefix(ref, "R-")
+	b.do(chromedp.Navigate(b.base+"/rights"),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-request="`+id+`"]`)))
+	b.expectText(`tr[data-request="`+id+`"]`, "access")
+	b.shot("rights-queue")
+	b.do(chromedp.Click(chromedp.CSS(`tr[data-request="`+id+`"] form[action$="/process"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(".notice.ok")))
+	b.expectText(`tr[data-request="`+id+`"]`, "completed")
+	if n := run(b, chromedp.Text(chromedp.CSS(`tr[data-request="`+id+`"] td.num`))); n == "0" {
+		t.Errorf("the selfie matched no face of the collection")
+	}
+	b.shot("rights-processed")
+	b.do(chromedp.Navigate(b.base+"/audit"), chromedp.WaitVisible(chromedp.CSS("#verify")))
+	b.expectText("#verify", "Intact.")
+	b.shot("audit")
+	b.do(chromedp.Navigate(b.base+"/records"), chromedp.WaitVisible(chromedp.CSS(".activity")))
+	b.shot("records")
+	b.signOut()
+
+	// The admin's pages.
+	b.signIn("ada")
+	b.do(chromedp.Navigate(b.base+"/users"), chromedp.WaitVisible(chromedp.CSS("#users")))
+	b.shot("users")
+	b.do(chromedp.Navigate(b.base+"/tokens"),
+		chromedp.WaitVisible(chromedp.CSS("#token-form")),
+		chromedp.SendKeys(chromedp.CSS("#label"), "nightly export"),
+		chromedp.Click(chromedp.CSS(`#token-form button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#new-token")))
+	b.shot("token-created")
+	b.signOut()
+}
+
+// browser drives the tab of a browser test.
+type browser struct {
+	t        *testing.T
+	ctx      context.Context
+	base     string
+	accepted int // errors reported so far that the test expected
+}
+
+// do runs actions, failing the test on error, then checks that the page
+// reported no script error.
+func (b *browser) do(actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	if err := chromedp.Do(b.ctx, actions...); err != nil {
+		b.t.Fatal(err)
+	}
+	b.noErrors()
+}
+
+// run runs an action that returns a value.
+func run[T any](b *browser, a chromedp.Action[T]) T {
+	b.t.Helper()
+	v, err := chromedp.Run(b.ctx, a)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return v
+}
+
+func (b *browser) noErrors() {
+	b.t.Helper()
+	if errs := browsertest.Errors(b.ctx); len(errs) > b.accepted {
+		b.t.Fatalf("page errors: %q", errs[b.accepted:])
+	}
+}
+
+// accept waits for the browser to report an expected error containing
+// want (a page answered with an error status), and accepts it.
+func (b *browser) accept(want string) {
+	b.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		errs := browsertest.Errors(b.ctx)
+		if len(errs) == b.accepted+1 && strings.Contains(errs[b.accepted], want) {
+			b.accepted++
+			return
+		}
+		if len(errs) > b.accepted+1 || time.Now().After(deadline) {
+			b.t.Fatalf("want one error containing %q; errors: %q", want, errs[b.accepted:])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// poll waits until a JavaScript expression is true.
+func (b *browser) poll(expr string) {
+	b.t.Helper()
+	if _, err := chromedp.Run(b.ctx, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(50*time.Millisecond),
+		chromedp.WithPollingTimeout(60*time.Second))); err != nil {
+		b.t.Fatalf("wait for %s: %v", expr, err)
+	}
+	b.noErrors()
+}
+
+// expectText checks that the element sel contains want.
+func (b *browser) expectText(sel, want string) {
+	b.t.Helper()
+	got := run(b, chromedp.Text(chromedp.CSS(sel)))
+	if !strings.Contains(got, want) {
+		b.t.Errorf("%s: %q does not contain %q", sel, got, want)
+	}
+}
+
+// shot takes a screenshot, after checking the page for errors.
+func (b *browser) shot(name string) {
+	b.t.Helper()
+	b.noErrors()
+	browsertest.Screenshot(b.t, b.ctx, name)
+}
+
+func (b *browser) signIn(name string) {
+	b.t.Helper()
+	b.do(chromedp.Navigate(b.base+"/login"),
+		chromedp.WaitVisible(chromedp.CSS("#login-form")),
+		chromedp.SendKeys(chromedp.CSS("#name"), name),
+		chromedp.SendKeys(chromedp.CSS("#password"), testPassword),
+		chromedp.Click(chromedp.CSS(`#login-form button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(".who .user")))
+	b.expectText(".who .user", name)
+}
+
+func (b *browser) signOut() {
+	b.t.Helper()
+	b.do(chromedp.Click(chromedp.CSS(`form[action="/logout"] button`)),
+		chromedp.WaitVisible(chromedp.CSS("#login-form")))
+	b.expectText(".notice.ok", "You are signed out.")
+}
+
+// selfieOf writes a photo of one person of the collection that is not one
+// of its files: the largest face of photo, cropped with a margin and
+// mirrored, as a JPEG in a temporary folder, and returns its path.
+func selfieOf(t *testing.T, m *app.Faces, photo string) string {
+	t.Helper()
+	data, err := os.ReadFile(photo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	an, err := m.Analyze(context.Background(), data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := face.Largest(an.Faces)
+	if i < 0 {
+		t.Fatalf("no face in %s", photo)
+	}
+	d, err := imageproc.Decode(data, imageproc.DecodeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := d.Img.Image()
+	box := an.Faces[i].Box
+	mg := math.Max(box.W, box.H) * 0.6
+	r := image.Rect(int(box.X-mg), int(box.Y-mg), int(box.X+box.W+mg), int(box.Y+box.H+mg)).Intersect(src.Bounds())
+	out := image.NewRGBA(image.Rect(0, 0, r.Dx(), r.Dy()))
+	for y := 0; y < r.Dy(); y++ {
+		for x := 0; x < r.Dx(); x++ {
+			out.Set(r.Dx()-1-x, y, src.At(r.Min.X+x, r.Min.Y+y))
+		}
+	}
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, out, &jpeg.Options{Quality: 90}); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "selfie.jpg")
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}

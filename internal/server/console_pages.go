@@ -1,0 +1,332 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gabarit/internal/app"
+	"gabarit/internal/passwd"
+	"gabarit/internal/store"
+)
+
+// --- home, sign-in, sign-out ---
+
+// homeBody is what the home page shows: the user's tasks, by role, and a
+// few counts.
+type homeBody struct {
+	Sources      int
+	Images       int64
+	Faces        int
+	Running      int // ingest jobs queued or running
+	ShowRights   bool
+	OpenRequests int
+	Overdue      int
+}
+
+// pageHome is the console's home for a signed-in user, and for anyone else
+// the way in: the staff sign-in and the public rights portal.
+func (s *Server) pageHome(w http.ResponseWriter, r *http.Request, p *principal) error {
+	if p == nil {
+		return s.render(w, http.StatusOK, "welcome", s.newPage(r, nil, "Lawful face search", nil))
+	}
+	ctx := r.Context()
+	views, err := s.sourceViews(ctx)
+	if err != nil {
+		return err
+	}
+	b := homeBody{Sources: len(views), Faces: s.cfg.Index.Index.Len()}
+	for _, v := range views {
+		b.Images += v.Images
+	}
+	for _, j := range s.jobs.list() {
+		if j.State == jobQueued || j.State == jobRunning {
+			b.Running++
+		}
+	}
+	if p.user.Has(store.RoleDPO) || p.user.Has(store.RoleAuditor) {
+		reqs, err := s.cfg.Data.DB.RightsRequests(ctx)
+		if err != nil {
+			return err
+		}
+		out, overdue := app.RegisterView(reqs, s.cfg.Now())
+		b.ShowRights, b.Overdue = true, overdue
+		for _, v := range out {
+			if v.Closed == nil {
+				b.OpenRequests++
+			}
+		}
+	}
+	d := s.newPage(r, p, "Home", b)
+	d.Notice = noticeOf(r)
+	return s.render(w, http.StatusOK, "home", d)
+}
+
+// loginBody is the sign-in form.
+type loginBody struct {
+	Name, Next string
+	Error      string
+}
+
+func (s *Server) pageLogin(w http.ResponseWriter, r *http.Request, p *principal) error {
+	next := safeNext(r.URL.Query().Get("next"))
+	if p != nil {
+		http.Redirect(w, r, next, http.StatusSeeOther)
+		return nil
+	}
+	d := s.newPage(r, nil, "Staff sign-in", loginBody{Next: next})
+	d.Notice = noticeOf(r)
+	return s.render(w, http.StatusOK, "login", d)
+}
+
+// pageLoginPost signs a user in from the form (name, password, next) and
+// sends them on to next, when it is a page of this site.
+func (s *Server) pageLoginPost(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	if err := r.ParseForm(); err != nil {
+		return badRequest("the form cannot be read")
+	}
+	name, password := strings.TrimSpace(r.PostForm.Get("name")), r.PostForm.Get("password")
+	next := safeNext(r.PostForm.Get("next"))
+	fail := func(status int, msg string) error {
+		d := s.newPage(r, nil, "Staff sign-in", loginBody{Name: name, Next: next, Error: msg})
+		return s.render(w, status, "login", d)
+	}
+	if name == "" || password == "" {
+		return fail(http.StatusBadRequest, "Enter your account name and your password.")
+	}
+	if _, err := s.login(r.Context(), w, r, name, password); err != nil {
+		var ae *apiError
+		if errors.As(err, &ae) {
+			if ae == errRateLimited {
+				retryAfter(w, time.Minute)
+			}
+			return fail(ae.Status, capitalize(ae.Message)+".")
+		}
+		return err
+	}
+	http.Redirect(w, r, next, http.StatusSeeOther)
+	return nil
+}
+
+func (s *Server) pageLogout(w http.ResponseWriter, r *http.Request, p *principal) error {
+	if err := s.logout(r.Context(), w, p); err != nil {
+		return err
+	}
+	seeOther(w, r, "/login", "signed-out", 0)
+	return nil
+}
+
+// --- users ---
+
+// usersBody is the admin's list of users and the form to add one.
+type usersBody struct {
+	Users []userJSON
+	Roles []store.Role
+	Form  newUserForm
+}
+
+type newUserForm struct {
+	Name  string
+	Roles []store.Role
+}
+
+// Has reports whether the form had role r ticked.
+func (f newUserForm) Has(r store.Role) bool { return slices.Contains(f.Roles, r) }
+
+func (s *Server) usersPage(w http.ResponseWriter, r *http.Request, p *principal, status int, f newUserForm, msg string) error {
+	ctx := r.Context()
+	users, err := s.cfg.Data.DB.Users(ctx)
+	if err != nil {
+		return err
+	}
+	b := usersBody{Roles: allRoleNames(), Form: f, Users: make([]userJSON, len(users))}
+	for i, u := range users {
+		_, _, perr := s.cfg.Data.DB.PasswordHash(ctx, u.Name)
+		b.Users[i] = userJSON{u.Name, u.Roles, u.Created, u.CreatedBy, !u.Disabled.IsZero(), perr == nil}
+	}
+	d := s.newPage(r, p, "Users", b)
+	d.Notice, d.Error = noticeOf(r), msg
+	return s.render(w, status, "users", d)
+}
+
+// allRoleNames lists the roles in their canonical order.
+func allRoleNames() []store.Role {
+	return []store.Role{store.RoleAdmin, store.RoleOperator, store.RoleInvestigator, store.RoleVerifier, store.RoleDPO, store.RoleAuditor}
+}
+
+func (s *Server) pageUsers(w http.ResponseWriter, r *http.Request, p *principal) error {
+	return s.usersPage(w, r, p, http.StatusOK, newUserForm{}, "")
+}
+
+// pageAddUser adds a user with roles and a password, by the API's rules.
+func (s *Server) pageAddUser(w http.ResponseWriter, r *http.Request, p *principal) error {
+	if err := r.ParseForm(); err != nil {
+		return badRequest("the form cannot be read")
+	}
+	f := newUserForm{Name: strings.TrimSpace(r.PostForm.Get("name"))}
+	for _, v := range r.PostForm["roles"] {
+		role, err := store.ParseRole(v)
+		if err != nil {
+			return s.usersPage(w, r, p, http.StatusBadRequest, f, "Unknown role "+strconv.Quote(v)+".")
+		}
+		f.Roles = append(f.Roles, role)
+	}
+	err := func() error {
+		if err := checkAccountName(f.Name); err != nil {
+			return err
+		}
+		if len(f.Roles) == 0 {
+			return badRequest("tick one or more roles")
+		}
+		hash, err := hashPassword(r.PostForm.Get("password"))
+		if err != nil {
+			return err
+		}
+		ctx := r.Context()
+		if err := s.cfg.Data.DB.AddUser(ctx, f.Name, f.Roles, p.actor()); err != nil {
+			if errors.Is(err, store.ErrExists) {
+				return newError(http.StatusConflict, "exists", "a user named %q already exists (disabled users keep their name)", f.Name)
+			}
+			return err
+		}
+		return s.cfg.Data.DB.SetPassword(ctx, f.Name, hash, p.actor())
+	}()
+	if err != nil {
+		ae := s.pageError(r, err)
+		return s.usersPage(w, r, p, ae.Status, f, capitalize(ae.Message)+".")
+	}
+	seeOther(w, r, "/users", "user-added", 0)
+	return nil
+}
+
+func (s *Server) pageDisableUser(w http.ResponseWriter, r *http.Request, p *principal) error {
+	name := r.PathValue("name")
+	if name == p.user.Name {
+		return s.usersPage(w, r, p, http.StatusConflict, newUserForm{}, "You cannot disable yourself; ask another admin.")
+	}
+	if err := s.cfg.Data.DB.DisableUser(r.Context(), name, p.actor()); err != nil {
+		return err
+	}
+	seeOther(w, r, "/users", "disabled", 0)
+	return nil
+}
+
+// capitalize makes a message start with a capital letter.
+func capitalize(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// --- API tokens ---
+
+// tokensBody is the list of API tokens, and a token just created, shown
+// this once.
+type tokensBody struct {
+	Tokens   []tokenRow
+	AllUsers bool // an admin sees everyone's tokens
+	Created  string
+	Label    string
+	Days     int
+}
+
+type tokenRow struct {
+	tokenJSON
+	Status string // active, expired or revoked
+}
+
+func (s *Server) tokensPage(w http.ResponseWriter, r *http.Request, p *principal, status int, b tokensBody, msg string) error {
+	user := p.user.Name
+	if p.user.Has(store.RoleAdmin) {
+		user, b.AllUsers = "", true
+	}
+	ts, err := s.cfg.Data.DB.APITokens(r.Context(), user)
+	if err != nil {
+		return err
+	}
+	now := s.cfg.Now()
+	for i := len(ts) - 1; i >= 0; i-- {
+		t := ts[i]
+		row := tokenRow{tokenJSON: toTokenJSON(t), Status: "active"}
+		switch {
+		case !t.Revoked.IsZero():
+			row.Status = "revoked"
+		case !t.Expires.IsZero() && !now.Before(t.Expires):
+			row.Status = "expired"
+		}
+		b.Tokens = append(b.Tokens, row)
+	}
+	if b.Days == 0 {
+		b.Days = 90
+	}
+	d := s.newPage(r, p, "API tokens", b)
+	d.Notice, d.Error = noticeOf(r), msg
+	return s.render(w, status, "tokens", d)
+}
+
+func (s *Server) pageTokens(w http.ResponseWriter, r *http.Request, p *principal) error {
+	return s.tokensPage(w, r, p, http.StatusOK, tokensBody{}, "")
+}
+
+// pageCreateToken creates an API token and shows it once: only its hash is
+// kept.
+func (s *Server) pageCreateToken(w http.ResponseWriter, r *http.Request, p *principal) error {
+	if err := r.ParseForm(); err != nil {
+		return badRequest("the form cannot be read")
+	}
+	b := tokensBody{Label: strings.TrimSpace(r.PostForm.Get("label"))}
+	days, err := strconv.Atoi(strings.TrimSpace(r.PostForm.Get("days")))
+	b.Days = days
+	switch {
+	case b.Label == "" || len(b.Label) > 100:
+		return s.tokensPage(w, r, p, http.StatusBadRequest, b, "Say what the token is for, in 1 to 100 characters.")
+	case err != nil || days < 1 || days > maxTokenDays:
+		return s.tokensPage(w, r, p, http.StatusBadRequest, b, "Give the token a life of 1 to "+strconv.Itoa(maxTokenDays)+" days.")
+	}
+	tok, err := s.createToken(r.Context(), p, b.Label, days)
+	if err != nil {
+		return err
+	}
+	return s.tokensPage(w, r, p, http.StatusCreated, tokensBody{Created: tok}, "")
+}
+
+// createToken makes a token for p valid for days.
+func (s *Server) createToken(ctx context.Context, p *principal, label string, days int) (string, error) {
+	tok, hash, err := passwd.NewToken(tokenPrefix)
+	if err != nil {
+		return "", err
+	}
+	expires := s.cfg.Now().Add(time.Duration(days) * 24 * time.Hour)
+	if _, err := s.cfg.Data.DB.CreateAPIToken(ctx, p.user.Name, label, hash, expires, p.actor()); err != nil {
+		return "", err
+	}
+	return tok, nil
+}
+
+// pageRevokeToken revokes one of the user's tokens (an admin: anyone's);
+// another user's token is "not found".
+func (s *Server) pageRevokeToken(w http.ResponseWriter, r *http.Request, p *principal) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	if !p.user.Has(store.RoleAdmin) {
+		ts, err := s.cfg.Data.DB.APITokens(r.Context(), p.user.Name)
+		if err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(ts, func(t store.APIToken) bool { return t.ID == id }) {
+			return errNotFound
+		}
+	}
+	if err := s.cfg.Data.DB.RevokeAPIToken(r.Context(), id, p.actor()); err != nil {
+		return err
+	}
+	seeOther(w, r, "/tokens", "revoked", id)
+	return nil
+}

@@ -1,0 +1,332 @@
+// gabarit console: the search page. It finds the faces of the chosen
+// photo (POST /api/v1/detect), draws them numbered over the photo so that
+// the investigator picks one, then runs the search (POST /api/v1/searches)
+// and shows the results without reloading. Without scripts, the form posts
+// to /search and the server renders the same results.
+"use strict";
+
+(function () {
+  const form = document.getElementById("search-form");
+  if (!form) {
+    return;
+  }
+  const meta = document.querySelector('meta[name="csrf-token"]');
+  const csrf = meta ? meta.content : "";
+  const input = document.getElementById("photo");
+  const zone = document.getElementById("dropzone");
+  const preview = document.getElementById("preview");
+  const img = document.getElementById("preview-img");
+  const boxes = document.getElementById("boxes");
+  const status = document.getElementById("detect-status");
+  const choice = document.getElementById("face-choice");
+  const options = document.getElementById("face-options");
+  const faceField = document.getElementById("face-number");
+  const faceInput = document.getElementById("face");
+  const errorBox = document.getElementById("search-error");
+  const button = document.getElementById("search-button");
+  const area = document.getElementById("results-area");
+
+  let file = null;
+  let objectURL = null;
+  let selected = -1; // -1: the largest face
+  let detecting = 0; // the detection in flight, to ignore stale answers
+
+  // The face number is chosen on the photo instead, and a dropped photo
+  // need not be in the file input.
+  faceField.hidden = true;
+  input.required = false;
+
+  function showError(msg) {
+    errorBox.textContent = msg;
+    errorBox.hidden = !msg;
+  }
+
+  async function post(url, body) {
+    const resp = await fetch(url, {
+      method: "POST",
+      body: body,
+      headers: { "X-CSRF-Token": csrf, Accept: "application/json" },
+      credentials: "same-origin",
+    });
+    let data = null;
+    try {
+      data = await resp.json();
+    } catch (e) {
+      data = null;
+    }
+    if (!resp.ok) {
+      if (resp.status === 401) {
+        throw new Error("Your session has ended: sign in again.");
+      }
+      const msg = data && data.message ? data.message : "the server answered " + resp.status;
+      throw new Error(msg.charAt(0).toUpperCase() + msg.slice(1) + ".");
+    }
+    return data;
+  }
+
+  function select(i) {
+    selected = i;
+    faceInput.value = i >= 0 ? String(i) : "";
+    boxes.querySelectorAll(".box").forEach((b) => {
+      const on = Number(b.dataset.index) === i;
+      b.classList.toggle("selected", on);
+      b.setAttribute("aria-pressed", on ? "true" : "false");
+    });
+    options.querySelectorAll("input").forEach((r) => {
+      r.checked = Number(r.value) === i;
+    });
+  }
+
+  function drawFaces(data) {
+    boxes.replaceChildren();
+    options.replaceChildren();
+    const faces = data.faces || [];
+    if (faces.length === 0) {
+      status.textContent = "No face was found in this photo: choose another photo.";
+      choice.hidden = true;
+      button.disabled = true;
+      return;
+    }
+    button.disabled = false;
+    let largest = 0;
+    faces.forEach((f, n) => {
+      const [x, y, w, h] = f.box;
+      if (w * h > faces[largest].box[2] * faces[largest].box[3]) {
+        largest = n;
+      }
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "box";
+      b.dataset.index = String(f.index);
+      b.style.left = (100 * x) / data.width + "%";
+      b.style.top = (100 * y) / data.height + "%";
+      b.style.width = (100 * w) / data.width + "%";
+      b.style.height = (100 * h) / data.height + "%";
+      b.setAttribute("aria-label", "Face " + (f.index + 1));
+      const num = document.createElement("span");
+      num.className = "num";
+      num.textContent = String(f.index + 1);
+      b.appendChild(num);
+      b.addEventListener("click", () => select(f.index));
+      boxes.appendChild(b);
+
+      const label = document.createElement("label");
+      label.className = "check";
+      const radio = document.createElement("input");
+      radio.type = "radio";
+      radio.name = "face-choice";
+      radio.value = String(f.index);
+      radio.addEventListener("change", () => select(f.index));
+      label.title = "detection quality " + f.quality.toFixed(2);
+      label.appendChild(radio);
+      label.appendChild(document.createTextNode(" Face " + (f.index + 1)));
+      options.appendChild(label);
+    });
+    if (faces.length === 1) {
+      status.textContent = "One face found.";
+      choice.hidden = true;
+    } else {
+      status.textContent = faces.length + " faces found: click the one to search (the largest is chosen).";
+      choice.hidden = false;
+    }
+    select(faces[largest].index);
+  }
+
+  async function setFile(f) {
+    if (!f) {
+      return;
+    }
+    if (f.type && !f.type.startsWith("image/")) {
+      showError("This file is not a photo.");
+      return;
+    }
+    file = f;
+    showError("");
+    if (objectURL) {
+      URL.revokeObjectURL(objectURL);
+    }
+    objectURL = URL.createObjectURL(f);
+    img.src = objectURL;
+    preview.hidden = false;
+    boxes.replaceChildren();
+    options.replaceChildren();
+    choice.hidden = true;
+    select(-1);
+    status.textContent = "Finding the faces…";
+    const mine = ++detecting;
+    const fd = new FormData();
+    fd.append("photo", f);
+    try {
+      const data = await post("/api/v1/detect", fd);
+      if (mine === detecting) {
+        drawFaces(data);
+      }
+    } catch (e) {
+      if (mine === detecting) {
+        status.textContent = "";
+        showError(e.message);
+      }
+    }
+  }
+
+  input.addEventListener("change", () => setFile(input.files[0]));
+
+  ["dragenter", "dragover"].forEach((ev) =>
+    zone.addEventListener(ev, (e) => {
+      e.preventDefault();
+      zone.classList.add("over");
+    }),
+  );
+  ["dragleave", "drop"].forEach((ev) =>
+    zone.addEventListener(ev, (e) => {
+      e.preventDefault();
+      zone.classList.remove("over");
+    }),
+  );
+  zone.addEventListener("drop", (e) => {
+    const files = e.dataTransfer && e.dataTransfer.files;
+    if (files && files.length > 0) {
+      try {
+        input.files = files; // keep the form whole for the fallback
+      } catch (err) {
+        // Some browsers refuse: the file is kept in the script.
+      }
+      setFile(files[0]);
+    }
+  });
+
+  function text(tag, cls, s) {
+    const el = document.createElement(tag);
+    if (cls) {
+      el.className = cls;
+    }
+    el.textContent = s;
+    return el;
+  }
+
+  function timecode(ms) {
+    const s = Math.floor(ms / 1000);
+    return Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0") + "." + Math.floor((ms % 1000) / 100);
+  }
+
+  function fact(dl, term, value, cls) {
+    dl.appendChild(text("dt", "", term));
+    const dd = text("dd", cls || "", "");
+    if (value instanceof Node) {
+      dd.appendChild(value);
+    } else {
+      dd.textContent = value;
+    }
+    dl.appendChild(dd);
+    return dd;
+  }
+
+  function link(href, s) {
+    const a = document.createElement("a");
+    a.href = href;
+    a.textContent = s;
+    return a;
+  }
+
+  // renderResults builds the same markup as the server's "results" template.
+  function renderResults(res) {
+    const sec = document.createElement("section");
+    sec.id = "results";
+    sec.className = "results";
+    sec.setAttribute("aria-live", "polite");
+    sec.appendChild(text("h2", "", "Results"));
+    const rec = "/searches/" + res.search_id;
+    const note = text("p", "audit-note", "Search ");
+    note.appendChild(link(rec, "#" + res.search_id));
+    note.appendChild(
+      document.createTextNode(
+        " is recorded in the audit log (entry " + res.audit_id + "), with its purpose, your name and a hash of the photo — never the photo." +
+          " Faces in the photo: " + res.probe_faces + ". Threshold: " + res.threshold.toFixed(3) + ".",
+      ),
+    );
+    sec.appendChild(note);
+    const results = res.results || [];
+    if (results.length === 0) {
+      const p = text("p", "nomatch", "");
+      p.appendChild(text("strong", "", "No match."));
+      p.appendChild(document.createTextNode(" No face in the declared collections is similar enough to the face searched."));
+      sec.appendChild(p);
+      return sec;
+    }
+    const intro = text("p", "", results.length + " face" + (results.length > 1 ? "s" : "") +
+      " above the threshold, most similar first. A result is a lead, not an identification: two verifiers must confirm it on the ");
+    intro.appendChild(link(rec, "search's page"));
+    intro.appendChild(document.createTextNode("."));
+    sec.appendChild(intro);
+    const ul = document.createElement("ul");
+    ul.className = "grid";
+    results.forEach((h, i) => {
+      const li = document.createElement("li");
+      li.className = "card hit";
+      li.appendChild(text("span", "rank", String(i + 1)));
+      if (h.time_code_ms != null) {
+        li.appendChild(text("div", "crop placeholder", "Video frame at " + timecode(h.time_code_ms) + ", no still image"));
+      } else {
+        const im = document.createElement("img");
+        im.className = "crop";
+        im.src = "/api/v1/faces/" + h.face_id + "/crop";
+        im.alt = "Face " + h.face_id + ", result " + (i + 1);
+        im.width = 180;
+        im.height = 180;
+        if (window.gabaritWatchCrop) {
+          window.gabaritWatchCrop(im);
+        }
+        li.appendChild(im);
+      }
+      const dl = document.createElement("dl");
+      dl.className = "facts";
+      fact(dl, "Similarity", text("strong", "similarity", h.similarity.toFixed(3)));
+      fact(dl, "Source", "#" + h.source_id + " · " + h.legal_basis);
+      fact(dl, "Where", h.locator, "locator").title = h.locator;
+      fact(dl, "Face", String(h.face_id) + (h.time_code_ms != null ? " at " + timecode(h.time_code_ms) : ""));
+      li.appendChild(dl);
+      ul.appendChild(li);
+    });
+    sec.appendChild(ul);
+    return sec;
+  }
+
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    showError("");
+    if (!file && input.files.length > 0) {
+      file = input.files[0];
+    }
+    if (!file) {
+      showError("Choose a photo first.");
+      return;
+    }
+    const purpose = document.getElementById("purpose").value.trim();
+    if (!purpose) {
+      showError("State the purpose of the search: it is recorded in the audit log.");
+      document.getElementById("purpose").focus();
+      return;
+    }
+    const fd = new FormData();
+    fd.append("photo", file);
+    fd.append("purpose", purpose);
+    fd.append("case", document.getElementById("case").value.trim());
+    fd.append("k", document.getElementById("k").value);
+    if (selected >= 0) {
+      fd.append("face", String(selected));
+    }
+    button.disabled = true;
+    const label = button.textContent;
+    button.textContent = "Searching…";
+    try {
+      const res = await post("/api/v1/searches", fd);
+      area.replaceChildren(renderResults(res));
+      area.scrollIntoView({ block: "nearest" });
+    } catch (err) {
+      showError(err.message);
+    } finally {
+      button.disabled = false;
+      button.textContent = label;
+    }
+  });
+})();

@@ -1,13 +1,11 @@
 package server
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 
 	"gabarit/internal/app"
 	"gabarit/internal/search"
@@ -86,65 +84,36 @@ type searchRow struct {
 // searchesPerPage is how many searches the list shows at once.
 const searchesPerPage = 30
 
-// pageSearches lists the latest searches. The store has no query listing
-// searches, so they are found through their audit entries ("search",
-// object search/ID), read backwards in windows of ids.
+// pageSearches lists the latest searches, newest first, with how many of
+// their results are confirmed and identified; ?before=ID pages back.
 func (s *Server) pageSearches(w http.ResponseWriter, r *http.Request, p *principal) error {
 	ctx := r.Context()
 	before, err := beforeParam(r)
 	if err != nil {
 		return err
 	}
-	head, err := s.auditHead(ctx)
+	b := searchesBody{Newer: r.URL.Query().Get("before") != ""}
+	srs, err := s.cfg.Data.DB.Searches(ctx, before, searchesPerPage+1)
 	if err != nil {
 		return err
 	}
-	if before == 0 || before > head+1 {
-		before = head + 1
+	if len(srs) > searchesPerPage {
+		srs = srs[:searchesPerPage]
+		b.Older = srs[len(srs)-1].ID
 	}
-	b := searchesBody{Newer: r.URL.Query().Get("before") != ""}
-	const window = 500
-	to := before - 1
-	for to >= 1 && len(b.Searches) < searchesPerPage {
-		from := max(1, to-window+1)
-		es, err := s.cfg.Data.DB.AuditEntries(ctx, from, to)
+	for _, sr := range srs {
+		row := searchRow{Search: sr}
+		cs, err := s.cfg.Data.DB.Confirmations(ctx, sr.ID)
 		if err != nil {
 			return err
 		}
-		for i := len(es) - 1; i >= 0 && len(b.Searches) < searchesPerPage; i-- {
-			e := es[i]
-			if e.Action != "search" {
-				continue
-			}
-			id, ok := strings.CutPrefix(e.Object, "search/")
-			sid, err := strconv.ParseInt(id, 10, 64)
-			if !ok || err != nil {
-				continue
-			}
-			sr, err := s.cfg.Data.DB.Search(ctx, sid)
-			if errors.Is(err, store.ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			row := searchRow{Search: sr}
-			cs, err := s.cfg.Data.DB.Confirmations(ctx, sid)
-			if err != nil {
-				return err
-			}
-			for _, c := range cs {
-				row.Confirmed++
-				if c.Identified {
-					row.Identified++
-				}
-			}
-			b.Searches = append(b.Searches, row)
-			if len(b.Searches) == searchesPerPage && e.ID > 1 {
-				b.Older = e.ID
+		for _, c := range cs {
+			row.Confirmed++
+			if c.Identified {
+				row.Identified++
 			}
 		}
-		to = from - 1
+		b.Searches = append(b.Searches, row)
 	}
 	d := s.newPage(r, p, "Verification", b)
 	return s.render(w, http.StatusOK, "searches", d)
@@ -165,37 +134,6 @@ func beforeParam(r *http.Request) (int64, error) {
 
 // auditHead returns the id of the last audit entry (0 for an empty log),
 // found by galloping then bisecting over single-entry reads: the store
-// offers no cheaper way short of verifying the whole chain.
-func (s *Server) auditHead(ctx context.Context) (int64, error) {
-	exists := func(id int64) (bool, error) {
-		es, err := s.cfg.Data.DB.AuditEntries(ctx, id, id)
-		return len(es) > 0, err
-	}
-	lo, hi := int64(0), int64(1) // lo exists (or is 0), hi is probed
-	for {
-		ok, err := exists(hi)
-		if err != nil {
-			return 0, err
-		}
-		if !ok {
-			break
-		}
-		lo, hi = hi, hi*2
-	}
-	for hi-lo > 1 { // lo exists, hi does not
-		mid := lo + (hi-lo)/2
-		ok, err := exists(mid)
-		if err != nil {
-			return 0, err
-		}
-		if ok {
-			lo = mid
-		} else {
-			hi = mid
-		}
-	}
-	return lo, nil
-}
 
 // recordBody is one search as verifiers check it.
 type recordBody struct {

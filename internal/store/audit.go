@@ -187,3 +187,12 @@ WHERE id BETWEEN ? AND ? ORDER BY id`, from, to)
 	}
 	return out, nil
 }
+
+// AuditHeadID is the id of the last audit entry (0 when the log is empty).
+func (db *DB) AuditHeadID(ctx context.Context) (int64, error) {
+	var id sql.NullInt64
+	if err := db.r.QueryRowContext(ctx, `SELECT max(id) FROM audit`).Scan(&id); err != nil {
+		return 0, fmt.Errorf("audit head: %w", err)
+	}
+	return id.Int64, nil
+}

@@ -192,3 +192,16 @@ GROUP BY purpose ORDER BY count(*) DESC, purpose`)
 	}
 	return out, nil
 }
+
+// Searches returns at most limit searches, newest first, with ids below
+// before (before ≤ 0: from the newest): the verifiers' list.
+func (db *DB) Searches(ctx context.Context, before int64, limit int) ([]Search, error) {
+	if before <= 0 {
+		before = math.MaxInt64
+	}
+	rows, err := db.r.QueryContext(ctx, `SELECT `+searchColumns+` FROM searches WHERE id < ? ORDER BY id DESC LIMIT ?`, before, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list searches: %w", err)
+	}
+	return collect(rows, scanSearch)
+}

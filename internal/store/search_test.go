@@ -82,3 +82,32 @@ func TestSearchPurposeEnforcedBySchema(t *testing.T) {
 		t.Error("schema accepted a search without a purpose")
 	}
 }
+
+func TestSearchesNewestFirstAndAuditHead(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := openTest(t)
+	if head, err := db.AuditHeadID(ctx); err != nil || head != 0 {
+		t.Fatalf("empty log: head %d, %v", head, err)
+	}
+	var ids []int64
+	var lastAudit int64
+	for i := range 5 {
+		sid, aid, err := db.RecordSearch(ctx, Search{Actor: "a", Purpose: "p", K: 1, Threshold: 0.5, Returned: []int64{int64(i)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids, lastAudit = append(ids, sid), aid
+	}
+	if head, err := db.AuditHeadID(ctx); err != nil || head != lastAudit {
+		t.Fatalf("head %d, %v; want %d", head, err, lastAudit)
+	}
+	got, err := db.Searches(ctx, 0, 3)
+	if err != nil || len(got) != 3 || got[0].ID != ids[4] || got[2].ID != ids[2] {
+		t.Fatalf("newest 3 = %v, %v", got, err)
+	}
+	got, err = db.Searches(ctx, ids[2], 10)
+	if err != nil || len(got) != 2 || got[0].ID != ids[1] || got[1].ID != ids[0] {
+		t.Fatalf("before %d = %v, %v", ids[2], got, err)
+	}
+}

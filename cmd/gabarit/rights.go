@@ -267,7 +267,9 @@ func (e *cmdEnv) rightsLift(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	dk, err := df.open(ctx, false)
+	// The writer lock: a running server holds the vault's restrictions in
+	// memory, so lifting one goes through it (or waits for it to stop).
+	dk, err := df.open(ctx, true)
 	if err != nil {
 		return err
 	}

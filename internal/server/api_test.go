@@ -414,3 +414,38 @@ func TestRightsThroughTheAPI(t *testing.T) {
 		t.Errorf("after erasure the person is still found: %d %s", st, body)
 	}
 }
+
+// TestScheduledPurge: the server's housekeeping deletes what is past its
+// retention period, audited as the server, and removes it from the index.
+func TestScheduledPurge(t *testing.T) {
+	e := newTestEnv(t, nil)
+	e.addUser("olga", store.RoleOperator)
+	e.ingest(e.token("olga"), e.declareSource(e.token("olga")))
+	ctx := context.Background()
+	if n := e.srv.cfg.Index.Index.Len(); n != 3 {
+		t.Fatalf("index holds %d faces", n)
+	}
+	e.srv.housekeeping(ctx) // nothing is due yet
+	if n, err := e.data.DB.FaceCount(ctx); err != nil || n != 3 {
+		t.Fatalf("before the deadline: %d faces, %v", n, err)
+	}
+	e.srv.cfg.Now = func() time.Time { return time.Now().Add(31 * 24 * time.Hour) } // the source keeps 30 days
+	e.srv.housekeeping(ctx)
+	if n, err := e.data.DB.FaceCount(ctx); err != nil || n != 0 {
+		t.Fatalf("after the deadline: %d faces, %v", n, err)
+	}
+	if n := e.srv.cfg.Index.Index.Len(); n != 0 {
+		t.Errorf("index still holds %d faces", n)
+	}
+	es, err := e.data.DB.AuditEntries(ctx, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, a := range es {
+		found = found || (a.Actor == "server:retention" && a.Action == "image.purge")
+	}
+	if !found {
+		t.Error("no audit entry of the server's purge")
+	}
+}

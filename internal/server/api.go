@@ -338,16 +338,12 @@ func (s *Server) apiCreateToken(w http.ResponseWriter, r *http.Request, p *princ
 	if in.Days < 1 || in.Days > maxTokenDays {
 		return badRequest("expires_in_days: 1 to %d", maxTokenDays)
 	}
-	tok, hash, err := passwd.NewToken(tokenPrefix)
+	tok, err := s.createToken(r.Context(), p, in.Label, in.Days)
 	if err != nil {
 		return err
 	}
-	expires := s.cfg.Now().Add(time.Duration(in.Days) * 24 * time.Hour)
-	id, err := s.cfg.Data.DB.CreateAPIToken(r.Context(), p.user.Name, in.Label, hash, expires, p.actor())
-	if err != nil {
-		return err
-	}
-	out := tokenJSON{ID: id, User: p.user.Name, Label: in.Label, Created: s.cfg.Now(), Expires: &expires, Token: tok}
+	expires := tok.Expires
+	out := tokenJSON{ID: tok.ID, User: p.user.Name, Label: in.Label, Created: tok.Created, Expires: &expires, Token: tok.Token}
 	writeJSON(w, http.StatusCreated, out)
 	return nil
 }
@@ -359,8 +355,40 @@ func (s *Server) apiRevokeToken(w http.ResponseWriter, r *http.Request, p *princ
 	if err != nil {
 		return err
 	}
+	if err := s.revokeToken(r.Context(), id, p); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// createdToken is a token just made: the secret is shown this once.
+type createdToken struct {
+	ID               int64
+	Token            string
+	Created, Expires time.Time
+}
+
+// createToken makes a bearer token for p, valid for days.
+func (s *Server) createToken(ctx context.Context, p *principal, label string, days int) (createdToken, error) {
+	tok, hash, err := passwd.NewToken(tokenPrefix)
+	if err != nil {
+		return createdToken{}, err
+	}
+	now := s.cfg.Now()
+	expires := now.Add(time.Duration(days) * 24 * time.Hour)
+	id, err := s.cfg.Data.DB.CreateAPIToken(ctx, p.user.Name, label, hash, expires, p.actor())
+	if err != nil {
+		return createdToken{}, err
+	}
+	return createdToken{ID: id, Token: tok, Created: now, Expires: expires}, nil
+}
+
+// revokeToken revokes one of p's tokens; an admin may revoke anyone's.
+// Another user's token is "not found", so ids reveal nothing.
+func (s *Server) revokeToken(ctx context.Context, id int64, p *principal) error {
 	if !p.user.Has(store.RoleAdmin) {
-		ts, err := s.cfg.Data.DB.APITokens(r.Context(), p.user.Name)
+		ts, err := s.cfg.Data.DB.APITokens(ctx, p.user.Name)
 		if err != nil {
 			return err
 		}
@@ -368,11 +396,7 @@ func (s *Server) apiRevokeToken(w http.ResponseWriter, r *http.Request, p *princ
 			return errNotFound
 		}
 	}
-	if err := s.cfg.Data.DB.RevokeAPIToken(r.Context(), id, p.actor()); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return s.cfg.Data.DB.RevokeAPIToken(ctx, id, p.actor())
 }
 
 // --- sources and ingest ---

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"slices"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"gabarit/internal/app"
-	"gabarit/internal/passwd"
 	"gabarit/internal/store"
 )
 
@@ -292,20 +290,7 @@ func (s *Server) pageCreateToken(w http.ResponseWriter, r *http.Request, p *prin
 	if err != nil {
 		return err
 	}
-	return s.tokensPage(w, r, p, http.StatusCreated, tokensBody{Created: tok}, "")
-}
-
-// createToken makes a token for p valid for days.
-func (s *Server) createToken(ctx context.Context, p *principal, label string, days int) (string, error) {
-	tok, hash, err := passwd.NewToken(tokenPrefix)
-	if err != nil {
-		return "", err
-	}
-	expires := s.cfg.Now().Add(time.Duration(days) * 24 * time.Hour)
-	if _, err := s.cfg.Data.DB.CreateAPIToken(ctx, p.user.Name, label, hash, expires, p.actor()); err != nil {
-		return "", err
-	}
-	return tok, nil
+	return s.tokensPage(w, r, p, http.StatusCreated, tokensBody{Created: tok.Token}, "")
 }
 
 // pageRevokeToken revokes one of the user's tokens (an admin: anyone's);
@@ -315,16 +300,7 @@ func (s *Server) pageRevokeToken(w http.ResponseWriter, r *http.Request, p *prin
 	if err != nil {
 		return err
 	}
-	if !p.user.Has(store.RoleAdmin) {
-		ts, err := s.cfg.Data.DB.APITokens(r.Context(), p.user.Name)
-		if err != nil {
-			return err
-		}
-		if !slices.ContainsFunc(ts, func(t store.APIToken) bool { return t.ID == id }) {
-			return errNotFound
-		}
-	}
-	if err := s.cfg.Data.DB.RevokeAPIToken(r.Context(), id, p.actor()); err != nil {
+	if err := s.revokeToken(r.Context(), id, p); err != nil {
 		return err
 	}
 	seeOther(w, r, "/tokens", "revoked", id)

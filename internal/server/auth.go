@@ -88,7 +88,7 @@ func (s *Server) login(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	if errors.Is(err, store.ErrNotFound) {
 		// Spend the same time as a real check, so that timing does not
 		// tell which accounts exist.
-		_, _ = passwd.Verify(password, dummyHash)
+		_, _ = passwd.Verify(password, dummyHash())
 		s.metrics.logins.WithLabelValues("failed").Inc()
 		return nil, bad
 	}
@@ -133,14 +133,15 @@ func (s *Server) logout(ctx context.Context, w http.ResponseWriter, p *principal
 }
 
 // dummyHash is a valid argon2id hash of a random password, verified
-// against when the account does not exist.
-var dummyHash = func() string {
+// against when the account does not exist; made on first use, so that
+// commands that never serve do not pay for it.
+var dummyHash = sync.OnceValue(func() string {
 	h, err := passwd.Hash(randomString(24))
 	if err != nil {
-		panic(err)
+		panic(err) // only crypto/rand failing, which it does not on Linux
 	}
 	return h
-}()
+})
 
 // randomString is n random bytes, base64url-encoded.
 func randomString(n int) string {

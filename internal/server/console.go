@@ -360,10 +360,11 @@ var templateFuncs = template.FuncMap{
 		return min(100, a*100/b)
 	},
 	"short": func(s string, n int) string {
-		if len(s) <= n {
+		r := []rune(s)
+		if len(r) <= n {
 			return s
 		}
-		return s[:n] + "…"
+		return string(r[:n]) + "…"
 	},
 	"stamp": func(t time.Time) string { return fmtTime(t, "2006-01-02 15:04:05") },
 	"datein": func(t time.Time, zone string) string {

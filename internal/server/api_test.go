@@ -5,15 +5,18 @@ import (
 	"context"
 	"fmt"
 	"image/color"
+	"image/jpeg"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"gabarit/internal/app"
+	"gabarit/internal/face"
 	"gabarit/internal/passwd"
 	"gabarit/internal/store"
 )
@@ -447,5 +450,58 @@ func TestScheduledPurge(t *testing.T) {
 	}
 	if !found {
 		t.Error("no audit entry of the server's purge")
+	}
+}
+
+// TestVideoFaceCrop: the crop of a face found in a video is cut from the
+// frame at its time code, read from the video now.
+func TestVideoFaceCrop(t *testing.T) {
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		if os.Getenv("GABARIT_REQUIRE_FFMPEG") != "" {
+			t.Fatalf("ffmpeg not found and GABARIT_REQUIRE_FFMPEG is set: %v", err)
+		}
+		t.Skip("ffmpeg not found: install Debian's ffmpeg to run this test")
+	}
+	e := newTestEnv(t, nil)
+	dir := filepath.Join(e.dir, "videos")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Red for the first second, then blue.
+	cmd := exec.Command("ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi",
+		"-i", "nullsrc=s=160x120:r=10,format=rgb24,geq=r='if(lt(T,1),255,0)':g=0:b='if(lt(T,1),0,255)'",
+		"-t", "2", "-pix_fmt", "yuv420p", "file:"+filepath.Join(dir, "clip.mp4"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, out)
+	}
+	ctx := context.Background()
+	src, err := app.Declaration{Kind: "video", Path: dir, Controller: "c", Purpose: "p", LegalBasis: "consent",
+		Art9: "explicit-consent", Jurisdiction: "FR", Retention: "30d"}.Validate("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := app.AddSource(ctx, e.data.DB, src, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.ID = id
+	for _, tc := range []struct {
+		at   time.Duration
+		blue bool
+	}{{300 * time.Millisecond, false}, {1500 * time.Millisecond, true}} {
+		at := tc.at
+		ref := store.FaceRef{Face: store.Face{ID: 1, Box: face.Box{X: 60, Y: 40, W: 40, H: 40}, TimeCode: &at}, SourceID: id, Locator: "clip.mp4"}
+		b, err := e.srv.crop(ctx, ref)
+		if err != nil {
+			t.Fatalf("crop at %v: %v", at, err)
+		}
+		img, err := jpeg.Decode(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, _, bl, _ := img.At(img.Bounds().Dx()/2, img.Bounds().Dy()/2).RGBA()
+		if (bl > r) != tc.blue {
+			t.Errorf("crop at %v: centre r=%d b=%d, want blue=%v", at, r>>8, bl>>8, tc.blue)
+		}
 	}
 }

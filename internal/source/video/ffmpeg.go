@@ -407,3 +407,63 @@ func (w *tailWriter) lines() string {
 	}
 	return ": " + strings.Join(out, " | ")
 }
+
+// FrameAt returns the frame shown at time code at in the video at path,
+// which must be a file of the collection (a Video.Path): decoded, rotated and
+// scaled as Frames does, so that a box found in a sampled frame applies to
+// it. ffmpeg seeks to at (accurately: to the first frame at or after it),
+// so the frame is within one frame of the one Frames gave at that time
+// code. Errors are those of Frames; a time code past the end of the video
+// wraps ErrCorrupt (no frame).
+func (s *Source) FrameAt(ctx context.Context, path string, at time.Duration) (*imageproc.RGB, error) {
+	if at < 0 {
+		return nil, fmt.Errorf("video frame: negative time code %v", at)
+	}
+	f, loc, format, err := s.open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	info, err := s.probe(ctx, f, format)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, &source.ItemError{Locator: loc, Err: err}
+	}
+	w, h := outSize(info, min(s.opts.MaxSide, MaxDim))
+	tctx, cancel := context.WithTimeout(ctx, s.opts.StallTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(tctx, s.ffmpeg,
+		"-nostdin",
+		"-v", "error",
+		"-protocol_whitelist", "file",
+		"-ss", strconv.FormatFloat(at.Seconds(), 'f', 3, 64),
+		"-f", format,
+		"-i", input,
+		"-map", "0:V:0",
+		"-frames:v", "1",
+		"-vf", fmt.Sprintf("scale=%d:%d", w, h),
+		"-f", "rawvideo",
+		"-pix_fmt", "rgb24",
+		"pipe:1")
+	cmd.ExtraFiles = []*os.File{f}
+	cmd.WaitDelay = waitDelay
+	stderr := &tailWriter{max: 8 << 10}
+	cmd.Stderr = stderr
+	out := &capWriter{max: w * h * 3}
+	cmd.Stdout = out
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if tctx.Err() != nil {
+			return nil, &source.ItemError{Locator: loc, Err: fmt.Errorf("ffmpeg gave no frame in %v: %w", s.opts.StallTimeout, ErrStalled)}
+		}
+		return nil, &source.ItemError{Locator: loc, Err: fmt.Errorf("ffmpeg: %w: %v%s", ErrCorrupt, err, stderr.lines())}
+	}
+	if out.buf.Len() != w*h*3 {
+		return nil, &source.ItemError{Locator: loc, Err: fmt.Errorf("no frame at %v: %w%s", at, ErrCorrupt, stderr.lines())}
+	}
+	return &imageproc.RGB{W: w, H: h, Pix: out.buf.Bytes()}, nil
+}

@@ -619,3 +619,38 @@ func TestNoFFmpeg(t *testing.T) {
 		t.Fatalf("New without ffmpeg = %v, want ErrNoFFmpeg saying how to install it", err)
 	}
 }
+
+// TestFrameAt: the frame at a time code is the one Frames gave there, at
+// the same size, so that boxes of sampled frames apply to it; a time code
+// past the end has no frame.
+func TestFrameAt(t *testing.T) {
+	needFFmpeg(t)
+	t.Parallel()
+	dir := t.TempDir()
+	p := makeVideo(t, dir, "c.mp4", "-f", "lavfi",
+		"-i", "nullsrc=s=64x48:r=10,format=rgb24,geq=r='if(lt(T,1),255,0)':g=0:b='if(lt(T,1),0,255)'",
+		"-t", "2", "-pix_fmt", "yuv420p")
+	s := newSource(t, dir, video.Options{MaxSide: 32})
+	for _, tc := range []struct {
+		at   time.Duration
+		want string
+	}{{0, "red"}, {500 * time.Millisecond, "red"}, {1250 * time.Millisecond, "blue"}, {1750 * time.Millisecond, "blue"}} {
+		img, err := s.FrameAt(t.Context(), p, tc.at)
+		if err != nil {
+			t.Fatalf("FrameAt(%v): %v", tc.at, err)
+		}
+		if img.W != 32 || img.H != 24 || img.Validate() != nil {
+			t.Fatalf("FrameAt(%v): %dx%d, want the sampled frames' 32x24", tc.at, img.W, img.H)
+		}
+		o := (img.H/2*img.W + img.W/2) * 3
+		if got := colorName(img.Pix[o : o+3]); got != tc.want {
+			t.Errorf("FrameAt(%v) = %s, want %s", tc.at, got, tc.want)
+		}
+	}
+	if _, err := s.FrameAt(t.Context(), p, 10*time.Second); !errors.Is(err, video.ErrCorrupt) {
+		t.Errorf("past the end: %v, want ErrCorrupt", err)
+	}
+	if _, err := s.FrameAt(t.Context(), filepath.Join(dir, "..", "x.mp4"), 0); err == nil {
+		t.Error("a path outside the collection opened")
+	}
+}

@@ -563,13 +563,7 @@ func templatesByImage(t *testing.T, data string) map[[32]byte][][]byte {
 // once, with its time code, and a search finds it.
 func TestIngestVideo(t *testing.T) {
 	d := modeltest.Installed(t)
-	ffmpeg, err := exec.LookPath("ffmpeg")
-	if err != nil {
-		if os.Getenv("GABARIT_REQUIRE_MODELS") != "" {
-			t.Fatal("ffmpeg not found (scripts/install-deps.sh installs it)")
-		}
-		t.Skip("ffmpeg not found (scripts/install-deps.sh installs it): video ingestion not tested; CI sets GABARIT_REQUIRE_MODELS and fails instead")
-	}
+	ffmpeg := modeltest.FFmpeg(t)
 	vids := t.TempDir()
 	clip := filepath.Join(vids, "clip.mp4")
 	p1, p2 := filepath.Join(d.TestPhotos(), "sample1.jpg"), filepath.Join(d.TestPhotos(), "sample2.jpg")

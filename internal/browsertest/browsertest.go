@@ -96,7 +96,7 @@ func New(t testing.TB) context.Context {
 
 	ctx, cancelTimeout := context.WithTimeout(context.Background(), timeout)
 	ctx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	errs := &pageErrors{}
+	errs := &pageErrors{changed: make(chan struct{})}
 	ctx, cancelBrowser := chromedp.NewContext(ctx, chromedp.WithListener(errs.record))
 	ctx = context.WithValue(ctx, errorsKey{}, errs)
 	t.Cleanup(func() {
@@ -152,14 +152,47 @@ func Errors(ctx context.Context) []string {
 	return errs.list()
 }
 
+// WaitError waits until the tab of ctx (a context from New) reports an
+// error, after the first seen ones, that contains want — the browser
+// reports errors asynchronously — and returns every error so far. It
+// returns an error, with the errors so far, after timeout, when ctx ends or
+// for a context New did not make.
+func WaitError(ctx context.Context, seen int, want string, timeout time.Duration) ([]string, error) {
+	errs, _ := ctx.Value(errorsKey{}).(*pageErrors)
+	if errs == nil {
+		return nil, errors.New("browsertest: not a context from New")
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		errs.mu.Lock()
+		msgs, changed := append([]string(nil), errs.msgs...), errs.changed
+		errs.mu.Unlock()
+		for _, m := range msgs[min(seen, len(msgs)):] {
+			if strings.Contains(m, want) {
+				return msgs, nil
+			}
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			return msgs, fmt.Errorf("no error containing %q within %v", want, timeout)
+		case <-ctx.Done():
+			return msgs, ctx.Err()
+		}
+	}
+}
+
 // errorsKey is the context key of the *pageErrors of a tab.
 type errorsKey struct{}
 
 // pageErrors collects the error messages of one tab. Its record method runs
-// in chromedp's event loop, so it only appends under the lock.
+// in chromedp's event loop, so it only appends under the lock, and wakes
+// the waiters of WaitError by closing changed (then replaced).
 type pageErrors struct {
-	mu   sync.Mutex
-	msgs []string
+	mu      sync.Mutex
+	msgs    []string
+	changed chan struct{}
 }
 
 func (e *pageErrors) record(ev any) {
@@ -191,6 +224,8 @@ func (e *pageErrors) record(ev any) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.msgs = append(e.msgs, msg)
+	close(e.changed)
+	e.changed = make(chan struct{})
 }
 
 func (e *pageErrors) list() []string {

@@ -4,6 +4,7 @@ package modeltest
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -86,4 +87,27 @@ func repoRoot(t testing.TB) string {
 		}
 		dir = parent
 	}
+}
+
+// FFmpeg returns the path of ffmpeg when ffmpeg and ffprobe (Debian's
+// ffmpeg package, which scripts/install-deps.sh installs) are on PATH.
+// Otherwise the test is skipped, or fails when GABARIT_REQUIRE_FFMPEG is set
+// (as `make test` and CI do), so that video tests never pass by skipping
+// there.
+func FFmpeg(t testing.TB) string {
+	t.Helper()
+	var ffmpeg string
+	for _, tool := range []string{"ffmpeg", "ffprobe"} {
+		p, err := exec.LookPath(tool)
+		if err != nil {
+			if os.Getenv("GABARIT_REQUIRE_FFMPEG") != "" {
+				t.Fatalf("%s not found and GABARIT_REQUIRE_FFMPEG is set: %v", tool, err)
+			}
+			t.Skipf("%s not found: install Debian's ffmpeg package (apt-get install ffmpeg), or set GABARIT_REQUIRE_FFMPEG=1 to fail instead", tool)
+		}
+		if tool == "ffmpeg" {
+			ffmpeg = p
+		}
+	}
+	return ffmpeg
 }

@@ -17,6 +17,7 @@ import (
 
 	"gabarit/internal/app"
 	"gabarit/internal/face"
+	"gabarit/internal/modeltest"
 	"gabarit/internal/passwd"
 	"gabarit/internal/store"
 )
@@ -200,10 +201,11 @@ func TestSessionsAndTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.data.DB.CreateAPIToken(context.Background(), "olga", "short", hash, time.Now().Add(50*time.Millisecond), "test"); err != nil {
+	expires := time.Now().Add(5 * time.Millisecond)
+	if _, err := e.data.DB.CreateAPIToken(context.Background(), "olga", "short", hash, expires, "test"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond)
+	eventually(t, 5*time.Second, "past the token's expiry", func() bool { return time.Now().After(expires) })
 	exp := e.anon()
 	exp.bearer = tok2
 	if st, body := exp.json("GET", "/api/v1/sources", nil); st != 401 || decode[apiError](t, body).Code != "token_expired" {
@@ -456,19 +458,14 @@ func TestScheduledPurge(t *testing.T) {
 // TestVideoFaceCrop: the crop of a face found in a video is cut from the
 // frame at its time code, read from the video now.
 func TestVideoFaceCrop(t *testing.T) {
-	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		if os.Getenv("GABARIT_REQUIRE_FFMPEG") != "" {
-			t.Fatalf("ffmpeg not found and GABARIT_REQUIRE_FFMPEG is set: %v", err)
-		}
-		t.Skip("ffmpeg not found: install Debian's ffmpeg to run this test")
-	}
+	ffmpeg := modeltest.FFmpeg(t)
 	e := newTestEnv(t, nil)
 	dir := filepath.Join(e.dir, "videos")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	// Red for the first second, then blue.
-	cmd := exec.Command("ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi",
+	cmd := exec.Command(ffmpeg, "-nostdin", "-v", "error", "-f", "lavfi",
 		"-i", "nullsrc=s=160x120:r=10,format=rgb24,geq=r='if(lt(T,1),255,0)':g=0:b='if(lt(T,1),0,255)'",
 		"-t", "2", "-pix_fmt", "yuv420p", "file:"+filepath.Join(dir, "clip.mp4"))
 	if out, err := cmd.CombinedOutput(); err != nil {

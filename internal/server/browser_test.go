@@ -270,18 +270,11 @@ func (b *browser) noErrors() {
 // want (a page answered with an error status), and accepts it.
 func (b *browser) accept(want string) {
 	b.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		errs := browsertest.Errors(b.ctx)
-		if len(errs) == b.accepted+1 && strings.Contains(errs[b.accepted], want) {
-			b.accepted++
-			return
-		}
-		if len(errs) > b.accepted+1 || time.Now().After(deadline) {
-			b.t.Fatalf("want one error containing %q; errors: %q", want, errs[b.accepted:])
-		}
-		time.Sleep(20 * time.Millisecond)
+	errs, err := browsertest.WaitError(b.ctx, b.accepted, want, 10*time.Second)
+	if err != nil || len(errs) != b.accepted+1 || !strings.Contains(errs[b.accepted], want) {
+		b.t.Fatalf("want one error containing %q (%v); errors: %q", want, err, errs[min(b.accepted, len(errs)):])
 	}
+	b.accepted++
 }
 
 // poll waits until a JavaScript expression is true.

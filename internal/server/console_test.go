@@ -445,16 +445,8 @@ func TestConsoleSearchAndVerification(t *testing.T) {
 	if got.status != http.StatusSeeOther || !strings.Contains(got.header.Get("Location"), "notice=ingest") {
 		t.Fatalf("ingest: %d %.300s", got.status, got.body)
 	}
-	deadline := time.Now().Add(time.Minute)
-	for {
-		j, ok := e.srv.jobs.get(1)
-		if ok && j.State == jobDone {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("job = %+v", j)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if j, err := e.srv.jobs.wait(t.Context(), 1); err != nil || j.State != jobDone {
+		t.Fatalf("job = %+v, %v", j, err)
 	}
 	src := op.get("/sources?notice=ingest&id=1")
 	if !strings.Contains(src.body, "Ingest job 1 started") || !strings.Contains(src.body, `data-state="done"`) ||

@@ -292,23 +292,17 @@ func (e *testEnv) ingest(c *client, id int64) job {
 	if st != http.StatusAccepted {
 		e.t.Fatalf("start ingest: %d %s", st, body)
 	}
-	var j job
-	if err := json.Unmarshal(body, &j); err != nil {
-		e.t.Fatal(err)
+	j := decode[job](e.t, body)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := e.srv.jobs.wait(ctx, j.ID); err != nil {
+		e.t.Fatalf("job %d: %v", j.ID, err)
 	}
-	deadline := time.Now().Add(2 * time.Minute)
-	for time.Now().Before(deadline) {
-		st, body = c.json("GET", fmt.Sprintf("/api/v1/jobs/%d", j.ID), nil)
-		if err := json.Unmarshal(body, &j); err != nil || st != http.StatusOK {
-			e.t.Fatalf("job: %d %s", st, body)
-		}
-		if j.State != jobQueued && j.State != jobRunning {
-			return j
-		}
-		time.Sleep(20 * time.Millisecond)
+	st, body = c.json("GET", fmt.Sprintf("/api/v1/jobs/%d", j.ID), nil)
+	if st != http.StatusOK {
+		e.t.Fatalf("job: %d %s", st, body)
 	}
-	e.t.Fatalf("job %d still %s after 2 minutes", j.ID, j.State)
-	return j
+	return decode[job](e.t, body)
 }
 
 // decode unmarshals an answer, failing the test on error.
@@ -319,4 +313,21 @@ func decode[T any](t testing.TB, body []byte) T {
 		t.Fatalf("decode %s: %v", strings.TrimSpace(string(body)), err)
 	}
 	return v
+}
+
+// eventually waits until cond holds, checking it every few milliseconds,
+// and fails the test when it does not within timeout: for conditions that
+// nothing announces (a job's progress, a clock passing a deadline).
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(timeout)
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("still not %s after %v", what, timeout)
+		}
+	}
 }

@@ -45,6 +45,7 @@ type job struct {
 	CancelledBy string             `json:"cancelled_by,omitempty"`
 
 	cancel context.CancelFunc
+	done   chan struct{} // closed when the job has ended
 }
 
 // jobs runs ingest jobs one at a time, in the order they were started:
@@ -93,7 +94,7 @@ func (j *jobs) start(ctx context.Context, sourceID int64, actor string) (job, er
 		}
 	}
 	j.next++
-	x := &job{ID: j.next, SourceID: sourceID, State: jobQueued, StartedBy: actor, Queued: j.s.cfg.Now()}
+	x := &job{ID: j.next, SourceID: sourceID, State: jobQueued, StartedBy: actor, Queued: j.s.cfg.Now(), done: make(chan struct{})}
 	select {
 	case j.queue <- x:
 	default:
@@ -110,9 +111,32 @@ func (j *jobs) start(ctx context.Context, sourceID int64, actor string) (job, er
 // view copies a job for answering, under j.mu.
 func (x *job) view() job {
 	v := *x
-	v.cancel = nil
+	v.cancel, v.done = nil, nil
 	v.Errors = append([]ingest.FileError(nil), x.Errors...)
 	return v
+}
+
+// wait waits until job id has ended (done, failed or cancelled) and
+// returns it; errNotFound for an unknown job.
+func (j *jobs) wait(ctx context.Context, id int64) (job, error) {
+	j.mu.Lock()
+	var done chan struct{}
+	for _, x := range j.all {
+		if x.ID == id {
+			done = x.done
+		}
+	}
+	j.mu.Unlock()
+	if done == nil {
+		return job{}, errNotFound
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return job{}, ctx.Err()
+	}
+	x, _ := j.get(id)
+	return x, nil
 }
 
 func (j *jobs) list() []job {
@@ -150,6 +174,7 @@ func (j *jobs) cancel(id int64, actor string) (job, error) {
 			x.State, x.CancelledBy = jobCancelled, actor
 			now := j.s.cfg.Now()
 			x.Finished = &now
+			close(x.done)
 		case jobRunning:
 			x.CancelledBy = actor
 			x.cancel()
@@ -176,6 +201,7 @@ func (j *jobs) worker() {
 			for _, x := range j.all {
 				if x.State == jobQueued {
 					x.State, x.CancelledBy = jobCancelled, "shutdown"
+					close(x.done)
 				}
 			}
 			j.mu.Unlock()
@@ -231,6 +257,7 @@ func (j *jobs) run(x *job) {
 
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	defer close(x.done)
 	end := j.s.cfg.Now()
 	x.Finished, x.cancel = &end, nil
 	x.Errors = sum.Errors

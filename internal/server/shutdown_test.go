@@ -1,14 +1,18 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"image/color"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,27 +20,56 @@ import (
 	"gabarit/internal/store"
 )
 
-// slowModel is fakeModel taking a while per photo, so that requests and
-// ingest jobs are in flight when the server is told to stop.
-type slowModel struct {
+// gatedModel is fakeModel under the test's control, so that an ingest job
+// and a search are in flight when the server is told to stop: the first
+// free photos of the ingest are analysed at once and the others wait until
+// the ingest is cancelled; the probe's analysis announces itself (probing)
+// and then waits for release.
+type gatedModel struct {
 	fakeModel
-	delay time.Duration
+	free             int64
+	analysed         *atomic.Int64
+	probe            []byte
+	probing, release chan struct{}
 }
 
-func (m slowModel) Analyze(ctx context.Context, data []byte) (face.Analysis, error) {
-	select {
-	case <-time.After(m.delay):
-	case <-ctx.Done():
+func (m gatedModel) Analyze(ctx context.Context, data []byte) (face.Analysis, error) {
+	if bytes.Equal(data, m.probe) {
+		close(m.probing)
+		<-m.release
+	} else if m.analysed.Add(1) > m.free {
+		<-ctx.Done()
 		return face.Analysis{}, ctx.Err()
 	}
 	return m.fakeModel.Analyze(ctx, data)
+}
+
+// announcer is a log handler that closes stopping when the server logs
+// that it is shutting down.
+type announcer struct {
+	slog.Handler
+	stopping chan struct{}
+	once     *sync.Once
+}
+
+func (a announcer) Enabled(context.Context, slog.Level) bool { return true }
+
+func (a announcer) Handle(ctx context.Context, r slog.Record) error {
+	if strings.HasPrefix(r.Message, "shutting down") {
+		a.once.Do(func() { close(a.stopping) })
+	}
+	return nil
 }
 
 // TestGracefulShutdown: on stop, a search in flight finishes with its
 // answer, the running ingest stops at a safe point (what it committed is
 // kept, audited as interrupted) and Serve returns.
 func TestGracefulShutdown(t *testing.T) {
-	e := newTestEnv(t, slowModel{delay: 100 * time.Millisecond})
+	probe := testPNG(t, color.RGBA{5, 5, 5, 0})
+	m := gatedModel{free: 10, analysed: new(atomic.Int64), probe: probe, probing: make(chan struct{}), release: make(chan struct{})}
+	e := newTestEnv(t, m)
+	stopping := make(chan struct{})
+	e.srv.log = slog.New(announcer{Handler: slog.DiscardHandler, stopping: stopping, once: new(sync.Once)})
 	for i := range 60 {
 		if err := os.WriteFile(filepath.Join(e.photos, fmt.Sprintf("q%02d.png", i)), testPNG(t, color.RGBA{uint8(i + 1), 100, 50, 0}), 0o644); err != nil {
 			t.Fatal(err)
@@ -59,14 +92,16 @@ func TestGracefulShutdown(t *testing.T) {
 	if st, body := op.json("POST", fmt.Sprintf("/api/v1/sources/%d/ingest", id), nil); st != http.StatusAccepted {
 		t.Fatalf("ingest: %d %s", st, body)
 	}
-	time.Sleep(1500 * time.Millisecond) // some images committed, many left
+	eventually(t, 30*time.Second, "committing images", func() bool { j, _ := e.srv.jobs.get(1); return j.Images > 0 })
 	searched := make(chan int, 1)
 	go func() {
-		st, _ := inv.multipart("/api/v1/searches", map[string]string{"purpose": "in flight"}, map[string][][]byte{"photo": {testPNG(t, color.RGBA{5, 5, 5, 0})}})
+		st, _ := inv.multipart("/api/v1/searches", map[string]string{"purpose": "in flight"}, map[string][][]byte{"photo": {probe}})
 		searched <- st
 	}()
-	time.Sleep(30 * time.Millisecond) // the search is being analysed
+	<-m.probing // the search is being analysed
 	stop()
+	<-stopping // the server is shutting down, the search still in flight
+	close(m.release)
 	select {
 	case err := <-served:
 		if err != nil {
@@ -79,7 +114,7 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Errorf("search in flight: status %d, want 200", st)
 	}
 	jobs := e.srv.jobs.list()
-	if len(jobs) != 1 || jobs[0].State != jobCancelled || jobs[0].Images == 0 || jobs[0].Images >= 63 {
+	if len(jobs) != 1 || jobs[0].State != jobCancelled || jobs[0].Images == 0 || jobs[0].Images > int(m.free) {
 		t.Fatalf("job after shutdown = %+v", jobs)
 	}
 	counts, err := e.data.DB.SourceCounts(context.Background())

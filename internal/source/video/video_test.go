@@ -16,23 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"gabarit/internal/modeltest"
 	"gabarit/internal/source"
 	"gabarit/internal/source/video"
 )
-
-// needFFmpeg skips the test when ffmpeg is not installed, unless
-// GABARIT_REQUIRE_FFMPEG is set, when it fails instead.
-func needFFmpeg(t *testing.T) {
-	t.Helper()
-	for _, tool := range []string{"ffmpeg", "ffprobe"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("GABARIT_REQUIRE_FFMPEG") != "" {
-				t.Fatalf("%s not found and GABARIT_REQUIRE_FFMPEG is set: %v", tool, err)
-			}
-			t.Skipf("%s not found: install Debian's ffmpeg package (apt-get install ffmpeg), or set GABARIT_REQUIRE_FFMPEG=1 to fail instead", tool)
-		}
-	}
-}
 
 // makeVideo writes a video at dir/name with ffmpeg; args are ffmpeg's
 // input and encoding arguments.
@@ -102,7 +89,7 @@ func frames(t *testing.T, s *video.Source, p string, every time.Duration) ([]fra
 }
 
 func TestFrames(t *testing.T) {
-	needFFmpeg(t)
+	modeltest.FFmpeg(t)
 	t.Parallel()
 	tests := []struct {
 		name    string
@@ -155,7 +142,7 @@ func TestFrames(t *testing.T) {
 // time code shows what the video shows at that time: red during the first
 // second, blue after.
 func TestFrameContent(t *testing.T) {
-	needFFmpeg(t)
+	modeltest.FFmpeg(t)
 	t.Parallel()
 	dir := t.TempDir()
 	p := makeVideo(t, dir, "c.mp4", "-f", "lavfi",
@@ -190,7 +177,7 @@ func colorName(rgb []byte) string {
 // TestStillImage makes a video from a still image (left half red, right
 // half blue) and checks the frames show it the right way round.
 func TestStillImage(t *testing.T) {
-	needFFmpeg(t)
+	modeltest.FFmpeg(t)
 	t.Parallel()
 	dir := t.TempDir()
 	img := image.NewRGBA(image.Rect(0, 0, 200, 100))
@@ -238,7 +225,7 @@ func TestStillImage(t *testing.T) {
 }
 
 func TestProbe(t *testing.T) {
-	needFFmpeg(t)
+	modeltest.FFmpeg(t)
 	t.Parallel()
 	dir := t.TempDir()
 	p := makeVideo(t, dir, "a.mp4", testsrc(320, 240, 3)...)
@@ -274,7 +261,7 @@ func wantItemError(t *testing.T, err error, loc string, target error) {
 }
 
 func TestTruncated(t *testing.T) {
-	needFFmpeg(t)
+	modeltest.FFmpeg(t)
 	t.Parallel()
 	src := t.TempDir()
 	dir := t.TempDir()
@@ -359,7 +346,7 @@ func children(t *testing.T, name string) []int {
 // promptly and that ffmpeg has exited when Frames returns. Not parallel: it
 // counts this process's ffmpeg children.
 func TestStop(t *testing.T) {
-	needFFmpeg(t)
+	modeltest.FFmpeg(t)
 	if runtime.GOOS != "linux" {
 		t.Skip("not Linux: the check counts ffmpeg child processes through /proc; CI runs it on Linux")
 	}
@@ -415,7 +402,7 @@ func TestStop(t *testing.T) {
 }
 
 func TestStalled(t *testing.T) {
-	needFFmpeg(t)
+	modeltest.FFmpeg(t)
 	t.Parallel()
 	dir := t.TempDir()
 	p := makeVideo(t, dir, "a.mp4", testsrc(64, 48, 1)...)
@@ -425,7 +412,7 @@ func TestStalled(t *testing.T) {
 }
 
 func TestLimits(t *testing.T) {
-	needFFmpeg(t)
+	modeltest.FFmpeg(t)
 	t.Parallel()
 	dir := t.TempDir()
 	p := makeVideo(t, dir, "a.mp4", testsrc(320, 240, 3)...)
@@ -464,7 +451,7 @@ func TestLimits(t *testing.T) {
 }
 
 func TestFramesInterval(t *testing.T) {
-	needFFmpeg(t)
+	modeltest.FFmpeg(t)
 	t.Parallel()
 	dir := t.TempDir()
 	p := makeVideo(t, dir, "a.mp4", testsrc(64, 48, 1)...)
@@ -477,7 +464,7 @@ func TestFramesInterval(t *testing.T) {
 }
 
 func TestWalk(t *testing.T) {
-	needFFmpeg(t)
+	modeltest.FFmpeg(t)
 	t.Parallel()
 	base := t.TempDir()
 	root := filepath.Join(base, "root")
@@ -569,7 +556,7 @@ func TestWalk(t *testing.T) {
 }
 
 func TestWalkSingleFile(t *testing.T) {
-	needFFmpeg(t)
+	modeltest.FFmpeg(t)
 	t.Parallel()
 	dir := t.TempDir()
 	p := makeVideo(t, dir, "clip.mp4", testsrc(64, 48, 1)...)
@@ -598,7 +585,7 @@ func TestWalkSingleFile(t *testing.T) {
 }
 
 func TestNewErrors(t *testing.T) {
-	needFFmpeg(t)
+	modeltest.FFmpeg(t)
 	t.Parallel()
 	dir := t.TempDir()
 	txt := filepath.Join(dir, "notes.txt")
@@ -624,7 +611,7 @@ func TestNoFFmpeg(t *testing.T) {
 // the same size, so that boxes of sampled frames apply to it; a time code
 // past the end has no frame.
 func TestFrameAt(t *testing.T) {
-	needFFmpeg(t)
+	modeltest.FFmpeg(t)
 	t.Parallel()
 	dir := t.TempDir()
 	p := makeVideo(t, dir, "c.mp4", "-f", "lavfi",

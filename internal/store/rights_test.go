@@ -392,17 +392,7 @@ func TestRightsMigration(t *testing.T) {
 		t.Fatal(err)
 	}
 	src := mustSource(t, db, nil)
-	if _, err := db.w.Exec(`DROP TABLE api_tokens; DROP TABLE sessions; DROP TABLE confirmations; DROP TABLE users; DROP TABLE rights_requests; UPDATE schema_version SET version = 2`); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	db, err = Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db = reopenFrom(t, path, db, 2)
 	if got := version(t, db); got != schemaVersion || schemaVersion < 3 {
 		t.Errorf("schema version %d, want %d (≥ 3)", got, schemaVersion)
 	}

@@ -207,17 +207,7 @@ func TestUsersMigration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.w.Exec(`DROP TABLE api_tokens; DROP TABLE sessions; DROP TABLE confirmations; DROP TABLE users; UPDATE schema_version SET version = 3`); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	db, err = Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db = reopenFrom(t, path, db, 3)
 	if got := version(t, db); got != schemaVersion || schemaVersion < 4 {
 		t.Errorf("schema version %d, want %d (≥ 4)", got, schemaVersion)
 	}

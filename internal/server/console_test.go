@@ -1,11 +1,8 @@
 package server
 
 import (
-	"bytes"
 	"fmt"
 	"image/color"
-	"io"
-	"mime/multipart"
 	"net/http"
 	"net/url"
 	"os"
@@ -35,63 +32,11 @@ func consoleEnv(t *testing.T) *testEnv {
 	return e
 }
 
-// response is an answer to a console request.
-type response struct {
-	status int
-	body   string
-	header http.Header
-}
-
-// send sends a request without following redirects.
-func (c *client) send(method, path, contentType string, body io.Reader) response {
-	c.e.t.Helper()
-	req, err := http.NewRequest(method, c.e.ts.URL+path, body)
-	if err != nil {
-		c.e.t.Fatal(err)
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		c.e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		c.e.t.Fatal(err)
-	}
-	return response{resp.StatusCode, string(b), resp.Header}
-}
-
 func (c *client) get(path string) response { return c.send("GET", path, "", nil) }
 
 // form posts urlencoded fields.
 func (c *client) form(path string, v url.Values) response {
 	return c.send("POST", path, "application/x-www-form-urlencoded", strings.NewReader(v.Encode()))
-}
-
-// upload posts fields and files as multipart/form-data.
-func (c *client) upload(path string, fields url.Values, files map[string][][]byte) response {
-	c.e.t.Helper()
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	for k, vs := range fields {
-		for _, v := range vs {
-			_ = mw.WriteField(k, v)
-		}
-	}
-	for k, list := range files {
-		for i, b := range list {
-			fw, err := mw.CreateFormFile(k, fmt.Sprintf("%s%d.png", k, i))
-			if err != nil {
-				c.e.t.Fatal(err)
-			}
-			_, _ = fw.Write(b)
-		}
-	}
-	_ = mw.Close()
-	return c.send("POST", path, mw.FormDataContentType(), &buf)
 }
 
 var csrfMeta = regexp.MustCompile(`<meta name="csrf-token" content="([^"]+)">`)

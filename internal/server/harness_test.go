@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -205,8 +206,16 @@ func (e *testEnv) token(name string) *client {
 	return c
 }
 
-// do sends a request and returns the status and body.
-func (c *client) do(method, path, contentType string, body io.Reader) (int, []byte) {
+// response is an answer to a test request.
+type response struct {
+	status int
+	body   string
+	header http.Header
+}
+
+// send sends a request, with the client's CSRF header or bearer token when
+// it has one, without following redirects.
+func (c *client) send(method, path, contentType string, body io.Reader) response {
 	c.e.t.Helper()
 	req, err := http.NewRequest(method, c.e.ts.URL+path, body)
 	if err != nil {
@@ -230,7 +239,14 @@ func (c *client) do(method, path, contentType string, body io.Reader) (int, []by
 	if err != nil {
 		c.e.t.Fatal(err)
 	}
-	return resp.StatusCode, b
+	return response{resp.StatusCode, string(b), resp.Header}
+}
+
+// do sends a request and returns the status and body.
+func (c *client) do(method, path, contentType string, body io.Reader) (int, []byte) {
+	c.e.t.Helper()
+	r := c.send(method, path, contentType, body)
+	return r.status, []byte(r.body)
 }
 
 // json sends v as a JSON body (nil: no body).
@@ -249,14 +265,27 @@ func (c *client) json(method, path string, v any) (int, []byte) {
 // multipart sends fields and files (field name → contents) as multipart/form-data.
 func (c *client) multipart(path string, fields map[string]string, files map[string][][]byte) (int, []byte) {
 	c.e.t.Helper()
+	v := url.Values{}
+	for k, f := range fields {
+		v.Set(k, f)
+	}
+	r := c.upload(path, v, files)
+	return r.status, []byte(r.body)
+}
+
+// upload posts fields and files as multipart/form-data.
+func (c *client) upload(path string, fields url.Values, files map[string][][]byte) response {
+	c.e.t.Helper()
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
-	for k, v := range fields {
-		_ = mw.WriteField(k, v)
+	for k, vs := range fields {
+		for _, v := range vs {
+			_ = mw.WriteField(k, v)
+		}
 	}
 	for k, list := range files {
 		for i, b := range list {
-			fw, err := mw.CreateFormFile(k, fmt.Sprintf("%s%d.bin", k, i))
+			fw, err := mw.CreateFormFile(k, fmt.Sprintf("%s%d.png", k, i))
 			if err != nil {
 				c.e.t.Fatal(err)
 			}
@@ -264,7 +293,7 @@ func (c *client) multipart(path string, fields map[string]string, files map[stri
 		}
 	}
 	_ = mw.Close()
-	return c.do("POST", path, mw.FormDataContentType(), &buf)
+	return c.send("POST", path, mw.FormDataContentType(), &buf)
 }
 
 // declareSource declares e.photos as a folder source through the API as

@@ -48,34 +48,34 @@ func (s *Server) apiRoutes() []*route {
 
 		{method: "GET", path: v1 + "/tokens", roles: anyone, h: s.apiTokens},
 		{method: "POST", path: v1 + "/tokens", roles: anyone, h: s.apiCreateToken},
-		{method: "DELETE", path: v1 + "/tokens/{id}", roles: anyone, h: s.apiRevokeToken},
+		{method: "DELETE", path: v1 + "/tokens/{id}", roles: anyone, h: byID(http.StatusNoContent, s.apiRevokeToken)},
 
 		{method: "GET", path: v1 + "/sources", roles: roles(admin, operator, dpo, auditor), h: s.apiSources},
 		{method: "POST", path: v1 + "/sources", roles: roles(operator), h: s.apiAddSource},
-		{method: "GET", path: v1 + "/sources/{id}", roles: roles(admin, operator, dpo, auditor), h: s.apiSource},
+		{method: "GET", path: v1 + "/sources/{id}", roles: roles(admin, operator, dpo, auditor), h: byID(http.StatusOK, s.apiSource)},
 		{method: "POST", path: v1 + "/sources/{id}/suspend", roles: roles(operator), h: s.apiSourceState(store.StateSuspended)},
 		{method: "POST", path: v1 + "/sources/{id}/resume", roles: roles(operator), h: s.apiSourceState(store.StateActive)},
-		{method: "POST", path: v1 + "/sources/{id}/ingest", roles: roles(operator), h: s.apiStartIngest},
+		{method: "POST", path: v1 + "/sources/{id}/ingest", roles: roles(operator), h: byID(http.StatusAccepted, s.apiStartIngest)},
 
 		{method: "GET", path: v1 + "/jobs", roles: roles(admin, operator), h: s.apiJobs},
-		{method: "GET", path: v1 + "/jobs/{id}", roles: roles(admin, operator), h: s.apiJob},
-		{method: "POST", path: v1 + "/jobs/{id}/cancel", roles: roles(operator), h: s.apiCancelJob},
+		{method: "GET", path: v1 + "/jobs/{id}", roles: roles(admin, operator), h: byID(http.StatusOK, s.apiJob)},
+		{method: "POST", path: v1 + "/jobs/{id}/cancel", roles: roles(operator), h: byID(http.StatusAccepted, s.apiCancelJob)},
 
 		{method: "POST", path: v1 + "/detect", roles: roles(investigator), kind: apiUpload, h: s.apiDetect},
 		{method: "POST", path: v1 + "/searches", roles: roles(investigator), kind: apiUpload, h: s.apiSearch},
-		{method: "GET", path: v1 + "/searches/{id}", roles: roles(investigator, verifier, auditor), h: s.apiSearchRecord},
+		{method: "GET", path: v1 + "/searches/{id}", roles: roles(investigator, verifier, auditor), h: byID(http.StatusOK, s.searchRecord)},
 		{method: "POST", path: v1 + "/searches/{id}/confirmations", roles: roles(verifier), h: s.apiConfirm},
-		{method: "GET", path: v1 + "/faces/{id}", roles: roles(investigator, verifier), h: s.apiFace},
+		{method: "GET", path: v1 + "/faces/{id}", roles: roles(investigator, verifier), h: byID(http.StatusOK, s.apiFace)},
 		{method: "GET", path: v1 + "/faces/{id}/crop", roles: roles(investigator, verifier), kind: apiFile, h: s.apiFaceCrop},
 		{method: "GET", path: v1 + "/images/{id}", roles: roles(investigator, verifier), h: s.apiImage},
 
 		{method: "POST", path: v1 + "/portal/requests", public: true, kind: apiUpload, h: s.apiPortalRequest},
 		{method: "GET", path: v1 + "/rights", roles: roles(dpo, auditor), h: s.apiRights},
 		{method: "POST", path: v1 + "/rights", roles: roles(dpo), kind: apiUpload, h: s.apiRegisterRights},
-		{method: "GET", path: v1 + "/rights/{id}", roles: roles(dpo, auditor), h: s.apiRightsRequest},
-		{method: "POST", path: v1 + "/rights/{id}/process", roles: roles(dpo), h: s.apiProcessRights},
+		{method: "GET", path: v1 + "/rights/{id}", roles: roles(dpo, auditor), h: byID(http.StatusOK, s.apiRightsRequest)},
+		{method: "POST", path: v1 + "/rights/{id}/process", roles: roles(dpo), h: byID(http.StatusOK, s.processRights)},
 		{method: "POST", path: v1 + "/rights/{id}/extend", roles: roles(dpo), h: s.apiExtendRights},
-		{method: "POST", path: v1 + "/rights/{id}/lift", roles: roles(dpo), h: s.apiLiftRestriction},
+		{method: "POST", path: v1 + "/rights/{id}/lift", roles: roles(dpo), h: byID(http.StatusNoContent, s.apiLiftRestriction)},
 		{method: "GET", path: v1 + "/rights/{id}/package", roles: roles(dpo), kind: apiFile, h: s.apiRightsPackage},
 
 		{method: "GET", path: v1 + "/audit", roles: roles(auditor, dpo), h: s.apiAudit},
@@ -84,6 +84,31 @@ func (s *Server) apiRoutes() []*route {
 		{method: "POST", path: v1 + "/exports/authority", roles: roles(dpo, auditor), kind: apiFile, h: s.apiAuthorityExport},
 	}
 }
+
+// byID makes the handler of a route on one resource, /…/{id}: it reads the
+// id, calls fn and answers its result as JSON with status (a noContent
+// result: no body).
+func byID[T any](status int, fn func(ctx context.Context, id int64, p *principal) (T, error)) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, p *principal) error {
+		id, err := pathID(r, "id")
+		if err != nil {
+			return err
+		}
+		v, err := fn(r.Context(), id, p)
+		if err != nil {
+			return err
+		}
+		if _, ok := any(v).(noContent); ok {
+			w.WriteHeader(status)
+			return nil
+		}
+		writeJSON(w, status, v)
+		return nil
+	}
+}
+
+// noContent is the result of an action answered with no body.
+type noContent struct{}
 
 // pathID reads the {name} path value as a positive id.
 func pathID(r *http.Request, name string) (int64, error) {
@@ -350,16 +375,8 @@ func (s *Server) apiCreateToken(w http.ResponseWriter, r *http.Request, p *princ
 
 // apiRevokeToken revokes one of the caller's tokens; an admin may revoke
 // anyone's. Another user's token is "not found", so ids reveal nothing.
-func (s *Server) apiRevokeToken(w http.ResponseWriter, r *http.Request, p *principal) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	if err := s.revokeToken(r.Context(), id, p); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+func (s *Server) apiRevokeToken(ctx context.Context, id int64, p *principal) (noContent, error) {
+	return noContent{}, s.revokeToken(ctx, id, p)
 }
 
 // createdToken is a token just made: the secret is shown this once.
@@ -422,22 +439,17 @@ func (s *Server) apiSources(w http.ResponseWriter, r *http.Request, _ *principal
 	return nil
 }
 
-func (s *Server) apiSource(w http.ResponseWriter, r *http.Request, _ *principal) error {
-	id, err := pathID(r, "id")
+func (s *Server) apiSource(ctx context.Context, id int64, _ *principal) (app.SourceView, error) {
+	out, err := s.sourceViews(ctx)
 	if err != nil {
-		return err
-	}
-	out, err := s.sourceViews(r.Context())
-	if err != nil {
-		return err
+		return app.SourceView{}, err
 	}
 	for _, v := range out {
 		if v.ID == id {
-			writeJSON(w, http.StatusOK, v)
-			return nil
+			return v, nil
 		}
 	}
-	return errNotFound
+	return app.SourceView{}, errNotFound
 }
 
 func (s *Server) apiAddSource(w http.ResponseWriter, r *http.Request, p *principal) error {
@@ -463,30 +475,14 @@ func (s *Server) addSource(ctx context.Context, d app.Declaration, p *principal)
 }
 
 func (s *Server) apiSourceState(state store.SourceState) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request, p *principal) error {
-		id, err := pathID(r, "id")
-		if err != nil {
-			return err
-		}
-		if err := app.SetSourceState(r.Context(), s.cfg.Data.DB, id, state, p.actor()); err != nil {
-			return err
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"id": id, "state": state})
-		return nil
-	}
+	return byID(http.StatusOK, func(ctx context.Context, id int64, p *principal) (map[string]any, error) {
+		err := app.SetSourceState(ctx, s.cfg.Data.DB, id, state, p.actor())
+		return map[string]any{"id": id, "state": state}, err
+	})
 }
 
-func (s *Server) apiStartIngest(w http.ResponseWriter, r *http.Request, p *principal) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	j, err := s.jobs.start(r.Context(), id, p.actor())
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusAccepted, j)
-	return nil
+func (s *Server) apiStartIngest(ctx context.Context, id int64, p *principal) (job, error) {
+	return s.jobs.start(ctx, id, p.actor())
 }
 
 func (s *Server) apiJobs(w http.ResponseWriter, r *http.Request, _ *principal) error {
@@ -494,30 +490,16 @@ func (s *Server) apiJobs(w http.ResponseWriter, r *http.Request, _ *principal) e
 	return nil
 }
 
-func (s *Server) apiJob(w http.ResponseWriter, r *http.Request, _ *principal) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
+func (s *Server) apiJob(_ context.Context, id int64, _ *principal) (job, error) {
 	j, ok := s.jobs.get(id)
 	if !ok {
-		return errNotFound
+		return job{}, errNotFound
 	}
-	writeJSON(w, http.StatusOK, j)
-	return nil
+	return j, nil
 }
 
-func (s *Server) apiCancelJob(w http.ResponseWriter, r *http.Request, p *principal) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	j, err := s.jobs.cancel(id, p.actor())
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusAccepted, j)
-	return nil
+func (s *Server) apiCancelJob(_ context.Context, id int64, p *principal) (job, error) {
+	return s.jobs.cancel(id, p.actor())
 }
 
 // --- search, faces, verification ---
@@ -735,19 +717,6 @@ func canSeeSearch(p *principal, sr store.Search) bool {
 	return sr.Actor == p.actor() || p.user.Has(store.RoleVerifier) || p.user.Has(store.RoleAuditor)
 }
 
-func (s *Server) apiSearchRecord(w http.ResponseWriter, r *http.Request, p *principal) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	out, err := s.searchRecord(r.Context(), id, p)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
-}
-
 func (s *Server) searchRecord(ctx context.Context, id int64, p *principal) (searchRecordJSON, error) {
 	sr, err := s.cfg.Data.DB.Search(ctx, id)
 	if err != nil {
@@ -844,17 +813,9 @@ func toFaceJSON(ref store.FaceRef) faceJSON {
 	return f
 }
 
-func (s *Server) apiFace(w http.ResponseWriter, r *http.Request, p *principal) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	ref, err := s.visibleFace(r.Context(), p, id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, toFaceJSON(ref))
-	return nil
+func (s *Server) apiFace(ctx context.Context, id int64, p *principal) (faceJSON, error) {
+	ref, err := s.visibleFace(ctx, p, id)
+	return toFaceJSON(ref), err
 }
 
 // apiFaceCrop serves a JPEG of the face with a margin, read from its
@@ -996,17 +957,9 @@ func (s *Server) apiRights(w http.ResponseWriter, r *http.Request, _ *principal)
 	return nil
 }
 
-func (s *Server) apiRightsRequest(w http.ResponseWriter, r *http.Request, _ *principal) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	req, err := s.cfg.Data.DB.RightsRequest(r.Context(), id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, app.NewRequestView(req, s.cfg.Now()))
-	return nil
+func (s *Server) apiRightsRequest(ctx context.Context, id int64, _ *principal) (app.RequestView, error) {
+	req, err := s.cfg.Data.DB.RightsRequest(ctx, id)
+	return app.NewRequestView(req, s.cfg.Now()), err
 }
 
 type outcomeJSON struct {
@@ -1017,19 +970,6 @@ type outcomeJSON struct {
 	Proof        *rights.Proof   `json:"proof,omitempty"`
 	Recipients   []int64         `json:"notify_searches,omitempty"`
 	Package      bool            `json:"package"`
-}
-
-func (s *Server) apiProcessRights(w http.ResponseWriter, r *http.Request, p *principal) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	out, err := s.processRights(r.Context(), id, p)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
 }
 
 // processRights carries a request out; erasures save the index at once, so
@@ -1080,16 +1020,8 @@ func (s *Server) apiExtendRights(w http.ResponseWriter, r *http.Request, p *prin
 	return nil
 }
 
-func (s *Server) apiLiftRestriction(w http.ResponseWriter, r *http.Request, p *principal) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	if err := app.LiftRestriction(r.Context(), s.cfg.Data.DB, s.cfg.Vault, id, p.actor()); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+func (s *Server) apiLiftRestriction(ctx context.Context, id int64, p *principal) (noContent, error) {
+	return noContent{}, app.LiftRestriction(ctx, s.cfg.Data.DB, s.cfg.Vault, id, p.actor())
 }
 
 // apiRightsPackage serves the access package of a completed access request.

@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"gabarit/internal/dsr"
@@ -149,7 +150,11 @@ func (s *Server) newPage(r *http.Request, p *principal, title string, body any) 
 // render writes page name with d at status. The page is rendered to a
 // buffer first, so that a template error is a clean 500.
 func (s *Server) render(w http.ResponseWriter, status int, name string, d *pageData) error {
-	t, ok := pageTemplates[name]
+	pages, err := pageTemplates()
+	if err != nil {
+		return err
+	}
+	t, ok := pages[name]
 	if !ok {
 		return fmt.Errorf("no page template %q", name)
 	}
@@ -159,7 +164,7 @@ func (s *Server) render(w http.ResponseWriter, status int, name string, d *pageD
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
-	_, err := w.Write(buf.Bytes())
+	_, err = w.Write(buf.Bytes())
 	return err
 }
 
@@ -282,8 +287,8 @@ func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, e *apiError) 
 
 // staticFiles maps each embedded static file to the hash of its content,
 // which its URL carries, so that a changed file is never served from a
-// stale cache.
-var staticFiles = func() map[string]string {
+// stale cache. Computed on first use, not when any command starts.
+var staticFiles = sync.OnceValue(func() map[string]string {
 	m := map[string]string{}
 	err := fs.WalkDir(webFS, "web/static", func(p string, de fs.DirEntry, err error) error {
 		if err != nil || de.IsDir() {
@@ -301,12 +306,12 @@ var staticFiles = func() map[string]string {
 		panic(err)
 	}
 	return m
-}()
+})
 
 // staticURL is the content-hashed URL of a static file; it panics on a file
 // that is not embedded, so that a template naming one fails at startup.
 func staticURL(name string) string {
-	h, ok := staticFiles[name]
+	h, ok := staticFiles()[name]
 	if !ok {
 		panic(fmt.Sprintf("static file %q is not embedded", name))
 	}
@@ -323,7 +328,7 @@ func staticHandler() http.Handler {
 	fsrv := http.StripPrefix("/static/", http.FileServerFS(sub))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name := strings.TrimPrefix(path.Clean(r.URL.Path), "/static/")
-		if h, ok := staticFiles[name]; ok && r.URL.Query().Get("v") == h {
+		if h, ok := staticFiles()[name]; ok && r.URL.Query().Get("v") == h {
 			w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
 		} else {
 			w.Header().Set("Cache-Control", "public, max-age=300")
@@ -425,14 +430,18 @@ func joinRoles(rs []store.Role) string {
 }
 
 // pageTemplates are the pages, each parsed with the layout and the shared
-// partials at startup: a template that does not parse stops the program
-// before it serves anything.
-var pageTemplates = func() map[string]*template.Template {
-	base := template.Must(template.New("base").Funcs(templateFuncs).
-		ParseFS(webFS, "web/templates/layout.html", "web/templates/partials.html"))
+// partials, once: New parses them, so that a template that does not parse
+// stops the server before it serves anything, and commands that never
+// serve do not pay for them.
+var pageTemplates = sync.OnceValues(func() (map[string]*template.Template, error) {
+	base, err := template.New("base").Funcs(templateFuncs).
+		ParseFS(webFS, "web/templates/layout.html", "web/templates/partials.html")
+	if err != nil {
+		return nil, err
+	}
 	names, err := fs.Glob(webFS, "web/templates/*.html")
 	if err != nil {
-		panic(err)
+		return nil, err
 	}
 	m := map[string]*template.Template{}
 	for _, n := range names {
@@ -440,8 +449,14 @@ var pageTemplates = func() map[string]*template.Template {
 		if name == "layout" || name == "partials" {
 			continue
 		}
-		t := template.Must(template.Must(base.Clone()).ParseFS(webFS, n))
+		t, err := base.Clone()
+		if err == nil {
+			t, err = t.ParseFS(webFS, n)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("page template %s: %w", n, err)
+		}
 		m[name] = t
 	}
-	return m
-}()
+	return m, nil
+})

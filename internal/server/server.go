@@ -113,6 +113,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if _, err := pageTemplates(); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
 	s := &Server{cfg: cfg, log: cfg.Log, slots: make(chan struct{}, cfg.Analyses)}
 	s.metrics = newMetrics(s)
 	s.search = app.SearchEngine(cfg.Data, cfg.Model, cfg.Vault, cfg.Index.Index)

@@ -196,11 +196,14 @@ func (s *Server) apiUsers(w http.ResponseWriter, r *http.Request, _ *principal) 
 	}
 	out := make([]userJSON, len(users))
 	for i, u := range users {
-		_, _, perr := s.cfg.Data.DB.PasswordHash(r.Context(), u.Name)
-		out[i] = userJSON{u.Name, u.Roles, u.Created, u.CreatedBy, !u.Disabled.IsZero(), perr == nil}
+		out[i] = toUserJSON(u)
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+func toUserJSON(u store.User) userJSON {
+	return userJSON{u.Name, u.Roles, u.Created, u.CreatedBy, !u.Disabled.IsZero(), u.HasPassword}
 }
 
 type newUserJSON struct {
@@ -244,7 +247,7 @@ func (s *Server) apiAddUser(w http.ResponseWriter, r *http.Request, p *principal
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, userJSON{u.Name, u.Roles, u.Created, u.CreatedBy, false, true})
+	writeJSON(w, http.StatusCreated, toUserJSON(u))
 	return nil
 }
 

@@ -143,8 +143,7 @@ func (s *Server) usersPage(w http.ResponseWriter, r *http.Request, p *principal,
 	}
 	b := usersBody{Roles: allRoleNames(), Form: f, Users: make([]userJSON, len(users))}
 	for i, u := range users {
-		_, _, perr := s.cfg.Data.DB.PasswordHash(ctx, u.Name)
-		b.Users[i] = userJSON{u.Name, u.Roles, u.Created, u.CreatedBy, !u.Disabled.IsZero(), perr == nil}
+		b.Users[i] = toUserJSON(u)
 	}
 	d := s.newPage(r, p, "Users", b)
 	d.Notice, d.Error = noticeOf(r), msg

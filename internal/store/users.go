@@ -88,6 +88,9 @@ type User struct {
 	CreatedBy string
 	Created   time.Time
 	Disabled  time.Time // zero while the user is enabled
+	// HasPassword says whether the user can sign in to the console (a
+	// password is set); command-line accounts have none.
+	HasPassword bool
 }
 
 // Has reports whether u holds role r and is enabled; a disabled user has no
@@ -278,14 +281,14 @@ func (db *DB) Users(ctx context.Context) ([]User, error) {
 	return out, nil
 }
 
-const userColumns = `name, roles, created_by, created_at, disabled_at`
+const userColumns = `name, roles, created_by, created_at, disabled_at, password_hash IS NOT NULL`
 
 func scanUser(sc scanner) (User, error) {
 	var u User
 	var roles string
 	var created int64
 	var disabled sql.NullInt64
-	if err := sc.Scan(&u.Name, &roles, &u.CreatedBy, &created, &disabled); err != nil {
+	if err := sc.Scan(&u.Name, &roles, &u.CreatedBy, &created, &disabled, &u.HasPassword); err != nil {
 		return User{}, err
 	}
 	u.Created, u.Disabled = fromMS(created), fromNullMS(disabled)

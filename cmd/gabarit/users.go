@@ -78,24 +78,14 @@ func (e *cmdEnv) userAdd(ctx context.Context, args []string) error {
 	if err := requireAdmin(ctx, dk.DB, rs); err != nil {
 		return err
 	}
-	var hash string
-	if *pwFile != "" {
-		if strings.Contains(fs.Arg(0), ":") {
-			return usageErr(e, fs, "a console user's NAME has no ':' (cli:ACCOUNT names command-line accounts)")
-		}
-		if hash, err = readPassword(e, *pwFile); err != nil {
-			return err
+	if *pwFile == "" {
+		err = dk.DB.AddUser(ctx, fs.Arg(0), rs, actor())
+	} else {
+		var hash string
+		if hash, err = readPassword(e, *pwFile); err == nil {
+			err = dk.DB.AddConsoleUser(ctx, fs.Arg(0), rs, hash, actor())
 		}
 	}
-	err = dk.DB.Tx(ctx, func(tx *store.Tx) error {
-		if err := tx.AddUser(ctx, fs.Arg(0), rs, actor()); err != nil {
-			return err
-		}
-		if hash != "" {
-			return tx.SetPassword(ctx, fs.Arg(0), hash, actor())
-		}
-		return nil
-	})
 	if err != nil {
 		return err
 	}

@@ -212,13 +212,24 @@ type newUserJSON struct {
 	Password string       `json:"password"`
 }
 
-// checkAccountName refuses names that look like command-line accounts:
-// cli:NAME is reserved for operating-system users.
-func checkAccountName(name string) error {
-	if strings.Contains(name, ":") || strings.TrimSpace(name) == "" || len(name) > 64 {
-		return badRequest("name: 1 to 64 characters, without ':' (cli:NAME is reserved for command-line accounts)")
+// addUser registers a console and API user with roles and a password; a
+// name that exists already is a 409.
+func (s *Server) addUser(ctx context.Context, name string, roles []store.Role, password string, p *principal) error {
+	if strings.TrimSpace(name) == "" || len(name) > 64 {
+		return badRequest("name: 1 to 64 characters")
 	}
-	return nil
+	if len(roles) == 0 {
+		return badRequest("roles: give one or more of admin, operator, investigator, verifier, dpo, auditor")
+	}
+	hash, err := hashPassword(password)
+	if err != nil {
+		return err
+	}
+	err = s.cfg.Data.DB.AddConsoleUser(ctx, name, roles, hash, p.actor())
+	if errors.Is(err, store.ErrExists) {
+		return newError(http.StatusConflict, "exists", "a user named %q already exists (disabled users keep their name)", name)
+	}
+	return err
 }
 
 func (s *Server) apiAddUser(w http.ResponseWriter, r *http.Request, p *principal) error {
@@ -226,24 +237,10 @@ func (s *Server) apiAddUser(w http.ResponseWriter, r *http.Request, p *principal
 	if err := decodeJSON(r, &in); err != nil {
 		return err
 	}
-	if err := checkAccountName(in.Name); err != nil {
+	if err := s.addUser(r.Context(), in.Name, in.Roles, in.Password, p); err != nil {
 		return err
 	}
-	if len(in.Roles) == 0 {
-		return badRequest("roles: give one or more of admin, operator, investigator, verifier, dpo, auditor")
-	}
-	hash, err := hashPassword(in.Password)
-	if err != nil {
-		return err
-	}
-	ctx := r.Context()
-	if err := s.cfg.Data.DB.AddUser(ctx, in.Name, in.Roles, p.actor()); err != nil {
-		return err
-	}
-	if err := s.cfg.Data.DB.SetPassword(ctx, in.Name, hash, p.actor()); err != nil {
-		return err
-	}
-	u, err := s.cfg.Data.DB.User(ctx, in.Name)
+	u, err := s.cfg.Data.DB.User(r.Context(), in.Name)
 	if err != nil {
 		return err
 	}

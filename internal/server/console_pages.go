@@ -172,26 +172,7 @@ func (s *Server) pageAddUser(w http.ResponseWriter, r *http.Request, p *principa
 		}
 		f.Roles = append(f.Roles, role)
 	}
-	err := func() error {
-		if err := checkAccountName(f.Name); err != nil {
-			return err
-		}
-		if len(f.Roles) == 0 {
-			return badRequest("tick one or more roles")
-		}
-		hash, err := hashPassword(r.PostForm.Get("password"))
-		if err != nil {
-			return err
-		}
-		ctx := r.Context()
-		if err := s.cfg.Data.DB.AddUser(ctx, f.Name, f.Roles, p.actor()); err != nil {
-			if errors.Is(err, store.ErrExists) {
-				return newError(http.StatusConflict, "exists", "a user named %q already exists (disabled users keep their name)", f.Name)
-			}
-			return err
-		}
-		return s.cfg.Data.DB.SetPassword(ctx, f.Name, hash, p.actor())
-	}()
+	err := s.addUser(r.Context(), f.Name, f.Roles, r.PostForm.Get("password"), p)
 	if err != nil {
 		ae := s.pageError(r, err)
 		return s.usersPage(w, r, p, ae.Status, f, capitalize(ae.Message)+".")

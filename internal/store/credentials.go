@@ -60,10 +60,24 @@ func (db *DB) SetPassword(ctx context.Context, name, hash, by string) error {
 // with '$', without spaces or control characters, at most 512 bytes) or a
 // blank by fails with ErrInvalid, a missing user with ErrNotFound. A
 // disabled user's password may be set; it grants nothing while the user
+// AddConsoleUser registers a console and API user with roles and the hash
+// of its password, in one transaction: the user exists with its password,
+// or not at all.
+func (db *DB) AddConsoleUser(ctx context.Context, name string, roles []Role, hash, by string) error {
+	return db.Tx(ctx, func(tx *Tx) error {
+		if err := tx.AddUser(ctx, name, roles, by); err != nil {
+			return err
+		}
+		return tx.SetPassword(ctx, name, hash, by)
+	})
+}
+
 // stays disabled. Existing sessions are kept.
 func (tx *Tx) SetPassword(ctx context.Context, name, hash, by string) error {
 	what := "set password"
 	switch {
+	case strings.Contains(name, ":"):
+		return fmt.Errorf("%s: a console user's name has no ':' (cli:ACCOUNT names command-line accounts, which sign in as their operating-system account): %w", what, ErrInvalid)
 	case strings.TrimSpace(by) == "":
 		return fmt.Errorf("%s: actor required: %w", what, ErrInvalid)
 	case !strings.HasPrefix(hash, "$") || len(hash) > maxPasswordHashLen ||

@@ -630,3 +630,32 @@ func TestCredentialsMigration(t *testing.T) {
 		t.Errorf("VerifyAudit = %v, %d, %v", ok, bad, err)
 	}
 }
+
+// TestAddConsoleUser: a console user is added with its password in one
+// transaction; a name with ':' (command-line accounts) gets no password, and
+// then no user is added at all.
+func TestAddConsoleUser(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := openTest(t)
+	const hash = "$argon2id$v=19$m=65536,t=3,p=2$c2FsdA$aGFzaA"
+	if err := db.AddConsoleUser(ctx, "ada", []Role{RoleAdmin}, hash, "cli:root"); err != nil {
+		t.Fatal(err)
+	}
+	if got, u, err := db.PasswordHash(ctx, "ada"); err != nil || got != hash || !u.HasPassword {
+		t.Fatalf("PasswordHash = %q, %+v, %v", got, u, err)
+	}
+	if err := db.AddConsoleUser(ctx, "cli:bob", []Role{RoleAdmin}, hash, "cli:root"); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("name with ':': %v, want ErrInvalid", err)
+	}
+	if _, err := db.User(ctx, "cli:bob"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("cli:bob was added without its password: %v", err)
+	}
+	mustUser(t, db, "cli:carol", RoleAdmin)
+	if err := db.SetPassword(ctx, "cli:carol", hash, "cli:root"); !errors.Is(err, ErrInvalid) {
+		t.Errorf("password for a command-line account: %v, want ErrInvalid", err)
+	}
+	if u, err := db.User(ctx, "cli:carol"); err != nil || u.HasPassword {
+		t.Errorf("cli:carol = %+v, %v", u, err)
+	}
+}

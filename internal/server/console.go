@@ -6,7 +6,6 @@ import (
 	"embed"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -166,22 +165,6 @@ func (s *Server) render(w http.ResponseWriter, status int, name string, d *pageD
 	w.WriteHeader(status)
 	_, err = w.Write(buf.Bytes())
 	return err
-}
-
-// pageError turns an error met by a form into the message shown on the
-// page, logging internal errors as fail does. Errors the API leaves to
-// fail are mapped here for people: an action done twice is a conflict.
-func (s *Server) pageError(r *http.Request, err error) *apiError {
-	if errors.Is(err, store.ErrExists) {
-		return newError(http.StatusConflict, "exists", "this was already done")
-	}
-	id := requestID(r)
-	ae := classify(err, id)
-	if ae.Status >= 500 && ae.Code == "internal" {
-		s.log.Error("request failed", "request_id", id, "route", routeOf(r), "err", err)
-	}
-	s.metrics.errors.WithLabelValues(ae.Code).Inc()
-	return ae
 }
 
 // notices are the messages a redirect after a successful form may ask

@@ -97,17 +97,25 @@ func classify(err error, reqID string) *apiError {
 // fail answers a failed request: JSON for the API, an HTML page for the
 // console and the portal. Internal errors are logged with the request id.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, kind routeKind, err error) {
+	ae := s.pageError(r, err)
+	if kind == page || kind == pageForm {
+		s.errorPage(w, r, ae)
+		return
+	}
+	writeJSON(w, ae.Status, ae)
+}
+
+// pageError classifies err for the caller (see classify), logging internal
+// errors with the request id and counting every error in the metrics: the
+// answer of fail, and the message a console form shows on its page.
+func (s *Server) pageError(r *http.Request, err error) *apiError {
 	id := requestID(r)
 	ae := classify(err, id)
 	if ae.Status >= 500 && ae.Code == "internal" {
 		s.log.Error("request failed", "request_id", id, "route", routeOf(r), "err", err)
 	}
 	s.metrics.errors.WithLabelValues(ae.Code).Inc()
-	if kind == page || kind == pageForm {
-		s.errorPage(w, r, ae)
-		return
-	}
-	writeJSON(w, ae.Status, ae)
+	return ae
 }
 
 // writeJSON writes v as JSON with status.

@@ -209,12 +209,7 @@ func (g *graph) searchLayer(ctx context.Context, q query, eps []cand, ef, l int,
 // candidate already kept, up to m. It sorts cs and returns a prefix of it
 // (reordered in place).
 func (g *graph) selectNeighbours(cs []cand, m int) []cand {
-	slices.SortFunc(cs, func(a, b cand) int {
-		if c := cmp.Compare(b.sim, a.sim); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.s, b.s)
-	})
+	slices.SortFunc(cs, bestFirst)
 	if len(cs) <= m {
 		return cs
 	}
@@ -238,6 +233,14 @@ func (g *graph) selectNeighbours(cs []cand, m int) []cand {
 		}
 	}
 	return cs[:kept]
+}
+
+// bestFirst orders candidates by decreasing similarity, then by slot.
+func bestFirst(a, b cand) int {
+	if c := cmp.Compare(b.sim, a.sim); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.s, b.s)
 }
 
 // grow appends a slot for id with the int8 codes and scale of its vector
@@ -391,8 +394,9 @@ func (g *graph) maxLinks(l int) int {
 }
 
 // link adds s (at similarity sim) to the neighbours of t on level l,
-// re-selecting them with the heuristic when the list overflows; tombstoned
-// neighbours are dropped then.
+// re-selecting them with the heuristic when the list overflows (tombstoned
+// neighbours give their place to the nodes they linked to, see
+// candidates).
 func (g *graph) link(t, s uint32, sim float32, l int) {
 	mu := &g.stripes[t%nStripes]
 	mu.Lock()
@@ -407,15 +411,35 @@ func (g *graph) link(t, s uint32, sim float32, l int) {
 		block[0]++
 		return
 	}
-	tq := g.nodeQuery(t)
-	cs := make([]cand, 0, n+1)
-	cs = append(cs, cand{sim, s})
-	for _, nb := range neighbours(block) {
-		if !g.isDead(nb) {
-			cs = append(cs, cand{g.sim(tq, nb), nb})
+	cs := g.candidates(t, l, neighbours(block), []cand{{sim, s}})
+	setLinks(block, g.selectNeighbours(cs, g.maxLinks(l)))
+}
+
+// candidates appends to cs, as candidates for u's level-l list, the live
+// nodes of ts and, in place of each tombstone among them, the live nodes
+// that tombstone links to: a list that drops a tombstone must not drop the
+// way it gave to the nodes beyond it, or those may be left with no way in,
+// and no search would reach them again. Only one tombstone deep, so that
+// the cost stays that of a list or two however many were deleted.
+// Tombstones' lists are read without their locks: nothing changes them any
+// more (only live nodes are linked to).
+func (g *graph) candidates(u uint32, l int, ts []uint32, cs []cand) []cand {
+	uq := g.nodeQuery(u)
+	add := func(t uint32) {
+		if t != u && !g.isDead(t) && !slices.ContainsFunc(cs, func(c cand) bool { return c.s == t }) {
+			cs = append(cs, cand{g.sim(uq, t), t})
 		}
 	}
-	setLinks(block, g.selectNeighbours(cs, g.maxLinks(l)))
+	for _, t := range ts {
+		if !g.isDead(t) {
+			add(t)
+			continue
+		}
+		for _, v := range neighbours(g.links(t, l)) {
+			add(v)
+		}
+	}
+	return cs
 }
 
 // remove tombstones slot s, under the write lock: zeroes its codes and id, and re-links
@@ -443,15 +467,24 @@ func (g *graph) remove(s uint32) {
 			if !slices.Contains(neighbours(ub), s) {
 				continue
 			}
+			// u keeps its live neighbours, and s (and any other tombstone
+			// in its list) gives its place to the nodes it linked to, best
+			// first: re-selecting u's whole list would drop live
+			// neighbours too, and a node only u linked to would be lost.
+			var keep []cand
+			var dead []uint32
 			uq := g.nodeQuery(u)
-			var cs []cand
-			for _, t := range append(slices.Clone(neighbours(ub)), own...) {
-				if t == u || g.isDead(t) || slices.ContainsFunc(cs, func(c cand) bool { return c.s == t }) {
-					continue
+			for _, t := range neighbours(ub) {
+				if g.isDead(t) {
+					dead = append(dead, t)
+				} else {
+					keep = append(keep, cand{g.sim(uq, t), t})
 				}
-				cs = append(cs, cand{g.sim(uq, t), t})
 			}
-			setLinks(ub, g.selectNeighbours(cs, g.maxLinks(l)))
+			cs := g.candidates(u, l, dead, keep)
+			extra := cs[len(keep):]
+			slices.SortFunc(extra, bestFirst)
+			setLinks(ub, append(keep, extra[:min(len(extra), g.maxLinks(l)-len(keep))]...))
 		}
 	}
 	if s == g.entry {

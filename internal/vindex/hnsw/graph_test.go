@@ -94,7 +94,11 @@ func TestDeleteEntryPoint(t *testing.T) {
 	const dim = 16
 	r := rand.New(rand.NewPCG(11, 12))
 	vecs, _ := clustered(r, 400, dim)
-	x := build(t, dim, Config{M: 4, EfConstruction: 32}, vecs)
+	// One worker: the graph, and so the test, is the same on every run. A
+	// graph linked by several workers differs from run to run, and at M=4
+	// some of them leave a node that no link leads to (see the note in
+	// docs/PERFORMANCE.md), which made this test fail about one run in ten.
+	x := build(t, dim, Config{M: 4, EfConstruction: 32, Workers: 1}, vecs)
 	live := make(map[int64][]float32)
 	for i, v := range vecs {
 		live[int64(i)] = v

@@ -223,6 +223,41 @@ CREATE INDEX api_tokens_user_name ON api_tokens (user_name);
 `)
 		return err
 	},
+	// 6: open-set search decisions. A search records the operating point
+	// it was decided at (the least similarity of a match for a target
+	// false-positive identification rate at the gallery's size), the stated
+	// reason of an exploratory search below it, every face it returned with
+	// its similarity, band and expected strangers (results), how many faces
+	// reached the threshold (above), which face of the probe was searched
+	// (probe_face), and that face's crop sealed for the verifiers
+	// (probe_crop), deleted with the search record. Verifiers may reject a
+	// result, with a reason: a rejected face never becomes an
+	// identification. JSON columns are checked by the code, not by CHECK
+	// constraints, so that they mean the same in every SQLite version.
+	func(tx *sql.Tx) error {
+		_, err := tx.Exec(`
+ALTER TABLE searches ADD COLUMN operating_point REAL;
+ALTER TABLE searches ADD COLUMN fpir REAL;
+ALTER TABLE searches ADD COLUMN gallery INTEGER;
+ALTER TABLE searches ADD COLUMN exploratory TEXT;
+ALTER TABLE searches ADD COLUMN above INTEGER;
+ALTER TABLE searches ADD COLUMN results TEXT;
+ALTER TABLE searches ADD COLUMN probe_face TEXT;
+ALTER TABLE searches ADD COLUMN probe_crop BLOB;
+CREATE INDEX searches_actor ON searches (actor, id);
+CREATE INDEX searches_case_ref ON searches (case_ref, id) WHERE case_ref IS NOT NULL;
+
+CREATE TABLE rejections (
+	search_id INTEGER NOT NULL REFERENCES searches (id),
+	face_id   INTEGER NOT NULL,
+	verifier  TEXT    NOT NULL CHECK (verifier <> ''),
+	reason    TEXT    NOT NULL CHECK (reason <> ''),
+	at        INTEGER NOT NULL,
+	PRIMARY KEY (search_id, face_id, verifier)
+) STRICT;
+`)
+		return err
+	},
 }
 
 // migrate brings the database on the writer w to schemaVersion, one

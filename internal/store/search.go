@@ -20,9 +20,55 @@ type Search struct {
 	Purpose     string    // required
 	CaseRef     string    // case reference; empty when none
 	ProbeSHA256 [32]byte
-	K           int
-	Threshold   float64
-	Returned    []int64 // face ids, in rank order
+	K           int     // results per page (the search returns every face above Threshold)
+	Threshold   float64 // the least similarity of a returned face
+	Returned    []int64 // face ids, in rank order; the ids of Results
+
+	// The decision. Searches recorded before calibrated decisions have a
+	// zero OperatingPoint, FPIR and Gallery, and no Results.
+
+	// OperatingPoint is the least similarity of a match at the target
+	// FPIR for a gallery of Gallery faces.
+	OperatingPoint float64
+	FPIR           float64 // target false-positive identification rate
+	Gallery        int     // faces compared: the gallery size of the operating point
+	// Exploratory is the stated reason of a search run below the operating
+	// point ("" for a search at it); its results below the operating point
+	// are marked weak.
+	Exploratory string
+	// Above counts the faces at or above Threshold. Every one of them is
+	// in Results unless more than search.MaxResults were found.
+	Above     int
+	Results   []SearchResult // best first
+	ProbeFace *ProbeFace     // the face of the probe that was searched; nil when none
+	// ProbeCrop is the searched face's crop, sealed (never in clear), for
+	// the verifiers; nil when none. It is deleted with the search record.
+	ProbeCrop []byte
+}
+
+// SearchResult is one face a search returned, with the strength of the
+// evidence.
+type SearchResult struct {
+	FaceID     int64   `json:"face"`
+	Similarity float64 `json:"similarity"`
+	Band       string  `json:"band"` // strong, probable or weak
+	// Strangers is the number of faces of people other than the probe's
+	// expected at this similarity or above in a gallery of this size, by
+	// the calibrated impostor distribution.
+	Strangers float64 `json:"strangers"`
+	// Support counts the other returned faces that look like the same
+	// person as this one (the group it was decided with).
+	Support int `json:"support,omitempty"`
+}
+
+// ProbeFace says which face of the probe was searched.
+type ProbeFace struct {
+	Index   int        `json:"index"`   // numbered from 0, in the analyzer's order
+	Faces   int        `json:"faces"`   // faces found in the probe
+	Quality float64    `json:"quality"` // in [0, 1]
+	Box     [4]float64 `json:"box"`     // x, y, w, h in the probe's pixels
+	Chosen  string     `json:"chosen"`  // "asked", or "best quality"
+	Warning string     `json:"warning,omitempty"`
 }
 
 // AddSearch records a search; see Tx.AddSearch.
@@ -60,14 +106,44 @@ func (tx *Tx) AddSearch(ctx context.Context, s Search) (int64, error) {
 	if at.IsZero() {
 		at = tx.now()
 	}
-	var caseRef any
+	var caseRef, exploratory, results, probeFace, probeCrop any
 	if s.CaseRef != "" {
 		caseRef = s.CaseRef
 	}
+	if s.Exploratory != "" {
+		exploratory = s.Exploratory
+	}
+	if s.Results != nil {
+		if len(s.Results) != len(returned) {
+			return 0, fmt.Errorf("add search: %d results for %d returned faces: %w", len(s.Results), len(returned), ErrInvalid)
+		}
+		for i, r := range s.Results {
+			if r.FaceID != returned[i] {
+				return 0, fmt.Errorf("add search: result %d is face %d, returned says %d: %w", i, r.FaceID, returned[i], ErrInvalid)
+			}
+		}
+		b, err := json.Marshal(s.Results)
+		if err != nil {
+			return 0, fmt.Errorf("add search: %w", err)
+		}
+		results = string(b)
+	}
+	if s.ProbeFace != nil {
+		b, err := json.Marshal(s.ProbeFace)
+		if err != nil {
+			return 0, fmt.Errorf("add search: %w", err)
+		}
+		probeFace = string(b)
+	}
+	if len(s.ProbeCrop) > 0 {
+		probeCrop = s.ProbeCrop
+	}
 	res, err := tx.tx.ExecContext(ctx, `
-INSERT INTO searches (actor, at, purpose, case_ref, probe_sha256, k, threshold, returned)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		s.Actor, ms(at), s.Purpose, caseRef, s.ProbeSHA256[:], s.K, s.Threshold, string(list))
+INSERT INTO searches (actor, at, purpose, case_ref, probe_sha256, k, threshold, returned,
+	operating_point, fpir, gallery, exploratory, above, results, probe_face, probe_crop)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		s.Actor, ms(at), s.Purpose, caseRef, s.ProbeSHA256[:], s.K, s.Threshold, string(list),
+		s.OperatingPoint, s.FPIR, s.Gallery, exploratory, s.Above, results, probeFace, probeCrop)
 	if err != nil {
 		return 0, fmt.Errorf("add search: %w", err)
 	}
@@ -84,22 +160,43 @@ func (db *DB) Search(ctx context.Context, id int64) (Search, error) {
 	return one(row, scanSearch, fmt.Sprintf("search %d", id))
 }
 
-const searchColumns = `id, actor, at, purpose, case_ref, probe_sha256, k, threshold, returned`
+const searchColumns = `id, actor, at, purpose, case_ref, probe_sha256, k, threshold, returned,
+	operating_point, fpir, gallery, exploratory, above, results, probe_face, probe_crop`
 
 func scanSearch(sc scanner) (Search, error) {
 	var s Search
 	var at int64
-	var caseRef sql.NullString
+	var caseRef, exploratory, results, probeFace sql.NullString
+	var op, fpir sql.NullFloat64
+	var gallery, above sql.NullInt64
 	var probe []byte
 	var list string
-	if err := sc.Scan(&s.ID, &s.Actor, &at, &s.Purpose, &caseRef, &probe, &s.K, &s.Threshold, &list); err != nil {
+	if err := sc.Scan(&s.ID, &s.Actor, &at, &s.Purpose, &caseRef, &probe, &s.K, &s.Threshold, &list,
+		&op, &fpir, &gallery, &exploratory, &above, &results, &probeFace, &s.ProbeCrop); err != nil {
 		return Search{}, err
 	}
 	s.At = fromMS(at)
 	s.CaseRef = caseRef.String
+	s.OperatingPoint, s.FPIR = op.Float64, fpir.Float64
+	s.Gallery, s.Above = int(gallery.Int64), int(above.Int64)
+	s.Exploratory = exploratory.String
 	copy(s.ProbeSHA256[:], probe)
 	if err := json.Unmarshal([]byte(list), &s.Returned); err != nil {
 		return Search{}, fmt.Errorf("search %d: returned: %w", s.ID, err)
+	}
+	if !above.Valid {
+		s.Above = len(s.Returned) // recorded before the count was kept
+	}
+	if results.Valid {
+		if err := json.Unmarshal([]byte(results.String), &s.Results); err != nil {
+			return Search{}, fmt.Errorf("search %d: results: %w", s.ID, err)
+		}
+	}
+	if probeFace.Valid {
+		s.ProbeFace = new(ProbeFace)
+		if err := json.Unmarshal([]byte(probeFace.String), s.ProbeFace); err != nil {
+			return Search{}, fmt.Errorf("search %d: probe face: %w", s.ID, err)
+		}
 	}
 	return s, nil
 }
@@ -143,17 +240,27 @@ func (db *DB) RecordSearch(ctx context.Context, s Search) (searchID, auditID int
 			returned = []int64{}
 		}
 		detail, err := json.Marshal(struct {
-			Purpose   string  `json:"purpose"`
-			Case      string  `json:"case,omitempty"`
-			Probe     string  `json:"probe_sha256"`
-			K         int     `json:"k"`
-			Threshold float64 `json:"threshold"`
-			Returned  []int64 `json:"returned"`
-		}{s.Purpose, s.CaseRef, fmt.Sprintf("%x", s.ProbeSHA256), s.K, s.Threshold, returned})
+			Purpose        string  `json:"purpose"`
+			Case           string  `json:"case,omitempty"`
+			Probe          string  `json:"probe_sha256"`
+			K              int     `json:"k"`
+			Threshold      float64 `json:"threshold"`
+			OperatingPoint float64 `json:"operating_point"`
+			FPIR           float64 `json:"fpir"`
+			Gallery        int     `json:"gallery"`
+			Exploratory    string  `json:"exploratory,omitempty"`
+			Above          int     `json:"above"`
+			Returned       []int64 `json:"returned"`
+		}{s.Purpose, s.CaseRef, fmt.Sprintf("%x", s.ProbeSHA256), s.K, s.Threshold,
+			s.OperatingPoint, s.FPIR, s.Gallery, s.Exploratory, s.Above, returned})
 		if err != nil {
 			return err
 		}
-		auditID, err = tx.AppendAudit(ctx, AuditEntry{At: s.At, Actor: s.Actor, Action: "search",
+		action := "search"
+		if s.Exploratory != "" {
+			action = "search.exploratory" // below the operating point, with its reason in the record
+		}
+		auditID, err = tx.AppendAudit(ctx, AuditEntry{At: s.At, Actor: s.Actor, Action: action,
 			Object: fmt.Sprintf("search/%d", searchID), Detail: detail})
 		return err
 	})

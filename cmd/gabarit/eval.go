@@ -25,7 +25,8 @@ func (e *cmdEnv) eval(ctx context.Context, args []string) error {
 		subcommand{"ident", e.evalIdent},
 		subcommand{"makepairs", func(_ context.Context, a []string) error { return e.evalMakePairs(a) }},
 		subcommand{"calibrate", e.evalCalibrate},
-		subcommand{"search", e.evalSearch})
+		subcommand{"search", e.evalSearch},
+		subcommand{"openset", e.evalOpenSet})
 }
 
 // embedAll returns the primary face's template of every file (nil when the

@@ -56,7 +56,7 @@ func (e *cmdEnv) evalSearch(ctx context.Context, args []string) error {
 	df.register(fs)
 	root := fs.String("root", "", "identity-per-folder photo set, e.g. ../shared/data/celeba-dev")
 	k := fs.Int("k", 5, "results per search")
-	threshold := fs.Float64("threshold", 0, "least similarity of a match (default: the pack's same-person threshold)")
+	threshold := fs.Float64("threshold", 0, "least similarity of a match (default: the operating point for the gallery)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	noPipe := fs.Bool("no-pipeline-pass", false, "skip timing the pipeline alone")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the ingest phase to this file")
@@ -100,8 +100,13 @@ func (e *cmdEnv) evalSearch(ctx context.Context, args []string) error {
 		return err
 	}
 	defer kit.Close()
-	if *threshold == 0 {
-		*threshold = kit.Manifest.Thresholds.SamePerson
+	var thr *float64 // nil: the operating point
+	if *threshold != 0 {
+		thr = threshold
+	}
+	cal, err := kit.OpenSet()
+	if err != nil {
+		return err
 	}
 	rep := evalSearchJSON{Identities: len(probes), Probes: len(probes), Threshold: *threshold}
 	src, err := folder.Open(gallery, source.Limits{})
@@ -180,7 +185,7 @@ func (e *cmdEnv) evalSearch(ctx context.Context, args []string) error {
 	fmt.Fprintf(e.stderr, "ingest: %d of %d images, %d faces, %d errors, %.1f images/s\n",
 		sum.Images, nGallery, sum.Faces, sum.Failed, rep.IngestPerSec)
 
-	eng := &search.Engine{An: kit.Analyzer(), Store: dk.DB, Keys: dk.Keys, Index: h.Index, ModelID: modelID}
+	eng := &search.Engine{An: kit.Analyzer(), Store: dk.DB, Keys: dk.Keys, Index: h.Index, ModelID: modelID, Calibration: cal}
 	var top1, top5 int
 	var searchTime time.Duration
 	for i, p := range probes {
@@ -190,12 +195,13 @@ func (e *cmdEnv) evalSearch(ctx context.Context, args []string) error {
 		}
 		t0 := time.Now()
 		res, err := eng.Search(ctx, search.Request{Actor: actor(), Purpose: "accuracy evaluation", K: *k,
-			Threshold: *threshold, Face: -1, Probe: data})
+			Threshold: thr, MayExplore: true, Reason: "accuracy evaluation at a set threshold", Face: -1, Probe: data})
 		searchTime += time.Since(t0)
 		if err != nil {
 			rep.ProbesNoFace++
 			continue
 		}
+		rep.Threshold = res.Threshold
 		if len(res.Hits) == 0 {
 			rep.NoMatch++
 		}

@@ -14,12 +14,17 @@ import (
 	"gabarit/internal/face"
 	"gabarit/internal/pipeline"
 	"gabarit/internal/search"
+	"gabarit/internal/store"
 )
 
 func (e *cmdEnv) search(ctx context.Context, args []string) error {
-	fs := e.flags("search", "usage: gabarit search --purpose TEXT [--case REF] [--k N] [--threshold T] [--face I] [--json] PHOTO\n\n"+
-		"Finds the stored images of the person in PHOTO. Every search is audited (who, when,\n"+
-		"purpose, case, the photo's SHA-256, k, threshold, results); the photo is not stored.")
+	fs := e.flags("search", "usage: gabarit search --purpose TEXT [--case REF] [--k N | --all] [--threshold T --reason TEXT] [--face I] [--json] PHOTO\n\n"+
+		"Finds the stored images of the person in PHOTO. A face is a match at or above the operating\n"+
+		"point: the similarity at which a search for someone who is not held returns anything in at most\n"+
+		"1% of searches (the FPIR), for this gallery's size. Every result shows its band and the number of\n"+
+		"strangers expected at its similarity. A threshold below the operating point (an exploratory\n"+
+		"search) needs the examiner role and --reason. Every search is audited (who, when, purpose,\n"+
+		"case, the photo's SHA-256, the operating point, the results); the photo is not stored.")
 	var ff faceFlags
 	ff.register(fs)
 	var df dataFlags
@@ -27,9 +32,11 @@ func (e *cmdEnv) search(ctx context.Context, args []string) error {
 	var (
 		purpose   = fs.String("purpose", "", "why this search is run (required; audited)")
 		caseRef   = fs.String("case", "", "case reference (audited)")
-		k         = fs.Int("k", 10, fmt.Sprintf("most results (1..%d)", search.MaxK))
-		threshold = fs.Float64("threshold", math.NaN(), "least cosine similarity of a match (default: the model pack's same-person threshold)")
-		faceNo    = fs.Int("face", -1, "which face of the photo to search, numbered from 0 as `gabarit faces` prints them (default: the largest)")
+		k         = fs.Int("k", 10, fmt.Sprintf("results to print (1..%d); every match is recorded and counted", search.MaxK))
+		all       = fs.Bool("all", false, "print every match, not only the first --k")
+		threshold = fs.Float64("threshold", math.NaN(), "least cosine similarity of a match (default: the operating point); lower needs --reason and the examiner role")
+		reason    = fs.String("reason", "", "why an exploratory search goes below the operating point (audited)")
+		faceNo    = fs.Int("face", -1, "which face of the photo to search, numbered from 0 as `gabarit faces` prints them (default: the best quality)")
 		asJSON    = fs.Bool("json", false, "print JSON")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -52,8 +59,9 @@ func (e *cmdEnv) search(ctx context.Context, args []string) error {
 		return err
 	}
 	defer kit.Close()
-	if math.IsNaN(*threshold) {
-		*threshold = kit.Manifest.Thresholds.SamePerson
+	var thr *float64
+	if !math.IsNaN(*threshold) {
+		thr = threshold
 	}
 	dk, err := df.open(ctx, false)
 	if err != nil {
@@ -71,13 +79,24 @@ func (e *cmdEnv) search(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	eng := app.SearchEngine(dk, kit, v, h.Index)
-	res, err := eng.Search(ctx, search.Request{Actor: actor(), Purpose: *purpose, Case: *caseRef, K: *k,
-		Threshold: *threshold, Face: *faceNo, Probe: probe})
+	eng, err := app.SearchEngine(dk, kit, v, h.Index)
+	if err != nil {
+		return err
+	}
+	who := actor()
+	mayExplore := false
+	if thr != nil {
+		// Below the operating point only for an account holding the
+		// examiner role (gabarit user add --roles examiner cli:NAME).
+		u, err := dk.DB.User(ctx, who)
+		mayExplore = err == nil && u.Has(store.RoleExaminer)
+	}
+	res, err := eng.Search(ctx, search.Request{Actor: who, Purpose: *purpose, Case: *caseRef, K: *k,
+		Threshold: thr, Reason: *reason, MayExplore: mayExplore, Face: *faceNo, Probe: probe})
 	if errors.Is(err, face.ErrNoFace) {
 		return fmt.Errorf("%s: no face found in the photo (search %d audited)", fs.Arg(0), res.SearchID)
 	}
-	if errors.Is(err, search.ErrBadRequest) {
+	if errors.Is(err, search.ErrBadRequest) || errors.Is(err, search.ErrBelowOperatingPoint) {
 		return usageErr(e, fs, "%v", err)
 	}
 	if err != nil {
@@ -90,27 +109,52 @@ func (e *cmdEnv) search(ctx context.Context, args []string) error {
 			e.logger.Warn("drop stale index entries", "err", err)
 		}
 	}
-
-	out := app.NewSearchView(res, *threshold)
+	if *all {
+		res.Hits = res.All
+	}
+	out := app.NewSearchView(res)
 	if *asJSON {
 		return json.NewEncoder(e.stdout).Encode(out)
 	}
+	printSearch(e, out)
+	return nil
+}
+
+// printSearch prints a search's decision and results as text.
+func printSearch(e *cmdEnv, out app.SearchView) {
+	if p := out.ProbeFace; p != nil {
+		fmt.Fprintf(e.stdout, "searched face %d of %d (%s, quality %.2f)\n", p.Index, out.ProbeFaces, p.Chosen, p.Quality)
+		if p.Warning != "" {
+			fmt.Fprintf(e.stdout, "warning: %s\n", p.Warning)
+		}
+	}
+	fmt.Fprintf(e.stdout, "operating point %.4f: FPIR %g for %d stored faces", out.OperatingPoint, out.FPIR, out.Gallery)
+	if out.Exploratory {
+		fmt.Fprintf(e.stdout, "; EXPLORATORY search at %.4f, below the operating point: weak results are not matches", out.Threshold)
+	}
+	fmt.Fprintln(e.stdout)
 	if !out.Match {
 		fmt.Fprintf(e.stdout, "no match: no stored face reaches similarity %.4f (search %d, audit entry %d)\n",
-			*threshold, res.SearchID, res.AuditID)
-		return nil
+			out.Threshold, out.SearchID, out.AuditID)
+		return
 	}
-	fmt.Fprintf(e.stdout, "%d match(es) at similarity ≥ %.4f (search %d, audit entry %d)\n",
-		len(out.Results), *threshold, res.SearchID, res.AuditID)
+	fmt.Fprintf(e.stdout, "%d face(s) at similarity ≥ %.4f, showing %d (search %d, audit entry %d)\n",
+		out.Above, out.Threshold, len(out.Results), out.SearchID, out.AuditID)
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SIMILARITY\tFACE\tSOURCE\tBASIS\tBOX\tIMAGE")
+	fmt.Fprintln(tw, "SIMILARITY\tBAND\tSTRANGERS\tFACE\tSOURCE\tBASIS\tBOX\tIMAGE")
 	for _, j := range out.Results {
 		loc := j.Locator
 		if j.TimeCodeMS != nil {
 			loc += " @ " + (time.Duration(*j.TimeCodeMS) * time.Millisecond).String()
 		}
-		fmt.Fprintf(tw, "%.4f\t%d\t%d\t%s\t%.0f,%.0f %.0fx%.0f\t%s\n", j.Similarity, j.FaceID, j.SourceID, j.LegalBasis,
-			j.Box[0], j.Box[1], j.Box[2], j.Box[3], loc)
+		fmt.Fprintf(tw, "%.4f\t%s\t%.2g\t%d\t%d\t%s\t%.0f,%.0f %.0fx%.0f\t%s\n", j.Similarity, j.Band, j.Strangers, j.FaceID,
+			j.SourceID, j.LegalBasis, j.Box[0], j.Box[1], j.Box[2], j.Box[3], loc)
 	}
-	return tw.Flush()
+	_ = tw.Flush() // stdout; nothing to do on error
+	if rest := out.Above - len(out.Results); rest > 0 {
+		fmt.Fprintf(e.stdout, "%d more: --all prints every one (or --k N)\n", rest)
+	}
+	if out.Truncated {
+		fmt.Fprintf(e.stdout, "more than %d faces reached the threshold: only the best %d were recorded\n", search.MaxResults, search.MaxResults)
+	}
 }

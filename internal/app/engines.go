@@ -36,13 +36,18 @@ import (
 const SelfieMatch = 0.4525
 
 // SearchEngine wires a search engine: people who objected or whose data is
-// restricted (in v) are never shown.
-func SearchEngine(d *Data, m Model, v *vault.Vault, idx vindex.Index) *search.Engine {
+// restricted (in v) are never shown; the operating point comes from the
+// model's open-set calibration.
+func SearchEngine(d *Data, m Model, v *vault.Vault, idx vindex.Index) (*search.Engine, error) {
+	cal, err := m.OpenSet()
+	if err != nil {
+		return nil, err
+	}
 	modelID, same := m.ModelID(), m.SamePerson()
-	return &search.Engine{An: m, Store: d.DB, Keys: d.Keys, Index: idx, ModelID: modelID,
+	return &search.Engine{An: m, Store: d.DB, Keys: d.Keys, Index: idx, ModelID: modelID, Calibration: cal,
 		Hide: func(ctx context.Context, t []float32) (bool, error) {
 			return v.Match(ctx, modelID, t, []vault.Kind{vault.Objection, vault.Restriction}, same)
-		}}
+		}}, nil
 }
 
 // RightsEngine wires a rights engine; idx may be nil for registering

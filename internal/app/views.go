@@ -1,9 +1,17 @@
 package app
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"math"
+	"strconv"
+	"strings"
 	"time"
+
+	"gabarit/internal/face"
+	"gabarit/internal/store"
 
 	"gabarit/internal/dsr"
 	"gabarit/internal/search"
@@ -12,40 +20,172 @@ import (
 // HitView is one result of a search, as the command line and the API show it.
 type HitView struct {
 	FaceID     int64      `json:"face_id"`
-	ImageID    int64      `json:"image_id"`
-	Locator    string     `json:"locator"`
-	SourceID   int64      `json:"source_id"`
-	LegalBasis string     `json:"legal_basis"`
+	ImageID    int64      `json:"image_id,omitempty"`
+	Locator    string     `json:"locator,omitempty"`
+	SourceID   int64      `json:"source_id,omitempty"`
+	LegalBasis string     `json:"legal_basis,omitempty"`
 	Similarity float64    `json:"similarity"`
 	Box        [4]float64 `json:"box"` // x, y, w, h in the stored image's pixels
 	TimeCodeMS *int64     `json:"time_code_ms,omitempty"`
+	// Band is the strength of the result: strong, probable (at or above
+	// the operating point) or weak (below it: exploratory searches only).
+	Band string `json:"band"`
+	// Strangers is the number of other people's faces expected at this
+	// similarity or above in a gallery of this size.
+	Strangers float64 `json:"expected_strangers"`
+	Support   int     `json:"support"` // other results that look like the same person
+	// BelowOperatingPoint marks a result of an exploratory search under
+	// the calibrated operating point.
+	BelowOperatingPoint bool `json:"below_operating_point"`
+	// Erased marks a face no longer held (erased or purged since the
+	// search): only its id, similarity and band remain.
+	Erased bool `json:"erased,omitempty"`
 }
 
-// SearchView is the answer to a search.
+// ProbeFaceView says which face of the probe was searched.
+type ProbeFaceView struct {
+	Index   int        `json:"index"`
+	Quality float64    `json:"quality"`
+	Box     [4]float64 `json:"box"`
+	Chosen  string     `json:"chosen"` // "asked" or "best quality"
+	Warning string     `json:"warning,omitempty"`
+}
+
+// SearchView is the answer to a search: its decision and the first page
+// of its results.
 type SearchView struct {
-	Results    []HitView `json:"results"`
-	Match      bool      `json:"match"`
-	Threshold  float64   `json:"threshold"`
-	SearchID   int64     `json:"search_id"`
-	AuditID    int64     `json:"audit_id"`
-	ProbeFaces int       `json:"probe_faces"`
+	Results []HitView `json:"results"`
+	Match   bool      `json:"match"`
+	// Above counts the faces at or above the threshold: all of them are
+	// in the search's record, paged with NextCursor.
+	Above      int     `json:"above"`
+	Truncated  bool    `json:"truncated,omitempty"` // more than search.MaxResults reached the threshold
+	NextCursor string  `json:"next_cursor,omitempty"`
+	Threshold  float64 `json:"threshold"`
+	// OperatingPoint is the calibrated least similarity of a match for the
+	// target FPIR at this gallery's size.
+	OperatingPoint float64        `json:"operating_point"`
+	FPIR           float64        `json:"fpir"`
+	Gallery        int            `json:"gallery"`
+	Exploratory    bool           `json:"exploratory"`
+	SearchID       int64          `json:"search_id"`
+	AuditID        int64          `json:"audit_id"`
+	ProbeFaces     int            `json:"probe_faces"`
+	ProbeFace      *ProbeFaceView `json:"probe_face,omitempty"`
 }
 
-// NewSearchView converts the result of a search run at threshold.
-func NewSearchView(res search.Result, threshold float64) SearchView {
-	out := SearchView{Results: make([]HitView, len(res.Hits)), Match: len(res.Hits) > 0, Threshold: threshold,
+// NewSearchView converts the result of a search.
+func NewSearchView(res search.Result) SearchView {
+	out := SearchView{Results: make([]HitView, len(res.Hits)), Match: len(res.Hits) > 0, Above: res.Above,
+		Truncated: res.Truncated, Threshold: round4(res.Threshold), OperatingPoint: round4(res.OperatingPoint),
+		FPIR: res.FPIR, Gallery: res.Gallery, Exploratory: res.Exploratory,
 		SearchID: res.SearchID, AuditID: res.AuditID, ProbeFaces: res.ProbeFaces}
+	if res.ProbeFaces > 0 {
+		out.ProbeFace = &ProbeFaceView{Index: res.Probe.Index, Quality: round4(res.Probe.Quality), Box: res.Probe.Box,
+			Chosen: res.Probe.Chosen, Warning: res.Probe.Warning}
+	}
 	for i, hit := range res.Hits {
 		j := HitView{FaceID: hit.FaceID, ImageID: hit.ImageID, Locator: hit.Locator, SourceID: hit.SourceID,
-			LegalBasis: string(hit.LegalBasis), Similarity: math.Round(hit.Similarity*1e4) / 1e4,
-			Box: [4]float64{round2(hit.Box.X), round2(hit.Box.Y), round2(hit.Box.W), round2(hit.Box.H)}}
+			LegalBasis: string(hit.LegalBasis), Similarity: round4(hit.Similarity), Box: boxView(hit.Box),
+			Band: hit.Band, Strangers: roundStrangers(hit.Strangers), Support: hit.Support,
+			BelowOperatingPoint: hit.Similarity < res.OperatingPoint && hit.Band == search.BandWeak}
 		if hit.TimeCode != nil {
 			ms := hit.TimeCode.Milliseconds()
 			j.TimeCodeMS = &ms
 		}
 		out.Results[i] = j
 	}
+	if len(res.Hits) < len(res.Returned()) {
+		out.NextCursor = Cursor(len(res.Hits))
+	}
 	return out
+}
+
+// Cursor is the opaque paging cursor of the results from offset on.
+func Cursor(offset int) string { return "o" + strconv.Itoa(offset) }
+
+// ParseCursor reads a cursor made by Cursor; "" is the first page.
+func ParseCursor(c string) (offset int, err error) {
+	if c == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(strings.TrimPrefix(c, "o"))
+	if err != nil || !strings.HasPrefix(c, "o") || n < 0 {
+		return 0, fmt.Errorf("%w: cursor %q", ErrBadCursor, c)
+	}
+	return n, nil
+}
+
+// ErrBadCursor reports a paging cursor that this server did not make.
+var ErrBadCursor = errors.New("invalid cursor")
+
+// ResultsPage returns at most limit results of the recorded search sr from
+// the cursor on, with the cursor of the next page ("" after the last).
+// Faces no longer held are shown with their id, similarity and band only.
+func ResultsPage(ctx context.Context, d *Data, sr store.Search, cursor string, limit int) (page []HitView, next string, err error) {
+	off, err := ParseCursor(cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	if limit < 1 {
+		return nil, "", fmt.Errorf("%w: limit %d", ErrBadCursor, limit)
+	}
+	rs := sr.Results
+	if rs == nil { // recorded before calibrated decisions: ids only
+		rs = make([]store.SearchResult, len(sr.Returned))
+		for i, id := range sr.Returned {
+			rs[i] = store.SearchResult{FaceID: id}
+		}
+	}
+	if off > len(rs) {
+		off = len(rs)
+	}
+	end := min(len(rs), off+limit)
+	ids := make([]int64, 0, end-off)
+	for _, r := range rs[off:end] {
+		ids = append(ids, r.FaceID)
+	}
+	refs, err := d.DB.FaceRefs(ctx, ids)
+	if err != nil {
+		return nil, "", err
+	}
+	page = make([]HitView, 0, end-off)
+	for _, r := range rs[off:end] {
+		j := HitView{FaceID: r.FaceID, Similarity: round4(r.Similarity), Band: r.Band, Strangers: roundStrangers(r.Strangers),
+			Support: r.Support, BelowOperatingPoint: sr.OperatingPoint > 0 && r.Similarity < sr.OperatingPoint && r.Band == search.BandWeak}
+		ref, ok := refs[r.FaceID]
+		if !ok {
+			j.Erased = true
+			page = append(page, j)
+			continue
+		}
+		j.ImageID, j.Locator, j.SourceID, j.LegalBasis = ref.ImageID, ref.Locator, ref.SourceID, string(ref.LegalBasis)
+		j.Box = boxView(ref.Box)
+		if ref.TimeCode != nil {
+			ms := ref.TimeCode.Milliseconds()
+			j.TimeCodeMS = &ms
+		}
+		page = append(page, j)
+	}
+	if end < len(rs) {
+		next = Cursor(end)
+	}
+	return page, next, nil
+}
+
+func boxView(b face.Box) [4]float64 {
+	return [4]float64{round2(b.X), round2(b.Y), round2(b.W), round2(b.H)}
+}
+
+func round4(v float64) float64 { return math.Round(v*1e4) / 1e4 }
+
+// roundStrangers keeps two significant digits of an expected count.
+func roundStrangers(v float64) float64 {
+	if v <= 0 || math.IsInf(v, 0) || math.IsNaN(v) {
+		return v
+	}
+	p := math.Pow(10, math.Floor(math.Log10(v))-1)
+	return math.Round(v/p) * p
 }
 
 func round2(v float64) float64 { return math.Round(v*100) / 100 }

@@ -76,6 +76,8 @@ func InstallYuNet(ctx context.Context, dir, from, defaultPackDir string) error {
 	m.Thresholds.SamePerson = def.Thresholds.SamePerson
 	m.Thresholds.SamePersonFAR = def.Thresholds.SamePersonFAR
 	m.Thresholds.Calibration = def.Thresholds.Calibration
+	m.Thresholds.ImpostorTail = def.Thresholds.ImpostorTail
+	m.Thresholds.ImpostorSlope = def.Thresholds.ImpostorSlope
 	type copySpec struct {
 		src string
 		md  *Model // its SHA256 is the digest src must have

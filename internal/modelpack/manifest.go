@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"gabarit/internal/openset"
 	"os"
 	"path/filepath"
 )
@@ -57,6 +58,33 @@ type Thresholds struct {
 	// and Calibration says on what data.
 	SamePersonFAR float64 `json:"same_person_far"`
 	Calibration   string  `json:"calibration"`
+	// ImpostorTail is the embedder's impostor tail: the share of
+	// comparisons with faces of other people at or above each similarity,
+	// from which searches set their operating point for the gallery's size
+	// (see package openset). ImpostorSlope continues it beyond its last
+	// point (log10 FAR per unit of similarity). A pack without a tail
+	// whose embedder is the default pack's uses the default tail.
+	ImpostorTail  []openset.TailPoint `json:"impostor_tail,omitempty"`
+	ImpostorSlope float64             `json:"impostor_slope,omitempty"`
+}
+
+// OpenSet returns the open-set calibration of the pack's embedder: its
+// impostor tail, or the default pack's when the embedder is the default
+// one and the manifest has none.
+func (m Manifest) OpenSet() (*openset.Calibration, error) {
+	t := m.Thresholds
+	if len(t.ImpostorTail) > 0 {
+		c, err := openset.New(t.ImpostorTail, t.ImpostorSlope)
+		if err != nil {
+			return nil, fmt.Errorf("pack %s: thresholds.impostor_tail: %w", m.Name, err)
+		}
+		return c, nil
+	}
+	if m.Embedder.SHA256 == defaultBatchEmbedderSHA256 || m.Embedder.SHA256 == defaultEmbedderSHA256 {
+		return DefaultOpenSet(), nil
+	}
+	return nil, fmt.Errorf("pack %s: no impostor tail for its embedder: measure one with `gabarit eval openset` "+
+		"and write it in thresholds.impostor_tail", m.Name)
 }
 
 // Load reads and validates the manifest in dir. File paths stay as written;

@@ -2,6 +2,7 @@ package modelpack
 
 import (
 	"fmt"
+	"gabarit/internal/openset"
 	"os"
 
 	"gabarit/internal/setup"
@@ -43,6 +44,30 @@ const DefaultSamePersonFAR = 0.001
 const DefaultCalibration = "celeba-dev (CelebA in the wild, 120 identities, 2,500 photos): " +
 	"FAR 0.0009998 over 3,089,514 impostor pairs, TAR 0.881 over 29,239 genuine pairs"
 
+// defaultImpostorTail is the default embedder's impostor tail: the subject
+// face of each celeba-dev photo compared with every face of the photos of
+// the other identities and of the distractor sets, measured by
+// `gabarit eval openset` (see docs/ACCURACY.md).
+var defaultImpostorTail = []openset.TailPoint{
+	{Score: 0.2, FAR: 1e-2},
+	{Score: 0.3566, FAR: 1e-3},
+	{Score: 0.4525, FAR: 1e-4},
+	{Score: 0.679, FAR: 1e-5},
+}
+
+// defaultImpostorSlope continues defaultImpostorTail beyond its last point,
+// in log10 FAR per unit of similarity.
+const defaultImpostorSlope = -10.0
+
+// DefaultOpenSet returns the open-set calibration of the default embedder.
+func DefaultOpenSet() *openset.Calibration {
+	c, err := openset.New(defaultImpostorTail, defaultImpostorSlope)
+	if err != nil {
+		panic(err) // a constant of this package; TestDefaultOpenSet checks it
+	}
+	return c
+}
+
 // DefaultManifest is the manifest of the default pack: RFB-320 detector,
 // PFLD 68-point landmarks and the MobileFaceNet embedder patched for batches.
 func DefaultManifest() Manifest {
@@ -70,6 +95,8 @@ func DefaultManifest() Manifest {
 			SamePerson:    DefaultSamePerson,
 			SamePersonFAR: DefaultSamePersonFAR,
 			Calibration:   DefaultCalibration,
+			ImpostorTail:  defaultImpostorTail,
+			ImpostorSlope: defaultImpostorSlope,
 		},
 	}
 }

@@ -618,7 +618,8 @@ func round2(v float64) float64 { return math.Round(v*100) / 100 }
 type searchForm struct {
 	purpose, caseRef string
 	k, face          int
-	threshold        float64
+	threshold        *float64 // nil: the operating point
+	reason           string   // why an exploratory search goes below it
 	probe            []byte
 }
 
@@ -628,7 +629,7 @@ func (s *Server) readSearchForm(r *http.Request) (searchForm, error) {
 		return searchForm{}, err
 	}
 	f := searchForm{probe: ps[0], purpose: strings.TrimSpace(r.FormValue("purpose")), caseRef: strings.TrimSpace(r.FormValue("case")),
-		k: 10, face: -1, threshold: s.cfg.Model.SamePerson()}
+		k: 10, face: -1, reason: strings.TrimSpace(r.FormValue("reason"))}
 	if f.purpose == "" {
 		return f, search.ErrNoPurpose
 	}
@@ -646,9 +647,11 @@ func (s *Server) readSearchForm(r *http.Request) (searchForm, error) {
 		}
 	}
 	if v := r.FormValue("threshold"); v != "" {
-		if f.threshold, err = strconv.ParseFloat(v, 64); err != nil || math.IsNaN(f.threshold) {
+		t, err := strconv.ParseFloat(v, 64)
+		if err != nil || math.IsNaN(t) {
 			return f, badRequest("threshold %q: want a number from -1 to 1", v)
 		}
+		f.threshold = &t
 	}
 	return f, nil
 }
@@ -660,7 +663,7 @@ func (s *Server) runSearch(ctx context.Context, f searchForm, p *principal) (app
 	err := s.analyse(ctx, func() error {
 		var err error
 		res, err = s.search.Search(ctx, search.Request{Actor: p.actor(), Purpose: f.purpose, Case: f.caseRef, K: f.k,
-			Threshold: f.threshold, Face: f.face, Probe: f.probe})
+			Threshold: f.threshold, Reason: f.reason, MayExplore: p.user.Has(store.RoleExaminer), Face: f.face, Probe: f.probe})
 		return err
 	})
 	if len(res.Stale) > 0 {
@@ -676,7 +679,7 @@ func (s *Server) runSearch(ctx context.Context, f searchForm, p *principal) (app
 	if err != nil {
 		return app.SearchView{}, err
 	}
-	return app.NewSearchView(res, f.threshold), nil
+	return app.NewSearchView(res), nil
 }
 
 func (s *Server) apiSearch(w http.ResponseWriter, r *http.Request, p *principal) error {

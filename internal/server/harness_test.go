@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"gabarit/internal/openset"
 	"image"
 	"image/color"
 	"image/png"
@@ -64,6 +65,12 @@ const fakeDim = 16
 func (fakeModel) ModelID() string     { return "fake-16" }
 func (fakeModel) Dim() int            { return fakeDim }
 func (fakeModel) SamePerson() float64 { return 0.9 }
+
+// OpenSet is a tail for fakeModel's random-like templates: different
+// photos' templates have cosines near 0.
+func (fakeModel) OpenSet() (*openset.Calibration, error) {
+	return openset.New([]openset.TailPoint{{Score: 0.2, FAR: 1e-2}, {Score: 0.4, FAR: 1e-5}}, -15)
+}
 
 // testPNG is a small valid image of one colour (black: no face for fakeModel).
 func testPNG(t testing.TB, c color.RGBA) []byte {

@@ -29,10 +29,13 @@ const (
 	RoleVerifier     Role = "verifier"     // confirms search results (AI Act Art. 14(5))
 	RoleDPO          Role = "dpo"          // handles rights requests
 	RoleAuditor      Role = "auditor"      // reads the audit log and the records
+	// RoleExaminer may run exploratory searches below the calibrated
+	// operating point, stating the reason of each (audited as such).
+	RoleExaminer Role = "examiner"
 )
 
 // roleOrder lists every role in canonical order.
-var roleOrder = []Role{RoleAdmin, RoleOperator, RoleInvestigator, RoleVerifier, RoleDPO, RoleAuditor}
+var roleOrder = []Role{RoleAdmin, RoleOperator, RoleInvestigator, RoleVerifier, RoleDPO, RoleAuditor, RoleExaminer}
 
 // ParseRole returns the role named s (exactly, e.g. "verifier"); an unknown
 // name fails with ErrInvalid.

@@ -37,6 +37,22 @@
 // more templates than one source will ever hold (the GCM limit is 2^32
 // messages per key).
 //
+// # Sealed bytes
+//
+// [Keyring.SealBytes] encrypts bytes that belong to no source (the probe
+// face crop kept with a search record) under a data key reserved for a
+// purpose ([PurposeSearchRecord]): HKDF-SHA256 of the master key with the
+// info "gabarit data key v1", a NUL byte and the purpose. Such keys are
+// derived, never stored, and never cached. The output is
+//
+//	0x01 (version) || nonce (12 bytes) || ciphertext + tag (16 bytes)
+//
+// and its additional data is "gabarit sealed bytes v1", a NUL byte, the
+// purpose, a NUL byte and the caller's binding (for a search record, the
+// SHA-256 of the probe it recorded), so that the bytes open only for the
+// same purpose and the same record. They are erased with what holds them:
+// a probe crop is deleted with its search record.
+//
 // # Erasure
 //
 // [Keyring.Shred] deletes the source's wrapped key from the key store and

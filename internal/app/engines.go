@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"gabarit/internal/face"
 	"gabarit/internal/ingest"
 	"gabarit/internal/records"
 	"gabarit/internal/rights"
@@ -37,7 +38,8 @@ const SelfieMatch = 0.4525
 
 // SearchEngine wires a search engine: people who objected or whose data is
 // restricted (in v) are never shown; the operating point comes from the
-// model's open-set calibration.
+// model's open-set calibration; the searched face's crop is sealed with
+// the search record (SealProbeCrop).
 func SearchEngine(d *Data, m Model, v *vault.Vault, idx vindex.Index) (*search.Engine, error) {
 	cal, err := m.OpenSet()
 	if err != nil {
@@ -47,6 +49,11 @@ func SearchEngine(d *Data, m Model, v *vault.Vault, idx vindex.Index) (*search.E
 	return &search.Engine{An: m, Store: d.DB, Keys: d.Keys, Index: idx, ModelID: modelID, Calibration: cal,
 		Hide: func(ctx context.Context, t []float32) (bool, error) {
 			return v.Match(ctx, modelID, t, []vault.Kind{vault.Objection, vault.Restriction}, same)
+		},
+		// The searched face's crop is kept sealed with the search record,
+		// for its verifiers; the photo is not kept.
+		SealProbe: func(_ context.Context, probe []byte, f face.Face) ([]byte, error) {
+			return SealProbeCrop(d.Keys, probe, f)
 		}}, nil
 }
 

@@ -75,7 +75,18 @@ type Record struct {
 	Recipients     []string   `json:"recipients"`
 	Transfers      string     `json:"transfers"`
 	Authority      string     `json:"authority"`
-	Security       []string   `json:"security_measures"`
+	// Searches lists what each search keeps (AI Act Art. 12), whatever
+	// the purpose of the sources it searched.
+	Searches []string `json:"search_records"`
+	Security []string `json:"security_measures"`
+}
+
+// SearchRecords lists what gabarit keeps of each search, and for how long.
+var SearchRecords = []string{
+	"who ran it, when, its purpose and case reference, the SHA-256 of the probe photo (never the photo), the operating point, threshold and gallery size, and every face returned with its similarity, band and expected strangers; kept with the audit log",
+	"the probe face crop of each search (the face searched, cut from the probe photo), sealed with AES-256-GCM under a data key reserved for search records, shown only to the searcher, the verifiers and the auditors; kept as long as the search record and deleted with it",
+	"the verifiers' confirmations and rejections of its results, with the reasons of rejections; kept as long as the search record",
+	"for an exploratory search below the operating point (examiner role only), its stated reason",
 }
 
 // Security lists the technical measures the code applies (Art. 32).
@@ -84,7 +95,8 @@ var Security = []string{
 	"templates bound to their source, face and model (authenticated data): a template copied elsewhere does not open",
 	"database, key and index files readable by their owner only (mode 0600, directory 0700)",
 	"append-only, hash-chained audit log of every source declaration, ingest, search and purge, with its head kept in a witness file; `gabarit audit verify` detects any change, removal or reordering",
-	"every search states its purpose and is recorded with the hash of the probe, never the probe; results below the calibrated threshold are never shown",
+	"every search states its purpose and is recorded with the hash of the probe, never the probe photo; only the searched face's crop is kept, sealed, for the verifiers; results below the calibrated operating point are shown only by exploratory searches of examiners, with a stated reason, and marked weak",
+	"no identification without two verifiers' separate confirmations (AI Act Art. 14(5)); a result any verifier rejects is never identified",
 	"images past their source's retention period deleted with their faces, templates and index entries (`gabarit purge`), audited",
 	"no crawler and no URL fetching: faces enter only from declared, closed collections (AI Act Art. 5(1)(e))",
 	"no image bytes, templates, names or e-mail addresses in logs",
@@ -95,7 +107,7 @@ var Security = []string{
 func Build(now time.Time, org Organisation, srcs []store.Source, counts map[int64][2]int64) Record {
 	r := Record{Generated: now.UTC(), Controller: orND(org.Controller), Representative: orND(org.Representative),
 		DPO: orND(org.DPO), Recipients: org.Recipients, Transfers: orND(org.Transfers), Authority: orND(org.Authority),
-		Security: append(slices.Clone(Security), org.SecurityExtras...)}
+		Searches: slices.Clone(SearchRecords), Security: append(slices.Clone(Security), org.SecurityExtras...)}
 	if len(r.Recipients) == 0 {
 		r.Recipients = []string{NotDeclared}
 	}
@@ -175,7 +187,11 @@ func (r Record) Markdown(w io.Writer) error {
 		}
 		b.WriteString("\n")
 	}
-	b.WriteString("## Security measures (Art. 30(1)(g), Art. 32)\n\n")
+	b.WriteString("## Search records (AI Act Art. 12)\n\n")
+	for _, m := range r.Searches {
+		fmt.Fprintf(&b, "- %s\n", m)
+	}
+	b.WriteString("\n## Security measures (Art. 30(1)(g), Art. 32)\n\n")
 	for _, m := range r.Security {
 		fmt.Fprintf(&b, "- %s\n", m)
 	}

@@ -39,7 +39,8 @@ func TestBuild(t *testing.T) {
 	if err := r.Markdown(&md); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"Art. 30(1)(a)", "NOT DECLARED", "## Activity 1: missing persons", "`/b\\|c`", "AES-256-GCM", "30 days"} {
+	for _, want := range []string{"Art. 30(1)(a)", "NOT DECLARED", "## Activity 1: missing persons", "`/b\\|c`", "AES-256-GCM", "30 days",
+		"## Search records", "probe face crop of each search", "kept as long as the search record and deleted with it"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("Markdown lacks %q:\n%s", want, md.String())
 		}

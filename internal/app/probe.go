@@ -1,0 +1,102 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"image"
+	"image/jpeg"
+	"math"
+
+	"golang.org/x/image/draw"
+
+	"gabarit/internal/face"
+	"gabarit/internal/imageproc"
+	"gabarit/internal/keyring"
+	"gabarit/internal/store"
+)
+
+// Probe crops: the face a search searched, cut from the probe photo and
+// kept sealed with the search record, so that verifiers compare the
+// candidates with what was searched. The photo itself is never kept.
+const (
+	// ProbeCropSide is the longer side of a probe crop, in pixels.
+	ProbeCropSide = 256
+	// ProbeCropMargin widens the face's box by this fraction of its longer
+	// side on every side.
+	ProbeCropMargin = 0.25
+)
+
+// ErrNoProbeCrop reports a search that keeps no probe crop: its probe had
+// no face, or it was recorded before crops were kept.
+var ErrNoProbeCrop = errors.New("this search keeps no crop of its probe face")
+
+// CropFace returns a JPEG of the box b of the encoded photo data (in the
+// pixels of the photo after EXIF orientation, as the analyzer reports
+// them), widened by margin times its longer side on every side, clipped
+// to the photo and scaled so that its longer side is at most side.
+func CropFace(data []byte, b face.Box, margin float64, side int) ([]byte, error) {
+	if !(b.W > 0 && b.H > 0) || math.IsInf(b.X+b.Y+b.W+b.H, 0) || math.IsNaN(b.X+b.Y+b.W+b.H) {
+		return nil, fmt.Errorf("crop face: empty box %v", b)
+	}
+	m := math.Max(b.W, b.H) * margin
+	regionSide := math.Max(b.W, b.H) + 2*m
+	// The decoder may return the photo smaller, as long as the region
+	// keeps at least side pixels.
+	target := 0
+	if regionSide > float64(side) {
+		// JPEG headers are read without decoding (image/jpeg is linked);
+		// other formats are decoded at full size.
+		if cfg, _, err := image.DecodeConfig(bytes.NewReader(data)); err == nil {
+			target = int(math.Ceil(float64(max(cfg.Width, cfg.Height)) * float64(side) / regionSide))
+		}
+	}
+	dec, err := imageproc.Decode(data, imageproc.DecodeOptions{TargetSide: target})
+	if err != nil {
+		return nil, fmt.Errorf("crop face: %w", err)
+	}
+	sx, sy := float64(dec.Img.W)/float64(dec.Width), float64(dec.Img.H)/float64(dec.Height)
+	r := image.Rect(int(math.Floor((b.X-m)*sx)), int(math.Floor((b.Y-m)*sy)),
+		int(math.Ceil((b.X+b.W+m)*sx)), int(math.Ceil((b.Y+b.H+m)*sy))).
+		Intersect(image.Rect(0, 0, dec.Img.W, dec.Img.H))
+	if r.Empty() {
+		return nil, fmt.Errorf("crop face: the box %v lies outside the %dx%d photo", b, dec.Width, dec.Height)
+	}
+	scale := math.Min(1, float64(side)/float64(max(r.Dx(), r.Dy())))
+	dst := image.NewRGBA(image.Rect(0, 0, max(1, int(math.Round(float64(r.Dx())*scale))), max(1, int(math.Round(float64(r.Dy())*scale)))))
+	draw.CatmullRom.Scale(dst, dst.Bounds(), dec.Img.Image(), r, draw.Src, nil)
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, dst, &jpeg.Options{Quality: 88}); err != nil {
+		return nil, fmt.Errorf("crop face: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// SealProbeCrop crops the face f from the probe photo and seals the crop
+// with the search records' data key, bound to the probe's SHA-256 (which
+// the search record keeps): the search.Engine's SealProbe.
+func SealProbeCrop(keys *keyring.Keyring, probe []byte, f face.Face) ([]byte, error) {
+	jpg, err := CropFace(probe, f.Box, ProbeCropMargin, ProbeCropSide)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(jpg)
+	sum := sha256.Sum256(probe)
+	return keys.SealBytes(keyring.PurposeSearchRecord, sum[:], jpg)
+}
+
+// OpenProbeCrop returns the JPEG crop of the face sr searched, for its
+// verifiers, or ErrNoProbeCrop when sr keeps none. Never log it: it is
+// biometric data.
+func OpenProbeCrop(_ context.Context, keys *keyring.Keyring, sr store.Search) ([]byte, error) {
+	if len(sr.ProbeCrop) == 0 {
+		return nil, ErrNoProbeCrop
+	}
+	jpg, err := keys.OpenBytes(keyring.PurposeSearchRecord, sr.ProbeSHA256[:], sr.ProbeCrop)
+	if err != nil {
+		return nil, fmt.Errorf("probe crop of search %d: %w", sr.ID, err)
+	}
+	return jpg, nil
+}

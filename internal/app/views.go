@@ -51,6 +51,14 @@ type ProbeFaceView struct {
 	Warning string     `json:"warning,omitempty"`
 }
 
+// NewProbeFaceView converts the probe face of a search; nil for none.
+func NewProbeFaceView(p *store.ProbeFace) *ProbeFaceView {
+	if p == nil {
+		return nil
+	}
+	return &ProbeFaceView{Index: p.Index, Quality: round4(p.Quality), Box: p.Box, Chosen: p.Chosen, Warning: p.Warning}
+}
+
 // SearchView is the answer to a search: its decision and the first page
 // of its results.
 type SearchView struct {
@@ -64,14 +72,17 @@ type SearchView struct {
 	Threshold  float64 `json:"threshold"`
 	// OperatingPoint is the calibrated least similarity of a match for the
 	// target FPIR at this gallery's size.
-	OperatingPoint float64        `json:"operating_point"`
-	FPIR           float64        `json:"fpir"`
-	Gallery        int            `json:"gallery"`
-	Exploratory    bool           `json:"exploratory"`
-	SearchID       int64          `json:"search_id"`
-	AuditID        int64          `json:"audit_id"`
-	ProbeFaces     int            `json:"probe_faces"`
-	ProbeFace      *ProbeFaceView `json:"probe_face,omitempty"`
+	OperatingPoint float64 `json:"operating_point"`
+	FPIR           float64 `json:"fpir"`
+	Gallery        int     `json:"gallery"`
+	Exploratory    bool    `json:"exploratory"`
+	// ExploratoryReason is the reason stated for an exploratory search
+	// (set by the front end that had it; empty otherwise).
+	ExploratoryReason string         `json:"exploratory_reason,omitempty"`
+	SearchID          int64          `json:"search_id"`
+	AuditID           int64          `json:"audit_id"`
+	ProbeFaces        int            `json:"probe_faces"`
+	ProbeFace         *ProbeFaceView `json:"probe_face,omitempty"`
 }
 
 // NewSearchView converts the result of a search.
@@ -81,8 +92,7 @@ func NewSearchView(res search.Result) SearchView {
 		FPIR: res.FPIR, Gallery: res.Gallery, Exploratory: res.Exploratory,
 		SearchID: res.SearchID, AuditID: res.AuditID, ProbeFaces: res.ProbeFaces}
 	if res.ProbeFaces > 0 {
-		out.ProbeFace = &ProbeFaceView{Index: res.Probe.Index, Quality: round4(res.Probe.Quality), Box: res.Probe.Box,
-			Chosen: res.Probe.Chosen, Warning: res.Probe.Warning}
+		out.ProbeFace = NewProbeFaceView(&res.Probe)
 	}
 	for i, hit := range res.Hits {
 		j := HitView{FaceID: hit.FaceID, ImageID: hit.ImageID, Locator: hit.Locator, SourceID: hit.SourceID,

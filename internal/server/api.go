@@ -63,10 +63,15 @@ func (s *Server) apiRoutes() []*route {
 
 		{method: "POST", path: v1 + "/detect", roles: roles(investigator), kind: apiUpload, h: s.apiDetect},
 		{method: "POST", path: v1 + "/searches", roles: roles(investigator), kind: apiUpload, h: s.apiSearch},
+		{method: "GET", path: v1 + "/searches", roles: roles(investigator, verifier, auditor), h: s.apiSearches},
 		{method: "GET", path: v1 + "/searches/{id}", roles: roles(investigator, verifier, auditor), h: byID(http.StatusOK, s.searchRecord)},
+		{method: "GET", path: v1 + "/searches/{id}/results", roles: roles(investigator, verifier, auditor), h: s.apiSearchResults},
+		{method: "GET", path: v1 + "/searches/{id}/probe.jpg", roles: roles(investigator, verifier, auditor), kind: apiFile, h: s.apiProbeCrop},
 		{method: "POST", path: v1 + "/searches/{id}/confirmations", roles: roles(verifier), h: s.apiConfirm},
+		{method: "POST", path: v1 + "/searches/{id}/reject", roles: roles(verifier), h: s.apiReject},
 		{method: "GET", path: v1 + "/faces/{id}", roles: roles(investigator, verifier), h: byID(http.StatusOK, s.apiFace)},
 		{method: "GET", path: v1 + "/faces/{id}/crop", roles: roles(investigator, verifier), kind: apiFile, h: s.apiFaceCrop},
+		{method: "GET", path: v1 + "/faces/{id}/image.jpg", roles: roles(investigator, verifier), kind: apiFile, h: s.apiFaceImage},
 		{method: "GET", path: v1 + "/images/{id}", roles: roles(investigator, verifier), h: s.apiImage},
 
 		{method: "POST", path: v1 + "/portal/requests", public: true, kind: apiUpload, h: s.apiPortalRequest},
@@ -679,7 +684,11 @@ func (s *Server) runSearch(ctx context.Context, f searchForm, p *principal) (app
 	if err != nil {
 		return app.SearchView{}, err
 	}
-	return app.NewSearchView(res), nil
+	out := app.NewSearchView(res)
+	if out.Exploratory {
+		out.ExploratoryReason = strings.TrimSpace(f.reason)
+	}
+	return out, nil
 }
 
 func (s *Server) apiSearch(w http.ResponseWriter, r *http.Request, p *principal) error {
@@ -692,75 +701,6 @@ func (s *Server) apiSearch(w http.ResponseWriter, r *http.Request, p *principal)
 		return err
 	}
 	writeJSON(w, http.StatusOK, out)
-	return nil
-}
-
-type searchRecordJSON struct {
-	ID            int64              `json:"id"`
-	Actor         string             `json:"actor"`
-	At            time.Time          `json:"at"`
-	Purpose       string             `json:"purpose"`
-	Case          string             `json:"case,omitempty"`
-	K             int                `json:"k"`
-	Threshold     float64            `json:"threshold"`
-	Returned      []int64            `json:"returned"`
-	Confirmations []confirmationJSON `json:"confirmations"`
-	Required      int                `json:"confirmations_required"`
-}
-
-type confirmationJSON struct {
-	FaceID     int64    `json:"face_id"`
-	Verifiers  []string `json:"verifiers"`
-	Identified bool     `json:"identified"`
-}
-
-// canSeeSearch: an investigator sees their own searches; verifiers and
-// auditors see all.
-func canSeeSearch(p *principal, sr store.Search) bool {
-	return sr.Actor == p.actor() || p.user.Has(store.RoleVerifier) || p.user.Has(store.RoleAuditor)
-}
-
-func (s *Server) searchRecord(ctx context.Context, id int64, p *principal) (searchRecordJSON, error) {
-	sr, err := s.cfg.Data.DB.Search(ctx, id)
-	if err != nil {
-		return searchRecordJSON{}, err
-	}
-	if !canSeeSearch(p, sr) {
-		return searchRecordJSON{}, errNotFound
-	}
-	cs, err := s.cfg.Data.DB.Confirmations(ctx, id)
-	if err != nil {
-		return searchRecordJSON{}, err
-	}
-	out := searchRecordJSON{ID: sr.ID, Actor: sr.Actor, At: sr.At, Purpose: sr.Purpose, Case: sr.CaseRef, K: sr.K,
-		Threshold: sr.Threshold, Returned: sr.Returned, Confirmations: []confirmationJSON{}, Required: store.ConfirmationsRequired}
-	if out.Returned == nil {
-		out.Returned = []int64{}
-	}
-	for _, fid := range sr.Returned {
-		if c, ok := cs[fid]; ok {
-			out.Confirmations = append(out.Confirmations, confirmationJSON{FaceID: fid, Verifiers: c.Verifiers, Identified: c.Identified})
-		}
-	}
-	return out, nil
-}
-
-func (s *Server) apiConfirm(w http.ResponseWriter, r *http.Request, p *principal) error {
-	sid, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	var in struct {
-		FaceID int64 `json:"face_id"`
-	}
-	if err := decodeJSON(r, &in); err != nil {
-		return err
-	}
-	c, err := s.cfg.Data.DB.Confirm(r.Context(), sid, in.FaceID, p.actor())
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, confirmationJSON{FaceID: in.FaceID, Verifiers: c.Verifiers, Identified: c.Identified})
 	return nil
 }
 
@@ -836,11 +776,7 @@ func (s *Server) apiFaceCrop(w http.ResponseWriter, r *http.Request, p *principa
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Content-Type", "image/jpeg")
-	w.Header().Set("Cache-Control", "no-store, private")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	_, err = w.Write(b)
-	return err
+	return writeJPEG(w, b)
 }
 
 func (s *Server) apiImage(w http.ResponseWriter, r *http.Request, p *principal) error {

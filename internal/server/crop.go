@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"image"
+	"image/color"
 	"image/jpeg"
 	"math"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"golang.org/x/image/draw"
 
 	"gabarit/internal/app"
+	"gabarit/internal/face"
 	"gabarit/internal/imageproc"
 	"gabarit/internal/source/video"
 	"gabarit/internal/store"
@@ -77,4 +79,93 @@ func (s *Server) faceImage(ctx context.Context, src store.Source, ref store.Face
 		return nil, err
 	}
 	return dec.Img, nil
+}
+
+// contextSide is the longer side of a served whole image, in pixels.
+const contextSide = 1280
+
+// boxedImage reads a face's image from its source (for a face of a video,
+// the frame at its time code) and returns a JPEG of the whole picture,
+// at most contextSide pixels on its longer side, with the face boxed and
+// every other face found in it pixelated: the verifier sees where the face
+// is, not who else was there.
+func (s *Server) boxedImage(ctx context.Context, ref store.FaceRef) ([]byte, error) {
+	src, err := s.cfg.Data.DB.Source(ctx, ref.SourceID)
+	if err != nil {
+		return nil, err
+	}
+	img, err := s.faceImage(ctx, src, ref)
+	if err != nil {
+		return nil, err
+	}
+	faces, err := s.cfg.Data.DB.Faces(ctx, ref.ImageID)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range faces {
+		sameFrame := (f.TimeCode == nil) == (ref.TimeCode == nil) && (f.TimeCode == nil || *f.TimeCode == *ref.TimeCode)
+		if f.ID != ref.ID && sameFrame {
+			pixelate(img, f.Box)
+		}
+	}
+	scale := math.Min(1, float64(contextSide)/float64(max(img.W, img.H)))
+	dst := image.NewRGBA(image.Rect(0, 0, max(1, int(float64(img.W)*scale)), max(1, int(float64(img.H)*scale))))
+	draw.BiLinear.Scale(dst, dst.Bounds(), img.Image(), image.Rect(0, 0, img.W, img.H), draw.Src, nil)
+	b := ref.Box
+	r := image.Rect(int(b.X*scale), int(b.Y*scale), int(math.Ceil((b.X+b.W)*scale)), int(math.Ceil((b.Y+b.H)*scale)))
+	t := max(2, max(dst.Bounds().Dx(), dst.Bounds().Dy())/300)
+	frame(dst, r.Inset(-t-1), 1, color.RGBA{0, 0, 0, 255})
+	frame(dst, r.Inset(-t), t, color.RGBA{255, 210, 63, 255})
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, dst, &jpeg.Options{Quality: 85}); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// frame draws the outline of r, t pixels thick inwards, in c.
+func frame(dst *image.RGBA, r image.Rectangle, t int, c color.RGBA) {
+	u := image.NewUniform(c)
+	for _, side := range []image.Rectangle{
+		image.Rect(r.Min.X, r.Min.Y, r.Max.X, r.Min.Y+t), image.Rect(r.Min.X, r.Max.Y-t, r.Max.X, r.Max.Y),
+		image.Rect(r.Min.X, r.Min.Y, r.Min.X+t, r.Max.Y), image.Rect(r.Max.X-t, r.Min.Y, r.Max.X, r.Max.Y),
+	} {
+		draw.Draw(dst, side.Intersect(dst.Bounds()), u, image.Point{}, draw.Src)
+	}
+}
+
+// pixelCells is the most blocks, across and down, that a pixelated face
+// keeps: each is filled with its mean colour.
+const pixelCells = 8
+
+// pixelate replaces the box b of img, widened by a tenth on every side,
+// with at most pixelCells×pixelCells blocks of their mean colour.
+func pixelate(img *imageproc.RGB, b face.Box) {
+	mx, my := b.W/10, b.H/10
+	r := image.Rect(int(math.Floor(b.X-mx)), int(math.Floor(b.Y-my)), int(math.Ceil(b.X+b.W+mx)), int(math.Ceil(b.Y+b.H+my))).
+		Intersect(image.Rect(0, 0, img.W, img.H))
+	if r.Empty() {
+		return
+	}
+	nx, ny := min(pixelCells, r.Dx()), min(pixelCells, r.Dy())
+	for j := range ny {
+		for i := range nx {
+			x0, x1 := r.Min.X+i*r.Dx()/nx, r.Min.X+(i+1)*r.Dx()/nx
+			y0, y1 := r.Min.Y+j*r.Dy()/ny, r.Min.Y+(j+1)*r.Dy()/ny
+			var sum [3]int
+			for y := y0; y < y1; y++ {
+				for x := x0; x < x1; x++ {
+					p := img.Pix[3*(y*img.W+x):]
+					sum[0], sum[1], sum[2] = sum[0]+int(p[0]), sum[1]+int(p[1]), sum[2]+int(p[2])
+				}
+			}
+			n := max(1, (x1-x0)*(y1-y0))
+			for y := y0; y < y1; y++ {
+				for x := x0; x < x1; x++ {
+					p := img.Pix[3*(y*img.W+x):]
+					p[0], p[1], p[2] = byte(sum[0]/n), byte(sum[1]/n), byte(sum[2]/n)
+				}
+			}
+		}
+	}
 }

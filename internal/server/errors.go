@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"time"
 
+	"gabarit/internal/app"
 	"gabarit/internal/dsr"
 	"gabarit/internal/face"
 	"gabarit/internal/imageproc"
@@ -74,6 +75,17 @@ func classify(err error, reqID string) *apiError {
 		return newError(http.StatusForbidden, "not_allowed", "%s", err.Error())
 	case errors.Is(err, store.ErrRevoked), errors.Is(err, store.ErrExpired):
 		return errUnauthenticated
+	case errors.Is(err, search.ErrBelowOperatingPoint):
+		// Written for users: the threshold asked, the operating point and
+		// what would allow going lower; nothing internal.
+		return newError(http.StatusForbidden, "below_operating_point", "%s", err.Error())
+	case errors.Is(err, app.ErrBadCursor):
+		return newError(http.StatusBadRequest, "invalid_cursor", "%s: page with the next_cursor of an answer", err.Error())
+	case errors.Is(err, app.ErrNoProbeCrop):
+		return newError(http.StatusNotFound, "no_probe_crop", "%s", err.Error())
+	case errors.Is(err, store.ErrRejected):
+		// A verifier rejected the result: it is never confirmed.
+		return newError(http.StatusConflict, "rejected", "%s", err.Error())
 	case errors.Is(err, search.ErrNoPurpose):
 		return newError(http.StatusBadRequest, "missing_purpose", "a search must state its purpose")
 	case errors.Is(err, search.ErrBadRequest), errors.Is(err, store.ErrInvalid), errors.Is(err, dsr.ErrInvalid):

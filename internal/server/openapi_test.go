@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"regexp"
@@ -170,4 +171,73 @@ func TestOpenAPIServed(t *testing.T) {
 	if !bytes.Equal(body, openAPIDoc) {
 		t.Errorf("body (%d bytes) differs from the embedded openapi.json (%d bytes)", len(body), len(openAPIDoc))
 	}
+}
+
+// conforms checks that a JSON answer keeps to the schema name of
+// openapi.json: every property it holds is documented (the schemas forbid
+// others), every required one is there, and so on down through arrays and
+// $refs. It checks names, not types: enough to keep the document and the
+// answers in step.
+func conforms(t *testing.T, name string, body []byte) {
+	t.Helper()
+	var doc struct {
+		Components struct {
+			Schemas map[string]json.RawMessage `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(openAPIDoc, &doc); err != nil {
+		t.Fatal(err)
+	}
+	var v any
+	if err := json.Unmarshal(body, &v); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	var walk func(path string, schema json.RawMessage, v any)
+	walk = func(path string, raw json.RawMessage, v any) {
+		var s struct {
+			Ref        string                     `json:"$ref"`
+			Type       string                     `json:"type"`
+			Properties map[string]json.RawMessage `json:"properties"`
+			Required   []string                   `json:"required"`
+			Items      json.RawMessage            `json:"items"`
+		}
+		if err := json.Unmarshal(raw, &s); err != nil {
+			t.Fatalf("%s: schema: %v", path, err)
+		}
+		if s.Ref != "" {
+			ref := strings.TrimPrefix(s.Ref, "#/components/schemas/")
+			walk(path, doc.Components.Schemas[ref], v)
+			return
+		}
+		switch x := v.(type) {
+		case map[string]any:
+			if s.Properties == nil {
+				return // a free-form object
+			}
+			for k, sub := range x {
+				ps, ok := s.Properties[k]
+				if !ok {
+					t.Errorf("%s.%s: not documented in openapi.json", path, k)
+					continue
+				}
+				walk(path+"."+k, ps, sub)
+			}
+			for _, k := range s.Required {
+				if _, ok := x[k]; !ok {
+					t.Errorf("%s.%s: required by openapi.json, absent from the answer", path, k)
+				}
+			}
+		case []any:
+			if s.Items != nil {
+				for i, sub := range x {
+					walk(fmt.Sprintf("%s[%d]", path, i), s.Items, sub)
+				}
+			}
+		}
+	}
+	schema, ok := doc.Components.Schemas[name]
+	if !ok {
+		t.Fatalf("no schema %s in openapi.json", name)
+	}
+	walk(name, schema, v)
 }

@@ -139,7 +139,8 @@ func TestBrowserConsole(t *testing.T) {
 	b.poll(`[...document.querySelectorAll("#results img.crop")].every(i => i.complete && i.naturalWidth > 0)`)
 	b.expectText("#results .audit-note", "recorded in the audit log")
 	searchHref := run(b, chromedp.Evaluate[string](`document.querySelector("#results .audit-note a").getAttribute("href")`))
-	firstSrc := run(b, chromedp.Evaluate[string](`document.querySelector("#results img.crop").getAttribute("src")`))
+	b.expectText("#results #results-count", "at or above the operating point")
+	firstSrc := run(b, chromedp.Evaluate[string](`document.querySelector("#results .grid img.crop").getAttribute("src")`))
 	faceID := regexp.MustCompile(`/faces/(\d+)/crop`).FindStringSubmatch(firstSrc)
 	if !regexp.MustCompile(`^/searches/\d+$`).MatchString(searchHref) || faceID == nil {
 		t.Fatalf("search link %q, first crop %q", searchHref, firstSrc)
@@ -157,22 +158,37 @@ func TestBrowserConsole(t *testing.T) {
 		b.do(chromedp.Navigate(b.base+"/searches"),
 			chromedp.WaitVisible(chromedp.CSS(`a[href="`+searchHref+`"]`)))
 		if i == 0 {
+			b.expectText("#searches", "to verify")
 			b.shot("searches-list")
 		}
 		b.do(chromedp.Click(chromedp.CSS(`a[href="`+searchHref+`"]`)),
+			chromedp.WaitVisible(chromedp.CSS(`a.verify[data-face="`+faceID[1]+`"]`)))
+		b.poll(`[...document.querySelectorAll("img.crop")].every(i => i.complete && i.naturalWidth > 0)`)
+		if i == 0 {
+			b.shot("search-record")
+		}
+		b.do(chromedp.Click(chromedp.CSS(`a.verify[data-face="`+faceID[1]+`"]`)),
 			chromedp.WaitVisible(chromedp.CSS(`button.confirm[data-face="`+faceID[1]+`"]`)))
 		b.poll(`[...document.querySelectorAll("img.crop")].every(i => i.complete && i.naturalWidth > 0)`)
 		if i == 0 {
 			b.shot("verification")
 		}
+		// Confirming goes through a step that says what it means.
 		b.do(chromedp.Click(chromedp.CSS(`button.confirm[data-face="`+faceID[1]+`"]`)),
+			chromedp.WaitVisible(chromedp.CSS("#statement #confirm-yes")))
+		b.expectText("#statement", "is the person searched in search #")
+		b.expectText("#statement", "one of the 2 confirmations an identification needs")
+		if i == 0 {
+			b.shot("confirmation-step")
+		}
+		b.do(chromedp.Click(chromedp.CSS("#confirm-yes")),
 			chromedp.WaitVisible(chromedp.CSS(".notice.ok")))
 		b.poll(`[...document.querySelectorAll("img.crop")].every(i => i.complete && i.naturalWidth > 0)`)
 		if i == 0 {
-			b.expectText("#face-"+faceID[1], "1 of 2 confirmations")
+			b.expectText("#verdict", "1 of 2 confirmations")
 			b.shot("first-confirmation")
 		} else {
-			b.expectText("#face-"+faceID[1]+" .identified-label", "Identified")
+			b.expectText("#verdict .identified-label", "Identified")
 			b.expectText(".notice.ok", "the person is identified")
 			b.shot("identified")
 		}
@@ -229,6 +245,112 @@ func TestBrowserConsole(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("#new-token")))
 	b.shot("token-created")
 	b.signOut()
+}
+
+// TestBrowserVerification walks the verification of a search's results
+// in a headless browser with the real models: the verifier finds the
+// search in the history, opens a result and sees the face searched and the
+// candidate side by side, with the band of the match, then rejects it with
+// a reason; the screen then shows it rejected, and it can no longer be
+// confirmed. Every step is a screenshot.
+func TestBrowserVerification(t *testing.T) {
+	dirs := modeltest.Installed(t)
+	model, err := app.OpenFaces(context.Background(), app.FaceOptions{Cache: dirs.Root, MinFaceFraction: -1}, pipeline.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { model.Close() })
+	e := newTestEnv(t, model)
+	if err := os.RemoveAll(e.photos); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(e.photos, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 6; i++ {
+		name := fmt.Sprintf("sample%d.jpg", i)
+		b, err := os.ReadFile(filepath.Join(dirs.TestPhotos(), name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(e.photos, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.addUser("olga", store.RoleOperator)
+	e.addUser("ivan", store.RoleInvestigator)
+	e.addUser("vera", store.RoleVerifier)
+	op := e.token("olga")
+	if j := e.ingest(op, e.declareSource(op)); j.State != jobDone || j.Faces == 0 {
+		t.Fatalf("ingest: %+v", j)
+	}
+	probe, err := os.ReadFile(filepath.Join(e.photos, "sample1.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, res, body := e.token("ivan").search(probe, map[string]string{"purpose": "Identify a suspect of a theft", "case": "2025-0199"})
+	if st != 200 || len(res.Results) == 0 {
+		t.Fatalf("search: %d %s", st, body)
+	}
+	face := fmt.Sprint(res.Results[0].FaceID)
+	record := fmt.Sprintf("/searches/%d", res.SearchID)
+	screen := fmt.Sprintf("%s/faces/%s", record, face)
+
+	ctx := browsertest.New(t)
+	b := &browser{t: t, ctx: ctx, base: e.ts.URL}
+	b.signIn("vera")
+	b.do(chromedp.Navigate(b.base+"/searches?case=2025-0199"),
+		chromedp.WaitVisible(chromedp.CSS(`a[href="`+record+`"]`)))
+	b.expectText(fmt.Sprintf(`tr[data-search="%d"]`, res.SearchID), "to verify")
+	b.shot("history")
+	b.do(chromedp.Click(chromedp.CSS(`a[href="`+record+`"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`a.verify[data-face="`+face+`"]`)))
+	b.expectText("#results-count", "at or above the operating point")
+	b.do(chromedp.Click(chromedp.CSS(`a.verify[data-face="`+face+`"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#probe-crop")),
+		chromedp.WaitVisible(chromedp.CSS("#candidate-crop")))
+	b.poll(`[...document.querySelectorAll("#probe-crop, #candidate-crop, img.context-img")].every(i => i.complete && i.naturalWidth > 0)`)
+	if got := run(b, chromedp.Evaluate[string](`location.pathname`)); got != screen {
+		t.Errorf("verification screen at %s, want %s", got, screen)
+	}
+	// Side by side: the same row, the face searched first.
+	if !run(b, chromedp.Evaluate[bool](`(() => {
+		const p = document.querySelector("#probe-crop").getBoundingClientRect();
+		const c = document.querySelector("#candidate-crop").getBoundingClientRect();
+		return Math.abs(p.top - c.top) < 2 && p.right <= c.left && p.width > 100 && c.width > 100;
+	})()`)) {
+		t.Error("the face searched and the candidate are not side by side")
+	}
+	band := run(b, chromedp.Evaluate[string](`document.querySelector("#compare .band").textContent`))
+	if band != res.Results[0].Band || (band != "strong" && band != "probable") {
+		t.Errorf("band %q on the screen, %q in the search", band, res.Results[0].Band)
+	}
+	b.expectText("#compare .strangers", "strangers expected at this score in a gallery of")
+	b.shot("verification-screen")
+
+	// Reject it, with a reason.
+	b.do(chromedp.SendKeys(chromedp.CSS("#reject-reason"), "Not the same person: the ears and the hairline differ"))
+	b.shot("reject-reason")
+	b.do(chromedp.Click(chromedp.CSS(`button.reject[data-face="`+face+`"]`)),
+		chromedp.WaitVisible(chromedp.CSS(".notice.ok")))
+	b.poll(`[...document.querySelectorAll("#probe-crop, #candidate-crop")].every(i => i.complete && i.naturalWidth > 0)`)
+	b.expectText(".notice.ok", "Your rejection of face "+face+" is recorded")
+	b.expectText("#verdict .rejected-label", "Rejected")
+	b.expectText("#verdict .rejections", "the ears and the hairline differ")
+	if n := run(b, chromedp.Evaluate[int](`document.querySelectorAll("button.confirm").length`)); n != 0 {
+		t.Errorf("%d confirm buttons on a rejected face", n)
+	}
+	b.shot("rejected")
+	b.do(chromedp.Navigate(b.base+screen+"/confirm"), chromedp.WaitVisible(chromedp.CSS("#statement")))
+	b.expectText("#statement", "cannot be confirmed")
+	b.do(chromedp.Navigate(b.base+"/searches?state=rejected"),
+		chromedp.WaitVisible(chromedp.CSS(`a[href="`+record+`"]`)))
+	b.expectText(fmt.Sprintf(`tr[data-search="%d"]`, res.SearchID), "1 rejected")
+	b.shot("history-rejected")
+	b.signOut()
+	if cs, err := e.data.DB.Confirmations(context.Background(), res.SearchID); err != nil || len(cs) != 0 {
+		t.Errorf("confirmations after the rejection: %v, %v", cs, err)
+	}
 }
 
 // browser drives the tab of a browser test.

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"gabarit/internal/app"
 	"gabarit/internal/dsr"
 	"gabarit/internal/store"
 )
@@ -40,9 +41,12 @@ func (s *Server) pageRoutes() []*route {
 
 		{method: "GET", path: "/search", roles: roles(investigator), kind: page, h: s.pageSearch},
 		{method: "POST", path: "/search", roles: roles(investigator), kind: pageForm, h: s.pageSearchPost},
-		{method: "GET", path: "/searches", roles: roles(verifier, auditor), kind: page, h: s.pageSearches},
+		{method: "GET", path: "/searches", roles: roles(investigator, verifier, auditor), kind: page, h: s.pageSearches},
 		{method: "GET", path: "/searches/{id}", roles: roles(investigator, verifier, auditor), kind: page, h: s.pageSearchRecord},
+		{method: "GET", path: "/searches/{id}/faces/{face}", roles: roles(investigator, verifier, auditor), kind: page, h: s.pageVerify},
+		{method: "GET", path: "/searches/{id}/faces/{face}/confirm", roles: roles(verifier), kind: page, h: s.pageConfirmStep},
 		{method: "POST", path: "/searches/{id}/confirm", roles: roles(verifier), kind: page, h: s.pageConfirm},
+		{method: "POST", path: "/searches/{id}/reject", roles: roles(verifier), kind: page, h: s.pageReject},
 
 		{method: "GET", path: "/sources", roles: roles(admin, operator, dpo, auditor), kind: page, h: s.pageSources},
 		{method: "POST", path: "/sources", roles: roles(operator), kind: page, h: s.pageAddSource},
@@ -77,7 +81,7 @@ func (s *Server) pageRoutes() []*route {
 // allow their page.
 var navItems = []struct{ Path, Label string }{
 	{"/search", "Search"},
-	{"/searches", "Verification"},
+	{"/searches", "Searches"},
 	{"/sources", "Sources"},
 	{"/rights", "Rights"},
 	{"/audit", "Audit"},
@@ -184,7 +188,8 @@ var notices = map[string]string{
 	"user-added": "The user is added.",
 	"disabled":   "The user is disabled: their sessions ended and their API tokens are revoked.",
 	"revoked":    "API token %d is revoked.",
-	"confirmed":  "Your confirmation of face %d is recorded.",
+	"confirmed":  "Your confirmation of face %d is recorded: a second, different verifier must confirm it.",
+	"rejected":   "Your rejection of face %d is recorded, with its reason: it will never count as an identification.",
 	"identified": "Your confirmation of face %d is recorded: two verifiers confirmed it, the person is identified.",
 }
 
@@ -367,6 +372,19 @@ var templateFuncs = template.FuncMap{
 	"capitalize": capitalize,
 	"detail":     detailText,
 	"sim":        func(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) },
+	"strangers":  strangersText,
+	"count":      thousands,
+	"rate":       func(v float64) string { return strconv.FormatFloat(v*100, 'g', 3, 64) + "%" },
+	"stateLabel": stateLabel,
+	"strength": func(h app.HitView, gallery int) strengthView {
+		return strengthView{Band: h.Band, Similarity: h.Similarity, Strangers: h.Strangers, Gallery: gallery}
+	},
+	"span": func(first, last int) string {
+		if first == last {
+			return "showing " + strconv.Itoa(first)
+		}
+		return "showing " + strconv.Itoa(first) + "–" + strconv.Itoa(last)
+	},
 	"roleList":   func(rs []store.Role) string { return joinRoles(rs) },
 	"timecode": func(ms *int64) string {
 		if ms == nil {
@@ -375,6 +393,64 @@ var templateFuncs = template.FuncMap{
 		d := time.Duration(*ms) * time.Millisecond
 		return fmt.Sprintf("%d:%02d.%d", int(d.Minutes()), int(d.Seconds())%60, (d.Milliseconds()%1000)/100)
 	},
+}
+
+// strengthView is what the "strength" template shows of a result.
+type strengthView struct {
+	Band       string
+	Similarity float64
+	Strangers  float64
+	Gallery    int
+}
+
+// strangersText says how many faces of other people a result's score is
+// expected to reach in the gallery, for people: "about 0.003", "fewer than
+// 0.001", "about 12".
+func strangersText(v float64) string {
+	switch {
+	case math.IsNaN(v) || v < 0:
+		return "an unknown number of"
+	case v < 0.001:
+		return "fewer than 0.001"
+	case v < 10:
+		return "about " + strconv.FormatFloat(v, 'g', 2, 64)
+	}
+	return "about " + thousands(int(math.Round(v)))
+}
+
+// thousands writes n with thousands separators: 12,345.
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+// stateLabel names a search's verification state for people.
+func stateLabel(v store.Verification) string {
+	switch v {
+	case store.VerifyConfirmed:
+		return "identified"
+	case store.VerifyPending:
+		return "awaiting a 2nd verifier"
+	case store.VerifyRejected:
+		return "rejected"
+	case store.VerifyUnverified:
+		return "to verify"
+	case store.VerifyNoMatch:
+		return "no match"
+	}
+	return string(v)
 }
 
 // detailText renders an audit entry's JSON detail as "key: value · …",

@@ -24,7 +24,15 @@ type homeBody struct {
 	ShowRights   bool
 	OpenRequests int
 	Overdue      int
+	// Recent are an investigator's latest searches, with the state of
+	// their verification.
+	Recent     []store.SearchSummary
+	ShowRecent bool
 }
+
+// recentSearches is how many of their searches the home page shows an
+// investigator.
+const recentSearches = 5
 
 // pageHome is the console's home for a signed-in user, and for anyone else
 // the way in: the staff sign-in and the public rights portal.
@@ -58,6 +66,12 @@ func (s *Server) pageHome(w http.ResponseWriter, r *http.Request, p *principal) 
 				b.OpenRequests++
 			}
 		}
+	}
+	if p.user.Has(store.RoleInvestigator) {
+		if b.Recent, err = s.cfg.Data.DB.ListSearches(ctx, store.SearchFilter{Actor: p.actor(), Limit: recentSearches}); err != nil {
+			return err
+		}
+		b.ShowRecent = true
 	}
 	d := s.newPage(r, p, "Home", b)
 	d.Notice = noticeOf(r)
@@ -152,7 +166,7 @@ func (s *Server) usersPage(w http.ResponseWriter, r *http.Request, p *principal,
 
 // allRoleNames lists the roles in their canonical order.
 func allRoleNames() []store.Role {
-	return []store.Role{store.RoleAdmin, store.RoleOperator, store.RoleInvestigator, store.RoleVerifier, store.RoleDPO, store.RoleAuditor}
+	return []store.Role{store.RoleAdmin, store.RoleOperator, store.RoleInvestigator, store.RoleVerifier, store.RoleDPO, store.RoleAuditor, store.RoleExaminer}
 }
 
 func (s *Server) pageUsers(w http.ResponseWriter, r *http.Request, p *principal) error {

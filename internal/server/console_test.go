@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"gabarit/internal/app"
 	"gabarit/internal/store"
 )
 
@@ -117,7 +118,7 @@ func checkHTML(t *testing.T, what, body string) {
 
 // consoleData fills a store with something of everything: a source
 // ingested, a search with a result, a rights request.
-func consoleData(t *testing.T, e *testEnv) (searchID int64) {
+func consoleData(t *testing.T, e *testEnv) (searchID, faceID int64) {
 	t.Helper()
 	for _, u := range []struct {
 		name string
@@ -136,15 +137,16 @@ func consoleData(t *testing.T, e *testEnv) (searchID int64) {
 	if st != http.StatusOK {
 		t.Fatalf("search: %d %s", st, body)
 	}
-	res := decode[struct {
-		SearchID int64 `json:"search_id"`
-	}](t, body)
+	res := decode[app.SearchView](t, body)
+	if len(res.Results) != 1 {
+		t.Fatalf("search: %s", body)
+	}
 	st, body = e.anon().multipart("/api/v1/portal/requests", map[string]string{"kind": "access", "contact": "a@example.org"},
 		map[string][][]byte{"selfie": {probe}})
 	if st != http.StatusCreated {
 		t.Fatalf("portal request: %d %s", st, body)
 	}
-	return res.SearchID
+	return res.SearchID, res.Results[0].FaceID
 }
 
 // TestConsolePages renders every page for each role: 200 with its heading
@@ -152,7 +154,7 @@ func consoleData(t *testing.T, e *testEnv) (searchID int64) {
 // sign-in page for nobody; every page keeps to the content security policy.
 func TestConsolePages(t *testing.T) {
 	e := consoleEnv(t)
-	sid := consoleData(t, e)
+	sid, fid := consoleData(t, e)
 	users := map[store.Role]string{admin: "ada", operator: "olga", investigator: "ivan", verifier: "vera", dpo: "dora", auditor: "aude"}
 	sessions := map[store.Role]*webSession{}
 	for r, name := range users {
@@ -164,8 +166,10 @@ func TestConsolePages(t *testing.T) {
 	}{
 		{"/", "Welcome, ", nil},
 		{"/search", "Search by photo", roles(investigator)},
-		{"/searches", "Verification", roles(verifier, auditor)},
+		{"/searches", "Searches", roles(verifier, auditor, investigator)},
 		{fmt.Sprintf("/searches/%d", sid), fmt.Sprintf("Search #%d", sid), roles(verifier, auditor, investigator)},
+		{fmt.Sprintf("/searches/%d/faces/%d", sid, fid), fmt.Sprintf("Verify face %d of search #%d", fid, sid), roles(verifier, auditor, investigator)},
+		{fmt.Sprintf("/searches/%d/faces/%d/confirm", sid, fid), fmt.Sprintf("Confirm face %d of search #%d", fid, sid), roles(verifier)},
 		{"/sources", "Sources", roles(admin, operator, dpo, auditor)},
 		{"/rights", "Rights requests", roles(dpo, auditor)},
 		{"/audit", "Audit log", roles(auditor, dpo)},
@@ -452,23 +456,40 @@ func TestConsoleSearchAndVerification(t *testing.T) {
 	if !strings.Contains(list.body, `<a href="/searches/1">#1</a>`) || !strings.Contains(list.body, "theft, case 12") {
 		t.Errorf("searches list: %.3000s", list.body)
 	}
+	// A confirmation goes through a step that says what it means.
 	got = vera.post("/searches/1/confirm", url.Values{"face_id": {faceID[1]}})
-	if got.status != http.StatusSeeOther || got.header.Get("Location") != "/searches/1?id="+faceID[1]+"&notice=confirmed" {
+	step := "/searches/1/faces/" + faceID[1] + "/confirm"
+	if got.status != http.StatusSeeOther || got.header.Get("Location") != step {
+		t.Fatalf("confirmation without its step: %d %q %.300s", got.status, got.header.Get("Location"), got.body)
+	}
+	pg := vera.get(step)
+	if pg.status != http.StatusOK || !strings.Contains(pg.body, "is the person searched in <strong>search #1</strong>") ||
+		!strings.Contains(pg.body, "one of the 2 confirmations an identification needs") || !strings.Contains(pg.body, `name="attest" value="yes"`) ||
+		!strings.Contains(pg.body, `href="/searches/1/faces/`+faceID[1]+`" id="confirm-cancel"`) {
+		t.Errorf("confirmation step: %d %.3000s", pg.status, pg.body)
+	}
+	checkHTML(t, "confirmation step", pg.body)
+	if cs, err := e.data.DB.Confirmations(t.Context(), 1); err != nil || len(cs) != 0 {
+		t.Fatalf("confirmations before the step was confirmed: %v, %v", cs, err)
+	}
+	attest := func(face string) url.Values { return url.Values{"face_id": {face}, "attest": {"yes"}} }
+	got = vera.post("/searches/1/confirm", attest(faceID[1]))
+	if got.status != http.StatusSeeOther || got.header.Get("Location") != "/searches/1/faces/"+faceID[1]+"?id="+faceID[1]+"&notice=confirmed" {
 		t.Fatalf("first confirmation: %d %q %.300s", got.status, got.header.Get("Location"), got.body)
 	}
-	pg := vera.get(got.header.Get("Location"))
+	pg = vera.get(got.header.Get("Location"))
 	if !strings.Contains(pg.body, "1 of 2 confirmations") || !strings.Contains(pg.body, "You confirmed this face.") {
 		t.Errorf("after the first confirmation: %.3000s", pg.body)
 	}
-	twice := vera.post("/searches/1/confirm", url.Values{"face_id": {faceID[1]}})
+	twice := vera.post("/searches/1/confirm", attest(faceID[1]))
 	if twice.status != http.StatusConflict || !strings.Contains(twice.body, "already confirmed") {
 		t.Errorf("confirmed twice: %d %.500s", twice.status, twice.body)
 	}
 	checkHTML(t, "confirmed twice", twice.body)
-	if got := vera.post("/searches/1/confirm", url.Values{"face_id": {"999"}}); got.status != http.StatusBadRequest {
+	if got := vera.post("/searches/1/confirm", attest("999")); got.status != http.StatusBadRequest {
 		t.Errorf("a face the search did not return: %d", got.status)
 	}
-	got = e.signIn("victor").post("/searches/1/confirm", url.Values{"face_id": {faceID[1]}})
+	got = e.signIn("victor").post("/searches/1/confirm", attest(faceID[1]))
 	if got.status != http.StatusSeeOther || !strings.Contains(got.header.Get("Location"), "notice=identified") {
 		t.Fatalf("second confirmation: %d %.300s", got.status, got.body)
 	}
@@ -487,7 +508,7 @@ func TestConsoleSearchAndVerification(t *testing.T) {
 	if got.status != http.StatusOK || irisSearch == nil {
 		t.Fatalf("iris searches: %d", got.status)
 	}
-	own := iris.post(irisSearch[1]+"/confirm", url.Values{"face_id": {faceID[1]}})
+	own := iris.post(irisSearch[1]+"/confirm", attest(faceID[1]))
 	if own.status != http.StatusForbidden || !strings.Contains(own.body, "you ran this search") {
 		t.Errorf("own search confirmed: %d %s", own.status, regexp.MustCompile(`(?s)<main.*</main>`).FindString(own.body))
 	}

@@ -28,7 +28,8 @@
 
   let file = null;
   let objectURL = null;
-  let selected = -1; // -1: the largest face
+  let selected = -1; // -1: the best-quality face
+  let picked = false; // the investigator chose the face (else the server takes the best-quality one)
   let detecting = 0; // the detection in flight, to ignore stale answers
 
   // The face number is chosen on the photo instead, and a dropped photo
@@ -88,11 +89,13 @@
       return;
     }
     button.disabled = false;
-    let largest = 0;
+    // The best-quality face is chosen, as the server does (the larger on a tie).
+    let best = 0;
     faces.forEach((f, n) => {
       const [x, y, w, h] = f.box;
-      if (w * h > faces[largest].box[2] * faces[largest].box[3]) {
-        largest = n;
+      const top = faces[best];
+      if (f.quality > top.quality || (f.quality === top.quality && w * h > top.box[2] * top.box[3])) {
+        best = n;
       }
       const b = document.createElement("button");
       b.type = "button";
@@ -107,7 +110,10 @@
       num.className = "num";
       num.textContent = String(f.index + 1);
       b.appendChild(num);
-      b.addEventListener("click", () => select(f.index));
+      b.addEventListener("click", () => {
+        picked = true;
+        select(f.index);
+      });
       boxes.appendChild(b);
 
       const label = document.createElement("label");
@@ -116,7 +122,10 @@
       radio.type = "radio";
       radio.name = "face-choice";
       radio.value = String(f.index);
-      radio.addEventListener("change", () => select(f.index));
+      radio.addEventListener("change", () => {
+        picked = true;
+        select(f.index);
+      });
       label.title = "detection quality " + f.quality.toFixed(2);
       label.appendChild(radio);
       label.appendChild(document.createTextNode(" Face " + (f.index + 1)));
@@ -126,10 +135,10 @@
       status.textContent = "One face found.";
       choice.hidden = true;
     } else {
-      status.textContent = faces.length + " faces found: click the one to search (the largest is chosen).";
+      status.textContent = faces.length + " faces found: click the one to search (the best-quality one is chosen).";
       choice.hidden = false;
     }
-    select(faces[largest].index);
+    select(faces[best].index);
   }
 
   async function setFile(f) {
@@ -151,6 +160,7 @@
     boxes.replaceChildren();
     options.replaceChildren();
     choice.hidden = true;
+    picked = false;
     select(-1);
     status.textContent = "Finding the faces…";
     const mine = ++detecting;
@@ -228,6 +238,40 @@
     return a;
   }
 
+  // strangers, count and rate format numbers as the server's templates do.
+  function strangers(v) {
+    if (v == null || Number.isNaN(v) || v < 0) {
+      return "an unknown number of";
+    }
+    if (v < 0.001) {
+      return "fewer than 0.001";
+    }
+    if (v < 10) {
+      return "about " + String(Number(v.toPrecision(2)));
+    }
+    return "about " + count(Math.round(v));
+  }
+
+  function count(n) {
+    return Number(n).toLocaleString("en-US");
+  }
+
+  function rate(v) {
+    return String(Number((v * 100).toPrecision(3))) + "%";
+  }
+
+  function badge(cls, s) {
+    return text("span", "badge " + cls, s);
+  }
+
+  function notice(cls, strong, rest) {
+    const div = text("div", "notice warn " + cls, "");
+    div.setAttribute("role", "note");
+    div.appendChild(text("strong", "", strong));
+    div.appendChild(document.createTextNode(" " + rest));
+    return div;
+  }
+
   // renderResults builds the same markup as the server's "results" template.
   function renderResults(res) {
     const sec = document.createElement("section");
@@ -241,10 +285,56 @@
     note.appendChild(
       document.createTextNode(
         " is recorded in the audit log (entry " + res.audit_id + "), with its purpose, your name and a hash of the photo — never the photo." +
-          " Faces in the photo: " + res.probe_faces + ". Threshold: " + res.threshold.toFixed(3) + ".",
+          " Faces in the photo: " + res.probe_faces + ".",
       ),
     );
     sec.appendChild(note);
+    if (res.exploratory) {
+      const ex = notice("exploratory", "Exploratory search",
+        "below the calibrated operating point: its weak results are not matches, and many are strangers.");
+      if (res.exploratory_reason) {
+        ex.appendChild(document.createTextNode(" Reason given: "));
+        ex.appendChild(text("q", "reason", res.exploratory_reason));
+      }
+      sec.appendChild(ex);
+    }
+    const decision = text("div", "decision", "");
+    const pf = res.probe_face;
+    if (pf) {
+      const fig = document.createElement("figure");
+      fig.className = "probe-figure";
+      const im = document.createElement("img");
+      im.className = "crop probe";
+      im.src = "/api/v1/searches/" + res.search_id + "/probe.jpg";
+      im.alt = "The face searched";
+      im.width = 120;
+      im.height = 120;
+      fig.appendChild(im);
+      fig.appendChild(text("figcaption", "", "Face searched: " + (pf.index + 1) + " of " + res.probe_faces + " (" + pf.chosen + "), quality " + pf.quality.toFixed(2)));
+      decision.appendChild(fig);
+    }
+    const meta = text("dl", "meta", "");
+    const op = text("div", "", "");
+    op.appendChild(text("dt", "", "Operating point"));
+    const opv = text("dd", "", res.operating_point.toFixed(3) + " ");
+    opv.appendChild(text("span", "muted small", "FPIR " + rate(res.fpir) + ", " + count(res.gallery) + " faces"));
+    op.appendChild(opv);
+    meta.appendChild(op);
+    const th = text("div", "", "");
+    th.appendChild(text("dt", "", "Threshold"));
+    const thv = text("dd", "", res.threshold.toFixed(3));
+    if (res.exploratory) {
+      thv.appendChild(document.createTextNode(" "));
+      thv.appendChild(badge("warn", "exploratory"));
+    }
+    th.appendChild(thv);
+    meta.appendChild(th);
+    decision.appendChild(meta);
+    sec.appendChild(decision);
+    if (pf && pf.warning) {
+      const w = pf.warning;
+      sec.appendChild(notice("probe-warning", "Low-quality probe face.", w.charAt(0).toUpperCase() + w.slice(1) + "."));
+    }
     const results = res.results || [];
     if (results.length === 0) {
       const p = text("p", "nomatch", "");
@@ -253,8 +343,16 @@
       sec.appendChild(p);
       return sec;
     }
-    const intro = text("p", "", results.length + " face" + (results.length > 1 ? "s" : "") +
-      " above the threshold, most similar first. A result is a lead, not an identification: two verifiers must confirm it on the ");
+    const intro = text("p", "count", "");
+    intro.id = "results-count";
+    intro.appendChild(text("strong", "", res.above + " face" + (res.above !== 1 ? "s" : "") + " at or above the " +
+      (res.exploratory ? "threshold" : "operating point")));
+    intro.appendChild(document.createTextNode(" (showing " + (results.length === 1 ? "1" : "1–" + results.length) + ")"));
+    if (res.above > results.length) {
+      intro.appendChild(document.createTextNode(" — "));
+      intro.appendChild(link(rec + "#results", "see every one on the search's page"));
+    }
+    intro.appendChild(document.createTextNode(". Most similar first. A result is a lead, not an identification: two verifiers must confirm it on the "));
     intro.appendChild(link(rec, "search's page"));
     intro.appendChild(document.createTextNode("."));
     sec.appendChild(intro);
@@ -263,6 +361,7 @@
     results.forEach((h, i) => {
       const li = document.createElement("li");
       li.className = "card hit";
+      li.dataset.band = h.band;
       li.appendChild(text("span", "rank", String(i + 1)));
       if (h.time_code_ms != null) {
         li.appendChild(text("div", "crop placeholder", "Video frame at " + timecode(h.time_code_ms) + ", no still image"));
@@ -280,7 +379,16 @@
       }
       const dl = document.createElement("dl");
       dl.className = "facts";
-      fact(dl, "Similarity", text("strong", "similarity", h.similarity.toFixed(3)));
+      const strength = text("span", "", "");
+      if (h.band) {
+        strength.appendChild(badge("band band-" + h.band, h.band));
+        strength.appendChild(document.createTextNode(" "));
+      }
+      strength.appendChild(text("strong", "similarity", h.similarity.toFixed(3)));
+      fact(dl, "Strength", strength);
+      if (h.band) {
+        fact(dl, "Strangers", strangers(h.expected_strangers) + " strangers expected at this score in a gallery of " + count(res.gallery) + " faces", "strangers");
+      }
       fact(dl, "Source", "#" + h.source_id + " · " + h.legal_basis);
       fact(dl, "Where", h.locator, "locator").title = h.locator;
       fact(dl, "Face", String(h.face_id) + (h.time_code_ms != null ? " at " + timecode(h.time_code_ms) : ""));
@@ -312,9 +420,16 @@
     fd.append("purpose", purpose);
     fd.append("case", document.getElementById("case").value.trim());
     fd.append("k", document.getElementById("k").value);
-    if (selected >= 0) {
+    if (picked && selected >= 0) {
       fd.append("face", String(selected));
     }
+    // An examiner's exploratory search: the fields exist only for them.
+    ["threshold", "reason"].forEach((name) => {
+      const el = document.getElementById(name);
+      if (el && el.value.trim() !== "") {
+        fd.append(name, el.value.trim());
+      }
+    });
     button.disabled = true;
     const label = button.textContent;
     button.textContent = "Searching…";

@@ -25,13 +25,15 @@ Usage:
   gabarit source list [--json]             the declared sources
   gabarit source suspend|resume ID         stop / restart ingesting a source
   gabarit ingest [--json] SOURCE_ID        detect, embed, encrypt, store and index a source (resumable)
-  gabarit search --purpose TEXT [--case REF] [--k N] [--threshold T] [--face I] [--json] PHOTO
+  gabarit search --purpose TEXT [--case REF] [--k N | --all] [--threshold T --reason TEXT] [--face I] [--json] PHOTO
   gabarit purge [--json]                   delete what is past its source's retention period
   gabarit reindex                          rebuild the vector index from the store
   gabarit serve [--addr HOST:PORT]         the REST API, web console, rights portal and /metrics
   gabarit confirm SEARCH_ID FACE_ID        confirm a result as a verifier (two make an identification)
+  gabarit reject SEARCH_ID FACE_ID --reason TEXT   reject a result as a verifier: never an identification
   gabarit user add --roles R[,R…] [--password-file F] NAME
-                                           users and roles (admin, operator, investigator, verifier, dpo, auditor)
+                                           users and roles (admin, operator, investigator, verifier, dpo,
+                                           auditor, examiner)
   gabarit user password --password-file F NAME   set a console password (admin)
   gabarit rights request --kind access|erasure|objection|restriction --selfie PHOTO… --contact TEXT
   gabarit rights process [--json] ID       verify the selfies, find the person's faces, act
@@ -115,6 +117,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return env.user(ctx, rest)
 	case "confirm":
 		return env.confirm(ctx, rest)
+	case "reject":
+		return env.reject(ctx, rest)
 	case "serve":
 		return env.serve(ctx, rest)
 	case "version":

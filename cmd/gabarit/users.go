@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -52,7 +53,7 @@ func requireAdmin(ctx context.Context, db *store.DB, bootstrapRoles []store.Role
 
 func (e *cmdEnv) userAdd(ctx context.Context, args []string) error {
 	fs := e.flags("user add", "usage: gabarit user add --roles ROLE[,ROLE…] [--password-file F] NAME\n\n"+
-		"Registers a user (admin, operator, investigator, verifier, dpo, auditor). On the command line a\n"+
+		"Registers a user (admin, operator, investigator, verifier, dpo, auditor, examiner). On the command line a\n"+
 		"user is an operating-system account, named cli:ACCOUNT; a console and API user (gabarit serve)\n"+
 		"has a plain NAME and a password (at least 12 characters), read from the first line of F (- for\n"+
 		"standard input). Only an admin may add users, except the first, who must be an admin.")
@@ -68,7 +69,7 @@ func (e *cmdEnv) userAdd(ctx context.Context, args []string) error {
 	}
 	rs, err := store.ParseRoles(*roles)
 	if err != nil || len(rs) == 0 {
-		return usageErr(e, fs, "--roles: want one or more of admin, operator, investigator, verifier, dpo, auditor")
+		return usageErr(e, fs, "--roles: want one or more of admin, operator, investigator, verifier, dpo, auditor, examiner")
 	}
 	dk, err := df.open(ctx, false)
 	if err != nil {
@@ -216,21 +217,15 @@ func (e *cmdEnv) userList(ctx context.Context, args []string) error {
 func (e *cmdEnv) confirm(ctx context.Context, args []string) error {
 	fs := e.flags("confirm", "usage: gabarit confirm [--json] SEARCH_ID FACE_ID\n\n"+
 		"Confirms, as a verifier, that a face returned by a search is the person searched for. A result\n"+
-		"is an identification only once two different verifiers have confirmed it (AI Act Art. 14(5));\n"+
-		"nobody confirms their own search or confirms twice. Audited.")
+		"is an identification only once two different verifiers have confirmed it (AI Act Art. 14(5))\n"+
+		"and none rejected it; nobody confirms their own search, confirms twice, or confirms a result a\n"+
+		"verifier rejected. Audited.")
 	var df dataFlags
 	df.register(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
-		return exitError{2}
-	}
-	if fs.NArg() != 2 {
-		return usageErr(e, fs, "want SEARCH_ID FACE_ID")
-	}
-	sid, err1 := strconv.ParseInt(fs.Arg(0), 10, 64)
-	fid, err2 := strconv.ParseInt(fs.Arg(1), 10, 64)
-	if err1 != nil || err2 != nil {
-		return usageErr(e, fs, "SEARCH_ID and FACE_ID are numbers")
+	sid, fid, err := verifyArgs(e, fs, args)
+	if err != nil {
+		return err
 	}
 	dk, err := df.open(ctx, false)
 	if err != nil {
@@ -251,4 +246,76 @@ func (e *cmdEnv) confirm(ctx context.Context, args []string) error {
 		fmt.Fprintf(e.stdout, "search %d, face %d: confirmed by %d verifier; a second, different verifier must confirm it\n", sid, fid, len(c.Verifiers))
 	}
 	return nil
+}
+
+func (e *cmdEnv) reject(ctx context.Context, args []string) error {
+	fs := e.flags("reject", "usage: gabarit reject [--json] --reason TEXT SEARCH_ID FACE_ID\n\n"+
+		"Rejects, as a verifier, a face returned by a search: it is not the person searched for. A\n"+
+		"rejected result is never confirmed nor identified, even if verifiers confirmed it before. The\n"+
+		fmt.Sprintf("reason is required (at most %d characters) and recorded with the rejection; nobody rejects\n", store.MaxRejectReason)+
+		"their own search or rejects twice. Audited.")
+	var df dataFlags
+	df.register(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	reason := fs.String("reason", "", "why the face is not the person searched for (required; audited)")
+	sid, fid, err := verifyArgs(e, fs, args)
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(*reason) == "" {
+		return usageErr(e, fs, "give --reason: a rejection states why")
+	}
+	dk, err := df.open(ctx, false)
+	if err != nil {
+		return err
+	}
+	defer dk.Close()
+	r, err := dk.DB.Reject(ctx, sid, fid, actor(), *reason)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return json.NewEncoder(e.stdout).Encode(map[string]any{"search_id": sid, "face_id": fid,
+			"verifier": r.Verifier, "reason": r.Reason, "at": r.At})
+	}
+	fmt.Fprintf(e.stdout, "search %d, face %d: rejected by %s — never an identification\n", sid, fid, r.Verifier)
+	return nil
+}
+
+// verifyArgs parses the flags and the SEARCH_ID FACE_ID of confirm and
+// reject, flags before, between or after them.
+func verifyArgs(e *cmdEnv, fs *flag.FlagSet, args []string) (sid, fid int64, err error) {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return 0, 0, exitError{2}
+	}
+	if len(pos) != 2 {
+		return 0, 0, usageErr(e, fs, "want SEARCH_ID FACE_ID")
+	}
+	sid, err1 := strconv.ParseInt(pos[0], 10, 64)
+	fid, err2 := strconv.ParseInt(pos[1], 10, 64)
+	if err1 != nil || err2 != nil || sid <= 0 || fid <= 0 {
+		return 0, 0, usageErr(e, fs, "SEARCH_ID and FACE_ID are positive numbers")
+	}
+	return sid, fid, nil
+}
+
+// parseInterspersed parses the flags of args wherever they are, before,
+// between or after the positional arguments, and returns the positional
+// arguments in order; everything after "--" is positional.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
+	}
 }

@@ -385,7 +385,7 @@ var templateFuncs = template.FuncMap{
 		}
 		return "showing " + strconv.Itoa(first) + "–" + strconv.Itoa(last)
 	},
-	"roleList":   func(rs []store.Role) string { return joinRoles(rs) },
+	"roleList": func(rs []store.Role) string { return joinRoles(rs) },
 	"timecode": func(ms *int64) string {
 		if ms == nil {
 			return ""

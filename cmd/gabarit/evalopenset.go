@@ -9,10 +9,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"text/tabwriter"
 
 	"gabarit/internal/eval"
 	"gabarit/internal/face"
+	"gabarit/internal/modelpack"
 	"gabarit/internal/pipeline"
 )
 
@@ -27,19 +30,90 @@ func (e *cmdEnv) evalOpenSet(ctx context.Context, args []string) error {
 	var distractors multiFlag
 	fs.Var(&distractors, "distractors", "folder of other people's photos added to the gallery (repeatable)")
 	templates := fs.String("templates", "", "keep the faces found in this file and reuse them on the next run (biometric data: keep it private)")
+	sizesFlag := fs.String("sizes", "500,1000,0", "gallery sizes in faces, comma-separated (0: every face)")
+	fpir := fs.Float64("fpir", 0.01, "target false-positive identification rate")
+	folds := fs.Int("folds", 4, "folds of identities (each fold's identities are the non-mated searches once)")
+	mated := fs.Int("mated", 3, "photos of each gallery identity searched as mated probes")
+	asJSON := fs.Bool("json", false, "print JSON")
 	if err := fs.Parse(args); err != nil {
 		return exitError{2}
 	}
 	if *root == "" || fs.NArg() > 0 {
 		return usageErr(e, fs, "want --root DIR")
 	}
+	var sizes []int
+	for _, f := range strings.Split(*sizesFlag, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 0 {
+			return usageErr(e, fs, "--sizes %q: want whole numbers ≥ 0, comma-separated", *sizesFlag)
+		}
+		sizes = append(sizes, n)
+	}
 	photos, err := e.openSetPhotos(ctx, &ff, *root, distractors, *templates)
 	if err != nil {
 		return err
 	}
-	_ = photos
+	photos, dropped := eval.DropCrossDuplicates(photos)
+	for _, f := range dropped {
+		fmt.Fprintf(e.stderr, "left out (the same picture under another identity): %s\n", f)
+	}
+	dec, err := eval.BuildDecider(photos, eval.DefaultMinQuality)
+	if err != nil {
+		return err
+	}
+	rules := []eval.Rule{
+		eval.Threshold("pairwise FAR 1e-3 (before)", kit0SamePerson),
+		eval.Calibrated("calibrated for the gallery"),
+	}
+	rules = append(rules, eval.Levers()...)
+	rows, err := eval.OpenSet(photos, eval.OpenSetConfig{Folds: *folds, MatedProbes: *mated, Sizes: sizes,
+		FPIR: *fpir, Rules: rules, Seed: 1, Log: e.stderr})
+	if err != nil {
+		return err
+	}
+	type pointsJSON struct {
+		Faces  int     `json:"gallery_faces"`
+		Single float64 `json:"single"`
+		Group  float64 `json:"group"`
+	}
+	var predicted []pointsJSON
+	for _, n := range []int{1e3, 1e4, 1e5, 1e6, 1e7, 1e9} {
+		p := dec.Points(n, *fpir)
+		predicted = append(predicted, pointsJSON{n, p.Single, p.Group})
+	}
+	if *asJSON {
+		return json.NewEncoder(e.stdout).Encode(map[string]any{"rows": rows, "dropped": dropped,
+			"single_tail": dec.Single.Points(), "single_slope": dec.Single.Slope(),
+			"group_tail": dec.Group.Points(), "group_slope": dec.Group.Slope(), "operating_points": predicted})
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RULE\tFACES\tPEOPLE\tNON-MATED\tMATED\tFPIR\tFNIR\tRECALL\tSTRANGERS/MATED\tLOW-Q FPIR\tLOW-Q FNIR")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.4f\t%.4f\t%.3f\t%.3f\t%.4f (%d)\t%.4f (%d)\n", r.Rule, r.Faces, r.People,
+			r.NonMated, r.Mated, r.FPIR, r.FNIR, r.Recall, r.StrangersPerMated,
+			r.LowQualityFPIR, r.LowQualityNonMated, r.LowQualityFNIR, r.LowQualityMated)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "\nsingle-face impostor tail of every photo (slope %.4f beyond the last point):\n", dec.Single.Slope())
+	for _, p := range dec.Single.Points() {
+		fmt.Fprintf(e.stdout, "\t{Score: %.4f, FAR: %.4g},\n", p.Score, p.FAR)
+	}
+	fmt.Fprintf(e.stdout, "group (second-best) impostor tail (slope %.4f beyond the last point):\n", dec.Group.Slope())
+	for _, p := range dec.Group.Points() {
+		fmt.Fprintf(e.stdout, "\t{Score: %.4f, FAR: %.4g},\n", p.Score, p.FAR)
+	}
+	fmt.Fprintf(e.stdout, "operating points at FPIR %g (single face / group second-best):\n", *fpir)
+	for _, p := range predicted {
+		fmt.Fprintf(e.stdout, "\t%d faces: %.4f / %.4f\n", p.Faces, p.Single, p.Group)
+	}
 	return nil
 }
+
+// kit0SamePerson is the default pack's pairwise threshold before open-set
+// decisions (FAR 1e-3).
+const kit0SamePerson = modelpack.DefaultSamePerson
 
 // openSetPhotos finds and embeds every face of every photo of root and the
 // distractor folders, or reads them from the templates file when it exists.
@@ -130,5 +204,3 @@ func (e *cmdEnv) openSetPhotos(ctx context.Context, ff *faceFlags, root string, 
 	}
 	return photos, nil
 }
-
-var _ = json.Marshal

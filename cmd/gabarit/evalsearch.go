@@ -185,7 +185,7 @@ func (e *cmdEnv) evalSearch(ctx context.Context, args []string) error {
 	fmt.Fprintf(e.stderr, "ingest: %d of %d images, %d faces, %d errors, %.1f images/s\n",
 		sum.Images, nGallery, sum.Faces, sum.Failed, rep.IngestPerSec)
 
-	eng := &search.Engine{An: kit.Analyzer(), Store: dk.DB, Keys: dk.Keys, Index: h.Index, ModelID: modelID, Calibration: cal}
+	eng := &search.Engine{An: kit.Analyzer(), Store: dk.DB, Keys: dk.Keys, Index: h.Index, ModelID: modelID, Decider: cal}
 	var top1, top5 int
 	var searchTime time.Duration
 	for i, p := range probes {

@@ -46,7 +46,7 @@ func SearchEngine(d *Data, m Model, v *vault.Vault, idx vindex.Index) (*search.E
 		return nil, err
 	}
 	modelID, same := m.ModelID(), m.SamePerson()
-	return &search.Engine{An: m, Store: d.DB, Keys: d.Keys, Index: idx, ModelID: modelID, Calibration: cal,
+	return &search.Engine{An: m, Store: d.DB, Keys: d.Keys, Index: idx, ModelID: modelID, Decider: cal,
 		Hide: func(ctx context.Context, t []float32) (bool, error) {
 			return v.Match(ctx, modelID, t, []vault.Kind{vault.Objection, vault.Restriction}, same)
 		},

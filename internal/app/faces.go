@@ -80,8 +80,8 @@ func (f *Faces) Dim() int { return f.Manifest.Embedder.Dim }
 // SamePerson is the pack's same-person threshold.
 func (f *Faces) SamePerson() float64 { return f.Manifest.Thresholds.SamePerson }
 
-// OpenSet returns the embedder's open-set calibration.
-func (f *Faces) OpenSet() (*openset.Calibration, error) { return f.Manifest.OpenSet() }
+// OpenSet returns the embedder's open-set decision model.
+func (f *Faces) OpenSet() (*openset.Decider, error) { return f.Manifest.OpenSet() }
 
 // Analyzer is the face path as ingestion, search and rights see it.
 func (f *Faces) Analyzer() Analyzer { return Analyzer{f.Pipe} }
@@ -105,9 +105,9 @@ type Model interface {
 	ModelID() string
 	Dim() int
 	SamePerson() float64
-	// OpenSet is the embedder's open-set calibration (operating points
+	// OpenSet is the embedder's open-set decision model (operating points
 	// for a gallery's size).
-	OpenSet() (*openset.Calibration, error)
+	OpenSet() (*openset.Decider, error)
 }
 
 var _ Model = (*Faces)(nil)

@@ -27,15 +27,17 @@ type HitView struct {
 	Similarity float64    `json:"similarity"`
 	Box        [4]float64 `json:"box"` // x, y, w, h in the stored image's pixels
 	TimeCodeMS *int64     `json:"time_code_ms,omitempty"`
-	// Band is the strength of the result: strong, probable (at or above
-	// the operating point) or weak (below it: exploratory searches only).
+	// Band is the strength of the result: strong or probable (a match:
+	// alone at or above the operating point, or carried by look-alikes of
+	// the same person) or weak (not a match: exploratory searches only).
 	Band string `json:"band"`
-	// Strangers is the number of other people's faces expected at this
-	// similarity or above in a gallery of this size.
+	// Strangers is the number of other people's faces (or look-alike
+	// groups, for a match carried by its group) expected to reach this
+	// result's evidence in a gallery of this size.
 	Strangers float64 `json:"expected_strangers"`
-	Support   int     `json:"support"` // other results that look like the same person
-	// BelowOperatingPoint marks a result of an exploratory search under
-	// the calibrated operating point.
+	Support   int     `json:"support"` // other candidates that look like the same person
+	// BelowOperatingPoint marks a result of an exploratory search that is
+	// not a match (band weak).
 	BelowOperatingPoint bool `json:"below_operating_point"`
 	// Erased marks a face no longer held (erased or purged since the
 	// search): only its id, similarity and band remain.
@@ -73,9 +75,13 @@ type SearchView struct {
 	// OperatingPoint is the calibrated least similarity of a match for the
 	// target FPIR at this gallery's size.
 	OperatingPoint float64 `json:"operating_point"`
-	FPIR           float64 `json:"fpir"`
-	Gallery        int     `json:"gallery"`
-	Exploratory    bool    `json:"exploratory"`
+	// GroupPoint is the least second-best similarity of a group of
+	// look-alike faces that all match: a face under OperatingPoint is a
+	// match when enough of its look-alikes resemble the probe too.
+	GroupPoint  float64 `json:"group_operating_point"`
+	FPIR        float64 `json:"fpir"`
+	Gallery     int     `json:"gallery"`
+	Exploratory bool    `json:"exploratory"`
 	// ExploratoryReason is the reason stated for an exploratory search
 	// (set by the front end that had it; empty otherwise).
 	ExploratoryReason string         `json:"exploratory_reason,omitempty"`
@@ -89,7 +95,8 @@ type SearchView struct {
 func NewSearchView(res search.Result) SearchView {
 	out := SearchView{Results: make([]HitView, len(res.Hits)), Match: len(res.Hits) > 0, Above: res.Above,
 		Truncated: res.Truncated, Threshold: round4(res.Threshold), OperatingPoint: round4(res.OperatingPoint),
-		FPIR: res.FPIR, Gallery: res.Gallery, Exploratory: res.Exploratory,
+		GroupPoint: round4(res.GroupPoint),
+		FPIR:       res.FPIR, Gallery: res.Gallery, Exploratory: res.Exploratory,
 		SearchID: res.SearchID, AuditID: res.AuditID, ProbeFaces: res.ProbeFaces}
 	if res.ProbeFaces > 0 {
 		out.ProbeFace = NewProbeFaceView(&res.Probe)
@@ -98,7 +105,7 @@ func NewSearchView(res search.Result) SearchView {
 		j := HitView{FaceID: hit.FaceID, ImageID: hit.ImageID, Locator: hit.Locator, SourceID: hit.SourceID,
 			LegalBasis: string(hit.LegalBasis), Similarity: round4(hit.Similarity), Box: boxView(hit.Box),
 			Band: hit.Band, Strangers: roundStrangers(hit.Strangers), Support: hit.Support,
-			BelowOperatingPoint: hit.Similarity < res.OperatingPoint && hit.Band == search.BandWeak}
+			BelowOperatingPoint: hit.Band == search.BandWeak}
 		if hit.TimeCode != nil {
 			ms := hit.TimeCode.Milliseconds()
 			j.TimeCodeMS = &ms
@@ -162,7 +169,7 @@ func ResultsPage(ctx context.Context, d *Data, sr store.Search, cursor string, l
 	page = make([]HitView, 0, end-off)
 	for _, r := range rs[off:end] {
 		j := HitView{FaceID: r.FaceID, Similarity: round4(r.Similarity), Band: r.Band, Strangers: roundStrangers(r.Strangers),
-			Support: r.Support, BelowOperatingPoint: sr.OperatingPoint > 0 && r.Similarity < sr.OperatingPoint && r.Band == search.BandWeak}
+			Support: r.Support, BelowOperatingPoint: r.Band == search.BandWeak}
 		ref, ok := refs[r.FaceID]
 		if !ok {
 			j.Erased = true

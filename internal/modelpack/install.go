@@ -76,8 +76,7 @@ func InstallYuNet(ctx context.Context, dir, from, defaultPackDir string) error {
 	m.Thresholds.SamePerson = def.Thresholds.SamePerson
 	m.Thresholds.SamePersonFAR = def.Thresholds.SamePersonFAR
 	m.Thresholds.Calibration = def.Thresholds.Calibration
-	m.Thresholds.ImpostorTail = def.Thresholds.ImpostorTail
-	m.Thresholds.ImpostorSlope = def.Thresholds.ImpostorSlope
+	m.Thresholds.OpenSet = def.Thresholds.OpenSet
 	type copySpec struct {
 		src string
 		md  *Model // its SHA256 is the digest src must have

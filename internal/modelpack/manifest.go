@@ -58,33 +58,62 @@ type Thresholds struct {
 	// and Calibration says on what data.
 	SamePersonFAR float64 `json:"same_person_far"`
 	Calibration   string  `json:"calibration"`
-	// ImpostorTail is the embedder's impostor tail: the share of
-	// comparisons with faces of other people at or above each similarity,
-	// from which searches set their operating point for the gallery's size
-	// (see package openset). ImpostorSlope continues it beyond its last
-	// point (log10 FAR per unit of similarity). A pack without a tail
-	// whose embedder is the default pack's uses the default tail.
-	ImpostorTail  []openset.TailPoint `json:"impostor_tail,omitempty"`
-	ImpostorSlope float64             `json:"impostor_slope,omitempty"`
+	// OpenSet is the embedder's open-set calibration, from which searches
+	// set their operating point for the gallery's size (package openset).
+	// A pack without one whose embedder is the default pack's uses the
+	// default pack's.
+	OpenSet *OpenSet `json:"open_set,omitempty"`
 }
 
-// OpenSet returns the open-set calibration of the pack's embedder: its
-// impostor tail, or the default pack's when the embedder is the default
-// one and the manifest has none.
-func (m Manifest) OpenSet() (*openset.Calibration, error) {
-	t := m.Thresholds
-	if len(t.ImpostorTail) > 0 {
-		c, err := openset.New(t.ImpostorTail, t.ImpostorSlope)
-		if err != nil {
-			return nil, fmt.Errorf("pack %s: thresholds.impostor_tail: %w", m.Name, err)
-		}
-		return c, nil
+// OpenSet is the open-set calibration of an embedder, measured by
+// `gabarit eval openset`.
+type OpenSet struct {
+	// SingleTail is the share of comparisons with one face of another
+	// person at or above each similarity; SingleSlope continues it beyond
+	// its last point (log10 FAR per unit of similarity).
+	SingleTail  []openset.TailPoint `json:"single_tail"`
+	SingleSlope float64             `json:"single_slope"`
+	// GroupTail is the same for the second-best similarity among the faces
+	// of one other person.
+	GroupTail  []openset.TailPoint `json:"group_tail"`
+	GroupSlope float64             `json:"group_slope"`
+	Link       float64             `json:"link"`        // least similarity of two faces grouped as one person's
+	FloorFAR   float64             `json:"floor_far"`   // pairwise FAR of the least similarity of a candidate
+	MinQuality float64             `json:"min_quality"` // stored faces of lower quality are never matches
+	Measured   string              `json:"measured"`    // on what data, by what command
+}
+
+// Decider builds the decision model of o.
+func (o *OpenSet) Decider() (*openset.Decider, error) {
+	single, err := openset.New(o.SingleTail, o.SingleSlope)
+	if err != nil {
+		return nil, fmt.Errorf("single tail: %w", err)
 	}
-	if m.Embedder.SHA256 == defaultBatchEmbedderSHA256 || m.Embedder.SHA256 == defaultEmbedderSHA256 {
-		return DefaultOpenSet(), nil
+	group, err := openset.New(o.GroupTail, o.GroupSlope)
+	if err != nil {
+		return nil, fmt.Errorf("group tail: %w", err)
 	}
-	return nil, fmt.Errorf("pack %s: no impostor tail for its embedder: measure one with `gabarit eval openset` "+
-		"and write it in thresholds.impostor_tail", m.Name)
+	d := &openset.Decider{Single: single, Group: group, Link: o.Link, FloorFAR: o.FloorFAR, MinQuality: o.MinQuality}
+	return d, d.Check()
+}
+
+// OpenSet returns the open-set decision model of the pack's embedder: its
+// calibration, or the default pack's when the embedder is the default one
+// and the manifest has none.
+func (m Manifest) OpenSet() (*openset.Decider, error) {
+	o := m.Thresholds.OpenSet
+	if o == nil && (m.Embedder.SHA256 == defaultBatchEmbedderSHA256 || m.Embedder.SHA256 == defaultEmbedderSHA256) {
+		o = DefaultOpenSet()
+	}
+	if o == nil {
+		return nil, fmt.Errorf("pack %s: no open-set calibration for its embedder: measure one with `gabarit eval openset` "+
+			"and write it in thresholds.open_set", m.Name)
+	}
+	d, err := o.Decider()
+	if err != nil {
+		return nil, fmt.Errorf("pack %s: thresholds.open_set: %w", m.Name, err)
+	}
+	return d, nil
 }
 
 // Load reads and validates the manifest in dir. File paths stay as written;

@@ -44,28 +44,45 @@ const DefaultSamePersonFAR = 0.001
 const DefaultCalibration = "celeba-dev (CelebA in the wild, 120 identities, 2,500 photos): " +
 	"FAR 0.0009998 over 3,089,514 impostor pairs, TAR 0.881 over 29,239 genuine pairs"
 
-// defaultImpostorTail is the default embedder's impostor tail: the subject
-// face of each celeba-dev photo compared with every face of the photos of
-// the other identities and of the distractor sets, measured by
-// `gabarit eval openset` (see docs/ACCURACY.md).
-var defaultImpostorTail = []openset.TailPoint{
-	{Score: 0.2, FAR: 1e-2},
-	{Score: 0.3566, FAR: 1e-3},
-	{Score: 0.4525, FAR: 1e-4},
-	{Score: 0.679, FAR: 1e-5},
-}
-
-// defaultImpostorSlope continues defaultImpostorTail beyond its last point,
-// in log10 FAR per unit of similarity.
-const defaultImpostorSlope = -10.0
-
-// DefaultOpenSet returns the open-set calibration of the default embedder.
-func DefaultOpenSet() *openset.Calibration {
-	c, err := openset.New(defaultImpostorTail, defaultImpostorSlope)
-	if err != nil {
-		panic(err) // a constant of this package; TestDefaultOpenSet checks it
+// DefaultOpenSet returns the default embedder's open-set calibration,
+// measured by
+//
+//	gabarit eval openset --root ../shared/data/celeba-dev \
+//	    --distractors ../shared/data/deepface-tests --distractors ../shared/data/faceapi-bbt \
+//	    --distractors ../shared/data/orl-att
+//
+// on every photo (docs/ACCURACY.md): the single-face tail over 6.2 million
+// comparisons of a photo's subject face with every face of another
+// identity's photo, the group tail over the second-best similarity of each
+// subject face to each other identity.
+func DefaultOpenSet() *OpenSet {
+	return &OpenSet{
+		SingleTail: []openset.TailPoint{
+			{Score: 0.2520, FAR: 0.01},
+			{Score: 0.3068, FAR: 0.003},
+			{Score: 0.3518, FAR: 0.001},
+			{Score: 0.3977, FAR: 0.0002999},
+			{Score: 0.4402, FAR: 9.993e-05},
+			{Score: 0.5091, FAR: 3.011e-05},
+			{Score: 0.6807, FAR: 9.993e-06},
+			{Score: 0.7927, FAR: 2.947e-06},
+		},
+		SingleSlope: -4.0221,
+		GroupTail: []openset.TailPoint{
+			{Score: 0.2948, FAR: 0.01},
+			{Score: 0.3453, FAR: 0.002999},
+			{Score: 0.3861, FAR: 0.0009983},
+			{Score: 0.4274, FAR: 0.0002991},
+			{Score: 0.4592, FAR: 9.903e-05},
+			{Score: 0.5023, FAR: 3.031e-05},
+		},
+		GroupSlope: -11.9178,
+		Link:       0.4525,
+		FloorFAR:   3e-3,
+		MinQuality: 0.2,
+		Measured: "gabarit eval openset on celeba-dev (120 identities) with deepface-tests, faceapi-bbt and orl-att " +
+			"as distractors, 2026-12-02",
 	}
-	return c
 }
 
 // DefaultManifest is the manifest of the default pack: RFB-320 detector,
@@ -95,8 +112,7 @@ func DefaultManifest() Manifest {
 			SamePerson:    DefaultSamePerson,
 			SamePersonFAR: DefaultSamePersonFAR,
 			Calibration:   DefaultCalibration,
-			ImpostorTail:  defaultImpostorTail,
-			ImpostorSlope: defaultImpostorSlope,
+			OpenSet:       DefaultOpenSet(),
 		},
 	}
 }

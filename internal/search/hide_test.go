@@ -51,17 +51,18 @@ func TestRestrictedNeverReturned(t *testing.T) {
 	for i := range 1000 {
 		r := req([]string{"alice", "bob"}[i%2])
 		r.K = 1 + i%7
-		r.Threshold = -1 + float64(i%20)/10 // -1 … 0.9
+		r.Threshold = ptr(-1 + float64(i%20)/10) // -1 … 0.9: exploratory below the operating point
+		r.MayExplore, r.Reason = true, "test"
 		res, err := f.eng.Search(ctx, r)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, h := range res.Hits {
+		for _, h := range res.All {
 			if slices.Contains(alice, h.FaceID) {
-				t.Fatalf("search %d (k %d, threshold %.1f) returned restricted face %d", i, r.K, r.Threshold, h.FaceID)
+				t.Fatalf("search %d (k %d, threshold %.1f) returned restricted face %d", i, r.K, *r.Threshold, h.FaceID)
 			}
 		}
-		others += len(res.Hits)
+		others += len(res.All)
 		rec, err := f.db.Search(ctx, res.SearchID)
 		if err != nil {
 			t.Fatal(err)
@@ -71,8 +72,8 @@ func TestRestrictedNeverReturned(t *testing.T) {
 				t.Fatalf("search %d recorded restricted face %d as returned", i, id)
 			}
 		}
-		if len(rec.Returned) != len(res.Hits) {
-			t.Fatalf("search %d: %d hits, %d recorded", i, len(res.Hits), len(rec.Returned))
+		if len(rec.Returned) != len(res.All) || len(res.Hits) != min(r.K, len(res.All)) || rec.Above != res.Above {
+			t.Fatalf("search %d: %d hits of %d, %d recorded (above %d)", i, len(res.Hits), len(res.All), len(rec.Returned), rec.Above)
 		}
 	}
 	if others == 0 {

@@ -1,22 +1,36 @@
 // Package search finds the faces of a person from one photo: probe image →
 // its face → template → vector index → exact re-scoring of the candidates
-// with the stored templates → results above the threshold, each traced to
-// its image, its source and the source's legal basis.
+// with the stored templates → an open-set decision calibrated for the
+// gallery's size → results, each with its strength and traced to its
+// image, its source and the source's legal basis.
 //
 // Every search states its purpose and is recorded, with its audit entry, in
-// the same transaction (who, when, purpose, case, the probe's SHA-256, k,
-// threshold, returned face ids); the probe image itself is never stored. A
-// search without a purpose is refused before anything is computed. "No
-// match" is an answer: when no stored face reaches the threshold the result
-// is empty, never the nearest stranger.
+// the same transaction (who, when, purpose, case, the probe's SHA-256, the
+// operating point, every face returned with its similarity and band); the
+// probe image itself is never stored, only the searched face's crop,
+// sealed, for the verifiers. A search without a purpose is refused before
+// anything is computed. "No match" is an answer: when no stored face is a
+// match the result is empty, never the nearest stranger.
+//
+// The decision (package openset) holds a stated false-positive
+// identification rate (FPIR, the share of searches for someone who is not
+// held that return anything) whatever the number of stored faces: the
+// operating point rises with the gallery's size. It uses the evidence the
+// gallery holds: a face whose look-alikes among the candidates also
+// resemble the probe is the person's far more often than a lone face at the
+// same similarity. Nothing is cut silently: every match is counted and
+// recorded (up to MaxResults, and then the count says how many more).
+// Going below the operating point is an exploratory search, allowed to the
+// examiner role with a stated reason, audited as such, its extra results
+// marked weak.
 //
 // The index answers fast and may be approximate or stale; the store is the
 // truth. Every candidate is looked up in the store (a face deleted since the
 // index was saved is dropped and reported in Result.Stale) and re-scored
-// with its decrypted template, so that similarities are exact and the
-// threshold is applied to them. Then the faces of people who objected or
-// whose processing is restricted are dropped (Engine.Hide), before anything
-// is returned or recorded.
+// with its decrypted template, so that similarities are exact. The faces of
+// people who objected or whose processing is restricted are dropped
+// (Engine.Hide) before the decision, so they are neither returned nor
+// recorded, nor count as evidence for others.
 package search
 
 import (
@@ -32,6 +46,7 @@ import (
 
 	"gabarit/internal/face"
 	"gabarit/internal/keyring"
+	"gabarit/internal/openset"
 	"gabarit/internal/store"
 	"gabarit/internal/vindex"
 )
@@ -51,30 +66,52 @@ var (
 // MaxK is the most results one page may hold.
 const MaxK = 1000
 
-// MaxResults is the most results one search records: a search whose
-// threshold more faces reach says so (Result.Truncated) and counts them
-// all (Result.Above).
+// MaxResults is the most results one search records: a search that more
+// faces match says so (Result.Truncated) and counts them all
+// (Result.Above).
 const MaxResults = 10000
+
+// MaxLinked is the most candidates grouped into look-alikes, the best by
+// similarity: grouping compares every pair. Candidates beyond it are
+// decided on their own similarity only.
+const MaxLinked = 2000
 
 // DefaultFPIR is the target false-positive identification rate when the
 // policy sets none: the share of searches for a person who is not held
-// that return anything at the operating point.
+// that return anything.
 const DefaultFPIR = 0.01
 
 // LowQuality is the probe face quality under which a search warns that its
-// results are less reliable.
+// results are less reliable: on celeba-dev, such probes were missed twice
+// as often (docs/ACCURACY.md).
 const LowQuality = 0.3
 
-// Calibration turns similarities into open-set evidence for a gallery of a
-// given size; *openset.Calibration implements it.
-type Calibration interface {
-	// OperatingPoint returns the least similarity at which a search for a
-	// person who is not held returns anything, among n stored faces, in at
-	// most a share fpir of searches.
-	OperatingPoint(n int, fpir float64) float64
-	// Strangers returns the number of faces of other people expected at
-	// similarity s or above among n stored faces.
-	Strangers(s float64, n int) float64
+// Engine runs searches.
+type Engine struct {
+	An      face.Analyzer
+	Store   Store
+	Keys    Opener
+	Index   vindex.Index
+	ModelID string // the embedder of the probe; only faces of this model are compared
+	// Decider sets the operating points for the gallery's size and decides
+	// which candidates match; required.
+	Decider *openset.Decider
+	// FPIR is the policy's target false-positive identification rate; 0
+	// means DefaultFPIR.
+	FPIR float64
+	// Margin widens the index query below the floor (approximate scores);
+	// candidates are then re-scored exactly. Default 0.05.
+	Margin float64
+	// Hide, when set, is asked about every candidate with its decrypted
+	// template: a candidate for which it returns true (its person objected
+	// or is restricted) is dropped before the decision, and appears
+	// neither in the results nor in the search's record. An error fails
+	// the search. Nil hides nothing.
+	Hide func(ctx context.Context, t []float32) (bool, error)
+	// SealProbe, when set, returns the searched face's crop of the probe
+	// photo, sealed, to be kept with the search record for the verifiers.
+	// Nil keeps no crop.
+	SealProbe func(ctx context.Context, probe []byte, f face.Face) ([]byte, error)
 }
 
 // Store resolves candidates and records searches; *store.DB implements it.
@@ -88,46 +125,19 @@ type Opener interface {
 	Open(ctx context.Context, sourceID, faceID int64, modelID string, blob []byte) ([]float32, error)
 }
 
-// Engine runs searches.
-type Engine struct {
-	An      face.Analyzer
-	Store   Store
-	Keys    Opener
-	Index   vindex.Index
-	ModelID string // the embedder of the probe; only faces of this model are compared
-	// Margin widens the index query below the threshold (approximate
-	// scores); candidates are then re-scored exactly. Default 0.05.
-	Margin float64
-	// Hide, when set, is asked about every candidate that reaches the
-	// threshold, with its decrypted template: a candidate for which it
-	// returns true (its person objected or is restricted) is dropped, and
-	// appears neither in the results nor in the search's audit record.
-	// An error fails the search. Nil hides nothing. Hidden candidates
-	// take places in the index query, so a search may return fewer than k
-	// hits when many of the best candidates are hidden.
-	Hide func(ctx context.Context, t []float32) (bool, error)
-	// Calibration sets the operating point and rates the results; required.
-	Calibration Calibration
-	// FPIR is the policy's target false-positive identification rate; 0
-	// means DefaultFPIR.
-	FPIR float64
-	// SealProbe, when set, returns the searched face's crop of the probe
-	// photo, sealed, to be kept with the search record for the verifiers.
-	// Nil keeps no crop.
-	SealProbe func(ctx context.Context, probe []byte, f face.Face) ([]byte, error)
-}
-
 // Request is one search.
 type Request struct {
 	Actor   string // who searches (audited); required
 	Purpose string // why; required
 	Case    string // case reference; optional
-	K       int    // results on the first page, 1..MaxK; every face above the threshold is recorded
-	// Threshold, when set, is the least cosine similarity of a match, in
-	// [-1, 1]. Nil means the operating point. A threshold above the
-	// operating point narrows the search; one below it is an exploratory
-	// search, allowed only when MayExplore is true and Reason states why
-	// (ErrBelowOperatingPoint otherwise).
+	K       int    // results on the first page, 1..MaxK; every match is recorded
+	// Threshold, when set, is the least cosine similarity of a result, in
+	// [-1, 1]. Nil means the operating point. A threshold at or above the
+	// operating point narrows the search to matches at least that similar;
+	// one below it is an exploratory search, allowed only when MayExplore
+	// is true and Reason states why (ErrBelowOperatingPoint otherwise):
+	// it also returns the faces at or above it that are not matches, as
+	// weak results.
 	Threshold  *float64
 	Reason     string // why an exploratory search goes below the operating point
 	MayExplore bool   // the caller's role allows exploratory searches
@@ -137,13 +147,13 @@ type Request struct {
 
 // Band names for the strength of a result.
 const (
-	// BandStrong: fewer than a tenth of the target FPIR's strangers are
-	// expected at this score in a gallery of this size.
+	// BandStrong: a match at which fewer than a tenth of the target FPIR's
+	// strangers are expected in a gallery of this size.
 	BandStrong = "strong"
-	// BandProbable: at or above the operating point.
+	// BandProbable: a match.
 	BandProbable = "probable"
-	// BandWeak: below the operating point; only exploratory searches
-	// return such results.
+	// BandWeak: not a match; only exploratory searches return such
+	// results.
 	BandWeak = "weak"
 )
 
@@ -159,25 +169,30 @@ type Hit struct {
 	Box        face.Box // in the stored image's pixels
 	TimeCode   *time.Duration
 	Band       string // BandStrong, BandProbable or BandWeak
-	// Strangers is the number of faces of other people expected at this
-	// similarity or above in a gallery of this size.
+	// Strangers is the number of faces (or, for a match carried by its
+	// look-alikes, groups of faces) of other people expected to reach this
+	// result's evidence in a gallery of this size.
 	Strangers float64
-	// Support counts the other returned faces that look like the same
-	// person as this one.
+	// Support counts the other candidates that look like the same person
+	// as this one.
 	Support int
 }
 
 // Result is the answer to a search.
 type Result struct {
 	// Hits are the first K results, best first; empty means no match.
-	// Every result is in the search's record (store.Search.Results),
-	// where the other pages are read.
-	Hits           []Hit
-	Above          int     // faces at or above Threshold (all recorded unless Truncated)
-	Truncated      bool    // more than MaxResults faces reached the threshold
-	Threshold      float64 // the threshold applied
-	OperatingPoint float64 // the calibrated operating point for this gallery
-	FPIR           float64 // the target FPIR of the operating point
+	// Every result is in the search's record (store.Search.Results) and
+	// in All.
+	Hits      []Hit
+	Above     int     // results found (all recorded unless Truncated)
+	Truncated bool    // more than MaxResults results were found
+	Threshold float64 // the least similarity of a result
+	// OperatingPoint is the least similarity of a match on its own
+	// evidence; GroupPoint the least second-best similarity of a group of
+	// look-alike candidates all of which match.
+	OperatingPoint float64
+	GroupPoint     float64
+	FPIR           float64 // the target FPIR of the operating points
 	Gallery        int     // faces in the gallery
 	Exploratory    bool    // the threshold is below the operating point
 	SearchID       int64
@@ -188,14 +203,12 @@ type Result struct {
 	// Stale lists ids the index returned that the store no longer holds:
 	// the caller should delete them from the index.
 	Stale []int64
-
-	// All is every result at or above Threshold (at most MaxResults), best
-	// first; Hits is its first K.
+	// All is every result (at most MaxResults), best first; Hits is its
+	// first K.
 	All []Hit
 }
 
-// Returned lists the ids of every result, in rank order; Hits is the
-// first page of them.
+// Returned lists the ids of every result, in rank order.
 func (r Result) Returned() []int64 {
 	ids := make([]int64, len(r.All))
 	for i, h := range r.All {
@@ -206,10 +219,10 @@ func (r Result) Returned() []int64 {
 
 // Search runs req. The probe's faces are found first; a probe without a
 // face is refused with face.ErrNoFace, and is audited like any search.
-// Then the operating point is set for the gallery's size (Calibration,
-// FPIR), every stored face at or above the threshold is found (up to
-// MaxResults), rated (band, expected strangers, support) and recorded with
-// the search; Result.Hits is the first K of them.
+// Then the operating points are set for the gallery's size (Decider,
+// FPIR), every stored face that matches is found (up to MaxResults),
+// rated (band, expected strangers, support) and recorded with the search;
+// Result.Hits is the first K of them.
 func (e *Engine) Search(ctx context.Context, req Request) (Result, error) {
 	switch {
 	case strings.TrimSpace(req.Purpose) == "":
@@ -222,15 +235,17 @@ func (e *Engine) Search(ctx context.Context, req Request) (Result, error) {
 		return Result{}, fmt.Errorf("%w: threshold %v, want a cosine in [-1, 1]", ErrBadRequest, *req.Threshold)
 	case len(req.Probe) == 0:
 		return Result{}, fmt.Errorf("%w: empty probe", ErrBadRequest)
-	case e.Calibration == nil:
-		return Result{}, errors.New("search: no calibration for this model")
+	}
+	if err := e.Decider.Check(); err != nil {
+		return Result{}, fmt.Errorf("search: %w", err)
 	}
 	fpir := e.FPIR
 	if fpir == 0 {
 		fpir = DefaultFPIR
 	}
 	res := Result{FPIR: fpir, Gallery: e.Index.Len()}
-	res.OperatingPoint = e.Calibration.OperatingPoint(res.Gallery, fpir)
+	pts := e.Decider.Points(res.Gallery, fpir)
+	res.OperatingPoint, res.GroupPoint = pts.Single, pts.Group
 	res.Threshold = res.OperatingPoint
 	if req.Threshold != nil {
 		res.Threshold = *req.Threshold
@@ -240,7 +255,7 @@ func (e *Engine) Search(ctx context.Context, req Request) (Result, error) {
 		switch {
 		case !req.MayExplore:
 			return Result{}, fmt.Errorf("%w: %.4f asked, the operating point for %d faces at FPIR %g is %.4f; "+
-				"only a user allowed to run exploratory searches may go lower, with a stated reason",
+				"only an examiner may run an exploratory search below it, with a stated reason",
 				ErrBelowOperatingPoint, res.Threshold, res.Gallery, fpir, res.OperatingPoint)
 		case reason == "":
 			return Result{}, fmt.Errorf("%w: %.4f asked, under the operating point %.4f: state the reason of this exploratory search",
@@ -254,7 +269,7 @@ func (e *Engine) Search(ctx context.Context, req Request) (Result, error) {
 	}
 	rec := store.Search{Actor: req.Actor, Purpose: req.Purpose, CaseRef: req.Case,
 		ProbeSHA256: sha256.Sum256(req.Probe), K: req.K, Threshold: res.Threshold,
-		OperatingPoint: res.OperatingPoint, FPIR: fpir, Gallery: res.Gallery, Exploratory: reason}
+		OperatingPoint: res.OperatingPoint, GroupPoint: res.GroupPoint, FPIR: fpir, Gallery: res.Gallery, Exploratory: reason}
 	an, err := e.An.Analyze(ctx, req.Probe)
 	if err != nil {
 		return Result{}, fmt.Errorf("probe: %w", err)
@@ -280,20 +295,18 @@ func (e *Engine) Search(ctx context.Context, req Request) (Result, error) {
 	res.Probe = store.ProbeFace{Index: i, Faces: len(faces), Quality: f.Quality,
 		Box: [4]float64{f.Box.X, f.Box.Y, f.Box.W, f.Box.H}, Chosen: chosen}
 	if f.Quality < LowQuality {
-		res.Probe.Warning = fmt.Sprintf("low-quality face (%.2f < %.2f): small, blurred or turned away; "+
-			"its results are less reliable, and a better photo of the person is worth searching", f.Quality, LowQuality)
+		res.Probe.Warning = fmt.Sprintf("low-quality face (%.2f, under %.2f): small, blurred or turned away; "+
+			"such faces are missed twice as often, and a better photo of the person is worth searching", f.Quality, LowQuality)
 	}
 	rec.ProbeFace = &res.Probe
-	q := f.Embedding
 	res.ProbeFace = f
 	res.ProbeFace.Embedding = nil
 
-	res.All, res.Above, res.Stale, err = e.match(ctx, q, res.Threshold)
+	res.All, res.Above, res.Stale, err = e.match(ctx, f.Embedding, res.Threshold, fpir, res.Gallery, pts)
 	if err != nil {
 		return Result{}, err
 	}
 	res.Truncated = res.Above > len(res.All)
-	e.rate(res.All, res.Gallery, fpir, res.OperatingPoint)
 	res.Hits = res.All[:min(req.K, len(res.All))]
 	rec.Above = res.Above
 	rec.Returned = res.Returned()
@@ -327,50 +340,45 @@ func BestFace(faces []face.Face) int {
 	return best
 }
 
-// rate gives every hit its band, expected strangers and support.
-func (e *Engine) rate(hits []Hit, gallery int, fpir, op float64) {
-	for i := range hits {
-		h := &hits[i]
-		h.Strangers = e.Calibration.Strangers(h.Similarity, gallery)
-		switch {
-		case h.Similarity < op:
-			h.Band = BandWeak
-		case h.Strangers <= fpir/10:
-			h.Band = BandStrong
-		default:
-			h.Band = BandProbable
-		}
-	}
+// candidate is a stored face compared with the probe.
+type candidate struct {
+	hit      Hit
+	quality  float64
+	template []float32
 }
 
-// match finds every stored face whose exact similarity to q reaches
-// threshold, up to MaxResults of them (best first), and counts them all.
-// The index is asked for more candidates until it returns fewer than
-// asked, so the count is not cut at any k.
-func (e *Engine) match(ctx context.Context, q []float32, threshold float64) (hits []Hit, above int, stale []int64, err error) {
+// match finds the candidates of q (every stored face at or above the
+// floor, or the threshold if lower), decides which match, and returns the
+// results at or above threshold: the matches, and in an exploratory search
+// the other candidates as weak results; at most MaxResults of them, best
+// first, with their count. The index is asked for more candidates until it
+// returns fewer than asked, so nothing is cut at any k.
+func (e *Engine) match(ctx context.Context, q []float32, threshold, fpir float64, gallery int, pts openset.Points) (hits []Hit, above int, stale []int64, err error) {
 	margin := e.Margin
 	if margin == 0 {
 		margin = 0.05
 	}
-	var cand []vindex.Hit
+	least := math.Min(pts.Floor, threshold)
+	var found []vindex.Hit
 	for k := 256; ; k *= 4 {
-		cand, err = e.Index.Search(ctx, q, k, float32(threshold-margin), nil)
+		found, err = e.Index.Search(ctx, q, k, float32(least-margin), nil)
 		if err != nil {
 			return nil, 0, nil, fmt.Errorf("index: %w", err)
 		}
-		if len(cand) < k || k >= 4*MaxResults {
+		if len(found) < k || k >= 4*MaxResults {
 			break
 		}
 	}
-	ids := make([]int64, len(cand))
-	for i, c := range cand {
+	ids := make([]int64, len(found))
+	for i, c := range found {
 		ids[i] = c.ID
 	}
 	refs, err := e.Store.FaceRefs(ctx, ids)
 	if err != nil {
 		return nil, 0, nil, err
 	}
-	for _, c := range cand {
+	var cands []candidate
+	for _, c := range found {
 		ref, ok := refs[c.ID]
 		if !ok {
 			stale = append(stale, c.ID)
@@ -391,7 +399,7 @@ func (e *Engine) match(ctx context.Context, q []float32, threshold float64) (hit
 		if err != nil {
 			return nil, 0, nil, fmt.Errorf("face %d: %w", ref.ID, err)
 		}
-		if sim < threshold {
+		if sim < least {
 			continue
 		}
 		if e.Hide != nil {
@@ -403,12 +411,48 @@ func (e *Engine) match(ctx context.Context, q []float32, threshold float64) (hit
 				continue
 			}
 		}
-		hits = append(hits, Hit{FaceID: ref.ID, ImageID: ref.ImageID, SourceID: ref.SourceID, Locator: ref.Locator,
-			LegalBasis: ref.LegalBasis, Controller: ref.Controller, Similarity: sim, Box: ref.Box, TimeCode: ref.TimeCode})
+		cands = append(cands, candidate{quality: ref.Quality, template: t,
+			hit: Hit{FaceID: ref.ID, ImageID: ref.ImageID, SourceID: ref.SourceID, Locator: ref.Locator,
+				LegalBasis: ref.LegalBasis, Controller: ref.Controller, Similarity: sim, Box: ref.Box, TimeCode: ref.TimeCode}})
 	}
-	slices.SortFunc(hits, func(a, b Hit) int {
-		return cmp.Or(cmp.Compare(b.Similarity, a.Similarity), cmp.Compare(a.FaceID, b.FaceID))
+	slices.SortFunc(cands, func(a, b candidate) int {
+		return cmp.Or(cmp.Compare(b.hit.Similarity, a.hit.Similarity), cmp.Compare(a.hit.FaceID, b.hit.FaceID))
 	})
+	// The best MaxLinked candidates are decided together; any others on
+	// their own similarity.
+	linked := cands[:min(len(cands), MaxLinked)]
+	oc := make([]openset.Candidate, len(linked))
+	for i, c := range linked {
+		oc[i] = openset.Candidate{Similarity: c.hit.Similarity, Quality: c.quality, Template: c.template}
+	}
+	_, verdicts := e.Decider.Decide(oc, gallery, fpir)
+	for i := range cands {
+		c := &cands[i]
+		var v openset.Verdict
+		if i < len(verdicts) {
+			v = verdicts[i]
+		} else {
+			v = openset.Verdict{Match: c.hit.Similarity >= pts.Single && c.quality >= e.Decider.MinQuality,
+				Strangers: e.Decider.Single.FAR(c.hit.Similarity) * float64(gallery)}
+		}
+		c.hit.Strangers, c.hit.Support = v.Strangers, v.Support
+		switch {
+		case !v.Match:
+			c.hit.Band = BandWeak
+		case v.Strangers <= fpir/10:
+			c.hit.Band = BandStrong
+		default:
+			c.hit.Band = BandProbable
+		}
+		switch {
+		case threshold > pts.Single: // narrowed: matches at least that similar
+			if v.Match && c.hit.Similarity >= threshold {
+				hits = append(hits, c.hit)
+			}
+		case v.Match, c.hit.Similarity >= threshold && threshold < pts.Single: // every match; weak ones when exploring
+			hits = append(hits, c.hit)
+		}
+	}
 	above = len(hits)
 	if len(hits) > MaxResults {
 		hits = hits[:MaxResults]

@@ -7,12 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"gabarit/internal/face"
 	"gabarit/internal/keyring"
+	"gabarit/internal/openset"
 	"gabarit/internal/search"
 	"gabarit/internal/store"
 	"gabarit/internal/store/storetest"
@@ -78,23 +80,36 @@ func newFixture(t *testing.T, pr probes) *fixture {
 	add(f.src[0], "alice/2.jpg", vec(1, 0, 0.2, 0))
 	add(f.src[0], "bob.jpg", vec(0, 1, 0, 0))
 	add(f.src[1], "carol.jpg", vec(0, 0, 0, 1))
-	f.eng = &search.Engine{An: pr, Store: db, Keys: kr, Index: f.idx, ModelID: "m1"}
+	f.eng = &search.Engine{An: pr, Store: db, Keys: kr, Index: f.idx, ModelID: "m1", Decider: testDecider(t)}
 	return f
 }
 
-func req(probe string) search.Request {
-	return search.Request{Actor: "cli:test", Purpose: "case work", Case: "C-1", K: 10, Threshold: 0.5, Face: -1, Probe: []byte(probe)}
+// testDecider puts the single-face operating point of a 4-face gallery at
+// FPIR 1% just under 0.5 (0.64 for 3,000 faces), and links faces at 0.9.
+func testDecider(t testing.TB) *openset.Decider {
+	t.Helper()
+	tail, err := openset.New([]openset.TailPoint{{Score: -0.5, FAR: 0.5}, {Score: 0.5, FAR: 0.00125}}, -20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &openset.Decider{Single: tail, Group: tail, Link: 0.9, FloorFAR: 0.1, MinQuality: 0.2}
 }
 
+func req(probe string) search.Request {
+	return search.Request{Actor: "cli:test", Purpose: "case work", Case: "C-1", K: 10, Face: -1, Probe: []byte(probe)}
+}
+
+func ptr(v float64) *float64 { return &v }
+
 func TestSearchFindsThePersonOnly(t *testing.T) {
-	pr := probes{"alice": {{Box: box(10), Embedding: vec(0, 1, 0, 0)}, {Box: box(50), Embedding: vec(1, 0.05, 0.05, 0)}}}
+	pr := probes{"alice": {{Box: box(10), Quality: 0.1, Embedding: vec(0, 1, 0, 0)}, {Box: box(50), Quality: 0.8, Embedding: vec(1, 0.05, 0.05, 0)}}}
 	f := newFixture(t, pr)
 	ctx := context.Background()
 	res, err := f.eng.Search(ctx, req("alice"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The largest face (alice) is searched, not bob's small one.
+	// The best face (alice) is searched, not bob's small, blurred one.
 	if len(res.Hits) != 2 || res.Hits[0].Locator != "alice/1.jpg" && res.Hits[0].Locator != "alice/2.jpg" {
 		t.Fatalf("hits = %+v", res.Hits)
 	}
@@ -106,6 +121,9 @@ func TestSearchFindsThePersonOnly(t *testing.T) {
 	if res.ProbeFaces != 2 || res.ProbeFace.Embedding != nil {
 		t.Errorf("probe faces %d, probe template kept: %v", res.ProbeFaces, res.ProbeFace.Embedding != nil)
 	}
+	if p := res.Probe; p.Index != 1 || p.Faces != 2 || p.Chosen != "best quality" || p.Quality != 0.8 || p.Warning != "" {
+		t.Errorf("probe face = %+v", p)
+	}
 
 	// --face 0 searches bob.
 	r := req("alice")
@@ -113,6 +131,9 @@ func TestSearchFindsThePersonOnly(t *testing.T) {
 	res, err = f.eng.Search(ctx, r)
 	if err != nil || len(res.Hits) != 1 || res.Hits[0].Locator != "bob.jpg" {
 		t.Fatalf("face 0: %+v, %v", res.Hits, err)
+	}
+	if p := res.Probe; p.Index != 0 || p.Chosen != "asked" || !strings.Contains(p.Warning, "low-quality") {
+		t.Errorf("asked low-quality face = %+v", p)
 	}
 	r.Face = 2
 	if _, err := f.eng.Search(ctx, r); !errors.Is(err, search.ErrBadRequest) {
@@ -169,6 +190,8 @@ func TestEverySearchAudited(t *testing.T) {
 		Purpose, Case, Probe_sha256 string
 		K                           int
 		Threshold                   float64
+		Operating_point, FPIR       float64
+		Gallery, Above              int
 		Returned                    []int64
 	}
 	if err := json.Unmarshal(e.Detail, &d); err != nil {
@@ -176,7 +199,8 @@ func TestEverySearchAudited(t *testing.T) {
 	}
 	sum := sha256.Sum256([]byte("alice"))
 	if d.Purpose != "case work" || d.Case != "C-1" || d.Probe_sha256 != fmt.Sprintf("%x", sum) || d.K != 10 ||
-		d.Threshold != 0.5 || len(d.Returned) != 2 {
+		d.Threshold != res.OperatingPoint || d.Operating_point != res.OperatingPoint || d.FPIR != search.DefaultFPIR ||
+		d.Gallery != 4 || d.Above != 2 || len(d.Returned) != 2 {
 		t.Errorf("audit detail = %s", e.Detail)
 	}
 	if bytes.Contains(e.Detail, []byte("alice")) && !strings.Contains(string(e.Detail), "alice/") {
@@ -216,7 +240,7 @@ func TestDeletedAndShreddedNeverReturned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Hits) != 0 || len(res.Stale) != 1 {
+	if len(res.Hits) != 0 || !slices.Contains(res.Stale, f.ids["carol.jpg"]) {
 		t.Errorf("shredded source: hits %+v, stale %v", res.Hits, res.Stale)
 	}
 }
@@ -227,7 +251,7 @@ func TestBadRequests(t *testing.T) {
 	for _, mod := range []func(*search.Request){
 		func(r *search.Request) { r.K = 0 },
 		func(r *search.Request) { r.K = search.MaxK + 1 },
-		func(r *search.Request) { r.Threshold = 1.5 },
+		func(r *search.Request) { r.Threshold = ptr(1.5) },
 		func(r *search.Request) { r.Actor = "" },
 		func(r *search.Request) { r.Probe = nil },
 	} {

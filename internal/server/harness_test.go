@@ -66,10 +66,14 @@ func (fakeModel) ModelID() string     { return "fake-16" }
 func (fakeModel) Dim() int            { return fakeDim }
 func (fakeModel) SamePerson() float64 { return 0.9 }
 
-// OpenSet is a tail for fakeModel's random-like templates: different
-// photos' templates have cosines near 0.
-func (fakeModel) OpenSet() (*openset.Calibration, error) {
-	return openset.New([]openset.TailPoint{{Score: 0.2, FAR: 1e-2}, {Score: 0.4, FAR: 1e-5}}, -15)
+// OpenSet is a decision model for fakeModel's random-like templates:
+// different photos' templates have cosines near 0.
+func (fakeModel) OpenSet() (*openset.Decider, error) {
+	tail, err := openset.New([]openset.TailPoint{{Score: 0.2, FAR: 1e-2}, {Score: 0.4, FAR: 1e-5}}, -15)
+	if err != nil {
+		return nil, err
+	}
+	return &openset.Decider{Single: tail, Group: tail, Link: 0.9, FloorFAR: 1e-2, MinQuality: 0}, nil
 }
 
 // testPNG is a small valid image of one colour (black: no face for fakeModel).

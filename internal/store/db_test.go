@@ -391,7 +391,8 @@ var downs = map[int]string{
 ALTER TABLE searches DROP COLUMN probe_crop; ALTER TABLE searches DROP COLUMN probe_face;
 ALTER TABLE searches DROP COLUMN results; ALTER TABLE searches DROP COLUMN above;
 ALTER TABLE searches DROP COLUMN exploratory; ALTER TABLE searches DROP COLUMN gallery;
-ALTER TABLE searches DROP COLUMN fpir; ALTER TABLE searches DROP COLUMN operating_point`,
+ALTER TABLE searches DROP COLUMN fpir; ALTER TABLE searches DROP COLUMN group_point;
+ALTER TABLE searches DROP COLUMN operating_point`,
 	4: `DROP TABLE confirmations; DROP TABLE users`,
 	3: `DROP TABLE rights_requests`,
 }

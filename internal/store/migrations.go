@@ -237,6 +237,7 @@ CREATE INDEX api_tokens_user_name ON api_tokens (user_name);
 	func(tx *sql.Tx) error {
 		_, err := tx.Exec(`
 ALTER TABLE searches ADD COLUMN operating_point REAL;
+ALTER TABLE searches ADD COLUMN group_point REAL;
 ALTER TABLE searches ADD COLUMN fpir REAL;
 ALTER TABLE searches ADD COLUMN gallery INTEGER;
 ALTER TABLE searches ADD COLUMN exploratory TEXT;

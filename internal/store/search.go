@@ -30,7 +30,10 @@ type Search struct {
 	// OperatingPoint is the least similarity of a match at the target
 	// FPIR for a gallery of Gallery faces.
 	OperatingPoint float64
-	FPIR           float64 // target false-positive identification rate
+	// GroupPoint is the least second-best similarity of a group of
+	// look-alike candidates that all match (person-level evidence).
+	GroupPoint float64
+	FPIR       float64 // target false-positive identification rate
 	Gallery        int     // faces compared: the gallery size of the operating point
 	// Exploratory is the stated reason of a search run below the operating
 	// point ("" for a search at it); its results below the operating point
@@ -140,10 +143,10 @@ func (tx *Tx) AddSearch(ctx context.Context, s Search) (int64, error) {
 	}
 	res, err := tx.tx.ExecContext(ctx, `
 INSERT INTO searches (actor, at, purpose, case_ref, probe_sha256, k, threshold, returned,
-	operating_point, fpir, gallery, exploratory, above, results, probe_face, probe_crop)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	operating_point, group_point, fpir, gallery, exploratory, above, results, probe_face, probe_crop)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		s.Actor, ms(at), s.Purpose, caseRef, s.ProbeSHA256[:], s.K, s.Threshold, string(list),
-		s.OperatingPoint, s.FPIR, s.Gallery, exploratory, s.Above, results, probeFace, probeCrop)
+		s.OperatingPoint, s.GroupPoint, s.FPIR, s.Gallery, exploratory, s.Above, results, probeFace, probeCrop)
 	if err != nil {
 		return 0, fmt.Errorf("add search: %w", err)
 	}
@@ -161,23 +164,23 @@ func (db *DB) Search(ctx context.Context, id int64) (Search, error) {
 }
 
 const searchColumns = `id, actor, at, purpose, case_ref, probe_sha256, k, threshold, returned,
-	operating_point, fpir, gallery, exploratory, above, results, probe_face, probe_crop`
+	operating_point, group_point, fpir, gallery, exploratory, above, results, probe_face, probe_crop`
 
 func scanSearch(sc scanner) (Search, error) {
 	var s Search
 	var at int64
 	var caseRef, exploratory, results, probeFace sql.NullString
-	var op, fpir sql.NullFloat64
+	var op, gp, fpir sql.NullFloat64
 	var gallery, above sql.NullInt64
 	var probe []byte
 	var list string
 	if err := sc.Scan(&s.ID, &s.Actor, &at, &s.Purpose, &caseRef, &probe, &s.K, &s.Threshold, &list,
-		&op, &fpir, &gallery, &exploratory, &above, &results, &probeFace, &s.ProbeCrop); err != nil {
+		&op, &gp, &fpir, &gallery, &exploratory, &above, &results, &probeFace, &s.ProbeCrop); err != nil {
 		return Search{}, err
 	}
 	s.At = fromMS(at)
 	s.CaseRef = caseRef.String
-	s.OperatingPoint, s.FPIR = op.Float64, fpir.Float64
+	s.OperatingPoint, s.GroupPoint, s.FPIR = op.Float64, gp.Float64, fpir.Float64
 	s.Gallery, s.Above = int(gallery.Int64), int(above.Int64)
 	s.Exploratory = exploratory.String
 	copy(s.ProbeSHA256[:], probe)
@@ -246,13 +249,14 @@ func (db *DB) RecordSearch(ctx context.Context, s Search) (searchID, auditID int
 			K              int     `json:"k"`
 			Threshold      float64 `json:"threshold"`
 			OperatingPoint float64 `json:"operating_point"`
+			GroupPoint     float64 `json:"group_point"`
 			FPIR           float64 `json:"fpir"`
 			Gallery        int     `json:"gallery"`
 			Exploratory    string  `json:"exploratory,omitempty"`
 			Above          int     `json:"above"`
 			Returned       []int64 `json:"returned"`
 		}{s.Purpose, s.CaseRef, fmt.Sprintf("%x", s.ProbeSHA256), s.K, s.Threshold,
-			s.OperatingPoint, s.FPIR, s.Gallery, s.Exploratory, s.Above, returned})
+			s.OperatingPoint, s.GroupPoint, s.FPIR, s.Gallery, s.Exploratory, s.Above, returned})
 		if err != nil {
 			return err
 		}

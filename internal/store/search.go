@@ -34,7 +34,7 @@ type Search struct {
 	// look-alike candidates that all match (person-level evidence).
 	GroupPoint float64
 	FPIR       float64 // target false-positive identification rate
-	Gallery        int     // faces compared: the gallery size of the operating point
+	Gallery    int     // faces compared: the gallery size of the operating point
 	// Exploratory is the stated reason of a search run below the operating
 	// point ("" for a search at it); its results below the operating point
 	// are marked weak.

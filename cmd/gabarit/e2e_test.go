@@ -43,7 +43,7 @@ func TestMain(m *testing.M) {
 // cli runs the command line in-process with the data directory data.
 func cli(t *testing.T, data string, args ...string) (string, string, error) {
 	t.Helper()
-	if len(args) > 1 && (args[0] == "source" || args[0] == "audit" || args[0] == "export" || args[0] == "rights" || args[0] == "user") {
+	if len(args) > 1 && (args[0] == "source" || args[0] == "audit" || args[0] == "export" || args[0] == "rights" || args[0] == "user" || args[0] == "policy") {
 		args = append([]string{args[0], args[1], "--data", data}, args[2:]...)
 	} else {
 		args = append([]string{args[0], "--data", data}, args[1:]...)

@@ -35,6 +35,7 @@ Usage:
                                            users and roles (admin, operator, investigator, verifier, dpo,
                                            auditor, examiner)
   gabarit user password --password-file F NAME   set a console password (admin)
+  gabarit policy show [--json] | set --fpir RATE   the searches' target false-positive identification rate
   gabarit rights request --kind access|erasure|objection|restriction --selfie PHOTO… --contact TEXT
   gabarit rights process [--json] ID       verify the selfies, find the person's faces, act
   gabarit rights list [--json]             the register of requests, deadlines and outcomes
@@ -115,6 +116,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return env.rights(ctx, rest)
 	case "user":
 		return env.user(ctx, rest)
+	case "policy":
+		return env.policy(ctx, rest)
 	case "confirm":
 		return env.confirm(ctx, rest)
 	case "reject":

@@ -66,6 +66,11 @@ func newRightsFixture(t *testing.T) *rightsFixture {
 	if _, stderr, err := cli(t, f.data, "ingest", "--json", fmt.Sprint(f.src)); exitCode(err) > 1 {
 		t.Fatalf("ingest: %v\n%s", err, stderr)
 	}
+	// The tests search below the operating point to see everyone: the
+	// command line's account is an examiner.
+	if _, stderr, err := cli(t, f.data, "user", "add", "--roles", "admin,examiner", actor()); err != nil {
+		t.Fatalf("user add: %v\n%s", err, stderr)
+	}
 	return f
 }
 
@@ -103,7 +108,8 @@ func (f *rightsFixture) process(t *testing.T, id int64) map[string]any {
 // and locators it prints.
 func (f *rightsFixture) search(t *testing.T, threshold string) app.SearchView {
 	t.Helper()
-	out, _, err := cli(t, f.data, "search", "--purpose", "test", "--k", "1000", "--threshold", threshold, "--json", f.selfie)
+	out, _, err := cli(t, f.data, "search", "--purpose", "test", "--all", "--threshold", threshold,
+		"--reason", "rights test: every face at this threshold", "--json", f.selfie)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,18 +353,23 @@ func TestRightsRestriction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng := &search.Engine{An: fixedAnalysis{an}, Store: dk.DB, Keys: dk.Keys, Index: h.Index, ModelID: modelID,
+	dec, err := kit.OpenSet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng := &search.Engine{An: fixedAnalysis{an}, Store: dk.DB, Keys: dk.Keys, Index: h.Index, ModelID: modelID, Decider: dec,
 		Hide: func(ctx context.Context, t []float32) (bool, error) {
 			return v.Match(ctx, modelID, t, []vault.Kind{vault.Objection, vault.Restriction}, kit.Manifest.Thresholds.SamePerson)
 		}}
 	refs := map[int64]string{}
 	for i := range 1000 {
 		res, err := eng.Search(ctx, search.Request{Actor: "test", Purpose: "restriction check", K: 1 + i%50,
-			Threshold: []float64{-1, 0, 0.2, 0.3566}[i%4], Face: -1, Probe: probe})
+			Threshold: &[]float64{-1, 0, 0.2, 0.3566}[i%4], MayExplore: true, Reason: "restriction check",
+			Face: -1, Probe: probe})
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, hit := range res.Hits {
+		for _, hit := range res.All {
 			refs[hit.FaceID] = hit.Locator
 			if f.own(hit.Locator) && hit.Similarity >= kit.Manifest.Thresholds.SamePerson {
 				t.Fatalf("search %d returned the restricted person's %s at %.3f", i, hit.Locator, hit.Similarity)

@@ -79,7 +79,7 @@ func (e *cmdEnv) search(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	eng, err := app.SearchEngine(dk, kit, v, h.Index)
+	eng, err := app.SearchEngine(ctx, dk, kit, v, h.Index)
 	if err != nil {
 		return err
 	}

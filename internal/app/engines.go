@@ -38,15 +38,20 @@ const SelfieMatch = 0.4525
 
 // SearchEngine wires a search engine: people who objected or whose data is
 // restricted (in v) are never shown; the operating point comes from the
-// model's open-set calibration; the searched face's crop is sealed with
-// the search record (SealProbeCrop).
-func SearchEngine(d *Data, m Model, v *vault.Vault, idx vindex.Index) (*search.Engine, error) {
+// model's open-set calibration at the policy's target FPIR (SearchFPIR);
+// the searched face's crop is sealed with the search record
+// (SealProbeCrop).
+func SearchEngine(ctx context.Context, d *Data, m Model, v *vault.Vault, idx vindex.Index) (*search.Engine, error) {
 	cal, err := m.OpenSet()
 	if err != nil {
 		return nil, err
 	}
+	fpir, err := SearchFPIR(ctx, d.DB)
+	if err != nil {
+		return nil, err
+	}
 	modelID, same := m.ModelID(), m.SamePerson()
-	return &search.Engine{An: m, Store: d.DB, Keys: d.Keys, Index: idx, ModelID: modelID, Decider: cal,
+	return &search.Engine{An: m, Store: d.DB, Keys: d.Keys, Index: idx, ModelID: modelID, Decider: cal, FPIR: fpir,
 		Hide: func(ctx context.Context, t []float32) (bool, error) {
 			return v.Match(ctx, modelID, t, []vault.Kind{vault.Objection, vault.Restriction}, same)
 		},

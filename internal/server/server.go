@@ -118,7 +118,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Log, slots: make(chan struct{}, cfg.Analyses)}
 	s.metrics = newMetrics(s)
-	se, err := app.SearchEngine(cfg.Data, cfg.Model, cfg.Vault, cfg.Index.Index)
+	se, err := app.SearchEngine(context.Background(), cfg.Data, cfg.Model, cfg.Vault, cfg.Index.Index)
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}

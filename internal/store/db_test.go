@@ -387,7 +387,7 @@ func TestFileMode(t *testing.T) {
 // migrations those tests step back over are listed.
 var downs = map[int]string{
 	5: `DROP TABLE api_tokens; DROP TABLE sessions; ALTER TABLE users DROP COLUMN password_hash`,
-	6: `DROP TABLE rejections; DROP INDEX searches_case_ref; DROP INDEX searches_actor;
+	6: `DROP TABLE settings; DROP TABLE rejections; DROP INDEX searches_case_ref; DROP INDEX searches_actor;
 ALTER TABLE searches DROP COLUMN probe_crop; ALTER TABLE searches DROP COLUMN probe_face;
 ALTER TABLE searches DROP COLUMN results; ALTER TABLE searches DROP COLUMN above;
 ALTER TABLE searches DROP COLUMN exploratory; ALTER TABLE searches DROP COLUMN gallery;

@@ -232,7 +232,9 @@ CREATE INDEX api_tokens_user_name ON api_tokens (user_name);
 	// (probe_face), and that face's crop sealed for the verifiers
 	// (probe_crop), deleted with the search record. Verifiers may reject a
 	// result, with a reason: a rejected face never becomes an
-	// identification. JSON columns are checked by the code, not by CHECK
+	// identification. Settings hold the policy (the target FPIR of
+	// searches), shared by every instance and changed with an audit entry.
+	// JSON columns are checked by the code, not by CHECK
 	// constraints, so that they mean the same in every SQLite version.
 	func(tx *sql.Tx) error {
 		_, err := tx.Exec(`
@@ -247,6 +249,13 @@ ALTER TABLE searches ADD COLUMN probe_face TEXT;
 ALTER TABLE searches ADD COLUMN probe_crop BLOB;
 CREATE INDEX searches_actor ON searches (actor, id);
 CREATE INDEX searches_case_ref ON searches (case_ref, id) WHERE case_ref IS NOT NULL;
+
+CREATE TABLE settings (
+	name   TEXT    PRIMARY KEY CHECK (name <> ''),
+	value  TEXT    NOT NULL,
+	set_by TEXT    NOT NULL CHECK (set_by <> ''),
+	set_at INTEGER NOT NULL
+) STRICT;
 
 CREATE TABLE rejections (
 	search_id INTEGER NOT NULL REFERENCES searches (id),

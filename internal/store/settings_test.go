@@ -1,0 +1,48 @@
+package store_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+
+	"gabarit/internal/store"
+	"gabarit/internal/store/storetest"
+)
+
+func TestSettingsAreAudited(t *testing.T) {
+	ctx := context.Background()
+	db, _ := storetest.Open(t)
+	if _, err := db.Setting(ctx, "search.fpir"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unset: err = %v", err)
+	}
+	if err := db.SetSetting(ctx, "search.fpir", "", "cli:admin"); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("empty value: err = %v", err)
+	}
+	for _, v := range []string{"0.005", "0.02"} {
+		if err := db.SetSetting(ctx, "search.fpir", v, "cli:admin"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := db.Setting(ctx, "search.fpir")
+	if err != nil || st.Value != "0.02" || st.By != "cli:admin" || st.At.IsZero() {
+		t.Fatalf("setting = %+v, %v", st, err)
+	}
+	es, err := db.AuditEntries(ctx, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sets []map[string]any
+	for _, e := range es {
+		if e.Action == "policy.set" && e.Object == "setting/search.fpir" {
+			var d map[string]any
+			if err := json.Unmarshal(e.Detail, &d); err != nil {
+				t.Fatal(err)
+			}
+			sets = append(sets, d)
+		}
+	}
+	if len(sets) != 2 || sets[0]["old"] != nil || sets[0]["new"] != "0.005" || sets[1]["old"] != "0.005" || sets[1]["new"] != "0.02" {
+		t.Errorf("audit of the settings: %v", sets)
+	}
+}

@@ -27,6 +27,7 @@ type searchRecordJSON struct {
 	K              int                `json:"k"`
 	Threshold      float64            `json:"threshold"`
 	OperatingPoint float64            `json:"operating_point"`
+	GroupPoint     float64            `json:"group_operating_point"`
 	FPIR           float64            `json:"fpir"`
 	Gallery        int                `json:"gallery"`
 	Exploratory    bool               `json:"exploratory"`
@@ -114,7 +115,7 @@ func (s *Server) loadRecord(ctx context.Context, id int64, p *principal) (search
 		return searchRecordJSON{}, store.Search{}, err
 	}
 	out := searchRecordJSON{ID: sr.ID, Actor: sr.Actor, At: sr.At, Purpose: sr.Purpose, Case: sr.CaseRef, K: sr.K,
-		Threshold: round4(sr.Threshold), OperatingPoint: round4(sr.OperatingPoint), FPIR: sr.FPIR, Gallery: sr.Gallery,
+		Threshold: round4(sr.Threshold), OperatingPoint: round4(sr.OperatingPoint), GroupPoint: round4(sr.GroupPoint), FPIR: sr.FPIR, Gallery: sr.Gallery,
 		Exploratory: sr.Exploratory != "", Reason: sr.Exploratory, Above: sr.Above, Truncated: sr.Above > len(sr.Returned),
 		ProbeFace: app.NewProbeFaceView(sr.ProbeFace), ProbeCrop: len(sr.ProbeCrop) > 0, State: sum.State(),
 		Returned: sr.Returned, Confirmations: []confirmationJSON{}, Rejections: []rejectionJSON{},

@@ -90,7 +90,7 @@ func TestConsoleHistoryAndVerification(t *testing.T) {
 	}
 	rec = vera.get("/searches/2?cursor=o24")
 	mustContain(t, "search record, last page", rec.body, "(showing 25–28)", `href="/searches/2?cursor=o0#results" rel="prev"`,
-		`data-band="weak"`, "below the operating point: not a match")
+		`data-band="weak"`, "not a match: an exploratory search's lead below the operating point")
 	for _, m := range regexp.MustCompile(`id="face-(\d+)"`).FindAllStringSubmatch(rec.body, -1) {
 		seen = append(seen, m[1])
 	}

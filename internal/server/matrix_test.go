@@ -29,7 +29,9 @@ var allRoles = []store.Role{store.RoleAdmin, store.RoleOperator, store.RoleInves
 func TestRoleMatrix(t *testing.T) {
 	e := newTestEnv(t, nil)
 	callers := map[string]*client{"anonymous": e.anon()}
-	for _, r := range allRoles {
+	// An examiner holds no route of their own: with investigator, they may
+	// search below the operating point.
+	for _, r := range append(slices.Clone(allRoles), store.RoleExaminer) {
 		name := "u-" + string(r)
 		e.addUser(name, r)
 		callers[string(r)] = e.token(name)
@@ -90,6 +92,16 @@ func TestRoleMatrix(t *testing.T) {
 	rule("POST", "/api/v1/exports/authority", store.RoleDPO, store.RoleAuditor)
 	rule("POST", "/api/v1/users", store.RoleAdmin)
 	rule("GET", "/api/v1/faces/{id}/crop", store.RoleInvestigator, store.RoleVerifier)
+	rule("GET", "/api/v1/faces/{id}/image.jpg", store.RoleInvestigator, store.RoleVerifier)
+	rule("GET", "/api/v1/searches", store.RoleInvestigator, store.RoleVerifier, store.RoleAuditor)
+	rule("GET", "/api/v1/searches/{id}/results", store.RoleInvestigator, store.RoleVerifier, store.RoleAuditor)
+	rule("GET", "/api/v1/searches/{id}/probe.jpg", store.RoleInvestigator, store.RoleVerifier, store.RoleAuditor)
+	rule("POST", "/api/v1/searches/{id}/reject", store.RoleVerifier)
+	rule("GET", "/searches", store.RoleInvestigator, store.RoleVerifier, store.RoleAuditor)
+	rule("GET", "/searches/{id}/faces/{face}", store.RoleInvestigator, store.RoleVerifier, store.RoleAuditor)
+	rule("GET", "/searches/{id}/faces/{face}/confirm", store.RoleVerifier)
+	rule("POST", "/searches/{id}/confirm", store.RoleVerifier)
+	rule("POST", "/searches/{id}/reject", store.RoleVerifier)
 }
 
 func isPage(rt *route) bool { return rt.kind == page || rt.kind == pageForm }

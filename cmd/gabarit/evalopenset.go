@@ -96,11 +96,12 @@ func (e *cmdEnv) evalOpenSet(ctx context.Context, args []string) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "\nsingle-face impostor tail of every photo (slope %.4f beyond the last point):\n", dec.Single.Slope())
+	ns, ng := eval.TailCounts(photos, eval.DefaultMinQuality)
+	fmt.Fprintf(e.stdout, "\nsingle-face impostor tail of every photo, %d comparisons (slope %.4f beyond the last point):\n", ns, dec.Single.Slope())
 	for _, p := range dec.Single.Points() {
 		fmt.Fprintf(e.stdout, "\t{Score: %.4f, FAR: %.4g},\n", p.Score, p.FAR)
 	}
-	fmt.Fprintf(e.stdout, "group (second-best) impostor tail (slope %.4f beyond the last point):\n", dec.Group.Slope())
+	fmt.Fprintf(e.stdout, "group (second-best) impostor tail, %d comparisons (slope %.4f beyond the last point):\n", ng, dec.Group.Slope())
 	for _, p := range dec.Group.Points() {
 		fmt.Fprintf(e.stdout, "\t{Score: %.4f, FAR: %.4g},\n", p.Score, p.FAR)
 	}

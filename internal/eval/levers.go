@@ -244,3 +244,10 @@ func must(p []openset.TailPoint, slope float64, err error) ([]openset.TailPoint,
 	}
 	return p, slope
 }
+
+// TailCounts returns how many impostor comparisons BuildDecider fits its
+// single-face and group tails on.
+func TailCounts(photos []Photo, minQ float64) (single, group int) {
+	photos = keepQuality(photos, minQ)
+	return len(ImpostorScores(photos)), len(mthBest(photos, 2))
+}

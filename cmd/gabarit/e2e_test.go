@@ -209,7 +209,7 @@ func TestIngestSearchPurge(t *testing.T) {
 	// not at a threshold no re-take reaches: "no match" is an answer.
 	crop := cropJPEG(t, probe, filepath.Join(t.TempDir(), "crop.jpg"))
 	out, _, err = cli(t, data, "search", "--purpose", "test", "--threshold", "0.9999", crop)
-	if err != nil || !strings.HasPrefix(out, "no match") {
+	if err != nil || !strings.Contains(out, "\nno match: ") {
 		t.Errorf("search above any re-take's similarity: %q, %v", out, err)
 	}
 	// No purpose: refused, nothing recorded.

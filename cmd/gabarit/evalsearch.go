@@ -30,8 +30,8 @@ type evalSearchJSON struct {
 	Top1             float64 `json:"top1"`
 	Top5             float64 `json:"top5"`
 	NoMatch          int     `json:"probes_with_no_match"`
-	Strangers        int     `json:"strangers_above_threshold"`
-	ProbesStrangers  int     `json:"probes_with_a_stranger_above_threshold"`
+	Strangers        int     `json:"strangers_returned"`
+	ProbesStrangers  int     `json:"probes_with_a_stranger_returned"`
 	StrangerAtTop1   int     `json:"probes_with_a_stranger_first"`
 	Threshold        float64 `json:"threshold"`
 	PipelinePerSec   float64 `json:"pipeline_images_per_second"`
@@ -206,7 +206,7 @@ func (e *cmdEnv) evalSearch(ctx context.Context, args []string) error {
 			rep.NoMatch++
 		}
 		strangers := 0
-		for j, hit := range res.Hits {
+		for j, hit := range res.All { // every result, not only the first page
 			own := strings.SplitN(hit.Locator, "/", 2)[0] == probeOf[i]
 			switch {
 			case own && j == 0:
@@ -235,7 +235,7 @@ func (e *cmdEnv) evalSearch(ctx context.Context, args []string) error {
 	fmt.Fprintf(e.stdout, "%d identities, gallery %d images / %d faces, threshold %.4f, k %d\n",
 		rep.Identities, rep.GalleryImages, rep.GalleryFaces, rep.Threshold, *k)
 	fmt.Fprintf(e.stdout, "top-1 %.3f  top-5 %.3f  no match %d  probes without a face %d\n", rep.Top1, rep.Top5, rep.NoMatch, rep.ProbesNoFace)
-	fmt.Fprintf(e.stdout, "strangers above the threshold: %d results over %d probes (a stranger first: %d)\n",
+	fmt.Fprintf(e.stdout, "strangers returned: %d results over %d probes (a stranger first: %d)\n",
 		rep.Strangers, rep.ProbesStrangers, rep.StrangerAtTop1)
 	fmt.Fprintf(e.stdout, "ingest %.1f images/s = %.0f%% of the pipeline alone (%.1f images/s); search %.1f ms per probe\n",
 		rep.IngestPerSec, 100*rep.IngestOfPipeline, rep.PipelinePerSec, rep.SearchMeanMS)

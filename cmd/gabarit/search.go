@@ -113,6 +113,9 @@ func (e *cmdEnv) search(ctx context.Context, args []string) error {
 		res.Hits = res.All
 	}
 	out := app.NewSearchView(res)
+	if res.Exploratory {
+		out.ExploratoryReason = *reason
+	}
 	if *asJSON {
 		return json.NewEncoder(e.stdout).Encode(out)
 	}
@@ -128,26 +131,31 @@ func printSearch(e *cmdEnv, out app.SearchView) {
 			fmt.Fprintf(e.stdout, "warning: %s\n", p.Warning)
 		}
 	}
-	fmt.Fprintf(e.stdout, "operating point %.4f: FPIR %g for %d stored faces", out.OperatingPoint, out.FPIR, out.Gallery)
+	fmt.Fprintf(e.stdout, "operating point %.4f alone, %.4f with look-alikes: FPIR %g for %d stored faces",
+		out.OperatingPoint, out.GroupPoint, out.FPIR, out.Gallery)
 	if out.Exploratory {
-		fmt.Fprintf(e.stdout, "; EXPLORATORY search at %.4f, below the operating point: weak results are not matches", out.Threshold)
+		fmt.Fprintf(e.stdout, "; EXPLORATORY search at %.4f, below the operating point (%s): weak results are not matches",
+			out.Threshold, out.ExploratoryReason)
 	}
 	fmt.Fprintln(e.stdout)
 	if !out.Match {
-		fmt.Fprintf(e.stdout, "no match: no stored face reaches similarity %.4f (search %d, audit entry %d)\n",
-			out.Threshold, out.SearchID, out.AuditID)
+		fmt.Fprintf(e.stdout, "no match: no stored face is a match (search %d, audit entry %d)\n", out.SearchID, out.AuditID)
 		return
 	}
-	fmt.Fprintf(e.stdout, "%d face(s) at similarity ≥ %.4f, showing %d (search %d, audit entry %d)\n",
-		out.Above, out.Threshold, len(out.Results), out.SearchID, out.AuditID)
+	what := "match(es)"
+	if out.Exploratory {
+		what = "result(s): matches and weak leads"
+	}
+	fmt.Fprintf(e.stdout, "%d %s, showing %d (search %d, audit entry %d)\n",
+		out.Above, what, len(out.Results), out.SearchID, out.AuditID)
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SIMILARITY\tBAND\tSTRANGERS\tFACE\tSOURCE\tBASIS\tBOX\tIMAGE")
+	fmt.Fprintln(tw, "SIMILARITY\tBAND\tSTRANGERS\tLOOK-ALIKES\tFACE\tSOURCE\tBASIS\tBOX\tIMAGE")
 	for _, j := range out.Results {
 		loc := j.Locator
 		if j.TimeCodeMS != nil {
 			loc += " @ " + (time.Duration(*j.TimeCodeMS) * time.Millisecond).String()
 		}
-		fmt.Fprintf(tw, "%.4f\t%s\t%.2g\t%d\t%d\t%s\t%.0f,%.0f %.0fx%.0f\t%s\n", j.Similarity, j.Band, j.Strangers, j.FaceID,
+		fmt.Fprintf(tw, "%.4f\t%s\t%.2g\t%d\t%d\t%d\t%s\t%.0f,%.0f %.0fx%.0f\t%s\n", j.Similarity, j.Band, j.Strangers, j.Support, j.FaceID,
 			j.SourceID, j.LegalBasis, j.Box[0], j.Box[1], j.Box[2], j.Box[3], loc)
 	}
 	_ = tw.Flush() // stdout; nothing to do on error

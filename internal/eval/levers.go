@@ -16,8 +16,8 @@ func Levers() []Rule {
 	return []Rule{
 		QualityGate("gallery quality ≥ 0.2", 0.2),
 		ZNorm("per-probe z-norm"),
-		Decided("groups of look-alikes", 0),
-		Decided("groups + gallery quality ≥ 0.2 (the default)", DefaultMinQuality),
+		Decided("look-alikes, no quality gate", 0),
+		Decided("look-alikes of quality ≥ 0.2 (the default)", DefaultMinQuality),
 	}
 }
 

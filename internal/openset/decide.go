@@ -11,9 +11,11 @@ import (
 // photo of another person by chance; a person resembles several of their
 // own.
 //
-// Candidates are the stored faces of quality at least MinQuality whose
-// similarity to the probe reaches the floor (the single-face tail's score
-// at FloorFAR). Two candidates whose own similarity reaches Link are
+// Candidates are the stored faces whose similarity to the probe reaches the
+// floor (the single-face tail's score at FloorFAR). Faces of quality under
+// MinQuality (small, blurred, turned away: their similarities are noisy)
+// take no part in look-alike evidence: they match on their own similarity
+// only. Two candidates whose own similarity reaches Link are
 // look-alikes, most often the same person. A candidate is a match when its
 // own similarity reaches the single-face operating point, or when, among
 // itself and its look-alikes, the second-best similarity to the probe
@@ -27,7 +29,7 @@ type Decider struct {
 	Group      *Calibration // tail of the second-best similarity of one other person's faces
 	Link       float64      // least similarity of two stored faces taken as look-alikes
 	FloorFAR   float64      // pairwise FAR of the least similarity of a candidate
-	MinQuality float64      // stored faces of lower quality are never matches
+	MinQuality float64      // stored faces of lower quality match on their own similarity only
 }
 
 // Candidate is one stored face compared with the probe.
@@ -84,14 +86,15 @@ func (d *Decider) Points(n int, fpir float64) Points {
 }
 
 // Decide returns the verdict on each candidate, for a gallery of n faces at
-// target FPIR fpir. Candidates under the floor or MinQuality are never
-// matches and are nobody's look-alikes.
+// target FPIR fpir. Candidates under the floor or MinQuality are nobody's
+// look-alikes, and match only at the single-face operating point.
 func (d *Decider) Decide(cands []Candidate, n int, fpir float64) (Points, []Verdict) {
 	p := d.Points(n, fpir)
 	out := make([]Verdict, len(cands))
 	var in []int // candidates that take part
 	for i, c := range cands {
 		out[i].Strangers = d.Single.FAR(c.Similarity) * float64(max(n, 0))
+		out[i].Match = c.Similarity >= p.Single
 		if c.Similarity >= p.Floor && c.Quality >= d.MinQuality {
 			in = append(in, i)
 		}

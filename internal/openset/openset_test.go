@@ -99,8 +99,8 @@ func unit(xs ...float32) []float32 {
 
 // TestDecideUsesGroups: a face under the single-face operating point is a
 // match when a look-alike of it is close enough to the probe too; a lone
-// face at the same similarity is not; faces under the minimum quality are
-// never matches and carry no one; look-alikes of look-alikes do not count.
+// face at the same similarity is not; faces under the minimum quality
+// match on their own similarity only, and neither carry nor are carried.
 func TestDecideUsesGroups(t *testing.T) {
 	tail := testTail(t)
 	d := &Decider{Single: tail, Group: tail, Link: 0.9, FloorFAR: 1e-2, MinQuality: 0.2}
@@ -121,15 +121,16 @@ func TestDecideUsesGroups(t *testing.T) {
 		{Similarity: mid, Quality: 0.9, Template: lone},
 		{Similarity: p.Single + 0.02, Quality: 0.1, Template: low},
 		{Similarity: p.Floor - 0.01, Quality: 0.9, Template: a},
+		{Similarity: mid, Quality: 0.1, Template: a2}, // a blurred look-alike of a: not carried
 	}
 	_, v := d.Decide(cands, 100, 0.01)
-	want := []bool{true, true, false, false, false}
+	want := []bool{true, true, false, true, false, false}
 	for i := range want {
 		if v[i].Match != want[i] {
 			t.Errorf("candidate %d: match %v, want %v (%+v)", i, v[i].Match, want[i], v[i])
 		}
 	}
-	if !v[1].ByGroup || v[1].Support != 1 || v[0].ByGroup || v[0].Support != 1 || v[2].Support != 0 {
+	if !v[1].ByGroup || v[1].Support != 1 || v[0].ByGroup || v[0].Support != 1 || v[2].Support != 0 || v[5].Support != 0 {
 		t.Errorf("look-alikes: %+v", v)
 	}
 	if v[1].Strangers >= tail.FAR(mid)*100 {

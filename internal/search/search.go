@@ -432,7 +432,7 @@ func (e *Engine) match(ctx context.Context, q []float32, threshold, fpir float64
 		if i < len(verdicts) {
 			v = verdicts[i]
 		} else {
-			v = openset.Verdict{Match: c.hit.Similarity >= pts.Single && c.quality >= e.Decider.MinQuality,
+			v = openset.Verdict{Match: c.hit.Similarity >= pts.Single,
 				Strangers: e.Decider.Single.FAR(c.hit.Similarity) * float64(gallery)}
 		}
 		c.hit.Strangers, c.hit.Support = v.Strangers, v.Support

@@ -139,7 +139,7 @@ func TestBrowserConsole(t *testing.T) {
 	b.poll(`[...document.querySelectorAll("#results img.crop")].every(i => i.complete && i.naturalWidth > 0)`)
 	b.expectText("#results .audit-note", "recorded in the audit log")
 	searchHref := run(b, chromedp.Evaluate[string](`document.querySelector("#results .audit-note a").getAttribute("href")`))
-	b.expectText("#results #results-count", "at or above the operating point")
+	b.expectText("#results #results-count", "match")
 	firstSrc := run(b, chromedp.Evaluate[string](`document.querySelector("#results .grid img.crop").getAttribute("src")`))
 	faceID := regexp.MustCompile(`/faces/(\d+)/crop`).FindStringSubmatch(firstSrc)
 	if !regexp.MustCompile(`^/searches/\d+$`).MatchString(searchHref) || faceID == nil {
@@ -305,7 +305,7 @@ func TestBrowserVerification(t *testing.T) {
 	b.shot("history")
 	b.do(chromedp.Click(chromedp.CSS(`a[href="`+record+`"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`a.verify[data-face="`+face+`"]`)))
-	b.expectText("#results-count", "at or above the operating point")
+	b.expectText("#results-count", "match")
 	b.do(chromedp.Click(chromedp.CSS(`a.verify[data-face="`+face+`"]`)),
 		chromedp.WaitVisible(chromedp.CSS("#probe-crop")),
 		chromedp.WaitVisible(chromedp.CSS("#candidate-crop")))

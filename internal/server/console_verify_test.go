@@ -58,8 +58,8 @@ func TestConsoleHistoryAndVerification(t *testing.T) {
 	checkHTML(t, "search results", got.body)
 	// fakeModel's templates of 16 numbers are alike enough that strangers
 	// reach the operating point too: a few results.
-	if !regexp.MustCompile(`<strong>\d+ faces? at or above the operating point</strong> \(showing 1(–\d+)?\)`).MatchString(got.body) {
-		t.Errorf("search results do not count the faces at or above the operating point:\n%s", mainOf(got.body))
+	if !regexp.MustCompile(`<strong>\d+ match(es)?</strong> \(showing 1(–\d+)?\)`).MatchString(got.body) {
+		t.Errorf("search results do not count the matches:\n%s", mainOf(got.body))
 	}
 	mustContain(t, "search results", got.body, `<span class="badge band band-strong"`, "strangers expected at this score in a gallery of 28 faces",
 		`src="/api/v1/searches/1/probe.jpg"`, "Face searched: 1 of 1 (best quality)", "Operating point")
@@ -74,12 +74,12 @@ func TestConsoleHistoryAndVerification(t *testing.T) {
 	}
 	checkHTML(t, "exploratory results", got.body)
 	mustContain(t, "exploratory results", got.body, "<strong>Exploratory search</strong>", `<q class="reason">a poor CCTV still</q>`,
-		"28 faces at or above the threshold</strong> (showing 1–5)", `<a href="/searches/2#results">see every one on the search's page</a>`)
+		"28 results at or above the threshold (matches and weak leads)</strong> (showing 1–5)", `<a href="/searches/2#results">see every one on the search's page</a>`)
 
 	rec := vera.get("/searches/2")
 	checkHTML(t, "search record", rec.body)
 	mustContain(t, "search record, first page", rec.body, "<strong>Exploratory search</strong>", "a poor CCTV still",
-		"28 faces at or above the threshold</strong> (showing 1–24)", `href="/searches/2?cursor=o24#results" rel="next"`,
+		"28 results at or above the threshold (matches and weak leads)</strong> (showing 1–24)", `href="/searches/2?cursor=o24#results" rel="next"`,
 		`id="probe-crop" src="/api/v1/searches/2/probe.jpg"`)
 	if strings.Contains(rec.body, `rel="prev"`) {
 		t.Error("the first page links to a previous one")

@@ -345,8 +345,9 @@
     }
     const intro = text("p", "count", "");
     intro.id = "results-count";
-    intro.appendChild(text("strong", "", res.above + " face" + (res.above !== 1 ? "s" : "") + " at or above the " +
-      (res.exploratory ? "threshold" : "operating point")));
+    intro.appendChild(text("strong", "", res.exploratory ?
+      res.above + " result" + (res.above !== 1 ? "s" : "") + " at or above the threshold (matches and weak leads)" :
+      res.above + " match" + (res.above !== 1 ? "es" : "")));
     intro.appendChild(document.createTextNode(" (showing " + (results.length === 1 ? "1" : "1–" + results.length) + ")"));
     if (res.above > results.length) {
       intro.appendChild(document.createTextNode(" — "));

@@ -28,7 +28,7 @@ type Decider struct {
 	Single     *Calibration // tail of one stored face's similarity to a stranger's probe
 	Group      *Calibration // tail of the second-best similarity of one other person's faces
 	Link       float64      // least similarity of two stored faces taken as look-alikes
-	FloorFAR   float64      // pairwise FAR of the least similarity of a candidate
+	FloorFAR   float64      // pairwise FAR of the least similarity of a candidate (see MaxStrangerCandidates)
 	MinQuality float64      // stored faces of lower quality match on their own similarity only
 }
 
@@ -75,11 +75,22 @@ func (d *Decider) Check() error {
 	return nil
 }
 
+// MaxStrangerCandidates bounds the candidates a search expects from other
+// people: in a gallery so large that FloorFAR would let in more, the floor
+// rises. Candidates are re-scored, checked and compared pairwise, so their
+// number sets a search's cost; look-alikes under the raised floor could not
+// reach the group operating point of such a gallery anyway.
+const MaxStrangerCandidates = 200
+
 // Points returns the operating points for a gallery of n faces at target
 // FPIR fpir.
 func (d *Decider) Points(n int, fpir float64) Points {
+	floorFAR := d.FloorFAR
+	if n > 0 {
+		floorFAR = math.Min(floorFAR, MaxStrangerCandidates/float64(n))
+	}
 	return Points{
-		Floor:  d.Single.Score(d.FloorFAR),
+		Floor:  d.Single.Score(floorFAR),
 		Single: d.Single.OperatingPoint(n, fpir/2),
 		Group:  d.Group.OperatingPoint(max(n/2, 1), fpir/2),
 	}

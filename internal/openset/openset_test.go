@@ -170,3 +170,23 @@ func TestNoChains(t *testing.T) {
 		t.Errorf("support: %+v", v)
 	}
 }
+
+// TestFloorRisesInLargeGalleries: the candidates expected from strangers
+// stay bounded whatever the gallery's size.
+func TestFloorRisesInLargeGalleries(t *testing.T) {
+	tail := testTail(t)
+	d := &Decider{Single: tail, Group: tail, Link: 0.9, FloorFAR: 1e-2, MinQuality: 0}
+	small := d.Points(1000, 0.01)
+	if small.Floor != tail.Score(1e-2) {
+		t.Errorf("floor of 1,000 faces = %v, want the FloorFAR score %v", small.Floor, tail.Score(1e-2))
+	}
+	for _, n := range []int{1e5, 1e6, 1e8} {
+		p := d.Points(n, 0.01)
+		if got := tail.FAR(p.Floor) * float64(n); got > MaxStrangerCandidates*1.0001 {
+			t.Errorf("n %d: %v stranger candidates expected", n, got)
+		}
+		if !(p.Floor < p.Group) {
+			t.Errorf("n %d: floor %v not under the group point %v", n, p.Floor, p.Group)
+		}
+	}
+}

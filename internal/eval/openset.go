@@ -38,40 +38,28 @@ type PhotoFace struct {
 // Photos without a label or a subject probe nothing; unlabelled photos'
 // faces are compared with every probe.
 func ImpostorScores(photos []Photo) []float64 {
-	var mu sync.Mutex
-	var out []float64
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range runtime.GOMAXPROCS(0) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var local []float64
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(photos) {
-					break
-				}
-				a := photos[i]
-				if a.Identity == "" || a.Subject < 0 {
-					continue
-				}
-				q := a.Faces[a.Subject].Emb
-				for _, b := range photos {
-					if b.Identity == a.Identity {
-						continue
-					}
-					for _, f := range b.Faces {
-						local = append(local, float64(dot(q, f.Emb)))
-					}
-				}
+	per := make([][]float64, len(photos))
+	parallelFor(len(photos), func(i int) {
+		a := photos[i]
+		if a.Identity == "" || a.Subject < 0 {
+			return
+		}
+		q := a.Faces[a.Subject].Emb
+		var local []float64
+		for _, b := range photos {
+			if b.Identity == a.Identity {
+				continue
 			}
-			mu.Lock()
-			out = append(out, local...)
-			mu.Unlock()
-		}()
+			for _, f := range b.Faces {
+				local = append(local, float64(dot(q, f.Emb)))
+			}
+		}
+		per[i] = local
+	})
+	var out []float64
+	for _, l := range per {
+		out = append(out, l...)
 	}
-	wg.Wait()
 	return out
 }
 

@@ -764,6 +764,13 @@ func (s *Server) apiFace(ctx context.Context, id int64, p *principal) (faceJSON,
 // apiFaceCrop serves a JPEG of the face with a margin, read from its
 // source now (gabarit keeps templates, not photos). Never cached.
 func (s *Server) apiFaceCrop(w http.ResponseWriter, r *http.Request, p *principal) error {
+	return s.serveFaceJPEG(w, r, p, s.crop)
+}
+
+// serveFaceJPEG serves the JPEG that render makes of the face named by the
+// path's id, when p may see that face.
+func (s *Server) serveFaceJPEG(w http.ResponseWriter, r *http.Request, p *principal,
+	render func(context.Context, store.FaceRef) ([]byte, error)) error {
 	id, err := pathID(r, "id")
 	if err != nil {
 		return err
@@ -772,7 +779,7 @@ func (s *Server) apiFaceCrop(w http.ResponseWriter, r *http.Request, p *principa
 	if err != nil {
 		return err
 	}
-	b, err := s.crop(r.Context(), ref)
+	b, err := render(r.Context(), ref)
 	if err != nil {
 		return err
 	}

@@ -389,19 +389,7 @@ func (s *Server) apiProbeCrop(w http.ResponseWriter, r *http.Request, p *princip
 // apiFaceImage serves the stored image of a face with the face boxed and
 // the other faces of the image pixelated, for the verification screen.
 func (s *Server) apiFaceImage(w http.ResponseWriter, r *http.Request, p *principal) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	ref, err := s.visibleFace(r.Context(), p, id)
-	if err != nil {
-		return err
-	}
-	b, err := s.boxedImage(r.Context(), ref)
-	if err != nil {
-		return err
-	}
-	return writeJPEG(w, b)
+	return s.serveFaceJPEG(w, r, p, s.boxedImage)
 }
 
 // writeJPEG answers an image that is personal data: never cached.

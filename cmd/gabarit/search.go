@@ -96,7 +96,7 @@ func (e *cmdEnv) search(ctx context.Context, args []string) error {
 	if errors.Is(err, face.ErrNoFace) {
 		return fmt.Errorf("%s: no face found in the photo (search %d audited)", fs.Arg(0), res.SearchID)
 	}
-	if errors.Is(err, search.ErrBadRequest) || errors.Is(err, search.ErrBelowOperatingPoint) {
+	if errors.Is(err, search.ErrBadRequest) {
 		return usageErr(e, fs, "%v", err)
 	}
 	if err != nil {

@@ -27,7 +27,9 @@ type TailPoint struct {
 }
 
 // Calibration is a model's impostor tail. Between its points the log of
-// the FAR is interpolated linearly in the score; beyond the last point it
+// the FAR is interpolated linearly in the score; before the first point it
+// goes on with the first segment's slope (up to a FAR of 1); beyond the
+// last point it
 // falls on as a straight line in log-space with the slope of the last
 // Fit points (an exponential tail), so that galleries larger than the
 // calibration set still get an operating point. The zero value is not
@@ -63,7 +65,11 @@ func (c *Calibration) FAR(s float64) float64 {
 	p := c.points
 	switch {
 	case s <= p[0].Score:
-		return p[0].FAR // the tail table starts at its first point; below it, no finer claim is made
+		// Before the first point, the first segment's slope, up to 1: an
+		// estimate, never an understatement of how common such scores are.
+		a, b := p[0], p[1]
+		slope := (math.Log10(b.FAR) - math.Log10(a.FAR)) / (b.Score - a.Score)
+		return math.Min(1, a.FAR*math.Pow(10, slope*(s-a.Score)))
 	case s >= p[len(p)-1].Score:
 		last := p[len(p)-1]
 		return last.FAR * math.Pow(10, c.slope*(s-last.Score))
@@ -84,8 +90,12 @@ func (c *Calibration) FAR(s float64) float64 {
 func (c *Calibration) Score(far float64) float64 {
 	p := c.points
 	switch {
+	case far >= 1:
+		return -1
 	case far >= p[0].FAR:
-		return p[0].Score
+		a, b := p[0], p[1]
+		slope := (math.Log10(b.FAR) - math.Log10(a.FAR)) / (b.Score - a.Score)
+		return math.Max(-1, a.Score+(math.Log10(far)-math.Log10(a.FAR))/slope)
 	case far <= p[len(p)-1].FAR:
 		last := p[len(p)-1]
 		return last.Score + (math.Log10(far)-math.Log10(last.FAR))/c.slope

@@ -41,7 +41,7 @@ func TestNewRejectsBadTails(t *testing.T) {
 func TestFARAndScoreAreInverse(t *testing.T) {
 	c := testTail(t)
 	prev := 2.0
-	for s := 0.25; s < 0.95; s += 0.01 {
+	for s := 0.06; s < 0.95; s += 0.01 {
 		f := c.FAR(s)
 		if f >= prev {
 			t.Fatalf("FAR(%.2f) = %g, not below FAR at the previous score %g", s, f, prev)
@@ -53,6 +53,13 @@ func TestFARAndScoreAreInverse(t *testing.T) {
 	}
 	if got := c.FAR(0.35); math.Abs(got-1e-3) > 1e-12 {
 		t.Errorf("FAR at a point = %g", got)
+	}
+	// Before the first point: the first segment's slope, capped at 1.
+	if got := c.FAR(0.15); math.Abs(got-0.1) > 1e-12 {
+		t.Errorf("FAR(0.15) = %g, want 0.1", got)
+	}
+	if got := c.FAR(-0.9); got != 1 {
+		t.Errorf("FAR(-0.9) = %g, want 1", got)
 	}
 	// Beyond the last point: 10 decades per unit of score.
 	if got := c.FAR(0.55); math.Abs(got-1e-5) > 1e-15 {

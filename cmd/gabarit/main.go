@@ -26,7 +26,7 @@ Usage:
   gabarit source suspend|resume ID         stop / restart ingesting a source
   gabarit ingest [--json] SOURCE_ID        detect, embed, encrypt, store and index a source (resumable)
   gabarit search --purpose TEXT [--case REF] [--k N | --all] [--threshold T --reason TEXT] [--face I] [--json] PHOTO
-  gabarit purge [--json]                   delete what is past its source's retention period
+  gabarit purge [--json]                   delete what is past its source's retention period (and probe crops after 6 months)
   gabarit reindex                          rebuild the vector index from the store
   gabarit serve [--addr HOST:PORT]         the REST API, web console, rights portal and /metrics
   gabarit confirm SEARCH_ID FACE_ID        confirm a result as a verifier (two make an identification)

@@ -56,9 +56,11 @@ func (e *cmdEnv) purge(ctx context.Context, args []string) error {
 		return fmt.Errorf("purge (%d images purged before the error): %w", rep.Images, err)
 	}
 	if *asJSON {
-		return json.NewEncoder(e.stdout).Encode(map[string]int{"images": rep.Images, "faces": rep.Faces})
+		return json.NewEncoder(e.stdout).Encode(map[string]int64{"images": int64(rep.Images), "faces": int64(rep.Faces),
+			"probe_crops": rep.ProbeCrops})
 	}
-	fmt.Fprintf(e.stdout, "purged %d images and %d faces past their retention period\n", rep.Images, rep.Faces)
+	fmt.Fprintf(e.stdout, "purged %d images and %d faces past their retention period, and %d probe crops of searches older than %d days\n",
+		rep.Images, rep.Faces, rep.ProbeCrops, int(retention.ProbeCropRetention.Hours()/24))
 	return nil
 }
 

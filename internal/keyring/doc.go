@@ -51,7 +51,8 @@
 // purpose, a NUL byte and the caller's binding (for a search record, the
 // SHA-256 of the probe it recorded), so that the bytes open only for the
 // same purpose and the same record. They are erased with what holds them:
-// a probe crop is deleted with its search record.
+// a probe crop is erased by the retention purge six months after its
+// search.
 //
 // # Erasure
 //

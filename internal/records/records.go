@@ -84,7 +84,7 @@ type Record struct {
 // SearchRecords lists what gabarit keeps of each search, and for how long.
 var SearchRecords = []string{
 	"who ran it, when, its purpose and case reference, the SHA-256 of the probe photo (never the photo), the operating point, threshold and gallery size, and every face returned with its similarity, band and expected strangers; kept with the audit log",
-	"the probe face crop of each search (the face searched, cut from the probe photo), sealed with AES-256-GCM under a data key reserved for search records, shown only to the searcher, the verifiers and the auditors; kept as long as the search record and deleted with it",
+	"the probe face crop of each search (the face searched, cut from the probe photo), sealed with AES-256-GCM under a data key reserved for search records, shown only to the searcher, the verifiers and the auditors; erased six months after the search by the retention purge (the search's record and audit entry, which hold no image, stay)",
 	"the verifiers' confirmations and rejections of its results, with the reasons of rejections; kept as long as the search record",
 	"for an exploratory search below the operating point (examiner role only), its stated reason",
 }

@@ -40,7 +40,7 @@ func TestBuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"Art. 30(1)(a)", "NOT DECLARED", "## Activity 1: missing persons", "`/b\\|c`", "AES-256-GCM", "30 days",
-		"## Search records", "probe face crop of each search", "kept as long as the search record and deleted with it"} {
+		"## Search records", "probe face crop of each search", "erased six months after the search by the retention purge"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("Markdown lacks %q:\n%s", want, md.String())
 		}

@@ -104,3 +104,53 @@ func TestPurge(t *testing.T) {
 		t.Error("an image not due was purged")
 	}
 }
+
+// TestProbeCropsErasedAfterSixMonths: the sealed crop of a search's probe
+// face is erased ProbeCropRetention after the search, audited; the
+// search's record stays, and younger crops stay too.
+func TestProbeCropsErasedAfterSixMonths(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "gabarit.db"), store.WithClock(func() time.Time { return now }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var ids []int64
+	for _, age := range []time.Duration{retention.ProbeCropRetention + time.Hour, retention.ProbeCropRetention - time.Hour} {
+		id, _, err := db.RecordSearch(ctx, store.Search{Actor: "cli:ivan", At: now.Add(-age), Purpose: "case", K: 10,
+			Threshold: 0.5, ProbeCrop: []byte("sealed crop")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	rep, err := retention.Purge(ctx, db, flat.New(2), now, "scheduler")
+	if err != nil || rep.ProbeCrops != 1 {
+		t.Fatalf("purge: %+v, %v", rep, err)
+	}
+	old, err := db.Search(ctx, ids[0])
+	if err != nil || old.ProbeCrop != nil || old.Purpose != "case" {
+		t.Errorf("the older search: crop %q, record %+v, %v", old.ProbeCrop, old, err)
+	}
+	young, err := db.Search(ctx, ids[1])
+	if err != nil || string(young.ProbeCrop) != "sealed crop" {
+		t.Errorf("the younger search's crop: %q, %v", young.ProbeCrop, err)
+	}
+	es, err := db.AuditEntries(ctx, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := es[len(es)-1]
+	var d struct{ Crops int64 }
+	if last.Action != "search.crops.purge" || last.Actor != "scheduler" || json.Unmarshal(last.Detail, &d) != nil || d.Crops != 1 {
+		t.Errorf("audit entry %+v", last)
+	}
+	// Again: nothing left to erase, nothing audited.
+	if rep, err := retention.Purge(ctx, db, flat.New(2), now, "scheduler"); err != nil || rep.ProbeCrops != 0 {
+		t.Errorf("second purge: %+v, %v", rep, err)
+	}
+	if es2, _ := db.AuditEntries(ctx, 1, 0); len(es2) != len(es) {
+		t.Errorf("an empty crop purge was audited")
+	}
+}

@@ -16,6 +16,9 @@ func (s *Server) housekeeping(ctx context.Context) {
 	if err != nil {
 		s.log.Error("retention purge", "err", err, "images_purged", rep.Images)
 	}
+	if rep.ProbeCrops > 0 {
+		s.log.Info("retention purge", "probe_crops", rep.ProbeCrops)
+	}
 	if rep.Images > 0 {
 		s.log.Info("retention purge", "images", rep.Images, "faces", rep.Faces)
 		if err := s.saveIndex(context.WithoutCancel(ctx)); err != nil {

@@ -230,7 +230,7 @@ CREATE INDEX api_tokens_user_name ON api_tokens (user_name);
 	// its similarity, band and expected strangers (results), how many faces
 	// reached the threshold (above), which face of the probe was searched
 	// (probe_face), and that face's crop sealed for the verifiers
-	// (probe_crop), deleted with the search record. Verifiers may reject a
+	// (probe_crop), erased by the retention purge. Verifiers may reject a
 	// result, with a reason: a rejected face never becomes an
 	// identification. Settings hold the policy (the target FPIR of
 	// searches), shared by every instance and changed with an audit entry.

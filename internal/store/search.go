@@ -45,7 +45,8 @@ type Search struct {
 	Results   []SearchResult // best first
 	ProbeFace *ProbeFace     // the face of the probe that was searched; nil when none
 	// ProbeCrop is the searched face's crop, sealed (never in clear), for
-	// the verifiers; nil when none. It is deleted with the search record.
+	// the verifiers; nil when none, or once the retention purge erased it
+	// (PurgeProbeCrops).
 	ProbeCrop []byte
 }
 
@@ -315,4 +316,33 @@ func (db *DB) Searches(ctx context.Context, before int64, limit int) ([]Search, 
 		return nil, fmt.Errorf("list searches: %w", err)
 	}
 	return collect(rows, scanSearch)
+}
+
+// PurgeProbeCrops erases the sealed probe crops of the searches made
+// before before (the record and its audit entry stay) and, when any was
+// erased, appends the audit entry "search.crops.purge" by actor with their
+// number, in the same transaction. It returns how many were erased.
+func (db *DB) PurgeProbeCrops(ctx context.Context, before, now time.Time, actor string) (n int64, err error) {
+	err = db.Tx(ctx, func(tx *Tx) error {
+		res, err := tx.tx.ExecContext(ctx, `UPDATE searches SET probe_crop = NULL WHERE at < ? AND probe_crop IS NOT NULL`, ms(before))
+		if err != nil {
+			return err
+		}
+		if n, err = res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		detail, err := json.Marshal(struct {
+			Crops  int64     `json:"crops"`
+			Before time.Time `json:"searches_before"`
+		}{n, before.UTC()})
+		if err != nil {
+			return err
+		}
+		_, err = tx.AppendAudit(ctx, AuditEntry{At: now, Actor: actor, Action: "search.crops.purge", Object: "searches", Detail: detail})
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("purge probe crops: %w", err)
+	}
+	return n, nil
 }

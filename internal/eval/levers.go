@@ -139,8 +139,8 @@ func meanSD(xs []float32) (mu, sd float64) {
 // rate of 1e-4 on celeba-dev.
 const Link = 0.4525
 
-// DefaultMinQuality is the least quality of a stored face that a decision
-// may return.
+// DefaultMinQuality is the least quality of a stored face that takes part
+// in look-alike evidence.
 const DefaultMinQuality = 0.2
 
 // BuildDecider fits a decider on labelled photos: the single-face tail
@@ -167,16 +167,11 @@ func BuildDecider(photos []Photo, minQ float64) (*openset.Decider, error) {
 
 // Decided is the product's decision (openset.Decider) fitted on the
 // calibration photos.
-func Decided(name string, minQ float64) Rule { return decidedWith(name, minQ, nil) }
-
-func decidedWith(name string, minQ float64, adjust func(*openset.Decider)) Rule {
+func Decided(name string, minQ float64) Rule {
 	return Rule{Name: name, Prepare: func(cal []Photo, fpir float64) (Decide, error) {
 		d, err := BuildDecider(cal, minQ)
 		if err != nil {
 			return nil, err
-		}
-		if adjust != nil {
-			adjust(d)
 		}
 		return func(_ []float32, sims []float32, g *Gallery) []int {
 			floor := d.Single.Score(d.FloorFAR)
@@ -236,13 +231,6 @@ func mthBest(photos []Photo, m int) []float64 {
 		}
 	}
 	return out
-}
-
-func must(p []openset.TailPoint, slope float64, err error) ([]openset.TailPoint, float64) {
-	if err != nil {
-		panic(err)
-	}
-	return p, slope
 }
 
 // TailCounts returns how many impostor comparisons BuildDecider fits its

@@ -317,7 +317,8 @@
     const op = text("div", "", "");
     op.appendChild(text("dt", "", "Operating point"));
     const opv = text("dd", "", res.operating_point.toFixed(3) + " ");
-    opv.appendChild(text("span", "muted small", "FPIR " + rate(res.fpir) + ", " + count(res.gallery) + " faces"));
+    opv.appendChild(text("span", "muted small", "alone; " + res.group_operating_point.toFixed(3) +
+      " with look-alikes (second best) · FPIR " + rate(res.fpir) + ", " + count(res.gallery) + " faces"));
     op.appendChild(opv);
     meta.appendChild(op);
     const th = text("div", "", "");

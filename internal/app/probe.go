@@ -59,16 +59,28 @@ func CropFace(data []byte, b face.Box, margin float64, side int) ([]byte, error)
 	if err != nil {
 		return nil, fmt.Errorf("crop face: %w", err)
 	}
-	sx, sy := float64(dec.Img.W)/float64(dec.Width), float64(dec.Img.H)/float64(dec.Height)
+	return EncodeCrop(dec.Img, b, float64(dec.Img.W)/float64(dec.Width), float64(dec.Img.H)/float64(dec.Height), margin, side)
+}
+
+// ErrCropOutside reports a face box that lies outside the picture it is
+// cut from.
+var ErrCropOutside = errors.New("the face lies outside its picture")
+
+// EncodeCrop returns a JPEG of the box b of a picture (in the picture's
+// pixels; img is the picture scaled by sx, sy), widened by margin times its
+// longer side on every side, clipped to the picture and resampled so that
+// its longer side is at most side pixels. Only the crop is resampled.
+func EncodeCrop(img *imageproc.RGB, b face.Box, sx, sy, margin float64, side int) ([]byte, error) {
+	m := math.Max(b.W, b.H) * margin
 	r := image.Rect(int(math.Floor((b.X-m)*sx)), int(math.Floor((b.Y-m)*sy)),
 		int(math.Ceil((b.X+b.W+m)*sx)), int(math.Ceil((b.Y+b.H+m)*sy))).
-		Intersect(image.Rect(0, 0, dec.Img.W, dec.Img.H))
+		Intersect(image.Rect(0, 0, img.W, img.H))
 	if r.Empty() {
-		return nil, fmt.Errorf("crop face: the box %v lies outside the %dx%d photo", b, dec.Width, dec.Height)
+		return nil, fmt.Errorf("crop face: box %v: %w", b, ErrCropOutside)
 	}
 	scale := math.Min(1, float64(side)/float64(max(r.Dx(), r.Dy())))
 	w, h := max(1, int(math.Round(float64(r.Dx())*scale))), max(1, int(math.Round(float64(r.Dy())*scale)))
-	crop, err := imageproc.Warp(dec.Img, imageproc.Affine{scale, 0, -float64(r.Min.X) * scale, 0, scale, -float64(r.Min.Y) * scale}, w, h)
+	crop, err := imageproc.Warp(img, imageproc.Affine{scale, 0, -float64(r.Min.X) * scale, 0, scale, -float64(r.Min.Y) * scale}, w, h)
 	if err != nil {
 		return nil, fmt.Errorf("crop face: %w", err)
 	}

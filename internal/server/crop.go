@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"errors"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -13,7 +14,7 @@ import (
 	"golang.org/x/image/draw"
 
 	"gabarit/internal/app"
-	"gabarit/internal/face"
+	"gabarit/internal/dsr/access"
 	"gabarit/internal/imageproc"
 	"gabarit/internal/source/video"
 	"gabarit/internal/store"
@@ -25,36 +26,25 @@ const cropSide = 256
 // crop reads a face's image from its source (gabarit keeps no photos) and
 // returns a JPEG of the face with a margin of a third of its size.
 func (s *Server) crop(ctx context.Context, ref store.FaceRef) ([]byte, error) {
-	src, err := s.cfg.Data.DB.Source(ctx, ref.SourceID)
+	img, err := s.faceImage(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
-	img, err := s.faceImage(ctx, src, ref)
-	if err != nil {
-		return nil, err
-	}
-	b := ref.Box
-	m := math.Max(b.W, b.H) / 3
-	r := image.Rect(int(b.X-m), int(b.Y-m), int(math.Ceil(b.X+b.W+m)), int(math.Ceil(b.Y+b.H+m))).
-		Intersect(image.Rect(0, 0, img.W, img.H))
-	if r.Empty() {
+	b, err := app.EncodeCrop(img, ref.Box, 1, 1, 1.0/3, cropSide)
+	if errors.Is(err, app.ErrCropOutside) {
 		return nil, newError(http.StatusNotFound, "image_gone", "the face lies outside its image as read now")
 	}
-	full := img.Image()
-	scale := math.Min(1, float64(cropSide)/float64(max(r.Dx(), r.Dy())))
-	dst := image.NewRGBA(image.Rect(0, 0, max(1, int(float64(r.Dx())*scale)), max(1, int(float64(r.Dy())*scale))))
-	draw.CatmullRom.Scale(dst, dst.Bounds(), full, r, draw.Src, nil)
-	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, dst, &jpeg.Options{Quality: 85}); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return b, err
 }
 
 // faceImage reads the picture a face was found in, from its source now: the
 // image, or for a face of a video the frame at its time code, decoded and
 // scaled as the ingest sampled it (so the stored box applies).
-func (s *Server) faceImage(ctx context.Context, src store.Source, ref store.FaceRef) (*imageproc.RGB, error) {
+func (s *Server) faceImage(ctx context.Context, ref store.FaceRef) (*imageproc.RGB, error) {
+	src, err := s.cfg.Data.DB.Source(ctx, ref.SourceID)
+	if err != nil {
+		return nil, err
+	}
 	if src.Kind == store.KindVideo {
 		if ref.TimeCode == nil {
 			return nil, newError(http.StatusNotFound, "no_still", "this face of a video has no time code to show")
@@ -90,11 +80,7 @@ const contextSide = 1280
 // every other face found in it pixelated: the verifier sees where the face
 // is, not who else was there.
 func (s *Server) boxedImage(ctx context.Context, ref store.FaceRef) ([]byte, error) {
-	src, err := s.cfg.Data.DB.Source(ctx, ref.SourceID)
-	if err != nil {
-		return nil, err
-	}
-	img, err := s.faceImage(ctx, src, ref)
+	img, err := s.faceImage(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
@@ -102,12 +88,14 @@ func (s *Server) boxedImage(ctx context.Context, ref store.FaceRef) ([]byte, err
 	if err != nil {
 		return nil, err
 	}
+	var others [][4]float64
 	for _, f := range faces {
 		sameFrame := (f.TimeCode == nil) == (ref.TimeCode == nil) && (f.TimeCode == nil || *f.TimeCode == *ref.TimeCode)
 		if f.ID != ref.ID && sameFrame {
-			pixelate(img, f.Box)
+			others = append(others, [4]float64{f.Box.X, f.Box.Y, f.Box.W, f.Box.H})
 		}
 	}
+	access.ObscureOthers(img, [][4]float64{{ref.Box.X, ref.Box.Y, ref.Box.W, ref.Box.H}}, others)
 	scale := math.Min(1, float64(contextSide)/float64(max(img.W, img.H)))
 	dst := image.NewRGBA(image.Rect(0, 0, max(1, int(float64(img.W)*scale)), max(1, int(float64(img.H)*scale))))
 	draw.BiLinear.Scale(dst, dst.Bounds(), img.Image(), image.Rect(0, 0, img.W, img.H), draw.Src, nil)
@@ -131,41 +119,5 @@ func frame(dst *image.RGBA, r image.Rectangle, t int, c color.RGBA) {
 		image.Rect(r.Min.X, r.Min.Y, r.Min.X+t, r.Max.Y), image.Rect(r.Max.X-t, r.Min.Y, r.Max.X, r.Max.Y),
 	} {
 		draw.Draw(dst, side.Intersect(dst.Bounds()), u, image.Point{}, draw.Src)
-	}
-}
-
-// pixelCells is the most blocks, across and down, that a pixelated face
-// keeps: each is filled with its mean colour.
-const pixelCells = 8
-
-// pixelate replaces the box b of img, widened by a tenth on every side,
-// with at most pixelCells×pixelCells blocks of their mean colour.
-func pixelate(img *imageproc.RGB, b face.Box) {
-	mx, my := b.W/10, b.H/10
-	r := image.Rect(int(math.Floor(b.X-mx)), int(math.Floor(b.Y-my)), int(math.Ceil(b.X+b.W+mx)), int(math.Ceil(b.Y+b.H+my))).
-		Intersect(image.Rect(0, 0, img.W, img.H))
-	if r.Empty() {
-		return
-	}
-	nx, ny := min(pixelCells, r.Dx()), min(pixelCells, r.Dy())
-	for j := range ny {
-		for i := range nx {
-			x0, x1 := r.Min.X+i*r.Dx()/nx, r.Min.X+(i+1)*r.Dx()/nx
-			y0, y1 := r.Min.Y+j*r.Dy()/ny, r.Min.Y+(j+1)*r.Dy()/ny
-			var sum [3]int
-			for y := y0; y < y1; y++ {
-				for x := x0; x < x1; x++ {
-					p := img.Pix[3*(y*img.W+x):]
-					sum[0], sum[1], sum[2] = sum[0]+int(p[0]), sum[1]+int(p[1]), sum[2]+int(p[2])
-				}
-			}
-			n := max(1, (x1-x0)*(y1-y0))
-			for y := y0; y < y1; y++ {
-				for x := x0; x < x1; x++ {
-					p := img.Pix[3*(y*img.W+x):]
-					p[0], p[1], p[2] = byte(sum[0]/n), byte(sum[1]/n), byte(sum[2]/n)
-				}
-			}
-		}
 	}
 }

@@ -224,30 +224,12 @@ func writeImage(zw *zip.Writer, p Package, faces []Face, idx []int, r *report, s
 
 	// The person's own boxes are kept as they are; every other box is
 	// obscured, unless it is one of the person's own.
-	var keep []rect
+	var own, others [][4]float64
 	for _, i := range idx {
-		keep = append(keep, pixelRect(faces[i].Box, 0, 0, img.W, img.H))
+		own = append(own, faces[i].Box)
+		others = append(others, faces[i].Others...)
 	}
-	blurred := 0
-	var done [][4]float64
-	for _, i := range idx {
-	others:
-		for _, o := range faces[i].Others {
-			for _, j := range idx {
-				if iou(o, faces[j].Box) >= sameFaceIoU {
-					continue others
-				}
-			}
-			for _, d := range done {
-				if d == o {
-					continue others
-				}
-			}
-			done = append(done, o)
-			obscure(img, pixelRect(o, otherMargin*o[2], otherMargin*o[3], img.W, img.H), keep)
-			blurred++
-		}
-	}
+	blurred := ObscureOthers(img, own, others)
 
 	name := "images/" + strconv.FormatInt(imageID, 10) + ".jpg"
 	if err := writeJPEG(zw, name, p.Generated, img); err != nil {

@@ -64,6 +64,36 @@ func iou(a, b [4]float64) float64 {
 	return inter / union
 }
 
+// ObscureOthers irreversibly obscures other people's faces in img, as
+// access packages and the verification screen show them: each box of
+// others (x, y, w, h in img's pixels), widened by otherMargin on every side,
+// is obscured, unless it is one of the boxes of own (IoU at least
+// sameFaceIoU) or a box already obscured; the pixels inside own boxes stay
+// as they are. It returns how many boxes it obscured.
+func ObscureOthers(img *imageproc.RGB, own, others [][4]float64) int {
+	var keep []rect
+	for _, b := range own {
+		keep = append(keep, pixelRect(b, 0, 0, img.W, img.H))
+	}
+	var done [][4]float64
+others:
+	for _, o := range others {
+		for _, b := range own {
+			if iou(o, b) >= sameFaceIoU {
+				continue others
+			}
+		}
+		for _, d := range done {
+			if d == o {
+				continue others
+			}
+		}
+		done = append(done, o)
+		obscure(img, pixelRect(o, otherMargin*o[2], otherMargin*o[3], img.W, img.H), keep)
+	}
+	return len(done)
+}
+
 // obscure irreversibly destroys the content of r in img: the region is cut
 // into at most pixelCells×pixelCells blocks, each filled with its mean colour,
 // and the result is box-blurred (within r) with a radius of half a block so

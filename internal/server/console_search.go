@@ -433,7 +433,7 @@ func (s *Server) pageReject(w http.ResponseWriter, r *http.Request, p *principal
 			status, msg = http.StatusConflict, fmt.Sprintf("You have already rejected face %d.", fid)
 		case errors.Is(err, store.ErrForbidden):
 			status, msg = http.StatusForbidden, "You cannot reject this result: you ran this search (or your account may not verify). Another verifier must do it."
-		case errors.Is(err, store.ErrInvalid) && strings.Contains(err.Error(), "not returned"):
+		case errors.Is(err, store.ErrNotReturned):
 			return s.recordPage(w, r, p, http.StatusBadRequest, sid, fmt.Sprintf("Face %d was not returned by this search.", fid))
 		case errors.Is(err, store.ErrInvalid):
 			status, msg = http.StatusBadRequest, fmt.Sprintf("State why you reject this face, in 1 to %d characters: the reason is recorded with the rejection and in the audit log.", store.MaxRejectReason)

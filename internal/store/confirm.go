@@ -21,6 +21,10 @@ const ConfirmationsRequired = 2
 // a rejected face never becomes an identification.
 var ErrRejected = errors.New("rejected by a verifier")
 
+// ErrNotReturned refuses to verify a face the search did not return; such
+// errors also match ErrInvalid.
+var ErrNotReturned = errors.New("not a result of this search")
+
 // MaxRejectReason is the longest reason of a rejection, in characters.
 const MaxRejectReason = 500
 
@@ -133,7 +137,7 @@ func (tx *Tx) mayVerify(ctx context.Context, what string, searchID, faceID int64
 		return fmt.Errorf("%s: returned: %w", what, err)
 	}
 	if !slices.Contains(returned, faceID) {
-		return fmt.Errorf("%s: face %d was not returned by search %d: %w", what, faceID, searchID, ErrInvalid)
+		return fmt.Errorf("%s: face %d was not returned by search %d: %w: %w", what, faceID, searchID, ErrNotReturned, ErrInvalid)
 	}
 	var held bool
 	if err := tx.tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM faces WHERE id = ?)`, faceID).Scan(&held); err != nil {

@@ -113,9 +113,6 @@ func (e *cmdEnv) search(ctx context.Context, args []string) error {
 		res.Hits = res.All
 	}
 	out := app.NewSearchView(res)
-	if res.Exploratory {
-		out.ExploratoryReason = *reason
-	}
 	if *asJSON {
 		return json.NewEncoder(e.stdout).Encode(out)
 	}

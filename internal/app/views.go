@@ -61,17 +61,9 @@ func NewProbeFaceView(p *store.ProbeFace) *ProbeFaceView {
 	return &ProbeFaceView{Index: p.Index, Quality: round4(p.Quality), Box: p.Box, Chosen: p.Chosen, Warning: p.Warning}
 }
 
-// SearchView is the answer to a search: its decision and the first page
-// of its results.
-type SearchView struct {
-	Results []HitView `json:"results"`
-	Match   bool      `json:"match"`
-	// Above counts the faces at or above the threshold: all of them are
-	// in the search's record, paged with NextCursor.
-	Above      int     `json:"above"`
-	Truncated  bool    `json:"truncated,omitempty"` // more than search.MaxResults reached the threshold
-	NextCursor string  `json:"next_cursor,omitempty"`
-	Threshold  float64 `json:"threshold"`
+// DecisionView is how a search decided, in its answer and in its record.
+type DecisionView struct {
+	Threshold float64 `json:"threshold"`
 	// OperatingPoint is the calibrated least similarity of a match for the
 	// target FPIR at this gallery's size.
 	OperatingPoint float64 `json:"operating_point"`
@@ -82,21 +74,40 @@ type SearchView struct {
 	FPIR        float64 `json:"fpir"`
 	Gallery     int     `json:"gallery"`
 	Exploratory bool    `json:"exploratory"`
-	// ExploratoryReason is the reason stated for an exploratory search
-	// (set by the front end that had it; empty otherwise).
-	ExploratoryReason string         `json:"exploratory_reason,omitempty"`
-	SearchID          int64          `json:"search_id"`
-	AuditID           int64          `json:"audit_id"`
-	ProbeFaces        int            `json:"probe_faces"`
-	ProbeFace         *ProbeFaceView `json:"probe_face,omitempty"`
+	// ExploratoryReason is the reason stated for an exploratory search.
+	ExploratoryReason string `json:"exploratory_reason,omitempty"`
+	// Above counts the search's results: all of them are in its record,
+	// paged with a cursor.
+	Above     int  `json:"above"`
+	Truncated bool `json:"truncated,omitempty"` // more than search.MaxResults were found
+}
+
+// NewDecisionView converts the decision recorded with a search.
+func NewDecisionView(sr store.Search) DecisionView {
+	return DecisionView{Threshold: round4(sr.Threshold), OperatingPoint: round4(sr.OperatingPoint),
+		GroupPoint: round4(sr.GroupPoint), FPIR: sr.FPIR, Gallery: sr.Gallery, Exploratory: sr.Exploratory != "",
+		ExploratoryReason: sr.Exploratory, Above: sr.Above, Truncated: sr.Above > len(sr.Returned)}
+}
+
+// SearchView is the answer to a search: its decision and the first page
+// of its results.
+type SearchView struct {
+	Results []HitView `json:"results"`
+	Match   bool      `json:"match"`
+	DecisionView
+	NextCursor string         `json:"next_cursor,omitempty"`
+	SearchID   int64          `json:"search_id"`
+	AuditID    int64          `json:"audit_id"`
+	ProbeFaces int            `json:"probe_faces"`
+	ProbeFace  *ProbeFaceView `json:"probe_face,omitempty"`
 }
 
 // NewSearchView converts the result of a search.
 func NewSearchView(res search.Result) SearchView {
-	out := SearchView{Results: make([]HitView, len(res.Hits)), Match: len(res.Hits) > 0, Above: res.Above,
-		Truncated: res.Truncated, Threshold: round4(res.Threshold), OperatingPoint: round4(res.OperatingPoint),
-		GroupPoint: round4(res.GroupPoint),
-		FPIR:       res.FPIR, Gallery: res.Gallery, Exploratory: res.Exploratory,
+	out := SearchView{Results: make([]HitView, len(res.Hits)), Match: len(res.Hits) > 0,
+		DecisionView: DecisionView{Threshold: round4(res.Threshold), OperatingPoint: round4(res.OperatingPoint),
+			GroupPoint: round4(res.GroupPoint), FPIR: res.FPIR, Gallery: res.Gallery, Exploratory: res.Exploratory,
+			ExploratoryReason: res.Reason, Above: res.Above, Truncated: res.Truncated},
 		SearchID: res.SearchID, AuditID: res.AuditID, ProbeFaces: res.ProbeFaces}
 	if res.ProbeFaces > 0 {
 		out.ProbeFace = NewProbeFaceView(&res.Probe)
@@ -106,13 +117,10 @@ func NewSearchView(res search.Result) SearchView {
 			LegalBasis: string(hit.LegalBasis), Similarity: round4(hit.Similarity), Box: boxView(hit.Box),
 			Band: hit.Band, Strangers: roundStrangers(hit.Strangers), Support: hit.Support,
 			BelowOperatingPoint: hit.Band == search.BandWeak}
-		if hit.TimeCode != nil {
-			ms := hit.TimeCode.Milliseconds()
-			j.TimeCodeMS = &ms
-		}
+		j.TimeCodeMS = Millis(hit.TimeCode)
 		out.Results[i] = j
 	}
-	if len(res.Hits) < len(res.Returned()) {
+	if len(res.Hits) < len(res.All) {
 		out.NextCursor = Cursor(len(res.Hits))
 	}
 	return out
@@ -177,17 +185,22 @@ func ResultsPage(ctx context.Context, d *Data, sr store.Search, cursor string, l
 			continue
 		}
 		j.ImageID, j.Locator, j.SourceID, j.LegalBasis = ref.ImageID, ref.Locator, ref.SourceID, string(ref.LegalBasis)
-		j.Box = boxView(ref.Box)
-		if ref.TimeCode != nil {
-			ms := ref.TimeCode.Milliseconds()
-			j.TimeCodeMS = &ms
-		}
+		j.Box, j.TimeCodeMS = boxView(ref.Box), Millis(ref.TimeCode)
 		page = append(page, j)
 	}
 	if end < len(rs) {
 		next = Cursor(end)
 	}
 	return page, next, nil
+}
+
+// Millis returns a time code in milliseconds, or nil for none.
+func Millis(d *time.Duration) *int64 {
+	if d == nil {
+		return nil
+	}
+	ms := d.Milliseconds()
+	return &ms
 }
 
 func boxView(b face.Box) [4]float64 {

@@ -71,11 +71,6 @@ const MaxK = 1000
 // (Result.Above).
 const MaxResults = 10000
 
-// MaxLinked is the most candidates grouped into look-alikes, the best by
-// similarity: grouping compares every pair. Candidates beyond it are
-// decided on their own similarity only.
-const MaxLinked = 2000
-
 // DefaultFPIR is the target false-positive identification rate when the
 // policy sets none: the share of searches for a person who is not held
 // that return anything.
@@ -195,6 +190,7 @@ type Result struct {
 	FPIR           float64 // the target FPIR of the operating points
 	Gallery        int     // faces in the gallery
 	Exploratory    bool    // the threshold is below the operating point
+	Reason         string  // why, for an exploratory search
 	SearchID       int64
 	AuditID        int64
 	ProbeFaces     int             // faces found in the probe
@@ -263,7 +259,7 @@ func (e *Engine) Search(ctx context.Context, req Request) (Result, error) {
 		case len(reason) > 500:
 			return Result{}, fmt.Errorf("%w: the reason is longer than 500 bytes", ErrBadRequest)
 		}
-		res.Exploratory = true
+		res.Exploratory, res.Reason = true, reason
 	} else {
 		reason = "" // a reason only matters below the operating point
 	}
@@ -418,23 +414,13 @@ func (e *Engine) match(ctx context.Context, q []float32, threshold, fpir float64
 	slices.SortFunc(cands, func(a, b candidate) int {
 		return cmp.Or(cmp.Compare(b.hit.Similarity, a.hit.Similarity), cmp.Compare(a.hit.FaceID, b.hit.FaceID))
 	})
-	// The best MaxLinked candidates are decided together; any others on
-	// their own similarity.
-	linked := cands[:min(len(cands), MaxLinked)]
-	oc := make([]openset.Candidate, len(linked))
-	for i, c := range linked {
+	oc := make([]openset.Candidate, len(cands))
+	for i, c := range cands {
 		oc[i] = openset.Candidate{Similarity: c.hit.Similarity, Quality: c.quality, Template: c.template}
 	}
 	_, verdicts := e.Decider.Decide(oc, gallery, fpir)
-	for i := range cands {
+	for i, v := range verdicts {
 		c := &cands[i]
-		var v openset.Verdict
-		if i < len(verdicts) {
-			v = verdicts[i]
-		} else {
-			v = openset.Verdict{Match: c.hit.Similarity >= pts.Single,
-				Strangers: e.Decider.Single.FAR(c.hit.Similarity) * float64(gallery)}
-		}
 		c.hit.Strangers, c.hit.Support = v.Strangers, v.Support
 		switch {
 		case !v.Match:

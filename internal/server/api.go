@@ -684,11 +684,7 @@ func (s *Server) runSearch(ctx context.Context, f searchForm, p *principal) (app
 	if err != nil {
 		return app.SearchView{}, err
 	}
-	out := app.NewSearchView(res)
-	if out.Exploratory {
-		out.ExploratoryReason = strings.TrimSpace(f.reason)
-	}
-	return out, nil
+	return app.NewSearchView(res), nil
 }
 
 func (s *Server) apiSearch(w http.ResponseWriter, r *http.Request, p *principal) error {
@@ -748,11 +744,7 @@ type faceJSON struct {
 func toFaceJSON(ref store.FaceRef) faceJSON {
 	f := faceJSON{ID: ref.ID, ImageID: ref.ImageID, SourceID: ref.SourceID, Locator: ref.Locator, LegalBasis: string(ref.LegalBasis),
 		Controller: ref.Controller, Box: [4]float64{round2(ref.Box.X), round2(ref.Box.Y), round2(ref.Box.W), round2(ref.Box.H)},
-		Score: math.Round(ref.Score*1e3) / 1e3, Quality: math.Round(ref.Quality*1e3) / 1e3}
-	if ref.TimeCode != nil {
-		ms := ref.TimeCode.Milliseconds()
-		f.TimeCodeMS = &ms
-	}
+		Score: math.Round(ref.Score*1e3) / 1e3, Quality: math.Round(ref.Quality*1e3) / 1e3, TimeCodeMS: app.Millis(ref.TimeCode)}
 	return f
 }
 

@@ -19,29 +19,21 @@ import (
 // (threshold, operating point, exploratory reason), the probe face, and
 // the verification of its results.
 type searchRecordJSON struct {
-	ID             int64              `json:"id"`
-	Actor          string             `json:"actor"`
-	At             time.Time          `json:"at"`
-	Purpose        string             `json:"purpose"`
-	Case           string             `json:"case,omitempty"`
-	K              int                `json:"k"`
-	Threshold      float64            `json:"threshold"`
-	OperatingPoint float64            `json:"operating_point"`
-	GroupPoint     float64            `json:"group_operating_point"`
-	FPIR           float64            `json:"fpir"`
-	Gallery        int                `json:"gallery"`
-	Exploratory    bool               `json:"exploratory"`
-	Reason         string             `json:"exploratory_reason,omitempty"`
-	Above          int                `json:"above"`
-	Truncated      bool               `json:"truncated,omitempty"`
-	ProbeFaces     int                `json:"probe_faces"`
-	ProbeFace      *app.ProbeFaceView `json:"probe_face,omitempty"`
-	ProbeCrop      bool               `json:"probe_crop"`
-	State          store.Verification `json:"state"`
-	Returned       []int64            `json:"returned"`
-	Confirmations  []confirmationJSON `json:"confirmations"`
-	Rejections     []rejectionJSON    `json:"rejections"`
-	Required       int                `json:"confirmations_required"`
+	ID      int64     `json:"id"`
+	Actor   string    `json:"actor"`
+	At      time.Time `json:"at"`
+	Purpose string    `json:"purpose"`
+	Case    string    `json:"case,omitempty"`
+	K       int       `json:"k"`
+	app.DecisionView
+	ProbeFaces    int                `json:"probe_faces"`
+	ProbeFace     *app.ProbeFaceView `json:"probe_face,omitempty"`
+	ProbeCrop     bool               `json:"probe_crop"`
+	State         store.Verification `json:"state"`
+	Returned      []int64            `json:"returned"`
+	Confirmations []confirmationJSON `json:"confirmations"`
+	Rejections    []rejectionJSON    `json:"rejections"`
+	Required      int                `json:"confirmations_required"`
 }
 
 type confirmationJSON struct {
@@ -115,9 +107,8 @@ func (s *Server) loadRecord(ctx context.Context, id int64, p *principal) (search
 		return searchRecordJSON{}, store.Search{}, err
 	}
 	out := searchRecordJSON{ID: sr.ID, Actor: sr.Actor, At: sr.At, Purpose: sr.Purpose, Case: sr.CaseRef, K: sr.K,
-		Threshold: round4(sr.Threshold), OperatingPoint: round4(sr.OperatingPoint), GroupPoint: round4(sr.GroupPoint), FPIR: sr.FPIR, Gallery: sr.Gallery,
-		Exploratory: sr.Exploratory != "", Reason: sr.Exploratory, Above: sr.Above, Truncated: sr.Above > len(sr.Returned),
-		ProbeFace: app.NewProbeFaceView(sr.ProbeFace), ProbeCrop: len(sr.ProbeCrop) > 0, State: sum.State(),
+		DecisionView: app.NewDecisionView(sr),
+		ProbeFace:    app.NewProbeFaceView(sr.ProbeFace), ProbeCrop: len(sr.ProbeCrop) > 0, State: sum.State(),
 		Returned: sr.Returned, Confirmations: []confirmationJSON{}, Rejections: []rejectionJSON{},
 		Required: store.ConfirmationsRequired}
 	if sr.ProbeFace != nil {

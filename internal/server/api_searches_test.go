@@ -157,7 +157,7 @@ func TestExploratorySearch(t *testing.T) {
 	// The record says so.
 	st, body = e.token("vera").json("GET", fmt.Sprintf("/api/v1/searches/%d", res.SearchID), nil)
 	rec := decode[searchRecordJSON](t, body)
-	if st != http.StatusOK || !rec.Exploratory || rec.Reason != "poor CCTV still" || rec.Above != 3 || rec.OperatingPoint != ok.OperatingPoint {
+	if st != http.StatusOK || !rec.Exploratory || rec.ExploratoryReason != "poor CCTV still" || rec.Above != 3 || rec.OperatingPoint != ok.OperatingPoint {
 		t.Errorf("record: %d %s", st, body)
 	}
 	conforms(t, "SearchRecord", body)

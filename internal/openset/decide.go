@@ -1,9 +1,11 @@
 package openset
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 )
 
 // Decider makes the open-set decision of a search from the similarities of
@@ -75,6 +77,11 @@ func (d *Decider) Check() error {
 	return nil
 }
 
+// MaxLinked is the most candidates that take part in look-alike evidence,
+// the most similar: finding look-alikes compares every pair. Candidates
+// beyond it are decided on their own similarity.
+const MaxLinked = 2000
+
 // MaxStrangerCandidates bounds the candidates a search expects from other
 // people: in a gallery so large that FloorFAR would let in more, the floor
 // rises. Candidates are re-scored, checked and compared pairwise, so their
@@ -109,6 +116,12 @@ func (d *Decider) Decide(cands []Candidate, n int, fpir float64) (Points, []Verd
 		if c.Similarity >= p.Floor && c.Quality >= d.MinQuality {
 			in = append(in, i)
 		}
+	}
+	if len(in) > MaxLinked {
+		// Finding look-alikes compares every pair: the most similar
+		// MaxLinked take part, the others are decided alone.
+		slices.SortStableFunc(in, func(a, b int) int { return cmp.Compare(cands[b].Similarity, cands[a].Similarity) })
+		in = in[:MaxLinked]
 	}
 	// best[a] and second[a]: the two best similarities among candidate
 	// in[a] and its look-alikes.

@@ -197,3 +197,20 @@ func TestFloorRisesInLargeGalleries(t *testing.T) {
 		}
 	}
 }
+
+// TestLinkingIsBounded: beyond MaxLinked candidates, the least similar are
+// decided alone (no look-alikes), so a search's pairwise work is bounded.
+func TestLinkingIsBounded(t *testing.T) {
+	tail := testTail(t)
+	d := &Decider{Single: tail, Group: tail, Link: 0.9, FloorFAR: 1e-2, MinQuality: 0}
+	p := d.Points(100, 0.01)
+	same := unit(1, 0, 0, 0)
+	cands := make([]Candidate, MaxLinked+1)
+	for i := range cands {
+		cands[i] = Candidate{Similarity: p.Single - 0.001*float64(i)/float64(MaxLinked), Template: same}
+	}
+	_, v := d.Decide(cands, 100, 0.01)
+	if v[0].Support != MaxLinked-1 || v[MaxLinked].Support != 0 {
+		t.Errorf("support of the most similar %d, of the least similar %d", v[0].Support, v[MaxLinked].Support)
+	}
+}

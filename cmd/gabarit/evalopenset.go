@@ -62,7 +62,7 @@ func (e *cmdEnv) evalOpenSet(ctx context.Context, args []string) error {
 		return err
 	}
 	rules := []eval.Rule{
-		eval.Threshold("pairwise FAR 1e-3 (before)", kit0SamePerson),
+		eval.Threshold("pairwise FAR 1e-3 (before)", modelpack.DefaultSamePerson),
 		eval.Calibrated("calibrated for the gallery"),
 	}
 	rules = append(rules, eval.Levers()...)
@@ -111,10 +111,6 @@ func (e *cmdEnv) evalOpenSet(ctx context.Context, args []string) error {
 	}
 	return nil
 }
-
-// kit0SamePerson is the default pack's pairwise threshold before open-set
-// decisions (FAR 1e-3).
-const kit0SamePerson = modelpack.DefaultSamePerson
 
 // openSetPhotos finds and embeds every face of every photo of root and the
 // distractor folders, or reads them from the templates file when it exists.

@@ -280,19 +280,18 @@ func OpenSet(photos []Photo, cfg OpenSetConfig) ([]OpenSetRow, error) {
 				}
 			}
 		}
-		for si, size := range cfg.Sizes {
-			// The full gallery, then as many identities (in the shuffled
-			// order) as fit with their share of distractors.
-			full := 0
-			for _, id := range kept {
-				for j, i := range byID[id] {
-					if j >= cfg.MatedProbes {
-						full += len(photos[i].Faces)
-					}
+		// The full gallery, then as many identities (in the shuffled
+		// order) as fit with their share of distractors.
+		full := len(distFaces)
+		for _, id := range kept {
+			for j, i := range byID[id] {
+				if j >= cfg.MatedProbes {
+					full += len(photos[i].Faces)
 				}
 			}
-			full += len(distFaces)
-			share := float64(len(distFaces)) / float64(full)
+		}
+		share := float64(len(distFaces)) / float64(full)
+		for si, size := range cfg.Sizes {
 			if size <= 0 || size > full {
 				size = full
 			}
@@ -413,7 +412,7 @@ func OpenSet(photos []Photo, cfg OpenSetConfig) ([]OpenSetRow, error) {
 			rows = append(rows, OpenSetRow{Rule: rule.Name, Faces: a.faces / cfg.Folds, People: a.people / cfg.Folds,
 				NonMated: a.nonMated, Mated: a.mated,
 				FPIR: ratio(a.fp, a.nonMated), FNIR: ratio(a.miss, a.mated),
-				Recall: a.recall / float64(max(a.mated-0, 1)), StrangersPerMated: a.strangersMated / float64(max(a.mated, 1)),
+				Recall: a.recall / float64(max(a.mated, 1)), StrangersPerMated: a.strangersMated / float64(max(a.mated, 1)),
 				StrangersPerNonMated: a.facesNonMated / float64(max(a.nonMated, 1)),
 				LowQualityMated:      a.lqMated, LowQualityFNIR: ratio(a.lqMiss, a.lqMated),
 				LowQualityNonMated: a.lqNonMated, LowQualityFPIR: ratio(a.lqFP, a.lqNonMated)})

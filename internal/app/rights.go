@@ -38,3 +38,20 @@ func LiftRestriction(ctx context.Context, db *store.DB, v *vault.Vault, id int64
 		Object: fmt.Sprintf("rights/%d", id), Detail: json.RawMessage(fmt.Sprintf(`{"entries":%d}`, n))})
 	return err
 }
+
+// IdentityMethods returns the methods the DPO may record as having
+// established a requester's identity: the controller's (records.json,
+// "identity_methods"), or dsr.DefaultIdentityMethods.
+func IdentityMethods(dir string) ([]dsr.IdentityMethod, error) {
+	org, err := LoadOrganisation(dir)
+	if err != nil {
+		return nil, err
+	}
+	if len(org.IdentityMethods) == 0 {
+		return dsr.DefaultIdentityMethods(), nil
+	}
+	if err := dsr.CheckIdentityMethods(org.IdentityMethods); err != nil {
+		return nil, fmt.Errorf("records.json: %w", err)
+	}
+	return org.IdentityMethods, nil
+}

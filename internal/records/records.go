@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"gabarit/internal/dsr"
 	"gabarit/internal/store"
 )
 
@@ -35,6 +36,9 @@ type Organisation struct {
 	Transfers      string   `json:"transfers"`       // third-country transfers and their safeguards, or "none"
 	Authority      string   `json:"authority"`       // the supervisory authority people may complain to
 	SecurityExtras []string `json:"security_extras"` // organisational measures beyond the code's
+	// IdentityMethods are how the DPO may establish a requester's
+	// identity (none: dsr.DefaultIdentityMethods).
+	IdentityMethods []dsr.IdentityMethod `json:"identity_methods,omitempty"`
 }
 
 // Activity is one purpose of processing and the sources declared for it.

@@ -268,6 +268,83 @@ CREATE TABLE rejections (
 `)
 		return err
 	},
+	// 7: rights requests are found, reviewed, then acted on. Processing
+	// builds a candidate set (every stored face that may be the person's,
+	// each with its similarity to the person's selfies together, its band
+	// and whether the strict operating point pre-selected it); the DPO
+	// reviews it (selected) and records how the requester's identity was
+	// established (rights_identity) before anything is erased, suppressed,
+	// restricted or disclosed. The faces' crops of the selfies are kept
+	// sealed for the review (rights_selfies). Candidates and selfie crops
+	// are deleted when the request closes; what was done, to which faces,
+	// stays in rights_records, sealed for the DPO (the audit log keeps
+	// counts). rights_notices records that the users of searches that had
+	// returned erased faces were told (GDPR Art. 19). face_id and search_id
+	// are not foreign keys: they outlive the faces they name.
+	func(tx *sql.Tx) error {
+		_, err := tx.Exec(`
+CREATE TABLE rights_reviews (
+	request_id  INTEGER PRIMARY KEY REFERENCES rights_requests (id),
+	found_by    TEXT    NOT NULL CHECK (found_by <> ''),
+	found_at    INTEGER NOT NULL,
+	gallery     INTEGER NOT NULL CHECK (gallery >= 0),
+	selfies     INTEGER NOT NULL CHECK (selfies > 0),
+	floor       REAL    NOT NULL,
+	strict      REAL    NOT NULL,
+	group_point REAL    NOT NULL,
+	fpir        REAL    NOT NULL CHECK (fpir > 0 AND fpir < 1),
+	beyond      INTEGER NOT NULL DEFAULT 0 CHECK (beyond >= 0),
+	reviewed_by TEXT    CHECK (reviewed_by <> ''),
+	reviewed_at INTEGER,
+	CHECK ((reviewed_by IS NULL) = (reviewed_at IS NULL))
+) STRICT;
+
+CREATE TABLE rights_candidates (
+	request_id   INTEGER NOT NULL REFERENCES rights_reviews (request_id),
+	face_id      INTEGER NOT NULL,
+	score        REAL    NOT NULL,
+	similarities TEXT    NOT NULL,
+	strangers    REAL    NOT NULL CHECK (strangers >= 0),
+	band         TEXT    NOT NULL CHECK (band IN ('strong', 'probable', 'weak')),
+	preselected  INTEGER NOT NULL CHECK (preselected IN (0, 1)),
+	selected     INTEGER NOT NULL CHECK (selected IN (0, 1)),
+	added        INTEGER NOT NULL CHECK (added IN (0, 1)),
+	PRIMARY KEY (request_id, face_id)
+) STRICT;
+
+CREATE TABLE rights_selfies (
+	request_id INTEGER NOT NULL REFERENCES rights_requests (id),
+	n          INTEGER NOT NULL CHECK (n > 0),
+	quality    REAL    NOT NULL,
+	crop       BLOB    NOT NULL,
+	PRIMARY KEY (request_id, n)
+) STRICT;
+
+CREATE TABLE rights_identity (
+	request_id INTEGER PRIMARY KEY REFERENCES rights_requests (id),
+	method     TEXT    NOT NULL CHECK (method <> ''),
+	note       TEXT    NOT NULL DEFAULT '',
+	checked_by TEXT    NOT NULL CHECK (checked_by <> ''),
+	checked_at INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE rights_records (
+	request_id INTEGER PRIMARY KEY REFERENCES rights_requests (id),
+	sealed     BLOB    NOT NULL,
+	sha256     TEXT    NOT NULL CHECK (length(sha256) = 64),
+	created_at INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE rights_notices (
+	request_id  INTEGER NOT NULL REFERENCES rights_requests (id),
+	search_id   INTEGER NOT NULL,
+	notified_by TEXT    NOT NULL CHECK (notified_by <> ''),
+	notified_at INTEGER NOT NULL,
+	PRIMARY KEY (request_id, search_id)
+) STRICT;
+`)
+		return err
+	},
 }
 
 // migrate brings the database on the writer w to schemaVersion, one

@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 
@@ -30,6 +31,9 @@ type Package struct {
 	Received  time.Time // when the request was received
 	Due       time.Time // the Art. 12(3) deadline (dsr.Due)
 	Generated time.Time // when the package is made; also the zip entries' times
+	// Zone is the IANA zone the request's deadlines are counted in: every
+	// date of the report is written in it ("" or unknown: UTC).
+	Zone string
 	// Controller, DPO and Authority name the controller, its data protection
 	// officer and its lead supervisory authority; empty ones are reported as
 	// "not declared".
@@ -108,6 +112,7 @@ func Write(ctx context.Context, w io.Writer, p Package) (Summary, error) {
 	if err := ctx.Err(); err != nil {
 		return sum, fmt.Errorf("access package %d: %w", p.RequestID, err)
 	}
+	p = inZone(p)
 	faces := uniqueFaces(p.Faces)
 	r := newReport(p, faces)
 	zw := zip.NewWriter(w)
@@ -315,4 +320,31 @@ func writeEntry(zw *zip.Writer, name string, mod time.Time, method uint16, data 
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	return nil
+}
+
+// inZone returns p with every date in p.Zone, so that the report speaks
+// the person's local time, not the server's.
+func inZone(p Package) Package {
+	loc := time.UTC
+	if p.Zone != "" {
+		if l, err := time.LoadLocation(p.Zone); err == nil && p.Zone != "Local" {
+			loc = l
+		}
+	}
+	in := func(t time.Time) time.Time {
+		if t.IsZero() {
+			return t
+		}
+		return t.In(loc)
+	}
+	p.Received, p.Due, p.Generated = in(p.Received), in(p.Due), in(p.Generated)
+	p.Faces = slices.Clone(p.Faces)
+	for i := range p.Faces {
+		p.Faces[i].Collected, p.Faces[i].RetentionDeadline = in(p.Faces[i].Collected), in(p.Faces[i].RetentionDeadline)
+	}
+	p.Searches = slices.Clone(p.Searches)
+	for i := range p.Searches {
+		p.Searches[i].At = in(p.Searches[i].At)
+	}
+	return p
 }

@@ -82,7 +82,7 @@ th { background: #f4f4f4; }
 <h2>Searches that returned you ({{len .Searches}})</h2>
 {{if .Searches}}<table>
 <tr><th>Search</th><th>Date</th><th>Purpose</th><th>Case</th><th>Result received by</th><th>Confirmed by</th><th>Your faces</th></tr>
-{{range .Searches}}<tr><td>{{.SearchID}}</td><td>{{when .At}}</td><td>{{.Purpose}}</td><td>{{.Case}}</td><td>{{.ReceivedBy}}</td>
+{{range .Searches}}<tr><td>{{.SearchID}}</td><td>{{when .At}}</td><td>{{.Purpose}}</td><td>{{if .Case}}{{.Case}}{{else}}none{{end}}</td><td>{{.ReceivedBy}}</td>
 <td>{{range $i, $v := .ConfirmedBy}}{{if $i}}, {{end}}{{$v}}{{else}}nobody{{end}}{{if .TwoVerifiers}} (two verifiers){{end}}</td>
 <td>{{range $i, $id := .FaceIDs}}{{if $i}}, {{end}}{{$id}}{{end}}</td></tr>
 {{end}}</table>
@@ -97,7 +97,7 @@ th { background: #f4f4f4; }
 <dt>(b) Categories of personal data</dt>
 <dd><ul>{{range .Categories}}<li>{{.}}</li>{{end}}</ul></dd>
 <dt>(c) Recipients</dt>
-<dd>{{if .Recipients}}<ul>{{range .Recipients}}<li>{{.Name}}: {{.Searches}} search(es); purposes: {{range $i, $v := .Purposes}}{{if $i}}, {{end}}{{$v}}{{end}}; cases: {{range $i, $v := .Cases}}{{if $i}}, {{end}}{{$v}}{{end}}</li>{{end}}</ul>{{else}}Nobody has received your data through a search.{{end}}</dd>
+<dd>{{if .Recipients}}<ul>{{range .Recipients}}<li>{{.Name}}: {{.Searches}} search(es); purposes: {{range $i, $v := .Purposes}}{{if $i}}, {{end}}{{$v}}{{end}}; cases: {{range $i, $v := .Cases}}{{if $i}}, {{end}}{{$v}}{{else}}none{{end}}</li>{{end}}</ul>{{else}}Nobody has received your data through a search.{{end}}</dd>
 <dt>(d) Retention</dt>
 <dd><ul>{{range .Retention}}<li>{{.}}</li>{{else}}<li>none</li>{{end}}</ul></dd>
 <dt>(e) Your rights to rectification, erasure, restriction and objection</dt>

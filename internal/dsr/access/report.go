@@ -175,7 +175,7 @@ func newReport(p Package, faces []Face) *report {
 			SearchID:    s.ID,
 			At:          s.At,
 			Purpose:     declared(s.Purpose),
-			Case:        declared(s.Case),
+			Case:        strings.TrimSpace(s.Case), // none is not an omission
 			ReceivedBy:  declared(s.Actor),
 			FaceIDs:     append([]int64{}, s.FaceIDs...),
 			ConfirmedBy: []string{},
@@ -199,7 +199,9 @@ func newReport(p Package, faces []Face) *report {
 		}
 		recips[i].Searches++
 		recips[i].Purposes = addUnique(recips[i].Purposes, item.Purpose)
-		recips[i].Cases = addUnique(recips[i].Cases, item.Case)
+		if item.Case != "" {
+			recips[i].Cases = addUnique(recips[i].Cases, item.Case)
+		}
 	}
 
 	a := &r.Art15

@@ -26,7 +26,8 @@ func (e *cmdEnv) eval(ctx context.Context, args []string) error {
 		subcommand{"makepairs", func(_ context.Context, a []string) error { return e.evalMakePairs(a) }},
 		subcommand{"calibrate", e.evalCalibrate},
 		subcommand{"search", e.evalSearch},
-		subcommand{"openset", e.evalOpenSet})
+		subcommand{"openset", e.evalOpenSet},
+		subcommand{"rights", e.evalRights})
 }
 
 // embedAll returns the primary face's template of every file (nil when the

@@ -13,10 +13,12 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"gabarit/internal/app"
 	"gabarit/internal/eval"
 	"gabarit/internal/face"
 	"gabarit/internal/modelpack"
 	"gabarit/internal/pipeline"
+	"gabarit/internal/rights"
 )
 
 // evalOpenSet measures open-set identification of the search's decision
@@ -200,4 +202,59 @@ func (e *cmdEnv) openSetPhotos(ctx context.Context, ff *faceFlags, root string, 
 		}
 	}
 	return photos, nil
+}
+
+// evalRights measures the candidate sets of rights requests (see
+// eval.Rights): how many of a person's faces the candidate set finds and
+// the strict pre-selection takes, and how many strangers' faces come with
+// them, for 1, 2 and 3 selfies.
+func (e *cmdEnv) evalRights(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("eval rights", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	var ff faceFlags
+	ff.register(fs)
+	root := fs.String("root", "", "identity-per-folder set (e.g. ../shared/data/celeba-dev)")
+	var distractors multiFlag
+	fs.Var(&distractors, "distractors", "folder of other people's photos added to the gallery (repeatable)")
+	templates := fs.String("templates", "", "keep the faces found in this file and reuse them on the next run (biometric data: keep it private)")
+	selfiesFlag := fs.String("selfies", "1,2,3", "numbers of selfies per request, comma-separated")
+	fpir := fs.Float64("fpir", rights.StrictFPIR, "target FPIR of the pre-selection")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return exitError{2}
+	}
+	if *root == "" || fs.NArg() > 0 {
+		return usageErr(e, fs, "want --root DIR")
+	}
+	var ks []int
+	for _, f := range strings.Split(*selfiesFlag, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return usageErr(e, fs, "--selfies %q: want whole numbers ≥ 1, comma-separated", *selfiesFlag)
+		}
+		ks = append(ks, n)
+	}
+	photos, err := e.openSetPhotos(ctx, &ff, *root, distractors, *templates)
+	if err != nil {
+		return err
+	}
+	photos, _ = eval.DropCrossDuplicates(photos)
+	dec, err := modelpack.DefaultOpenSet().Decider()
+	if err != nil {
+		return err
+	}
+	rows, err := eval.Rights(photos, dec, eval.RightsConfig{Selfies: ks, FPIR: *fpir, SelfieMatch: app.SelfieMatch})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return json.NewEncoder(e.stdout).Encode(rows)
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SELFIES\tREQUESTS\tREFUSED\tGALLERY\tSTRICT/GROUP\tCANDIDATES\tCAND. RECALL\tPRESEL. RECALL\tSTRANGERS/REQ\tSTRANGERS PRESEL.\tREQ. WITH ONE")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%.4f/%.4f\t%.1f\t%.3f\t%.3f\t%.2f\t%d\t%.4f\n", r.Selfies, r.Requests, r.Refused, r.Gallery,
+			r.Strict, r.Group, r.Candidates, r.CandidateRecall, r.PreselectedRecall, r.Strangers, r.StrangersPreselected, r.RequestsWithStranger)
+	}
+	return tw.Flush()
 }

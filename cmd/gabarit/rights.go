@@ -20,17 +20,25 @@ import (
 func (e *cmdEnv) rights(ctx context.Context, args []string) error {
 	return e.dispatch(ctx, "rights", args,
 		subcommand{"request", e.rightsRequest},
-		subcommand{"process", e.rightsProcess},
 		subcommand{"list", e.rightsList},
+		subcommand{"show", e.rightsShow},
+		subcommand{"candidates", e.rightsCandidates},
+		subcommand{"review", e.rightsReview},
+		subcommand{"identity", e.rightsIdentity},
+		subcommand{"process", e.rightsProcess},
+		subcommand{"refuse", e.rightsRefuse},
+		subcommand{"record", e.rightsRecord},
+		subcommand{"notified", e.rightsNotified},
 		subcommand{"extend", e.rightsExtend},
 		subcommand{"lift", e.rightsLift})
 }
 
 func (e *cmdEnv) rightsRequest(ctx context.Context, args []string) error {
 	fs := e.flags("rights request", "usage: gabarit rights request --kind access|erasure|objection|restriction --selfie PHOTO [--selfie PHOTO…] --contact TEXT\n\n"+
-		"Registers a data-subject request keyed by face. The selfies' templates are kept, encrypted, until\n"+
-		"the request closes; the photos are not kept. Prints {\"id\",\"state\",\"due\",…}. There is no limit on\n"+
-		"how many requests a person makes.")
+		"Registers a data-subject request keyed by face. The selfies' templates, and the crops of their\n"+
+		"faces for the review, are kept sealed until the request closes; the photos are not kept. Prints\n"+
+		"{\"id\",\"state\",\"due\",…}. There is no limit on how many requests a person makes. Then:\n"+
+		"gabarit rights candidates, review, identity, process.")
 	var ff faceFlags
 	ff.register(fs)
 	var df dataFlags
@@ -121,67 +129,6 @@ func (e *cmdEnv) rightsEngine(ctx context.Context, ff *faceFlags, df *dataFlags,
 		}
 	}
 	return eng, cleanup, nil
-}
-
-func (e *cmdEnv) rightsProcess(ctx context.Context, args []string) error {
-	fs := e.flags("rights process", "usage: gabarit rights process [--json] ID\n\n"+
-		"Verifies the request's selfies against each other, finds every stored face of the person\n"+
-		"(all of them, whatever their date) and carries the request out: an access package, an erasure\n"+
-		"with its proof, a suppression entry, or a restriction. Prints {\"state\",\"matched_faces\",…}.")
-	var ff faceFlags
-	ff.register(fs)
-	var df dataFlags
-	df.register(fs)
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
-		return exitError{2}
-	}
-	id, err := idArg(e, fs, "request")
-	if err != nil {
-		return err
-	}
-	eng, cleanup, err := e.rightsEngine(ctx, &ff, &df, true)
-	if err != nil {
-		return err
-	}
-	defer cleanup()
-	out, err := eng.Process(ctx, id, actor())
-	if errors.Is(err, rights.ErrNotOpen) {
-		return fmt.Errorf("request %d is already %s", id, out.Request.State)
-	}
-	if err != nil {
-		return err
-	}
-	res := map[string]any{"id": id, "state": out.Request.State, "matched_faces": out.MatchedFaces}
-	if out.Request.Reason != "" {
-		res["reason"] = out.Request.Reason
-	}
-	switch {
-	case out.Package != "":
-		res["package"] = out.Package
-	case out.Proof != nil:
-		res["erased"] = out.Erased
-		res["erased_images"] = out.ErasedImages
-		res["proof"] = out.Proof
-		res["notify_searches"] = out.Recipients
-	case out.Request.Kind == dsr.Restriction && out.Request.State == dsr.Completed:
-		res["restricted"] = true
-	}
-	if *asJSON {
-		return json.NewEncoder(e.stdout).Encode(res)
-	}
-	fmt.Fprintf(e.stdout, "request %d: %s, %d matching faces", id, out.Request.State, out.MatchedFaces)
-	switch {
-	case out.Request.Reason != "":
-		fmt.Fprintf(e.stdout, " (%s)", out.Request.Reason)
-	case out.Package != "":
-		fmt.Fprintf(e.stdout, "; access package %s", out.Package)
-	case out.Proof != nil:
-		fmt.Fprintf(e.stdout, "; %d faces and %d images erased, proof %s", out.Erased, out.ErasedImages,
-			map[bool]string{true: "passed", false: "FAILED"}[out.Proof.OK])
-	}
-	fmt.Fprintln(e.stdout)
-	return nil
 }
 
 func (e *cmdEnv) rightsList(ctx context.Context, args []string) error {

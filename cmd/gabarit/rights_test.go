@@ -88,9 +88,53 @@ func (f *rightsFixture) request(t *testing.T, kind string) int64 {
 	return r.ID
 }
 
+// process answers request id as a careful DPO would on the command line:
+// find the candidates, select exactly the person's (the review: the
+// pre-selection must hold none of anyone else's), record the identity
+// check, act on the reviewed set.
 func (f *rightsFixture) process(t *testing.T, id int64) map[string]any {
 	t.Helper()
-	out, stderr, err := cli(t, f.data, "rights", "process", "--json", fmt.Sprint(id))
+	out, stderr, err := cli(t, f.data, "rights", "candidates", "--json", fmt.Sprint(id))
+	if err != nil {
+		t.Fatalf("rights candidates: %v\n%s", err, stderr)
+	}
+	var rv app.ReviewView
+	if err := json.Unmarshal([]byte(out), &rv); err != nil || rv.Total == 0 {
+		t.Fatalf("rights candidates printed %q: %v", out, err)
+	}
+	if _, stderr, err := cli(t, f.data, "rights", "process", "--confirm", fmt.Sprint(rv.Preselected), fmt.Sprint(id)); err == nil ||
+		!strings.Contains(err.Error()+stderr, "identity") {
+		t.Errorf("act before the identity check: %v\n%s", err, stderr)
+	}
+	db, err := store.Open(context.Background(), filepath.Join(f.data, "gabarit.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []int64
+	for _, c := range rv.Candidates {
+		ids = append(ids, c.FaceID)
+	}
+	refs, err := db.FaceRefs(context.Background(), ids)
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mine []string
+	for _, c := range rv.Candidates {
+		switch {
+		case f.own(refs[c.FaceID].Locator):
+			mine = append(mine, fmt.Sprint(c.FaceID))
+		case c.Preselected:
+			t.Errorf("another person's face %s is pre-selected", refs[c.FaceID].Locator)
+		}
+	}
+	if _, stderr, err := cli(t, f.data, "rights", "review", "--none", "--select", strings.Join(mine, ","), fmt.Sprint(id)); err != nil {
+		t.Fatalf("rights review: %v\n%s", err, stderr)
+	}
+	if _, stderr, err := cli(t, f.data, "rights", "identity", "--method", "in-person", fmt.Sprint(id)); err != nil {
+		t.Fatalf("rights identity: %v\n%s", err, stderr)
+	}
+	out, stderr, err = cli(t, f.data, "rights", "process", "--json", "--confirm", fmt.Sprint(len(mine)), fmt.Sprint(id))
 	if err != nil {
 		t.Fatalf("rights process: %v\n%s", err, stderr)
 	}
@@ -98,8 +142,8 @@ func (f *rightsFixture) process(t *testing.T, id int64) map[string]any {
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatal(err)
 	}
-	if res["state"] != "completed" {
-		t.Fatalf("process = %s", out)
+	if res["state"] != "completed" || int(res["acted_on"].(float64)) != len(mine) {
+		t.Fatalf("process = %s (selected %d)", out, len(mine))
 	}
 	return res
 }
@@ -125,7 +169,7 @@ func (f *rightsFixture) own(locator string) bool { return strings.HasPrefix(loca
 func TestRightsAccess(t *testing.T) {
 	f := newRightsFixture(t)
 	res := f.process(t, f.request(t, "access"))
-	matched := int(res["matched_faces"].(float64))
+	matched := int(res["acted_on"].(float64))
 	if matched < 5 {
 		t.Fatalf("matched %d faces of the person", matched)
 	}

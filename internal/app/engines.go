@@ -63,14 +63,27 @@ func SearchEngine(ctx context.Context, d *Data, m Model, v *vault.Vault, idx vin
 }
 
 // RightsEngine wires a rights engine; idx may be nil for registering
-// requests, and is required to process them.
+// requests, and is required to process them. Candidates are decided with
+// the model's open-set calibration; the DPO's identity methods come from
+// records.json.
 func RightsEngine(d *Data, m Model, v *vault.Vault, idx vindex.Index) (*rights.Engine, error) {
 	org, err := LoadOrganisation(d.Dir)
 	if err != nil {
 		return nil, err
 	}
-	return &rights.Engine{An: m, Store: d.DB, Keys: d.Keys, Vault: v, Index: idx, ModelID: m.ModelID(),
-		Match: m.SamePerson(), SelfieMatch: SelfieMatch, Image: ReadSourceImage,
+	methods, err := IdentityMethods(d.Dir)
+	if err != nil {
+		return nil, err
+	}
+	cal, err := m.OpenSet()
+	if err != nil {
+		return nil, err
+	}
+	return &rights.Engine{An: m, Store: d.DB, Keys: d.Keys, Vault: v, Index: idx, ModelID: m.ModelID(), Decider: cal,
+		Match: m.SamePerson(), SelfieMatch: SelfieMatch, Methods: methods, Image: ReadSourceImage,
+		Crop: func(photo []byte, f face.Face) ([]byte, error) {
+			return CropFace(photo, f.Box, ProbeCropMargin, ProbeCropSide)
+		},
 		Controller: org.Controller, DPO: org.DPO, Authority: org.Authority, OutDir: filepath.Join(d.Dir, "rights")}, nil
 }
 

@@ -235,7 +235,7 @@ type RequestView struct {
 	Late         bool            `json:"late"`
 	Reason       string          `json:"reason,omitempty"`
 	Closed       *time.Time      `json:"closed,omitempty"`
-	MatchedFaces int             `json:"matched_faces"`
+	MatchedFaces int             `json:"matched_faces"` // in the reviewed set: acted on, or being acted on
 	Result       json.RawMessage `json:"result,omitempty"`
 }
 
@@ -247,6 +247,9 @@ func NewRequestView(r dsr.Request, now time.Time) RequestView {
 	if !r.Closed.IsZero() {
 		c := r.Closed
 		j.Closed = &c
+	}
+	if n, ok := actedOn(r); ok && j.MatchedFaces == 0 {
+		j.MatchedFaces = n // a closed request keeps which faces in its sealed record only
 	}
 	return j
 }

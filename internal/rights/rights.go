@@ -1,19 +1,31 @@
 // Package rights carries out data-subject requests keyed by face (GDPR
-// Arts. 15, 17, 18, 21): a request is registered with one or more selfies
-// and a contact; processing checks the selfies against each other, finds
-// every stored face of the person, and answers by kind — an access package,
-// an erasure with its proof, a suppression entry that keeps the person out
-// of every later ingest and search, or a restriction that hides them from
-// search until lifted.
+// Arts. 15, 17, 18, 21). A request is registered with one or more selfies
+// and a contact, then answered in three steps, so that nothing is erased,
+// suppressed, restricted or disclosed about anyone else:
+//
+//  1. Find: the selfies are checked against each other, and every stored
+//     face that may be the person's is found, exhaustively (not through the
+//     approximate index): the candidate set. Each candidate is scored
+//     against all the selfies together (their mean template: agreement
+//     across selfies, not any one of them), with its band and the number
+//     of strangers' faces expected at its score in a gallery of this size;
+//     only candidates at the strict operating point are pre-selected.
+//  2. Review: the DPO sees the selfies beside every candidate, deselects or
+//     adds faces, and records how the requester's identity was established
+//     (a method from the controller's list, with a note).
+//  3. Act, on exactly the reviewed set: an access package, an erasure with
+//     its proof, a suppression that keeps the person out of every later
+//     ingest and search, or a restriction that hides them from search until
+//     lifted. Which faces were acted on is kept in a record sealed for the
+//     DPO; the audit log keeps counts.
 //
 // Selfies are never kept as images: their templates go to the vault (kind
-// selfie), sealed, and are deleted when the request closes. If the identity
-// check fails the answer is the same whether or not the person is held: the
-// request is refused with a neutral reason and nothing about the store is
-// revealed. There is no limit on how many requests a person makes or on
-// how old the data is: the match runs over every stored face, exhaustively
-// (not through the approximate index), so that no face of the person is
-// missed.
+// selfie), sealed, and the crops of their faces are kept sealed for the
+// review; both are deleted when the request closes. If the selfies do not
+// show one person the answer is the same whether or not the person is
+// held: the request is refused with a neutral reason and nothing about the
+// store is revealed. There is no limit on how many requests a person makes
+// or on how old the data is.
 package rights
 
 import (
@@ -26,12 +38,15 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"gabarit/internal/dsr"
 	"gabarit/internal/dsr/access"
 	"gabarit/internal/face"
 	"gabarit/internal/keyring"
+	"gabarit/internal/openset"
+	"gabarit/internal/rights/preselect"
 	"gabarit/internal/store"
 	"gabarit/internal/vault"
 	"gabarit/internal/vindex"
@@ -42,7 +57,20 @@ type Store interface {
 	CreateRightsRequest(ctx context.Context, r dsr.Request, actor string) (int64, error)
 	RightsRequest(ctx context.Context, id int64) (dsr.Request, error)
 	UpdateRightsRequest(ctx context.Context, id int64, actor string, fn func(r *dsr.Request, now time.Time) error) (dsr.Request, error)
+	CloseRightsRequest(ctx context.Context, id int64, actor string, rec *store.RightsRecord, fn func(r *dsr.Request, now time.Time) error) (dsr.Request, error)
+	SaveRightsCandidates(ctx context.Context, id int64, actor string, rv store.RightsReview) error
+	RightsReview(ctx context.Context, id int64) (store.RightsReview, error)
+	ReviewRightsCandidates(ctx context.Context, id int64, actor string, selected []int64, added []store.RightsCandidate) (store.RightsReview, error)
+	RecordRightsIdentity(ctx context.Context, id int64, actor, method, note string) (dsr.Request, error)
+	RightsIdentity(ctx context.Context, id int64) (store.RightsIdentity, error)
+	AddRightsSelfies(ctx context.Context, id int64, selfies []store.RightsSelfie) error
+	RightsSelfies(ctx context.Context, id int64) ([]store.RightsSelfie, error)
+	RightsRecordOf(ctx context.Context, id int64) (store.RightsRecord, error)
+	RecordRightsNotice(ctx context.Context, id, searchID int64, actor string) error
+	AppendAudit(ctx context.Context, tx *store.Tx, e store.AuditEntry) (int64, error)
 	AllTemplates(ctx context.Context, fn func(faceID, sourceID int64, modelID string, template []byte) error) error
+	FaceCountUpTo(ctx context.Context, modelID string, maxID int64) (n, maxStored int64, err error)
+	Face(ctx context.Context, id int64) (store.Face, error)
 	FaceRefs(ctx context.Context, ids []int64) (map[int64]store.FaceRef, error)
 	Faces(ctx context.Context, imageID int64) ([]store.Face, error)
 	Image(ctx context.Context, id int64) (store.Image, error)
@@ -60,25 +88,52 @@ type Vault interface {
 	RemoveRequest(ctx context.Context, requestID int64, kind vault.Kind) (int, error)
 }
 
-// Opener decrypts stored templates; *keyring.Keyring implements it.
-type Opener interface {
+// Keys decrypts stored templates and seals the request's own data (selfie
+// crops, the record of what was done); *keyring.Keyring implements it.
+type Keys interface {
 	Open(ctx context.Context, sourceID, faceID int64, modelID string, blob []byte) ([]float32, error)
+	SealBytes(purpose string, binding, plain []byte) ([]byte, error)
+	OpenBytes(purpose string, binding, blob []byte) ([]byte, error)
 }
 
-// Engine registers and processes requests.
+// PurposeRightsRequest names the data key that seals what a rights request
+// keeps: the crops of its selfies' faces and its record.
+const PurposeRightsRequest = "rights request"
+
+// StrictFPIR is the default target false-positive identification rate of
+// the pre-selection: in a thousand requests from people who are not held,
+// about one would have a stranger's face pre-selected. A search's default
+// is ten times looser (1%): a rights request erases or discloses.
+const StrictFPIR = 0.001
+
+// MaxCandidates bounds a candidate set, the most similar first: the DPO
+// reviews every candidate. Faces over the floor beyond it are counted.
+const MaxCandidates = 1000
+
+// Engine registers and answers requests.
 type Engine struct {
 	An      face.Analyzer
 	Store   Store
-	Keys    Opener
+	Keys    Keys
 	Vault   Vault
 	Index   vindex.Index // erasures delete from it
 	ModelID string
-	// Match is the least similarity between a selfie and a stored face for
-	// the face to be the person's (the pack's same-person threshold).
+	// Decider holds the model's open-set calibration: the single-face tail
+	// sets the strict operating point and the candidates' floor.
+	Decider *openset.Decider
+	// FPIR is the target FPIR of the pre-selection (StrictFPIR when 0).
+	FPIR float64
+	// Match is the least similarity of a face to a person's mean selfie
+	// template for a suppression or restriction to keep it out of later
+	// ingests and searches (the pack's same-person threshold).
 	Match float64
 	// SelfieMatch is the least similarity between any two selfies of a
 	// request: stricter than Match, since a request hands over data.
 	SelfieMatch float64
+	// Crop cuts a selfie's face from its photo (a JPEG), for the review.
+	Crop func(photo []byte, f face.Face) ([]byte, error)
+	// Methods are how the DPO may establish a requester's identity.
+	Methods []dsr.IdentityMethod
 	// Image reads an image's bytes from its source, for access packages.
 	Image func(ctx context.Context, src store.Source, locator string) ([]byte, error)
 	// Controller, DPO and Authority are printed in access packages.
@@ -87,17 +142,31 @@ type Engine struct {
 	OutDir string
 }
 
-// ErrNotOpen refuses to process a closed request.
-var ErrNotOpen = errors.New("request is closed")
+// Errors of the steps, tested with errors.Is.
+var (
+	// ErrNotOpen refuses to work on a closed request.
+	ErrNotOpen = errors.New("request is closed")
+	// ErrNotFound: the request has no candidate set yet.
+	ErrNoCandidates = errors.New("no candidate set: find the candidates first")
+	// ErrNotReviewed: the DPO has not reviewed the candidate set.
+	ErrNotReviewed = errors.New("the candidate set is not reviewed")
+	// ErrNoIdentity: how the requester was identified is not recorded.
+	ErrNoIdentity = errors.New("the requester's identity check is not recorded")
+	// ErrStale: the reviewed set is not the one the DPO confirmed.
+	ErrStale = errors.New("the reviewed set changed")
+	// ErrActing: the request is being acted on; its set cannot change.
+	ErrActing = errors.New("the request is being acted on")
+)
 
 // RefusedIdentity is the reason given when the identity check fails. It is
 // the same whether or not the person is in the store.
 const RefusedIdentity = "identity check failed: the selfies do not show one and the same person clearly enough; send new selfies with a new request"
 
 // Register records a request of kind with the templates of the selfies'
-// largest faces (the photos themselves are not kept) and returns it. A
-// selfie without a face is refused before anything is registered (an
-// error wrapping face.ErrNoFace): that says nothing about the store.
+// largest faces, and those faces' crops sealed for the review (the photos
+// themselves are not kept), and returns it. A selfie without a face is
+// refused before anything is registered (an error wrapping face.ErrNoFace):
+// that says nothing about the store.
 func (e *Engine) Register(ctx context.Context, kind dsr.Kind, selfies [][]byte, contact, actor string) (dsr.Request, error) {
 	if len(selfies) == 0 {
 		return dsr.Request{}, fmt.Errorf("%w: at least one selfie", dsr.ErrInvalid)
@@ -107,6 +176,7 @@ func (e *Engine) Register(ctx context.Context, kind dsr.Kind, selfies [][]byte, 
 		return dsr.Request{}, err
 	}
 	var templates [][]float32
+	var faces []face.Face
 	for i, b := range selfies {
 		an, err := e.An.Analyze(ctx, b)
 		if err != nil {
@@ -117,6 +187,7 @@ func (e *Engine) Register(ctx context.Context, kind dsr.Kind, selfies [][]byte, 
 			return dsr.Request{}, fmt.Errorf("selfie %d: %w: nothing registered; every selfie must show the person's face", i+1, face.ErrNoFace)
 		}
 		templates = append(templates, an.Faces[j].Embedding)
+		faces = append(faces, an.Faces[j])
 	}
 	id, err := e.Store.CreateRightsRequest(ctx, r, actor)
 	if err != nil {
@@ -125,14 +196,117 @@ func (e *Engine) Register(ctx context.Context, kind dsr.Kind, selfies [][]byte, 
 	if _, err := e.Vault.Add(ctx, vault.Selfie, id, e.ModelID, templates); err != nil {
 		return dsr.Request{}, fmt.Errorf("keep the selfies' templates: %w", err)
 	}
+	if e.Crop != nil {
+		kept := make([]store.RightsSelfie, 0, len(faces))
+		for i, f := range faces {
+			jpg, err := e.Crop(selfies[i], f)
+			if err != nil {
+				return dsr.Request{}, fmt.Errorf("selfie %d: crop its face: %w", i+1, err)
+			}
+			sealed, err := e.Keys.SealBytes(PurposeRightsRequest, selfieBinding(id, i+1), jpg)
+			clear(jpg)
+			if err != nil {
+				return dsr.Request{}, err
+			}
+			kept = append(kept, store.RightsSelfie{N: i + 1, Quality: f.Quality, Crop: sealed})
+		}
+		if err := e.Store.AddRightsSelfies(ctx, id, kept); err != nil {
+			return dsr.Request{}, err
+		}
+	}
 	return e.Store.RightsRequest(ctx, id)
 }
 
-// Outcome is what processing a request did.
+func selfieBinding(id int64, n int) []byte { return fmt.Appendf(nil, "rights/%d/selfie/%d", id, n) }
+
+func recordBinding(id int64) []byte { return fmt.Appendf(nil, "rights/%d/record", id) }
+
+// SelfieCrop returns the JPEG crop of selfie n's face of request id, while
+// the request is open. Never log it.
+func (e *Engine) SelfieCrop(ctx context.Context, id int64, n int) ([]byte, error) {
+	ss, err := e.Store.RightsSelfies(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range ss {
+		if s.N == n {
+			return e.Keys.OpenBytes(PurposeRightsRequest, selfieBinding(id, n), s.Crop)
+		}
+	}
+	return nil, fmt.Errorf("selfie %d of rights request %d: %w", n, id, store.ErrNotFound)
+}
+
+// current is the state a request is in for processing: while extended,
+// the state it was extended in.
+func current(r dsr.Request) dsr.State {
+	if r.State == dsr.Extended {
+		return r.ExtendedFrom
+	}
+	return r.State
+}
+
+// open reads request id and fails with ErrNotOpen when it is closed.
+func (e *Engine) open(ctx context.Context, id int64) (dsr.Request, error) {
+	r, err := e.Store.RightsRequest(ctx, id)
+	if err != nil {
+		return dsr.Request{}, err
+	}
+	if r.State.Final() {
+		return r, fmt.Errorf("request %d is %s: %w", id, r.State, ErrNotOpen)
+	}
+	return r, nil
+}
+
+// Identify records how the requester of request id was identified: a
+// method of e.Methods and the DPO's note (required by some methods). The
+// request becomes verified. Nothing is disclosed or changed before this.
+func (e *Engine) Identify(ctx context.Context, id int64, method, note, actor string) (dsr.Request, error) {
+	r, err := e.open(ctx, id)
+	if err != nil {
+		return r, err
+	}
+	m, ok := dsr.FindIdentityMethod(e.Methods, method)
+	if !ok {
+		ids := make([]string, len(e.Methods))
+		for i, m := range e.Methods {
+			ids[i] = m.ID
+		}
+		return dsr.Request{}, fmt.Errorf("identity method %q: want one of %s: %w", method, strings.Join(ids, ", "), dsr.ErrInvalid)
+	}
+	note = strings.TrimSpace(note)
+	if m.NoteRequired && note == "" {
+		return dsr.Request{}, fmt.Errorf("identity method %q: say how in the note: %w", method, dsr.ErrInvalid)
+	}
+	if len(note) > 1000 {
+		return dsr.Request{}, fmt.Errorf("identity note: at most 1000 characters: %w", dsr.ErrInvalid)
+	}
+	if current(r) != dsr.Received {
+		return dsr.Request{}, fmt.Errorf("request %d: the identity check is already recorded: %w", id, dsr.ErrIllegalTransition)
+	}
+	return e.Store.RecordRightsIdentity(ctx, id, actor, method, note)
+}
+
+// Refuse closes request id with reason (for example, the identity could
+// not be established). The selfies are deleted.
+func (e *Engine) Refuse(ctx context.Context, id int64, reason, actor string) (dsr.Request, error) {
+	if _, err := e.open(ctx, id); err != nil {
+		return dsr.Request{}, err
+	}
+	r, err := e.Store.CloseRightsRequest(ctx, id, actor, nil, func(r *dsr.Request, now time.Time) error {
+		return r.Advance(now, dsr.Refused, strings.TrimSpace(reason))
+	})
+	if err != nil {
+		return r, err
+	}
+	return r, e.closeRequest(ctx, id)
+}
+
+// Outcome is what acting on a request did.
 type Outcome struct {
 	Request      dsr.Request
-	MatchedFaces int
+	ActedOn      int    // faces in the reviewed set
 	Package      string // access: the package's path
+	PackageSHA   string // access: its SHA-256, also in the request's result
 	Erased       int    // erasure, objection: faces erased
 	ErasedImages int    // images erased with them (left without any face)
 	Proof        *Proof // erasure, objection: the check made after erasing
@@ -149,95 +323,129 @@ type Proof struct {
 	OK           bool `json:"ok"`
 }
 
-// Process verifies the request's identity, finds the person's faces and
-// carries out the request. It may be run again on a request that an
-// earlier run left verified or in progress.
-func (e *Engine) Process(ctx context.Context, id int64, actor string) (Outcome, error) {
-	r, err := e.Store.RightsRequest(ctx, id)
+// Process acts on request id, on exactly its reviewed set: it needs the
+// identity check recorded and the candidate set reviewed. expect, when not
+// negative, is the number of faces the DPO confirmed acting on: a reviewed
+// set of another size fails with ErrStale and nothing is done. A request
+// an earlier run left in progress is finished on the set that run froze.
+func (e *Engine) Process(ctx context.Context, id int64, expect int, actor string) (Outcome, error) {
+	r, err := e.open(ctx, id)
 	if err != nil {
-		return Outcome{}, err
+		return Outcome{Request: r}, err
 	}
-	if r.State.Final() {
-		return Outcome{Request: r}, fmt.Errorf("request %d is %s: %w", id, r.State, ErrNotOpen)
-	}
-	selfies, err := e.Vault.Templates(ctx, id, vault.Selfie)
-	if err != nil {
-		return Outcome{}, err
-	}
-	if current(r) == dsr.Received {
-		if !e.sameSelfies(selfies) {
-			r, err = e.advance(ctx, id, actor, dsr.Refused, RefusedIdentity)
-			if err != nil {
-				return Outcome{}, err
-			}
-			return Outcome{Request: r}, e.closeRequest(ctx, id)
+	switch current(r) {
+	case dsr.Received:
+		return Outcome{}, fmt.Errorf("request %d: %w: record how the requester's identity was established first", id, ErrNoIdentity)
+	case dsr.Verified:
+		rv, err := e.Store.RightsReview(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return Outcome{}, fmt.Errorf("request %d: %w", id, ErrNoCandidates)
 		}
-		if r, err = e.advance(ctx, id, actor, dsr.Verified, ""); err != nil {
+		if err != nil {
 			return Outcome{}, err
 		}
-	}
-	matches, err := e.matches(ctx, selfies, e.Match)
-	if err != nil {
-		return Outcome{}, err
-	}
-	if current(r) == dsr.Verified {
+		if rv.ReviewedBy == "" {
+			return Outcome{}, fmt.Errorf("request %d: %w: review it first", id, ErrNotReviewed)
+		}
+		sel := rv.Selected()
+		if expect >= 0 && expect != len(sel) {
+			return Outcome{}, fmt.Errorf("request %d: %w: %d face(s) are selected, not the %d confirmed; look at the review again", id, ErrStale, len(sel), expect)
+		}
 		r, err = e.Store.UpdateRightsRequest(ctx, id, actor, func(r *dsr.Request, now time.Time) error {
-			r.Matches = matches
+			r.Matches = sel
 			return r.Advance(now, dsr.InProgress, "")
 		})
 		if err != nil {
 			return Outcome{}, err
 		}
 	}
-	out := Outcome{MatchedFaces: len(matches)}
-	var result any
+	return e.act(ctx, r, actor)
+}
+
+// act carries out in-progress request r on r.Matches, seals the record of
+// what was done and closes the request.
+func (e *Engine) act(ctx context.Context, r dsr.Request, actor string) (Outcome, error) {
+	faces := slices.Clone(r.Matches)
+	rec, err := e.newRecord(ctx, r, faces, actor)
+	if err != nil {
+		return Outcome{}, err
+	}
+	out := Outcome{ActedOn: len(faces)}
+	var result map[string]any
 	switch r.Kind {
 	case dsr.Access:
-		out.Package, result, err = e.access(ctx, r, matches)
+		result, err = e.access(ctx, r, faces, rec, &out)
 	case dsr.Erasure:
-		result, err = e.erase(ctx, r, actor, selfies, matches, &out)
+		result, err = e.erase(ctx, r, actor, faces, &out)
 	case dsr.Objection:
 		// Never collect again, then stop processing what is held.
-		if _, err = e.Vault.Add(ctx, vault.Objection, id, e.ModelID, selfies); err == nil {
-			result, err = e.erase(ctx, r, actor, selfies, matches, &out)
+		if err = e.keepOut(ctx, r.ID, vault.Objection, nil); err == nil {
+			result, err = e.erase(ctx, r, actor, faces, &out)
 		}
 	case dsr.Restriction:
-		if _, err = e.Vault.Add(ctx, vault.Restriction, id, e.ModelID, selfies); err == nil {
-			result = map[string]any{"restricted_faces": len(matches), "hidden_from_search": true}
+		if err = e.keepOut(ctx, r.ID, vault.Restriction, faces); err == nil {
+			result = map[string]any{"restricted_faces": len(faces)}
 		}
 	}
 	if err != nil {
 		return Outcome{}, err
 	}
+	result["acted_on"] = len(faces)
+	rec.Result = result
+	sealed, sum, err := e.sealRecord(r.ID, rec)
+	if err != nil {
+		return Outcome{}, err
+	}
+	result["record_sha256"] = sum
 	js, err := json.Marshal(result)
 	if err != nil {
 		return Outcome{}, err
 	}
-	r, err = e.Store.UpdateRightsRequest(ctx, id, actor, func(r *dsr.Request, now time.Time) error {
-		r.Matches = matches
-		r.Result = js
-		return r.Advance(now, dsr.Completed, "")
-	})
+	r, err = e.Store.CloseRightsRequest(ctx, r.ID, actor, &store.RightsRecord{Sealed: sealed, SHA256: sum, Faces: len(faces)},
+		func(r *dsr.Request, now time.Time) error {
+			r.Matches = nil // which faces: in the sealed record only
+			r.Result = js
+			return r.Advance(now, dsr.Completed, "")
+		})
 	if err != nil {
 		return Outcome{}, err
 	}
 	out.Request = r
-	return out, e.closeRequest(ctx, id)
+	return out, e.closeRequest(ctx, r.ID)
 }
 
-// current is the state a request is in for processing: while extended,
-// the state it was extended in.
-func current(r dsr.Request) dsr.State {
-	if r.State == dsr.Extended {
-		return r.ExtendedFrom
+// keepOut puts the person in the vault as kind: their mean selfie template
+// (later faces that resemble the selfies together, not any one of them),
+// and the templates of faces, the reviewed set (so that exactly those are
+// hidden, whatever their similarity to the selfies).
+func (e *Engine) keepOut(ctx context.Context, id int64, kind vault.Kind, faces []int64) error {
+	selfies, err := e.Vault.Templates(ctx, id, vault.Selfie)
+	if err != nil {
+		return err
 	}
-	return r.State
-}
-
-func (e *Engine) advance(ctx context.Context, id int64, actor string, to dsr.State, reason string) (dsr.Request, error) {
-	return e.Store.UpdateRightsRequest(ctx, id, actor, func(r *dsr.Request, now time.Time) error {
-		return r.Advance(now, to, reason)
-	})
+	ts := [][]float32{}
+	if m := preselect.MeanTemplate(selfies); m != nil {
+		ts = append(ts, m)
+	}
+	for _, f := range faces {
+		t, err := e.template(ctx, f)
+		if err != nil {
+			return err
+		}
+		if t != nil {
+			ts = append(ts, t)
+		}
+	}
+	if len(ts) == 0 {
+		return nil
+	}
+	// A run resumed after a crash adds them again: the vault's entries of
+	// the request are replaced, not doubled.
+	if _, err := e.Vault.RemoveRequest(ctx, id, kind); err != nil {
+		return err
+	}
+	_, err = e.Vault.Add(ctx, kind, id, e.ModelID, ts)
+	return err
 }
 
 // closeRequest deletes the selfie templates of a closed request.
@@ -246,59 +454,14 @@ func (e *Engine) closeRequest(ctx context.Context, id int64) error {
 	return err
 }
 
-// sameSelfies reports whether there is at least one selfie template and
-// every two of them are of one person at SelfieMatch.
-func (e *Engine) sameSelfies(ts [][]float32) bool {
-	if len(ts) == 0 {
-		return false
-	}
-	for i := range ts {
-		for j := i + 1; j < len(ts); j++ {
-			if c, err := face.Embedding(ts[i]).Cosine(ts[j]); err != nil || c < e.SelfieMatch {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-// matches returns, in id order, every stored face of the model whose
-// similarity with any selfie is at least threshold. It decrypts and compares
-// every template: a rights request must not miss a face through an
-// approximate index. Faces of crypto-shredded sources are unreadable and
-// skipped (they are already erased).
-func (e *Engine) matches(ctx context.Context, selfies [][]float32, threshold float64) ([]int64, error) {
-	out := []int64{}
-	err := e.Store.AllTemplates(ctx, func(faceID, sourceID int64, modelID string, blob []byte) error {
-		if modelID != e.ModelID {
-			return nil
-		}
-		t, err := e.Keys.Open(ctx, sourceID, faceID, modelID, blob)
-		if errors.Is(err, keyring.ErrShredded) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("face %d: %w", faceID, err)
-		}
-		for _, s := range selfies {
-			if c, err := face.Embedding(s).Cosine(t); err == nil && c >= threshold {
-				out = append(out, faceID)
-				break
-			}
-		}
-		return nil
-	})
-	return out, err
-}
-
-// erase erases the matched faces from the store and the index, then proves
-// it with a search at threshold 0.
-func (e *Engine) erase(ctx context.Context, r dsr.Request, actor string, selfies [][]float32, matches []int64, out *Outcome) (any, error) {
-	recipients, err := e.Store.SearchesReturning(ctx, matches)
+// erase erases faces from the store and the index, then proves it with a
+// search of the selfies at threshold 0.
+func (e *Engine) erase(ctx context.Context, r dsr.Request, actor string, ids []int64, out *Outcome) (map[string]any, error) {
+	recipients, err := e.Store.SearchesReturning(ctx, ids)
 	if err != nil {
 		return nil, err
 	}
-	faces, images, err := e.Store.EraseFaces(ctx, matches, actor, fmt.Sprintf("rights/%d", r.ID))
+	faces, images, err := e.Store.EraseFaces(ctx, ids, actor, fmt.Sprintf("rights/%d", r.ID))
 	if err != nil {
 		return nil, err
 	}
@@ -309,13 +472,17 @@ func (e *Engine) erase(ctx context.Context, r dsr.Request, actor string, selfies
 	}
 	out.Erased, out.ErasedImages = len(faces), len(images)
 	erased := map[int64]bool{}
-	for _, id := range faces {
+	for _, id := range ids {
 		erased[id] = true
 	}
-	// The erased faces were the selfies' nearest; a search for many more
-	// than them shows none comes back. Asking for every face of a large
-	// approximate index would walk the whole graph for nothing.
-	k := min(e.Index.Len(), max(1000, 10*len(faces)))
+	selfies, err := e.Vault.Templates(ctx, r.ID, vault.Selfie)
+	if err != nil {
+		return nil, err
+	}
+	// The erased faces were among the selfies' nearest; a search for many
+	// more than them shows none comes back. Asking for every face of a
+	// large approximate index would walk the whole graph for nothing.
+	k := min(e.Index.Len(), max(1000, 10*len(ids)))
 	p := &Proof{}
 	for _, s := range selfies {
 		hits, err := e.Index.Search(ctx, s, max(1, k), 0, nil)
@@ -329,13 +496,14 @@ func (e *Engine) erase(ctx context.Context, r dsr.Request, actor string, selfies
 			}
 		}
 	}
-	left, err := e.Store.FaceRefs(ctx, faces)
+	left, err := e.Store.FaceRefs(ctx, ids)
 	if err != nil {
 		return nil, err
 	}
 	p.ErasedStored = len(left)
 	p.OK = p.ErasedInHits == 0 && p.ErasedStored == 0
 	out.Proof = p
+	out.Recipients = []int64{}
 	for _, s := range recipients {
 		out.Recipients = append(out.Recipients, s.ID)
 	}
@@ -343,16 +511,21 @@ func (e *Engine) erase(ctx context.Context, r dsr.Request, actor string, selfies
 		"notify_searches": out.Recipients}, nil
 }
 
-// access writes the access package of the matched faces and returns its path.
-func (e *Engine) access(ctx context.Context, r dsr.Request, matches []int64) (string, any, error) {
-	refs, err := e.Store.FaceRefs(ctx, matches)
+// access writes the access package of faces and returns the result to
+// record: its SHA-256 and counts.
+func (e *Engine) access(ctx context.Context, r dsr.Request, faces []int64, rec *Record, out *Outcome) (map[string]any, error) {
+	refs, err := e.Store.FaceRefs(ctx, faces)
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	p := access.Package{RequestID: r.ID, Received: r.Received, Due: r.Deadline(), Generated: time.Now(),
+	p := access.Package{RequestID: r.ID, Received: r.Received, Due: r.Deadline(), Generated: time.Now(), Zone: r.Zone,
 		Controller: e.Controller, DPO: e.DPO, Authority: e.Authority}
+	score := map[int64]float64{}
+	for _, f := range rec.Faces {
+		score[f.FaceID] = f.Score
+	}
 	sources := map[int64]store.Source{}
-	for _, id := range matches {
+	for _, id := range faces {
 		ref, ok := refs[id]
 		if !ok {
 			continue
@@ -360,22 +533,22 @@ func (e *Engine) access(ctx context.Context, r dsr.Request, matches []int64) (st
 		src, ok := sources[ref.SourceID]
 		if !ok {
 			if src, err = e.Store.Source(ctx, ref.SourceID); err != nil {
-				return "", nil, err
+				return nil, err
 			}
 			sources[ref.SourceID] = src
 		}
 		img, err := e.Store.Image(ctx, ref.ImageID)
 		if err != nil {
-			return "", nil, err
+			return nil, err
 		}
 		others, err := e.Store.Faces(ctx, ref.ImageID)
 		if err != nil {
-			return "", nil, err
+			return nil, err
 		}
 		f := access.Face{FaceID: id, ImageID: ref.ImageID, SourceID: ref.SourceID, Locator: ref.Locator,
 			SourceKind: string(src.Kind), Controller: src.Controller, Purpose: src.Purpose, LegalBasis: string(src.LegalBasis),
 			Art9: src.Art9Condition, Retention: src.Retention, Collected: img.IngestedAt, RetentionDeadline: img.RetentionDeadline,
-			TimeCode: ref.TimeCode, Box: [4]float64{ref.Box.X, ref.Box.Y, ref.Box.W, ref.Box.H}}
+			TimeCode: ref.TimeCode, Box: [4]float64{ref.Box.X, ref.Box.Y, ref.Box.W, ref.Box.H}, Similarity: score[id]}
 		for _, o := range others {
 			if o.ID != id {
 				f.Others = append(f.Others, [4]float64{o.Box.X, o.Box.Y, o.Box.W, o.Box.H})
@@ -387,19 +560,19 @@ func (e *Engine) access(ctx context.Context, r dsr.Request, matches []int64) (st
 		}
 		p.Faces = append(p.Faces, f)
 	}
-	searches, err := e.Store.SearchesReturning(ctx, matches)
+	searches, err := e.Store.SearchesReturning(ctx, faces)
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	mine := map[int64]bool{}
-	for _, id := range matches {
+	for _, id := range faces {
 		mine[id] = true
 	}
 	for _, s := range searches {
 		as := access.Search{ID: s.ID, At: s.At, Actor: s.Actor, Purpose: s.Purpose, Case: s.CaseRef}
 		conf, err := e.Store.Confirmations(ctx, s.ID)
 		if err != nil {
-			return "", nil, err
+			return nil, err
 		}
 		for _, id := range s.Returned {
 			if !mine[id] {
@@ -418,15 +591,21 @@ func (e *Engine) access(ctx context.Context, r dsr.Request, matches []int64) (st
 	var buf bytes.Buffer
 	sum, err := access.Write(ctx, &buf, p)
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	path := filepath.Join(e.OutDir, fmt.Sprintf("rights-%d-access.zip", r.ID))
+	path := PackagePath(e.OutDir, r.ID)
 	if err := writeAtomic(path, buf.Bytes()); err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	digest := sha256.Sum256(buf.Bytes())
-	return path, map[string]any{"package_sha256": fmt.Sprintf("%x", digest), "faces": sum.Faces, "images": sum.Images,
+	out.Package = path
+	out.PackageSHA = fmt.Sprintf("%x", sha256.Sum256(buf.Bytes()))
+	return map[string]any{"package_sha256": out.PackageSHA, "faces": sum.Faces, "images": sum.Images,
 		"unreadable_images": sum.Unreadable, "searches": sum.Searches}, nil
+}
+
+// PackagePath is where the access package of request id is written in dir.
+func PackagePath(dir string, id int64) string {
+	return filepath.Join(dir, fmt.Sprintf("rights-%d-access.zip", id))
 }
 
 // writeAtomic writes data to path (mode 0600) through a synced temporary file.
@@ -453,4 +632,29 @@ func writeAtomic(path string, data []byte) error {
 		_ = os.Remove(tmp) // best effort; the error is the one to report
 	}
 	return err
+}
+
+// template opens the stored template of face id, or nil when the face is
+// gone or its source crypto-shredded.
+func (e *Engine) template(ctx context.Context, id int64) ([]float32, error) {
+	f, err := e.Store.Face(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	refs, err := e.Store.FaceRefs(ctx, []int64{id})
+	if err != nil {
+		return nil, err
+	}
+	ref, ok := refs[id]
+	if !ok || f.ModelID != e.ModelID {
+		return nil, nil
+	}
+	t, err := e.Keys.Open(ctx, ref.SourceID, id, f.ModelID, f.Template)
+	if errors.Is(err, keyring.ErrShredded) {
+		return nil, nil
+	}
+	return t, err
 }

@@ -3,6 +3,7 @@ package keyring
 import (
 	"crypto/cipher"
 	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
@@ -14,6 +15,12 @@ import (
 // probe face crop kept with each search for its verifiers.
 const PurposeSearchRecord = "search record"
 
+// PurposePortalStatus names the MAC key of the public portal's status
+// codes: a requester shows the code with the request's reference to see
+// how the request stands, so that references alone (sequential) are not
+// enough.
+const PurposePortalStatus = "portal status"
+
 const (
 	bytesVersion = 1 // first byte of sealed bytes
 	// derivedKeyLabel starts the HKDF info of a purpose's data key.
@@ -22,6 +29,10 @@ const (
 	sealedBytesLabel = "gabarit sealed bytes v1\x00"
 	// maxSealedBytes is the largest plaintext SealBytes accepts.
 	maxSealedBytes = 64 << 20
+	// macKeyPrefix starts the purpose a MAC key is derived for. Purposes
+	// hold no NUL byte, so a MAC key is never the sealing key of any
+	// purpose, even one of the same name.
+	macKeyPrefix = "mac\x00"
 )
 
 // SealBytes encrypts plain with AES-256-GCM under the data key reserved for
@@ -73,10 +84,40 @@ func (k *Keyring) OpenBytes(purpose string, binding, blob []byte) ([]byte, error
 	return plain, nil
 }
 
+// MAC returns the HMAC-SHA256 (32 bytes) of msg under the MAC key of
+// purpose (e.g. PurposePortalStatus): HKDF-SHA256 of the master key, like
+// the data keys of SealBytes, with the purpose prefixed by "mac" and a NUL
+// byte, so that it differs from every sealing key. The same purpose and
+// message give the same MAC for as long as the master key is the same.
+// It fails with ErrClosed after Close and with ErrDestroyed when the
+// master key was destroyed. A purpose must be non-empty and hold no NUL
+// byte.
+func (k *Keyring) MAC(purpose string, msg []byte) ([]byte, error) {
+	key, err := k.purposeKey(purpose, macKeyPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("%s mac: %w", purpose, err)
+	}
+	defer clear(key)
+	h := hmac.New(sha256.New, key)
+	h.Write(msg)
+	return h.Sum(nil), nil
+}
+
 // purposeAEAD returns a fresh AES-256-GCM under the data key of purpose.
 // Neither the key nor the cipher is kept (see Limits in the package
 // documentation).
 func (k *Keyring) purposeAEAD(purpose string) (cipher.AEAD, error) {
+	key, err := k.purposeKey(purpose, "")
+	if err != nil {
+		return nil, err
+	}
+	defer clear(key)
+	return newGCM(key)
+}
+
+// purposeKey derives the key of purpose, prefixed by prefix (empty for a
+// sealing key, macKeyPrefix for a MAC key). The caller clears it when done.
+func (k *Keyring) purposeKey(purpose, prefix string) ([]byte, error) {
 	if purpose == "" || strings.ContainsRune(purpose, 0) {
 		return nil, errors.New("a purpose is required, without NUL bytes")
 	}
@@ -86,12 +127,7 @@ func (k *Keyring) purposeAEAD(purpose string) (cipher.AEAD, error) {
 	if closed {
 		return nil, ErrClosed
 	}
-	key, err := k.master.derive(purpose)
-	if err != nil {
-		return nil, err
-	}
-	defer clear(key)
-	return newGCM(key)
+	return k.master.derive(prefix + purpose)
 }
 
 // derive returns the 32-byte data key of purpose: HKDF-SHA256 of the

@@ -2,6 +2,8 @@ package keyring
 
 import (
 	"bytes"
+	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/sha256"
 	"errors"
 	"testing"
@@ -140,5 +142,96 @@ func TestSealBytesAfterClose(t *testing.T) {
 	m.Destroy()
 	if _, err := kr2.OpenBytes(PurposeSearchRecord, nil, blob); !errors.Is(err, ErrDestroyed) {
 		t.Errorf("OpenBytes after Destroy = %v, want ErrDestroyed", err)
+	}
+}
+
+// TestMAC: a MAC is HMAC-SHA256 under the purpose's MAC key, the same for
+// the same purpose, message and master key, and different when any of
+// them changes; no key is stored.
+func TestMAC(t *testing.T) {
+	t.Parallel()
+	m := newTestMaster(t)
+	ks := newFakeStore()
+	kr := newTestKeyring(t, m, ks)
+	mac := func(kr *Keyring, purpose, msg string) []byte {
+		t.Helper()
+		b, err := kr.MAC(purpose, []byte(msg))
+		if err != nil {
+			t.Fatalf("MAC(%q, %q): %v", purpose, msg, err)
+		}
+		return b
+	}
+	a := mac(kr, PurposePortalStatus, "R-1")
+	if len(a) != sha256.Size {
+		t.Fatalf("MAC is %d bytes, want %d", len(a), sha256.Size)
+	}
+	if !bytes.Equal(a, mac(kr, PurposePortalStatus, "R-1")) {
+		t.Error("two MACs of the same message differ")
+	}
+	if !bytes.Equal(a, mac(newTestKeyring(t, m, newFakeStore()), PurposePortalStatus, "R-1")) {
+		t.Error("another keyring on the same master gives another MAC")
+	}
+	for _, tt := range []struct {
+		name, purpose, msg string
+		kr                 *Keyring
+	}{
+		{"other message", PurposePortalStatus, "R-2", kr},
+		{"other purpose", PurposeSearchRecord, "R-1", kr},
+		{"other master key", PurposePortalStatus, "R-1", newTestKeyring(t, newTestMaster(t), newFakeStore())},
+	} {
+		if bytes.Equal(a, mac(tt.kr, tt.purpose, tt.msg)) {
+			t.Errorf("%s: same MAC", tt.name)
+		}
+	}
+	if ks.putCount() != 0 {
+		t.Errorf("MACs stored %d keys, want none (derived keys)", ks.putCount())
+	}
+
+	// The construction, computed independently: HKDF-SHA256 of the master
+	// key with the info "gabarit data key v1", NUL, "mac", NUL, purpose.
+	key, err := hkdf.Key(sha256.New, m.key[:], nil, "gabarit data key v1\x00mac\x00"+PurposePortalStatus, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := hmac.New(sha256.New, key)
+	h.Write([]byte("R-1"))
+	if want := h.Sum(nil); !bytes.Equal(a, want) {
+		t.Errorf("MAC = %x, want %x", a, want)
+	}
+	// The MAC key is not the purpose's sealing key.
+	sealing, err := m.derive(PurposePortalStatus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h = hmac.New(sha256.New, sealing)
+	h.Write([]byte("R-1"))
+	if bytes.Equal(a, h.Sum(nil)) {
+		t.Error("the MAC key is the purpose's sealing key")
+	}
+
+	for _, purpose := range []string{"", "portal\x00status"} {
+		if _, err := kr.MAC(purpose, []byte("R-1")); err == nil {
+			t.Errorf("MAC with purpose %q succeeded", purpose)
+		}
+	}
+}
+
+func TestMACAfterClose(t *testing.T) {
+	t.Parallel()
+	m := newTestMaster(t)
+	kr := New(m, newFakeStore())
+	if _, err := kr.MAC(PurposePortalStatus, []byte("R-1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := kr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := kr.MAC(PurposePortalStatus, []byte("R-1")); !errors.Is(err, ErrClosed) {
+		t.Errorf("MAC after Close = %x, %v; want ErrClosed", got, err)
+	}
+	kr2 := New(m, newFakeStore())
+	m.Destroy()
+	if got, err := kr2.MAC(PurposePortalStatus, []byte("R-1")); !errors.Is(err, ErrDestroyed) {
+		t.Errorf("MAC after Destroy = %x, %v; want ErrDestroyed", got, err)
 	}
 }

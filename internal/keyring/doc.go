@@ -54,6 +54,15 @@
 // a probe crop is erased by the retention purge six months after its
 // search.
 //
+// # MACs
+//
+// [Keyring.MAC] authenticates a message (the reference of a rights request,
+// for the public portal's status codes) with HMAC-SHA256 under a key
+// reserved for a purpose ([PurposePortalStatus]), derived like the sealing
+// keys but from "mac", a NUL byte and the purpose, so that it is never the
+// sealing key of any purpose. A MAC is the same for as long as the master
+// key is: it needs nothing stored, and it changes when the master key does.
+//
 // # Erasure
 //
 // [Keyring.Shred] deletes the source's wrapped key from the key store and

@@ -75,6 +75,11 @@ type Server struct {
 	slots   chan struct{}
 	ready   func() error
 
+	// portalStatus limits the portal's status look-ups (reference and
+	// code), and faceCheck its checks of selfies, by client address.
+	portalStatus *limiter
+	faceCheck    *limiter
+
 	indexMu sync.Mutex // serialises index saves
 	bg      sync.WaitGroup
 }
@@ -131,6 +136,8 @@ func New(cfg Config) (*Server, error) {
 	s.jobs = newJobs(s)
 	s.logins = newLimiter(10, time.Minute)
 	s.portal = newLimiter(10, time.Hour)
+	s.portalStatus = newLimiter(60, time.Hour)
+	s.faceCheck = newLimiter(120, time.Hour)
 	s.ready = func() error { return cfg.Data.DB.Ping(context.Background()) }
 	s.handler = s.buildHandler()
 	return s, nil

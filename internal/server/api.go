@@ -4,15 +4,11 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"math"
 	"mime/multipart"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,7 +18,6 @@ import (
 	"gabarit/internal/dsr"
 	"gabarit/internal/imageproc"
 	"gabarit/internal/passwd"
-	"gabarit/internal/rights"
 	"gabarit/internal/search"
 	"gabarit/internal/store"
 )
@@ -75,13 +70,9 @@ func (s *Server) apiRoutes() []*route {
 		{method: "GET", path: v1 + "/images/{id}", roles: roles(investigator, verifier), h: s.apiImage},
 
 		{method: "POST", path: v1 + "/portal/requests", public: true, kind: apiUpload, h: s.apiPortalRequest},
-		{method: "GET", path: v1 + "/rights", roles: roles(dpo, auditor), h: s.apiRights},
-		{method: "POST", path: v1 + "/rights", roles: roles(dpo), kind: apiUpload, h: s.apiRegisterRights},
-		{method: "GET", path: v1 + "/rights/{id}", roles: roles(dpo, auditor), h: byID(http.StatusOK, s.apiRightsRequest)},
-		{method: "POST", path: v1 + "/rights/{id}/process", roles: roles(dpo), h: byID(http.StatusOK, s.processRights)},
-		{method: "POST", path: v1 + "/rights/{id}/extend", roles: roles(dpo), h: s.apiExtendRights},
-		{method: "POST", path: v1 + "/rights/{id}/lift", roles: roles(dpo), h: byID(http.StatusNoContent, s.apiLiftRestriction)},
-		{method: "GET", path: v1 + "/rights/{id}/package", roles: roles(dpo), kind: apiFile, h: s.apiRightsPackage},
+		{method: "GET", path: v1 + "/portal/requests/{ref}", public: true, h: s.apiPortalStatus},
+		{method: "POST", path: v1 + "/portal/face-check", public: true, kind: apiUpload, h: s.apiFaceCheck},
+		// The DPO's side of rights requests: rightsRoutes (api_rights.go).
 
 		{method: "GET", path: v1 + "/audit", roles: roles(auditor, dpo), h: s.apiAudit},
 		{method: "GET", path: v1 + "/audit/verify", roles: roles(auditor, dpo, admin), h: s.apiAuditVerify},
@@ -809,9 +800,8 @@ func (s *Server) apiImage(w http.ResponseWriter, r *http.Request, p *principal) 
 
 // --- rights ---
 
-// portalKinds are the requests the public portal takes; restriction is
-// asked for through the DPO.
-var portalKinds = []dsr.Kind{dsr.Access, dsr.Erasure, dsr.Objection}
+// portalKinds are the requests the public portal takes: every kind.
+var portalKinds = []dsr.Kind{dsr.Access, dsr.Erasure, dsr.Objection, dsr.Restriction}
 
 type portalAnswer struct {
 	Reference string    `json:"reference"`
@@ -819,12 +809,20 @@ type portalAnswer struct {
 	Received  time.Time `json:"received"`
 	Due       time.Time `json:"due"`
 	Message   string    `json:"message"`
+	// StatusCode goes with Reference to see how the request stands (GET
+	// /portal/status): references are sequential, so they alone are not
+	// enough.
+	StatusCode string `json:"status_code"`
 }
 
 // portalMessage is the same for everyone: the answer never says whether
 // the person is in the database.
 const portalMessage = "Your request is registered. The controller will answer at the contact you gave by the due date. " +
+	"Before answering, the controller may ask you to confirm that you are the person in the photos. " +
 	"This answer says nothing about whether any data about you is held; the response to your request will."
+
+// portalStatusNote goes with the status code in the portal's answer.
+const portalStatusNote = "Keep your status code: with your reference it shows how your request stands at /portal/status."
 
 // registerPortal registers a public request: selfies, a contact and a kind.
 func (s *Server) registerPortal(r *http.Request, actor string, kinds []dsr.Kind) (dsr.Request, error) {
@@ -867,131 +865,21 @@ func (s *Server) apiPortalRequest(w http.ResponseWriter, r *http.Request, _ *pri
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, toPortalAnswer(req))
+	a, err := s.toPortalAnswer(req)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, a)
 	return nil
 }
 
-func toPortalAnswer(req dsr.Request) portalAnswer {
-	return portalAnswer{Reference: fmt.Sprintf("R-%d", req.ID), Kind: string(req.Kind), Received: req.Received,
-		Due: req.Deadline(), Message: portalMessage}
-}
-
-func (s *Server) apiRegisterRights(w http.ResponseWriter, r *http.Request, p *principal) error {
-	req, err := s.registerPortal(r, p.actor(), dsr.Kinds())
+func (s *Server) toPortalAnswer(req dsr.Request) (portalAnswer, error) {
+	code, err := s.statusCode(req.ID)
 	if err != nil {
-		return err
+		return portalAnswer{}, err
 	}
-	writeJSON(w, http.StatusCreated, app.NewRequestView(req, s.cfg.Now()))
-	return nil
-}
-
-func (s *Server) apiRights(w http.ResponseWriter, r *http.Request, _ *principal) error {
-	reqs, err := s.cfg.Data.DB.RightsRequests(r.Context())
-	if err != nil {
-		return err
-	}
-	out, overdue := app.RegisterView(reqs, s.cfg.Now())
-	writeJSON(w, http.StatusOK, map[string]any{"requests": out, "overdue": overdue})
-	return nil
-}
-
-func (s *Server) apiRightsRequest(ctx context.Context, id int64, _ *principal) (app.RequestView, error) {
-	req, err := s.cfg.Data.DB.RightsRequest(ctx, id)
-	return app.NewRequestView(req, s.cfg.Now()), err
-}
-
-type outcomeJSON struct {
-	Request      app.RequestView `json:"request"`
-	MatchedFaces int             `json:"matched_faces"`
-	Erased       int             `json:"erased_faces"`
-	ErasedImages int             `json:"erased_images"`
-	Proof        *rights.Proof   `json:"proof,omitempty"`
-	Recipients   []int64         `json:"notify_searches,omitempty"`
-	Package      bool            `json:"package"`
-}
-
-// processRights carries a request out; erasures save the index at once, so
-// that a crash cannot bring erased faces back into it.
-func (s *Server) processRights(ctx context.Context, id int64, p *principal) (outcomeJSON, error) {
-	var o rights.Outcome
-	err := s.analyse(ctx, func() error {
-		var err error
-		o, err = s.rights.Process(ctx, id, p.actor())
-		return err
-	})
-	if errors.Is(err, rights.ErrNotOpen) {
-		return outcomeJSON{}, newError(http.StatusConflict, "closed", "request %d is already closed", id)
-	}
-	if err != nil {
-		return outcomeJSON{}, err
-	}
-	if o.Erased > 0 {
-		if err := s.saveIndex(context.WithoutCancel(ctx)); err != nil {
-			return outcomeJSON{}, err
-		}
-	}
-	return outcomeJSON{Request: app.NewRequestView(o.Request, s.cfg.Now()), MatchedFaces: o.MatchedFaces, Erased: o.Erased,
-		ErasedImages: o.ErasedImages, Proof: o.Proof, Recipients: o.Recipients, Package: o.Package != ""}, nil
-}
-
-func (s *Server) apiExtendRights(w http.ResponseWriter, r *http.Request, p *principal) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	var in struct {
-		Months     int    `json:"months"`
-		Reason     string `json:"reason"`
-		NoticeSent bool   `json:"notice_sent"`
-	}
-	if err := decodeJSON(r, &in); err != nil {
-		return err
-	}
-	if !in.NoticeSent {
-		return badRequest("notice_sent: tell the person first, with the reason, then confirm it")
-	}
-	req, err := app.ExtendRequest(r.Context(), s.cfg.Data.DB, id, in.Months, in.Reason, p.actor())
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, app.NewRequestView(req, s.cfg.Now()))
-	return nil
-}
-
-func (s *Server) apiLiftRestriction(ctx context.Context, id int64, p *principal) (noContent, error) {
-	return noContent{}, app.LiftRestriction(ctx, s.cfg.Data.DB, s.cfg.Vault, id, p.actor())
-}
-
-// apiRightsPackage serves the access package of a completed access request.
-func (s *Server) apiRightsPackage(w http.ResponseWriter, r *http.Request, p *principal) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	req, err := s.cfg.Data.DB.RightsRequest(r.Context(), id)
-	if err != nil {
-		return err
-	}
-	var res struct {
-		Package string `json:"package"`
-	}
-	if req.Kind != dsr.Access || req.State != dsr.Completed || json.Unmarshal(req.Result, &res) != nil || res.Package == "" {
-		return newError(http.StatusConflict, "no_package", "request %d has no access package (only completed access requests do)", id)
-	}
-	path := filepath.Join(s.rights.OutDir, filepath.Base(res.Package))
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if _, err := s.cfg.Data.DB.AppendAudit(r.Context(), nil, store.AuditEntry{Actor: p.actor(), Action: "rights.package-downloaded",
-		Object: fmt.Sprintf("rights/%d", id)}); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/zip")
-	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="access-%d.zip"`, id))
-	_, err = io.Copy(w, f)
-	return err
+	return portalAnswer{Reference: reference(req.ID), Kind: string(req.Kind), Received: req.Received,
+		Due: req.Deadline(), Message: portalMessage + " " + portalStatusNote, StatusCode: groupCode(code)}, nil
 }
 
 // --- audit and exports ---

@@ -386,9 +386,9 @@ func TestRightsThroughTheAPI(t *testing.T) {
 	if a1.Message != a2.Message || a1.Kind != a2.Kind || a1.Reference == a2.Reference || !a1.Due.Equal(a2.Due) && a1.Due.Sub(a2.Due) > time.Minute {
 		t.Errorf("the portal's answers differ beyond reference and time: %+v / %+v", a1, a2)
 	}
-	if st, body := portal.multipart("/api/v1/portal/requests", map[string]string{"kind": "restriction", "contact": "x"},
+	if st, body := portal.multipart("/api/v1/portal/requests", map[string]string{"kind": "everything", "contact": "x"},
 		map[string][][]byte{"selfie": {held}}); st != 400 {
-		t.Errorf("portal restriction: %d %s (restriction goes through the DPO)", st, body)
+		t.Errorf("portal, unknown kind: %d %s", st, body)
 	}
 	if st, body := portal.multipart("/api/v1/portal/requests", map[string]string{"kind": "access", "contact": "x"},
 		map[string][][]byte{"selfie": {testPNG(t, color.RGBA{})}}); st != 422 {
@@ -406,15 +406,22 @@ func TestRightsThroughTheAPI(t *testing.T) {
 	if _, err := fmt.Sscanf(a1.Reference, "R-%d", &id); err != nil {
 		t.Fatal(err)
 	}
-	st, body := dpo.json("POST", fmt.Sprintf("/api/v1/rights/%d/process", id), nil)
-	out := decode[outcomeJSON](t, body)
-	if st != 200 || out.Request.State != "completed" || out.Erased != 1 || out.Proof == nil || !out.Proof.OK {
-		t.Fatalf("process: %d %s", st, body)
+	if st, body := dpo.json("POST", fmt.Sprintf("/api/v1/rights/%d/process", id), map[string]int{"confirm_faces": 1}); st != http.StatusConflict ||
+		!strings.Contains(string(body), "no_identity_check") {
+		t.Errorf("process before any step: %d %s", st, body)
 	}
-	if st, body := dpo.json("POST", fmt.Sprintf("/api/v1/rights/%d/process", id), nil); st != http.StatusConflict {
+	rv := e.findCandidates(dpo, id)
+	if rv.Preselected != 1 || len(rv.Candidates) != 1 {
+		t.Fatalf("candidates: %+v", rv)
+	}
+	out := e.actOn(dpo, id, []int64{rv.Candidates[0].FaceID})
+	if out.Request.State != "completed" || out.Erased != 1 || out.Proof == nil || !out.Proof.OK {
+		t.Fatalf("process: %+v", out)
+	}
+	if st, body := dpo.json("POST", fmt.Sprintf("/api/v1/rights/%d/process", id), map[string]int{"confirm_faces": 1}); st != http.StatusConflict {
 		t.Errorf("process twice: %d %s", st, body)
 	}
-	st, body = e.token("ivan").multipart("/api/v1/searches", map[string]string{"purpose": "after erasure"}, map[string][][]byte{"photo": {held}})
+	st, body := e.token("ivan").multipart("/api/v1/searches", map[string]string{"purpose": "after erasure"}, map[string][][]byte{"photo": {held}})
 	if res := decode[app.SearchView](t, body); st != 200 || res.Match {
 		t.Errorf("after erasure the person is still found: %d %s", st, body)
 	}

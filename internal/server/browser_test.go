@@ -3,15 +3,21 @@
 package server
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"image"
 	"image/jpeg"
 	"math"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +30,7 @@ import (
 	"gabarit/internal/imageproc"
 	"gabarit/internal/modeltest"
 	"gabarit/internal/pipeline"
+	"gabarit/internal/setup"
 	"gabarit/internal/store"
 )
 
@@ -32,7 +39,7 @@ import (
 // ingests them, watching the live progress; an investigator searches a
 // group photo for one of its faces; two verifiers confirm a result until it
 // is identified; a person makes an access request on the portal with a
-// photo of their face; the DPO finds it in the rights queue and processes
+// photo of their face; the DPO finds it in the rights queue and opens
 // it. Every step is a screenshot, and no page may report a script error or
 // a violation of the content security policy.
 func TestBrowserConsole(t *testing.T) {
@@ -195,38 +202,63 @@ func TestBrowserConsole(t *testing.T) {
 		b.signOut()
 	}
 
-	// A person asks for access on the portal, without an account.
+	// A person asks for access on the portal, without an account. Each
+	// photo is checked as it is chosen: one without a face holds the
+	// request back.
 	b.do(chromedp.Navigate(b.base+"/portal"),
 		chromedp.WaitVisible(chromedp.CSS("#portal-form")),
-		chromedp.SetUploadFiles(chromedp.CSS("#selfie"), []string{selfie}),
+		chromedp.SetUploadFiles(chromedp.CSS("#selfie"), []string{blankPhoto(t)}))
+	b.poll(`document.querySelector("#selfie-checks li.bad") !== null`)
+	b.expectText("#selfie-checks", "photo 1: We found no face")
+	if !run(b, chromedp.Evaluate[bool](`document.querySelector("#portal-submit").disabled`)) {
+		t.Error("the request can be sent with a photo without a face")
+	}
+	b.shot("portal-no-face")
+	b.do(chromedp.SetUploadFiles(chromedp.CSS("#selfie"), []string{selfie}),
 		chromedp.SendKeys(chromedp.CSS("#contact"), "jane.doe@example.org"),
 		chromedp.Click(chromedp.CSS(`input[name="kind"][value="access"]`)),
 	)
+	b.poll(`document.querySelector("#selfie-checks li.ok, #selfie-checks li.warn") !== null && !document.querySelector("#portal-submit").disabled`)
+	b.expectText("#selfie-checks", "photo 1: ")
 	b.shot("portal-form")
 	b.do(chromedp.Click(chromedp.CSS(`#portal-form button[type="submit"]`)),
 		chromedp.WaitVisible(chromedp.CSS("#reference")))
 	ref := run(b, chromedp.Text(chromedp.CSS("#reference")))
 	due := run(b, chromedp.Text(chromedp.CSS("#due")))
-	if !regexp.MustCompile(`^R-\d+$`).MatchString(ref) || due == "" {
-		t.Errorf("portal answer: reference %q, due %q", ref, due)
+	code := run(b, chromedp.Text(chromedp.CSS("#status-code")))
+	if !regexp.MustCompile(`^R-\d+$`).MatchString(ref) || due == "" || !regexp.MustCompile(`^[A-Z2-7]{5}-[A-Z2-7]{5}$`).MatchString(code) {
+		t.Errorf("portal answer: reference %q, due %q, status code %q", ref, due, code)
 	}
 	b.expectText("#portal-message", "says nothing about whether any data about you is held")
 	b.shot("portal-answer")
 
-	// The DPO finds the request in the queue and processes it.
+	// With the reference and the status code, the person sees how the
+	// request stands.
+	b.do(chromedp.Navigate(b.base+"/portal/status"),
+		chromedp.WaitVisible(chromedp.CSS("#status-form")),
+		chromedp.SendKeys(chromedp.CSS("#ref"), ref),
+		chromedp.SendKeys(chromedp.CSS("#code"), strings.ToLower(code)),
+		chromedp.Click(chromedp.CSS(`#status-form button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#status-state")))
+	b.expectText("#status-state", "received, not yet answered")
+	b.expectText("#due", due)
+	b.shot("portal-status")
+
+	// The DPO finds the request in the queue and opens its page, where it
+	// is answered step by step (TestBrowserRights walks the steps).
 	b.signIn("dora")
 	id := strings.TrimPrefix(ref, "R-")
+	row := `tr[data-request="` + id + `"]`
 	b.do(chromedp.Navigate(b.base+"/rights"),
-		chromedp.WaitVisible(chromedp.CSS(`tr[data-request="`+id+`"]`)))
-	b.expectText(`tr[data-request="`+id+`"]`, "access")
+		chromedp.WaitVisible(chromedp.CSS(row)))
+	b.expectText(row, "access")
+	b.expectText(row, "find the candidates")
 	b.shot("rights-queue")
-	b.do(chromedp.Click(chromedp.CSS(`tr[data-request="`+id+`"] form[action$="/process"] button`)),
-		chromedp.WaitVisible(chromedp.CSS(".notice.ok")))
-	b.expectText(`tr[data-request="`+id+`"]`, "completed")
-	if n := run(b, chromedp.Text(chromedp.CSS(`tr[data-request="`+id+`"] td.num`))); n == "0" {
-		t.Errorf("the selfie matched no face of the collection")
-	}
-	b.shot("rights-processed")
+	b.do(chromedp.Click(chromedp.CSS(row+" a.request-link")),
+		chromedp.WaitVisible(chromedp.CSS("#next-step")))
+	b.expectText("#next-step", "Find the candidates")
+	b.poll(`[...document.querySelectorAll("#selfies img")].every(i => i.complete && i.naturalWidth > 0)`)
+	b.shot("rights-request")
 	b.do(chromedp.Navigate(b.base+"/audit"), chromedp.WaitVisible(chromedp.CSS("#verify")))
 	b.expectText("#verify", "Intact.")
 	b.shot("audit")
@@ -353,6 +385,223 @@ func TestBrowserVerification(t *testing.T) {
 	}
 }
 
+// TestBrowserRights walks an access request from the portal to its
+// answer in a headless browser with the real models: a person asks on the
+// portal with a selfie; the DPO opens the request from the queue, finds
+// the candidates, unticks one and saves the review, records the identity
+// check, acts from the confirmation step and downloads the package, whose
+// report lists exactly the reviewed faces; the person's status page then
+// says the request is completed. Every step is a screenshot.
+func TestBrowserRights(t *testing.T) {
+	e, model, dirs := samplesEnv(t)
+	selfie := selfieOf(t, model, filepath.Join(dirs.TestPhotos(), "sample1.jpg"))
+	e.addUser("olga", store.RoleOperator)
+	e.addUser("dora", store.RoleDPO)
+	op := e.token("olga")
+	if j := e.ingest(op, e.declareSource(op)); j.State != jobDone || j.Faces == 0 {
+		t.Fatalf("ingest: %+v", j)
+	}
+
+	ctx := browsertest.New(t)
+	b := &browser{t: t, ctx: ctx, base: e.ts.URL}
+
+	// The person asks for access, and keeps the reference and status code.
+	b.do(chromedp.Navigate(b.base+"/portal"),
+		chromedp.WaitVisible(chromedp.CSS("#portal-form")),
+		chromedp.SetUploadFiles(chromedp.CSS("#selfie"), []string{selfie}),
+		chromedp.SendKeys(chromedp.CSS("#contact"), "jane.doe@example.org"),
+		chromedp.Click(chromedp.CSS(`input[name="kind"][value="access"]`)))
+	// The portal checks the selfie as it is chosen, then lets it be sent.
+	b.poll(`document.querySelector("#selfie-checks li.ok, #selfie-checks li.warn") !== null && !document.querySelector("#portal-submit").disabled`)
+	b.do(chromedp.Click(chromedp.CSS(`#portal-form button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#reference")))
+	ref := run(b, chromedp.Text(chromedp.CSS("#reference")))
+	code := run(b, chromedp.Text(chromedp.CSS("#status-code")))
+	id := strings.TrimPrefix(ref, "R-")
+	if !regexp.MustCompile(`^\d+$`).MatchString(id) || code == "" {
+		t.Fatalf("portal answer: reference %q, status code %q", ref, code)
+	}
+
+	// The DPO opens it from the queue.
+	b.signIn("dora")
+	row := `tr[data-request="` + id + `"]`
+	b.do(chromedp.Navigate(b.base+"/rights"),
+		chromedp.WaitVisible(chromedp.CSS(row)))
+	b.do(chromedp.Click(chromedp.CSS(row+" a.request-link")),
+		chromedp.WaitVisible(chromedp.CSS("#next-step")))
+	b.expectText("#next-step", "Find the candidates")
+	b.expectText("#contact", "jane.doe@example.org")
+
+	// Find the candidates: the pre-selection is ticked.
+	b.do(chromedp.Click(chromedp.CSS("#find-candidates")),
+		chromedp.WaitVisible(chromedp.CSS("#candidate-table")))
+	b.expectText(".notice.ok", "The candidates of request "+ref+" are found")
+	b.expectText("#next-step", "Review the candidates")
+	b.poll(`[...document.querySelectorAll("#selfies img, #candidate-table img")].every(i => i.complete && i.naturalWidth > 0)`)
+	type cand struct {
+		ID          string `json:"id"`
+		Checked     bool   `json:"checked"`
+		Preselected bool   `json:"preselected"`
+	}
+	const candidates = `[...document.querySelectorAll("#candidate-table tr.candidate")].map(r => ({
+		id: r.id.replace("cand-", ""), checked: r.querySelector('input[name="face"]').checked,
+		preselected: !r.classList.contains("below-strict")}))`
+	cands := run(b, chromedp.Evaluate[[]cand](candidates))
+	var ticked []string
+	for _, c := range cands {
+		if c.Checked != c.Preselected {
+			t.Errorf("candidate %s: ticked %v, pre-selected %v", c.ID, c.Checked, c.Preselected)
+		}
+		if c.Checked {
+			ticked = append(ticked, c.ID)
+		}
+	}
+	t.Logf("%d candidates, %d pre-selected", len(cands), len(ticked))
+	if len(ticked) < 2 {
+		t.Fatalf("%d candidates pre-selected, want at least 2 (the person is in several photos): %+v", len(ticked), cands)
+	}
+	b.do(chromedp.ScrollIntoView(chromedp.CSS("#candidates")))
+	b.shot("rights-candidates")
+
+	// Untick one and save the review.
+	out := ticked[len(ticked)-1]
+	b.do(chromedp.Click(chromedp.CSS(`#cand-`+out+` input[name="face"]`)),
+		chromedp.Click(chromedp.CSS("#save-review")),
+		chromedp.WaitVisible(chromedp.CSS("#reviewed-by")))
+	b.expectText(".notice.ok", "Your review of request "+ref+" is saved")
+	reviewed := slices.Clone(ticked[:len(ticked)-1])
+	var now []string
+	for _, c := range run(b, chromedp.Evaluate[[]cand](candidates)) {
+		if c.Checked {
+			now = append(now, c.ID)
+		}
+	}
+	if !slices.Equal(now, reviewed) {
+		t.Errorf("after the review, ticked %v, want %v", now, reviewed)
+	}
+	b.expectText("#next-step", "Record how the requester's identity was established")
+	b.shot("rights-reviewed")
+
+	// The identity check.
+	b.do(chromedp.ScrollIntoView(chromedp.CSS("#identity-form")),
+		chromedp.SetValue(chromedp.CSS("#identity-method"), "id-document"),
+		chromedp.SendKeys(chromedp.CSS("#identity-note"), "passport seen at the front desk"),
+		chromedp.Click(chromedp.CSS("#record-identity")),
+		chromedp.WaitVisible(chromedp.CSS("#identity-recorded")))
+	b.expectText("#identity-recorded", "passport seen at the front desk")
+	b.expectText("#next-step", "Act on the reviewed set")
+
+	// Act, through the confirmation step.
+	b.do(chromedp.Click(chromedp.CSS("#act-link")),
+		chromedp.WaitVisible(chromedp.CSS("#confirm-process")))
+	b.expectText("#what", fmt.Sprintf("Build the access package with %d face", len(reviewed)))
+	b.expectText("#what", "other people's faces in the same images stay blurred")
+	if n := run(b, chromedp.Evaluate[string](`document.querySelector('input[name="confirm_faces"]').value`)); n != fmt.Sprint(len(reviewed)) {
+		t.Errorf("confirm_faces %q, want %d", n, len(reviewed))
+	}
+	b.shot("rights-confirm")
+	b.do(chromedp.Click(chromedp.CSS("#confirm-process")),
+		chromedp.WaitVisible(chromedp.CSS("#outcome")))
+	b.expectText(".notice.ok", "Request "+ref+" was acted on")
+	b.expectText("#request-state", "completed")
+	b.expectText("#acted-on", fmt.Sprintf("Acted on %d reviewed face", len(reviewed)))
+	b.shot("rights-completed")
+
+	// The package holds exactly the reviewed faces.
+	href := run(b, chromedp.Evaluate[string](`document.querySelector("#download-package").getAttribute("href")`))
+	if href != "/api/v1/rights/"+id+"/package" {
+		t.Errorf("package link %q", href)
+	}
+	pkg := run(b, chromedp.Evaluate[string](`fetch(`+strconv.Quote(href)+`).then(r => {
+		if (!r.ok || r.headers.get("Content-Type") !== "application/zip") throw new Error("package: " + r.status);
+		return r.arrayBuffer();
+	}).then(buf => {
+		const a = new Uint8Array(buf); let s = "";
+		for (let i = 0; i < a.length; i += 0x8000) s += String.fromCharCode(...a.subarray(i, i + 0x8000));
+		return btoa(s);
+	})`, chromedp.EvalAwaitPromise))
+	zipped, err := base64.StdEncoding.DecodeString(pkg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := zip.NewReader(bytes.NewReader(zipped), int64(len(zipped)))
+	if err != nil {
+		t.Fatalf("the package is not a zip: %v", err)
+	}
+	f, err := zr.Open("report.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var report struct {
+		Faces []struct {
+			FaceID int64 `json:"face_id"`
+		} `json:"faces"`
+	}
+	err = json.NewDecoder(f).Decode(&report)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inPackage []string
+	for _, f := range report.Faces {
+		inPackage = append(inPackage, strconv.FormatInt(f.FaceID, 10))
+	}
+	slices.Sort(inPackage)
+	slices.Sort(reviewed)
+	if !slices.Equal(inPackage, reviewed) {
+		t.Errorf("the package's faces %v, want the reviewed %v", inPackage, reviewed)
+	}
+
+	// The sealed record: the faces acted on, and the one the review left out.
+	b.do(chromedp.Click(chromedp.CSS("#record-link")),
+		chromedp.WaitVisible(chromedp.CSS("#record-faces")))
+	for _, f := range reviewed {
+		b.expectText(`#record-faces tr[data-face="`+f+`"]`, f)
+	}
+	b.expectText(`#record-others tr[data-face="`+out+`"]`, "pre-selected, removed by the DPO")
+	b.shot("rights-record")
+	b.signOut()
+
+	// The person sees the request completed.
+	b.do(chromedp.Navigate(b.base+"/portal/status?"+url.Values{"ref": {ref}, "code": {code}}.Encode()),
+		chromedp.WaitVisible(chromedp.CSS("#status-state")))
+	if st := run(b, chromedp.Evaluate[string](`document.querySelector("#status-state").dataset.state`)); st != "completed" {
+		t.Errorf("the portal's status: %q, want completed", st)
+	}
+	b.expectText("#status-state", "completed")
+	b.shot("portal-status")
+}
+
+// samplesEnv is a server on the real models with the demo photos as its
+// collection's folder (not yet declared).
+func samplesEnv(t *testing.T) (*testEnv, *app.Faces, setup.Dirs) {
+	t.Helper()
+	dirs := modeltest.Installed(t)
+	model, err := app.OpenFaces(context.Background(), app.FaceOptions{Cache: dirs.Root, MinFaceFraction: -1}, pipeline.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { model.Close() })
+	e := newTestEnv(t, model)
+	if err := os.RemoveAll(e.photos); err != nil { // the fake model's colour squares
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(e.photos, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 6; i++ {
+		name := fmt.Sprintf("sample%d.jpg", i)
+		b, err := os.ReadFile(filepath.Join(dirs.TestPhotos(), name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(e.photos, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return e, model, dirs
+}
+
 // browser drives the tab of a browser test.
 type browser struct {
 	t        *testing.T
@@ -441,6 +690,25 @@ func (b *browser) signOut() {
 	b.do(chromedp.Click(chromedp.CSS(`form[action="/logout"] button`)),
 		chromedp.WaitVisible(chromedp.CSS("#login-form")))
 	b.expectText(".notice.ok", "You are signed out.")
+}
+
+// blankPhoto writes a grey JPEG, without a face, in a temporary folder and
+// returns its path.
+func blankPhoto(t *testing.T) string {
+	t.Helper()
+	img := image.NewGray(image.Rect(0, 0, 96, 96))
+	for i := range img.Pix {
+		img.Pix[i] = 128
+	}
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 90}); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "blank.jpg")
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // selfieOf writes a photo of one person of the collection that is not one

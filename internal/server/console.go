@@ -57,9 +57,17 @@ func (s *Server) pageRoutes() []*route {
 
 		{method: "GET", path: "/rights", roles: roles(dpo, auditor), kind: page, h: s.pageRights},
 		{method: "POST", path: "/rights", roles: roles(dpo), kind: pageForm, h: s.pageRegisterRights},
+		{method: "GET", path: "/rights/{id}", roles: roles(dpo, auditor), kind: page, h: s.pageRightsRequest},
+		{method: "POST", path: "/rights/{id}/candidates", roles: roles(dpo), kind: page, h: s.pageFindCandidates},
+		{method: "POST", path: "/rights/{id}/review", roles: roles(dpo), kind: page, h: s.pageReviewRights},
+		{method: "POST", path: "/rights/{id}/identity", roles: roles(dpo), kind: page, h: s.pageIdentifyRights},
+		{method: "GET", path: "/rights/{id}/process", roles: roles(dpo), kind: page, h: s.pageProcessStep},
 		{method: "POST", path: "/rights/{id}/process", roles: roles(dpo), kind: page, h: s.pageProcessRights},
+		{method: "POST", path: "/rights/{id}/refuse", roles: roles(dpo), kind: page, h: s.pageRefuseRights},
 		{method: "POST", path: "/rights/{id}/extend", roles: roles(dpo), kind: page, h: s.pageExtendRights},
 		{method: "POST", path: "/rights/{id}/lift", roles: roles(dpo), kind: page, h: s.pageLiftRestriction},
+		{method: "POST", path: "/rights/{id}/notices", roles: roles(dpo), kind: page, h: s.pageRightsNotice},
+		{method: "GET", path: "/rights/{id}/record", roles: roles(dpo), kind: page, h: s.pageRightsRecord},
 
 		{method: "GET", path: "/audit", roles: roles(auditor, dpo), kind: page, h: s.pageAudit},
 		{method: "GET", path: "/records", roles: roles(dpo, auditor), kind: page, h: s.pageRecords},
@@ -74,6 +82,7 @@ func (s *Server) pageRoutes() []*route {
 
 		{method: "GET", path: "/portal", public: true, kind: page, h: s.pagePortal},
 		{method: "POST", path: "/portal", public: true, kind: pageForm, h: s.pagePortalPost},
+		{method: "GET", path: "/portal/status", public: true, kind: page, h: s.pagePortalStatus},
 	}
 }
 
@@ -181,7 +190,7 @@ var notices = map[string]string{
 	"resumed":    "Source %d is active again.",
 	"ingest":     "Ingest job %d started; its progress shows below.",
 	"cancelled":  "Job %d is being cancelled; what it committed is kept.",
-	"processed":  "Request R-%d was processed.",
+	"processed":  "Request R-%d was acted on: its outcome is below.",
 	"extended":   "The deadline of request R-%d is extended.",
 	"lifted":     "The restriction of request R-%d is lifted: the person's faces are shown by searches again.",
 	"registered": "Request R-%d is registered.",
@@ -191,6 +200,14 @@ var notices = map[string]string{
 	"confirmed":  "Your confirmation of face %d is recorded: a second, different verifier must confirm it.",
 	"rejected":   "Your rejection of face %d is recorded, with its reason: it will never count as an identification.",
 	"identified": "Your confirmation of face %d is recorded: two verifiers confirmed it, the person is identified.",
+
+	// The steps of a rights request's page.
+	"candidates-found": "The candidates of request R-%d are found: review them, then save the review.",
+	"selfies-refused":  "Request R-%d is refused: its selfies do not show one and the same person clearly enough. The person may send new selfies with a new request.",
+	"reviewed":         "Your review of request R-%d is saved: exactly the faces ticked will be acted on.",
+	"identity":         "The identity check of request R-%d is recorded.",
+	"refused":          "Request R-%d is refused, with its reason.",
+	"notified":         "The notice to the users of search %d is recorded.",
 }
 
 // noticeOf reads the notice a redirect asked for.

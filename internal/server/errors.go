@@ -96,6 +96,16 @@ func classify(err error, reqID string) *apiError {
 		// The request conflicts with the state of what it acts on; the
 		// message names the rule, nothing internal.
 		return newError(http.StatusConflict, "conflict", "%s", err.Error())
+	case errors.Is(err, rights.ErrNoCandidates):
+		return newError(http.StatusConflict, "no_candidates", "%s", err.Error())
+	case errors.Is(err, rights.ErrNotReviewed):
+		return newError(http.StatusConflict, "not_reviewed", "%s", err.Error())
+	case errors.Is(err, rights.ErrNoIdentity):
+		return newError(http.StatusConflict, "no_identity_check", "%s", err.Error())
+	case errors.Is(err, rights.ErrStale):
+		return newError(http.StatusConflict, "stale_review", "%s", err.Error())
+	case errors.Is(err, rights.ErrActing):
+		return newError(http.StatusConflict, "acting", "%s", err.Error())
 	case errors.Is(err, face.ErrNoFace):
 		return errNoFace
 	case errors.Is(err, imageproc.ErrUnsupportedFormat), errors.Is(err, imageproc.ErrCorrupt), errors.Is(err, imageproc.ErrTooLarge):

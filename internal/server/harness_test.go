@@ -371,3 +371,40 @@ func eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 		}
 	}
 }
+
+// registerRights registers a request of kind with selfies as DPO c.
+func (e *testEnv) registerRights(c *client, kind string, selfies [][]byte) int64 {
+	e.t.Helper()
+	st, body := c.multipart("/api/v1/rights", map[string]string{"kind": kind, "contact": "person@example.org"},
+		map[string][][]byte{"selfie": selfies})
+	if st != http.StatusCreated {
+		e.t.Fatalf("register %s: %d %s", kind, st, body)
+	}
+	return decode[app.RequestView](e.t, body).ID
+}
+
+func (e *testEnv) findCandidates(c *client, id int64) app.ReviewView {
+	e.t.Helper()
+	st, body := c.json("POST", fmt.Sprintf("/api/v1/rights/%d/candidates", id), nil)
+	f := decode[foundJSON](e.t, body)
+	if st != http.StatusOK || f.Refused || f.Review == nil {
+		e.t.Fatalf("candidates of %d: %d %s", id, st, body)
+	}
+	return *f.Review
+}
+
+func (e *testEnv) actOn(c *client, id int64, selected []int64) outcomeJSON {
+	e.t.Helper()
+	if st, body := c.json("POST", fmt.Sprintf("/api/v1/rights/%d/review", id), map[string]any{"selected": selected}); st != http.StatusOK {
+		e.t.Fatalf("review: %d %s", st, body)
+	}
+	if st, body := c.json("POST", fmt.Sprintf("/api/v1/rights/%d/identity", id),
+		map[string]string{"method": "id-document", "note": "identity card seen"}); st != http.StatusOK {
+		e.t.Fatalf("identity: %d %s", st, body)
+	}
+	st, body := c.json("POST", fmt.Sprintf("/api/v1/rights/%d/process", id), map[string]any{"confirm_faces": len(selected)})
+	if st != http.StatusOK {
+		e.t.Fatalf("process: %d %s", st, body)
+	}
+	return decode[outcomeJSON](e.t, body)
+}

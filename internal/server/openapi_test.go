@@ -34,7 +34,7 @@ var openAPIMethods = []string{"get", "put", "post", "delete", "options", "head",
 // pathParam matches a {name} segment of a path.
 var pathParam = regexp.MustCompile(`\{([^}]+)\}`)
 
-// TestOpenAPIMatchesRoutes checks openapi.json against apiRoutes: the same
+// TestOpenAPIMatchesRoutes checks openapi.json against apiRoutes and rightsRoutes: the same
 // operations, the same access rules, every path parameter declared.
 func TestOpenAPIMatchesRoutes(t *testing.T) {
 	var doc struct {
@@ -69,7 +69,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		}
 	}
 
-	routes := (&Server{}).apiRoutes()
+	routes := slices.Concat((&Server{}).apiRoutes(), (&Server{}).rightsRoutes())
 	seen := map[key]bool{}
 	for _, rt := range routes {
 		k := key{rt.method, rt.path}

@@ -76,7 +76,7 @@ func unsafe(method string) bool {
 // buildHandler registers every route on a mux, each path once with its
 // methods, behind the middleware.
 func (s *Server) buildHandler() http.Handler {
-	s.routes = append(s.apiRoutes(), s.pageRoutes()...)
+	s.routes = slices.Concat(s.apiRoutes(), s.rightsRoutes(), s.pageRoutes())
 	byPath := map[string][]*route{}
 	var paths []string
 	for _, rt := range s.routes {

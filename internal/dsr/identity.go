@@ -13,7 +13,10 @@ import (
 // handed over or changed.
 type IdentityMethod struct {
 	ID    string `json:"id"`    // stable name, recorded with the request
-	Label string `json:"label"` // what the DPO and the person read
+	Label string `json:"label"` // what the DPO records
+	// Public says, to the person, what they may be asked; empty: the
+	// method is not offered as an example on the portal.
+	Public string `json:"public,omitempty"`
 	// NoteRequired: the method means little without the DPO's note
 	// (which document, which account, who saw the person).
 	NoteRequired bool `json:"note_required,omitempty"`
@@ -23,9 +26,11 @@ type IdentityMethod struct {
 // declares none (records.json, "identity_methods").
 func DefaultIdentityMethods() []IdentityMethod {
 	return []IdentityMethod{
-		{ID: "id-document", Label: "an identity document was seen and matches the selfies"},
-		{ID: "known-account", Label: "the contact is that of a known customer or account holder"},
-		{ID: "in-person", Label: "the person came in person"},
+		{ID: "id-document", Label: "an identity document was seen and matches the selfies",
+			Public: "an identity document, shown or sent as a copy (it is not kept)"},
+		{ID: "known-account", Label: "the contact is that of a known customer or account holder",
+			Public: "a confirmation through an account or contact the controller already knows you by"},
+		{ID: "in-person", Label: "the person came in person", Public: "coming in person"},
 		{ID: "other", Label: "other (say how in the note)", NoteRequired: true},
 	}
 }

@@ -346,6 +346,24 @@ func staticHandler() http.Handler {
 var templateFuncs = template.FuncMap{
 	"static":   staticURL,
 	"datetime": func(t time.Time) string { return fmtTime(t, "2006-01-02 15:04 MST") },
+	// zoned writes a time (time.Time or *time.Time) in the IANA zone named
+	// (a rights request's), so that one page does not mix zones.
+	"zoned": func(zone string, v any) string {
+		var t time.Time
+		switch x := v.(type) {
+		case time.Time:
+			t = x
+		case *time.Time:
+			if x != nil {
+				t = *x
+			}
+		}
+		loc, err := dsr.Location(zone)
+		if t.IsZero() || err != nil {
+			return fmtTime(t, "2006-01-02 15:04 MST")
+		}
+		return t.In(loc).Format("2006-01-02 15:04 MST")
+	},
 	"date":     func(t time.Time) string { return fmtTime(t, "2 Jan 2006") },
 	"ptime": func(t *time.Time) string {
 		if t == nil {

@@ -248,6 +248,11 @@ func TestConsoleRightsErasure(t *testing.T) {
 	if !strings.Contains(got.body, "Not reviewed yet") || !strings.Contains(got.body, "review the candidates") {
 		t.Errorf("the set is not shown as unreviewed: %.4000s", got.body)
 	}
+	// The page speaks the request's zone (Europe/Paris), not UTC.
+	if summary := between(got.body, `id="review-summary"`, "</p>"); !strings.Contains(summary, " CET") && !strings.Contains(summary, " CEST") ||
+		strings.Contains(summary, "UTC") {
+		t.Errorf("the review's time is not in the request's zone: %s", summary)
+	}
 	for _, suffix := range []string{"crop", "image"} {
 		if r := dora.get(fmt.Sprintf("/api/v1/rights/%d/faces/%d/%s", id, lookalike, suffix)); r.status != http.StatusOK {
 			t.Errorf("candidate's %s: %d", suffix, r.status)
@@ -507,4 +512,17 @@ func TestConsoleRightsRestriction(t *testing.T) {
 		strings.Contains(got.body, `id="cand-`) {
 		t.Errorf("selfies of two people: %.4000s", got.body)
 	}
+}
+
+// between returns the part of s from the first start to the next end.
+func between(s, start, end string) string {
+	i := strings.Index(s, start)
+	if i < 0 {
+		return ""
+	}
+	s = s[i:]
+	if j := strings.Index(s, end); j >= 0 {
+		return s[:j]
+	}
+	return s
 }

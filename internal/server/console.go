@@ -364,7 +364,7 @@ var templateFuncs = template.FuncMap{
 		}
 		return t.In(loc).Format("2006-01-02 15:04 MST")
 	},
-	"date":     func(t time.Time) string { return fmtTime(t, "2 Jan 2006") },
+	"date": func(t time.Time) string { return fmtTime(t, "2 Jan 2006") },
 	"ptime": func(t *time.Time) string {
 		if t == nil {
 			return ""

@@ -406,6 +406,17 @@ func TestRightsThroughTheAPI(t *testing.T) {
 	if _, err := fmt.Sscanf(a1.Reference, "R-%d", &id); err != nil {
 		t.Fatal(err)
 	}
+	// The request's page: the contact and the next step for the DPO; no
+	// contact for an auditor.
+	e.addUser("aude", store.RoleAuditor)
+	d := decode[app.RequestDetail](t, mustOK(t, dpo, "GET", fmt.Sprintf("/api/v1/rights/%d", id)))
+	if d.Contact != "person@example.org" || d.Next != "find the candidates" || len(d.Methods) == 0 {
+		t.Errorf("the DPO's view: contact %q, next %q, %d methods", d.Contact, d.Next, len(d.Methods))
+	}
+	if body := mustOK(t, e.token("aude"), "GET", fmt.Sprintf("/api/v1/rights/%d", id)); strings.Contains(string(body), "person@example.org") ||
+		strings.Contains(string(body), "identity_methods") {
+		t.Errorf("the auditor's view holds the contact: %s", body)
+	}
 	if st, body := dpo.json("POST", fmt.Sprintf("/api/v1/rights/%d/process", id), map[string]int{"confirm_faces": 1}); st != http.StatusConflict ||
 		!strings.Contains(string(body), "no_identity_check") {
 		t.Errorf("process before any step: %d %s", st, body)

@@ -219,6 +219,7 @@ func (e *cmdEnv) evalRights(ctx context.Context, args []string) error {
 	templates := fs.String("templates", "", "keep the faces found in this file and reuse them on the next run (biometric data: keep it private)")
 	selfiesFlag := fs.String("selfies", "1,2,3", "numbers of selfies per request, comma-separated")
 	fpir := fs.Float64("fpir", rights.StrictFPIR, "target FPIR of the pre-selection")
+	selfieMatch := fs.Float64("selfie-match", app.SelfieMatch, "least similarity of two selfies of one request")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := fs.Parse(args); err != nil {
 		return exitError{2}
@@ -243,7 +244,7 @@ func (e *cmdEnv) evalRights(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	rows, err := eval.Rights(photos, dec, eval.RightsConfig{Selfies: ks, FPIR: *fpir, SelfieMatch: app.SelfieMatch})
+	rows, err := eval.Rights(photos, dec, eval.RightsConfig{Selfies: ks, FPIR: *fpir, SelfieMatch: *selfieMatch})
 	if err != nil {
 		return err
 	}

@@ -72,6 +72,7 @@ func (s *Server) apiRoutes() []*route {
 		{method: "POST", path: v1 + "/portal/requests", public: true, kind: apiUpload, h: s.apiPortalRequest},
 		{method: "GET", path: v1 + "/portal/requests/{ref}", public: true, h: s.apiPortalStatus},
 		{method: "POST", path: v1 + "/portal/face-check", public: true, kind: apiUpload, h: s.apiFaceCheck},
+		{method: "POST", path: v1 + "/portal/selfies-check", public: true, kind: apiUpload, h: s.apiSelfiesCheck},
 		// The DPO's side of rights requests: rightsRoutes (api_rights.go).
 
 		{method: "GET", path: v1 + "/audit", roles: roles(auditor, dpo), h: s.apiAudit},

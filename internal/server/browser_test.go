@@ -67,6 +67,7 @@ func TestBrowserConsole(t *testing.T) {
 		}
 	}
 	selfie := selfieOf(t, model, filepath.Join(dirs.TestPhotos(), "sample1.jpg"))
+	other := selfieOf(t, model, filepath.Join(dirs.TestPhotos(), "sample2.jpg"))
 	e.addUser("olga", store.RoleOperator)
 	e.addUser("ivan", store.RoleInvestigator)
 	e.addUser("vera", store.RoleVerifier)
@@ -214,6 +215,13 @@ func TestBrowserConsole(t *testing.T) {
 		t.Error("the request can be sent with a photo without a face")
 	}
 	b.shot("portal-no-face")
+	// Photos of two people would be refused together: said before sending.
+	b.do(chromedp.SetUploadFiles(chromedp.CSS("#selfie"), []string{selfie, other}))
+	b.poll(`document.querySelector("#selfies-together") !== null`)
+	b.expectText("#selfies-together", "would be refused")
+	if !run(b, chromedp.Evaluate[bool](`document.querySelector("#portal-submit").disabled`)) {
+		t.Error("the request can be sent with photos of two people")
+	}
 	b.do(chromedp.SetUploadFiles(chromedp.CSS("#selfie"), []string{selfie}),
 		chromedp.SendKeys(chromedp.CSS("#contact"), "jane.doe@example.org"),
 		chromedp.Click(chromedp.CSS(`input[name="kind"][value="access"]`)),

@@ -267,6 +267,76 @@ func (s *Server) apiFaceCheck(w http.ResponseWriter, r *http.Request, _ *princip
 	return nil
 }
 
+// selfiesCheckJSON is the answer of a check of a request's selfies
+// together.
+type selfiesCheckJSON struct {
+	Photos []faceCheckJSON `json:"photos"` // in the order sent
+	// OnePerson says whether every two usable photos show one person
+	// clearly enough for the request not to be refused; null with fewer
+	// than two usable photos.
+	OnePerson *bool  `json:"one_person"`
+	Message   string `json:"message,omitempty"` // why the photos would be refused together
+}
+
+// apiSelfiesCheck checks a request's selfies before it is sent: each as
+// apiFaceCheck does, and, as rights.Engine.Find will, whether they show one
+// and the same person (a request whose selfies do not is refused). It says
+// nothing about the store; nothing is stored, logged or audited.
+func (s *Server) apiSelfiesCheck(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	if !s.faceCheck.allow(clientIP(r)) {
+		retryAfter(w, time.Hour)
+		return errRateLimited
+	}
+	ps, err := photos(r, "selfie", maxSelfies)
+	if err != nil && !errors.Is(err, errNotImage) {
+		return err
+	}
+	if errors.Is(err, errNotImage) {
+		// One of them is not an image: check them one by one to say which.
+		ps = nil
+		for _, fh := range r.MultipartForm.File["selfie"] {
+			b, err := readPart(fh)
+			if err != nil {
+				return err
+			}
+			ps = append(ps, b)
+		}
+	}
+	out := selfiesCheckJSON{Photos: make([]faceCheckJSON, len(ps))}
+	var templates []face.Embedding
+	for i, b := range ps {
+		var an face.Analysis
+		err := s.analyse(r.Context(), func() error {
+			var err error
+			an, err = s.rights.An.Analyze(r.Context(), b)
+			return err
+		})
+		if out.Photos[i], err = checkSelfie(an, err); err != nil {
+			return err
+		}
+		if j := face.Largest(an.Faces); out.Photos[i].Usable && j >= 0 {
+			templates = append(templates, an.Faces[j].Embedding)
+		}
+	}
+	if len(templates) >= 2 {
+		one := true
+		for i := range templates {
+			for j := i + 1; j < len(templates); j++ {
+				if c, err := templates[i].Cosine(templates[j]); err != nil || c < s.rights.SelfieMatch {
+					one = false
+				}
+			}
+		}
+		out.OnePerson = &one
+		if !one {
+			out.Message = "These photos may not all show the same person clearly enough: a request with them would be refused. " +
+				"Choose recent photos of your face alone, facing the camera, or send only the clearest one."
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
 // checkSelfie judges the analysis of a selfie (or the error analysing it).
 func checkSelfie(an face.Analysis, err error) (faceCheckJSON, error) {
 	switch {

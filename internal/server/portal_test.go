@@ -69,7 +69,7 @@ func TestPortalRestriction(t *testing.T) {
 		t.Error("the portal lists the identity method that needs the DPO's note")
 	}
 	if js := e.anon().get(regexp.MustCompile(`/static/portal\.js\?v=[0-9a-f]+`).FindString(form.body)); js.status != http.StatusOK ||
-		!strings.Contains(js.body, "/api/v1/portal/face-check") {
+		!strings.Contains(js.body, "/api/v1/portal/selfies-check") {
 		t.Errorf("portal.js: %d %.200s", js.status, js.body)
 	}
 
@@ -373,5 +373,39 @@ func TestPortalFaceCheck(t *testing.T) {
 	e.srv.faceCheck = newLimiter(0, time.Hour)
 	if st, _, body := check(e.anon(), testPNG(t, color.RGBA{200, 10, 10, 0})); st != http.StatusTooManyRequests {
 		t.Errorf("rate-limited: %d %s", st, body)
+	}
+}
+
+// TestPortalSelfiesCheck: the selfies are checked together, as the request
+// will be: each photo, and whether they show one person.
+func TestPortalSelfiesCheck(t *testing.T) {
+	e := newTestEnv(t, nil)
+	check := func(files ...[]byte) selfiesCheckJSON {
+		t.Helper()
+		st, body := e.anon().multipart("/api/v1/portal/selfies-check", nil, map[string][][]byte{"selfie": files})
+		if st != http.StatusOK {
+			t.Fatalf("selfies check: %d %s", st, body)
+		}
+		conforms(t, "SelfiesCheck", body)
+		return decode[selfiesCheckJSON](t, body)
+	}
+	red, green := testPNG(t, color.RGBA{200, 10, 10, 0}), testPNG(t, color.RGBA{10, 200, 10, 0})
+	if got := check(red); len(got.Photos) != 1 || !got.Photos[0].Usable || got.OnePerson != nil {
+		t.Errorf("one photo: %+v", got)
+	}
+	if got := check(red, red); len(got.Photos) != 2 || got.OnePerson == nil || !*got.OnePerson || got.Message != "" {
+		t.Errorf("one person twice: %+v", got)
+	}
+	got := check(red, green, []byte("%PDF-1.4 a document"))
+	if len(got.Photos) != 3 || !got.Photos[0].Usable || !got.Photos[1].Usable || got.Photos[2].Usable ||
+		got.Photos[2].Message != portalErrorMessage(errNotImage) {
+		t.Errorf("photos: %+v", got.Photos)
+	}
+	if got.OnePerson == nil || *got.OnePerson || !strings.Contains(got.Message, "would be refused") {
+		t.Errorf("two people: %+v", got)
+	}
+	six := [][]byte{red, red, red, red, red, red}
+	if st, body := e.anon().multipart("/api/v1/portal/selfies-check", nil, map[string][][]byte{"selfie": six}); st != http.StatusBadRequest {
+		t.Errorf("six photos: %d %s", st, body)
 	}
 }

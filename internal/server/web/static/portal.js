@@ -1,6 +1,7 @@
-// gabarit rights portal: checks each chosen selfie before the request is
-// sent (POST /api/v1/portal/face-check), lists the result of each photo,
-// and disables the submit button while a chosen photo is unusable. Nothing
+// gabarit rights portal: checks the chosen selfies before the request is
+// sent (POST /api/v1/portal/selfies-check), lists the result of each photo
+// and whether they show one person, and disables the submit button while a
+// chosen photo is unusable or the photos would be refused together. Nothing
 // is kept by the check. Without scripts the form posts as it is, and the
 // server refuses a photo without a face.
 "use strict";
@@ -17,17 +18,17 @@
   const csrf = meta ? meta.content : "";
   let round = 0; // the files being checked, to ignore the answers of an earlier choice
 
-  // check posts one photo and returns the server's answer, or null when
-  // it could not be checked (the server then decides when it is sent).
-  async function check(file) {
+  // check posts the photos and returns the server's answer, or null when
+  // they could not be checked (the server then decides when they are sent).
+  async function check(files) {
     const body = new FormData();
-    body.append("selfie", file);
+    files.forEach((f) => body.append("selfie", f));
     const headers = { Accept: "application/json" };
     if (csrf) {
       headers["X-CSRF-Token"] = csrf;
     }
     try {
-      const resp = await fetch("/api/v1/portal/face-check", {
+      const resp = await fetch("/api/v1/portal/selfies-check", {
         method: "POST",
         body: body,
         headers: headers,
@@ -59,10 +60,14 @@
       list.append(li);
       return li;
     });
-    const answers = await Promise.all(files.map(check));
+    if (files.length === 0) {
+      return;
+    }
+    const answer = await check(files);
     if (mine !== round) {
       return;
     }
+    const answers = answer && Array.isArray(answer.photos) && answer.photos.length === files.length ? answer.photos : files.map(() => null);
     let unusable = 0;
     answers.forEach((a, i) => {
       if (a === null) {
@@ -76,6 +81,14 @@
         show(items[i], i + 1, "ok", "ok");
       }
     });
+    if (answer && answer.one_person === false) {
+      const li = document.createElement("li");
+      li.id = "selfies-together";
+      li.textContent = answer.message;
+      li.className = "bad";
+      list.append(li);
+      unusable++;
+    }
     button.disabled = unusable > 0;
   });
 })();

@@ -465,8 +465,10 @@ func (e *Engine) erase(ctx context.Context, r dsr.Request, actor string, ids []i
 	if err != nil {
 		return nil, err
 	}
-	if len(faces) > 0 {
-		if err := e.Index.Delete(context.WithoutCancel(ctx), faces); err != nil {
+	// Every face of the set leaves the index, not only those erased now: a
+	// run that stopped between the store and the index left some there.
+	if len(ids) > 0 {
+		if err := e.Index.Delete(context.WithoutCancel(ctx), ids); err != nil {
 			return nil, fmt.Errorf("delete erased faces from the index: %w", err)
 		}
 	}

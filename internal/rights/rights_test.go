@@ -525,3 +525,48 @@ func TestIdentityCheckRevealsNothing(t *testing.T) {
 		t.Errorf("%d requests registered, want 2", len(reqs))
 	}
 }
+
+// TestFinishAfterCrash: a run that stopped after freezing the reviewed set
+// (the request in progress, some faces already erased) is finished on that
+// set, without a new confirmation, and the record still names every face.
+func TestFinishAfterCrash(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	r := f.request(t, dsr.Erasure, "alice1")
+	f.find(t, r.ID)
+	if _, err := f.eng.Review(ctx, r.ID, f.ids["alice"], "dpo"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.eng.Identify(ctx, r.ID, "in-person", "", "dpo"); err != nil {
+		t.Fatal(err)
+	}
+	// The crash: the set is frozen and one face erased, then nothing.
+	if _, err := f.db.UpdateRightsRequest(ctx, r.ID, "dpo", func(q *dsr.Request, now time.Time) error {
+		q.Matches = f.ids["alice"]
+		return q.Advance(now, dsr.InProgress, "")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.db.EraseFaces(ctx, f.ids["alice"][:1], "dpo", fmt.Sprintf("rights/%d", r.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.eng.Review(ctx, r.ID, nil, "dpo"); !errors.Is(err, rights.ErrActing) {
+		t.Errorf("changing the review of a request being acted on: %v", err)
+	}
+	out, err := f.eng.Process(ctx, r.ID, -1, "dpo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Request.State != dsr.Completed || out.ActedOn != 2 || out.Proof == nil || !out.Proof.OK {
+		t.Fatalf("finished: %+v, proof %+v", out, out.Proof)
+	}
+	for _, id := range f.ids["alice"] {
+		if _, err := f.db.Face(ctx, id); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("face %d: %v", id, err)
+		}
+	}
+	rec, err := f.eng.OpenRecord(ctx, r.ID, "dpo")
+	if err != nil || len(rec.Faces) != 2 {
+		t.Fatalf("record: %+v, %v", rec, err)
+	}
+}

@@ -252,6 +252,11 @@ func (e *Engine) open(ctx context.Context, id int64) (dsr.Request, error) {
 		return dsr.Request{}, err
 	}
 	if r.State.Final() {
+		// A run that stopped right after closing it left the selfies'
+		// templates in the vault: they go now.
+		if err := e.closeRequest(ctx, id); err != nil {
+			return r, err
+		}
 		return r, fmt.Errorf("request %d is %s: %w", id, r.State, ErrNotOpen)
 	}
 	return r, nil

@@ -236,6 +236,17 @@ func TestAccess(t *testing.T) {
 	if _, err := f.eng.Process(ctx, r.ID, 2, "dpo"); !errors.Is(err, rights.ErrNotOpen) {
 		t.Errorf("processing a closed request: %v", err)
 	}
+	// Selfie templates a crash left behind a closed request go at the next
+	// attempt on it.
+	if _, err := f.v.Add(ctx, vault.Selfie, r.ID, "m", [][]float32{alice}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.eng.Find(ctx, r.ID, "dpo"); !errors.Is(err, rights.ErrNotOpen) {
+		t.Errorf("finding for a closed request: %v", err)
+	}
+	if ts, _ := f.v.Templates(ctx, r.ID, vault.Selfie); len(ts) != 0 {
+		t.Errorf("%d selfie templates left behind a closed request", len(ts))
+	}
 }
 
 // TestCandidates: the set holds the person's faces, pre-selected, and a

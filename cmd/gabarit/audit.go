@@ -23,7 +23,7 @@ func (e *cmdEnv) auditVerify(ctx context.Context, args []string) error {
 	var df dataFlags
 	df.register(fs)
 	asJSON := fs.Bool("json", false, `print {"ok":…,"entries":…,"head":…,"error":…}`)
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return exitError{2}
 	}
 	k, err := df.open(ctx, false)
@@ -56,7 +56,7 @@ func (e *cmdEnv) auditList(ctx context.Context, args []string) error {
 	from := fs.Int64("from", 1, "first entry")
 	to := fs.Int64("to", 0, "last entry (0: the end)")
 	asJSON := fs.Bool("json", false, "one JSON object per line")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return exitError{2}
 	}
 	k, err := df.open(ctx, false)

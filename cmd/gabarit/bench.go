@@ -41,7 +41,7 @@ func (e *cmdEnv) bench(ctx context.Context, args []string) error {
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the first round of one measurement to this file")
 	profiled := fs.String("profile", "pipeline-250", "the measurement --cpuprofile covers: model-only, pipeline-250, pipeline-12mp, pipeline-12mp-min120, pipeline-12mp-min240-quarter")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := parseArgs(fs, args[1:]); err != nil {
 		return exitError{2}
 	}
 	if *rounds < 1 || *seconds <= 0 {

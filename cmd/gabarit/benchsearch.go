@@ -58,7 +58,7 @@ func (e *cmdEnv) benchSearch(ctx context.Context, args []string) error {
 	asJSON := fs.Bool("json", false, "print one JSON object per measured configuration")
 	calibrate := fs.String("calibrate", "", "embed the identity folders of this root and print the genuine/impostor cosine statistics (needs the onnx build), then exit")
 	dump := fs.String("calibrate-dump", "", "with --calibrate: write the templates to this file")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return exitError{2}
 	}
 	if *calibrate != "" {

@@ -58,7 +58,7 @@ func (e *cmdEnv) benchServe(ctx context.Context, args []string) error {
 	index := fs.String("index", app.IndexHNSW, "vector index: hnsw or flat")
 	probeName := fs.String("probe", "sample2.jpg", "the search photo, among the installed demo photos")
 	asJSON := fs.Bool("json", false, "print one JSON object")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return exitError{2}
 	}
 	if *n < 1 || *clients < 1 || *duration <= 0 || *single <= 0 {

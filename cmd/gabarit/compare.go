@@ -21,7 +21,7 @@ func (e *cmdEnv) compare(ctx context.Context, args []string) error {
 		fmt.Fprintln(e.stderr, "usage: gabarit compare [flags] PHOTO_A PHOTO_B")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return exitError{2}
 	}
 	if fs.NArg() != 2 {

@@ -70,7 +70,7 @@ func (e *cmdEnv) evalPairs(ctx context.Context, args []string) error {
 	csvFile := fs.String("csv", "", "pairs as CSV: file_x,file_y,Yes|No (file names looked up under --root); folds are assigned round-robin")
 	root := fs.String("root", "", "folder of identity folders the pairs refer to")
 	plot := fs.String("plot", "", "write the ROC curve to this PNG file")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return exitError{2}
 	}
 	if (*pairsFile == "") == (*csvFile == "") || *root == "" {
@@ -265,7 +265,7 @@ func (e *cmdEnv) evalIdent(ctx context.Context, args []string) error {
 	ff.register(fs)
 	root := fs.String("root", "", "folder of identity folders: the first photo of each is the gallery, the rest are probes")
 	distractors := fs.String("distractors", "", "folder of images of other people added to the gallery")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return exitError{2}
 	}
 	if *root == "" {
@@ -330,7 +330,7 @@ func (e *cmdEnv) evalMakePairs(args []string) error {
 	folds := fs.Int("folds", 10, "number of folds")
 	n := fs.Int("n", 300, "matched and mismatched pairs per fold")
 	seed := fs.Int64("seed", 1, "random seed")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return exitError{2}
 	}
 	if *root == "" {
@@ -350,7 +350,7 @@ func (e *cmdEnv) evalCalibrate(ctx context.Context, args []string) error {
 	var roots multiFlag
 	fs.Var(&roots, "root", "folder of identity folders (repeatable)")
 	far := fs.Float64("far", 1e-3, "false-accept rate to calibrate for")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return exitError{2}
 	}
 	if len(roots) == 0 {

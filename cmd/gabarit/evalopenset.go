@@ -37,7 +37,7 @@ func (e *cmdEnv) evalOpenSet(ctx context.Context, args []string) error {
 	folds := fs.Int("folds", 4, "folds of identities (each fold's identities are the non-mated searches once)")
 	mated := fs.Int("mated", 3, "photos of each gallery identity searched as mated probes")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return exitError{2}
 	}
 	if *root == "" || fs.NArg() > 0 {
@@ -221,7 +221,7 @@ func (e *cmdEnv) evalRights(ctx context.Context, args []string) error {
 	fpir := fs.Float64("fpir", rights.StrictFPIR, "target FPIR of the pre-selection")
 	selfieMatch := fs.Float64("selfie-match", app.SelfieMatch, "least similarity of two selfies of one request")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return exitError{2}
 	}
 	if *root == "" || fs.NArg() > 0 {

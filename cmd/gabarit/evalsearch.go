@@ -60,7 +60,7 @@ func (e *cmdEnv) evalSearch(ctx context.Context, args []string) error {
 	asJSON := fs.Bool("json", false, "print JSON")
 	noPipe := fs.Bool("no-pipeline-pass", false, "skip timing the pipeline alone")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the ingest phase to this file")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return exitError{2}
 	}
 	if *root == "" || fs.NArg() > 0 {

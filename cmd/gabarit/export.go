@@ -25,7 +25,7 @@ func (e *cmdEnv) exportRecords(ctx context.Context, args []string) error {
 	var df dataFlags
 	df.register(fs)
 	md := fs.Bool("md", false, "Markdown instead of JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return exitError{2}
 	}
 	k, err := df.open(ctx, false)
@@ -57,7 +57,7 @@ func (e *cmdEnv) exportAuthority(ctx context.Context, args []string) error {
 	var df dataFlags
 	df.register(fs)
 	out := fs.String("out", "", "folder to create (must not exist)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return exitError{2}
 	}
 	if *out == "" || fs.NArg() > 0 {

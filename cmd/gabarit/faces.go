@@ -56,7 +56,7 @@ func (e *cmdEnv) faces(ctx context.Context, args []string) error {
 		fmt.Fprintln(e.stderr, "usage: gabarit faces [--json] [flags] FILE...")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return exitError{2}
 	}
 	files := fs.Args()

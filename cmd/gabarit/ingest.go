@@ -44,7 +44,7 @@ func (e *cmdEnv) ingest(ctx context.Context, args []string) error {
 	batch := fs.Int("batch", 32, "most images committed in one transaction")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	every := fs.Duration("every", video.DefaultEvery, "videos: interval between sampled frames")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return exitError{2}
 	}
 	if fs.NArg() != 1 {

@@ -186,3 +186,43 @@ func idArg(e *cmdEnv, fs *flag.FlagSet, what string) (int64, error) {
 	}
 	return id, nil
 }
+
+// parseArgs parses args with fs, flags accepted before and after the
+// positional arguments (gabarit ingest 1 --json, as gabarit ingest --json
+// 1): the flags are moved in front, in order, each with its value, and a
+// "--" ends them as usual. A flag that takes a value and ends the
+// arguments is left for fs to refuse.
+func parseArgs(fs *flag.FlagSet, args []string) error {
+	var flags, positional []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			positional = append(positional, args[i+1:]...)
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			positional = append(positional, a)
+			continue
+		}
+		flags = append(flags, a)
+		name := strings.TrimLeft(a, "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		f := fs.Lookup(name)
+		if f == nil {
+			continue // fs says it is not defined
+		}
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+			continue
+		}
+		if i+1 < len(args) {
+			i++
+			flags = append(flags, args[i])
+		}
+	}
+	if len(positional) > 0 {
+		flags = append(flags, "--")
+	}
+	return fs.Parse(append(flags, positional...))
+}

@@ -33,7 +33,7 @@ func (e *cmdEnv) policyShow(ctx context.Context, args []string) error {
 	var df dataFlags
 	df.register(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return exitError{2}
 	}
 	if fs.NArg() != 0 {
@@ -76,7 +76,7 @@ func (e *cmdEnv) policySet(ctx context.Context, args []string) error {
 	var df dataFlags
 	df.register(fs)
 	fpir := fs.String("fpir", "", "target FPIR, e.g. 0.01 for 1%")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return exitError{2}
 	}
 	if fs.NArg() != 0 || *fpir == "" {

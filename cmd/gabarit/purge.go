@@ -20,7 +20,7 @@ func (e *cmdEnv) purge(ctx context.Context, args []string) error {
 	df.register(fs)
 	asJSON := fs.Bool("json", false, `print {"images":…,"faces":…}`)
 	at := fs.String("now", "", "purge as if it were this RFC 3339 time (for checks; default: now)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return exitError{2}
 	}
 	now := time.Now()
@@ -70,7 +70,7 @@ func (e *cmdEnv) reindex(ctx context.Context, args []string) error {
 	ff.register(fs)
 	var df dataFlags
 	df.register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return exitError{2}
 	}
 	dk, err := df.open(ctx, true)

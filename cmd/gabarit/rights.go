@@ -47,7 +47,7 @@ func (e *cmdEnv) rightsRequest(ctx context.Context, args []string) error {
 	contact := fs.String("contact", "", "where the answer goes (address, e-mail)")
 	var selfies multiFlag
 	fs.Var(&selfies, "selfie", "a photo of the person (repeat for more; they must match each other)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return exitError{2}
 	}
 	k, err := dsr.ParseKind(*kind)
@@ -136,7 +136,7 @@ func (e *cmdEnv) rightsList(ctx context.Context, args []string) error {
 	var df dataFlags
 	df.register(fs)
 	asJSON := fs.Bool("json", false, "one JSON array")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return exitError{2}
 	}
 	dk, err := df.open(ctx, false)
@@ -179,7 +179,7 @@ func (e *cmdEnv) rightsExtend(ctx context.Context, args []string) error {
 	months := fs.Int("months", 0, "1 or 2")
 	reason := fs.String("reason", "", "why (complexity, number of requests)")
 	notice := fs.Bool("notice-sent", false, "the person has been told, with the reason")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return exitError{2}
 	}
 	id, err := idArg(e, fs, "request")
@@ -207,7 +207,7 @@ func (e *cmdEnv) rightsLift(ctx context.Context, args []string) error {
 		"person's faces are shown by searches again. Audited.")
 	var df dataFlags
 	df.register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return exitError{2}
 	}
 	id, err := idArg(e, fs, "request")

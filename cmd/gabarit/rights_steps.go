@@ -55,7 +55,7 @@ func (e *cmdEnv) rightsShow(ctx context.Context, args []string) error {
 	var df dataFlags
 	df.register(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return exitError{2}
 	}
 	id, err := idArg(e, fs, "request")
@@ -403,7 +403,7 @@ func (e *cmdEnv) rightsStep(ctx context.Context, fs *flag.FlagSet, args []string
 	ff.register(fs)
 	var df dataFlags
 	df.register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return exitError{2}
 	}
 	id, err := idArg(e, fs, "request")

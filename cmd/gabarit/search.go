@@ -39,7 +39,7 @@ func (e *cmdEnv) search(ctx context.Context, args []string) error {
 		faceNo    = fs.Int("face", -1, "which face of the photo to search, numbered from 0 as `gabarit faces` prints them (default: the best quality)")
 		asJSON    = fs.Bool("json", false, "print JSON")
 	)
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return exitError{2}
 	}
 	if fs.NArg() != 1 {

@@ -26,7 +26,7 @@ func (e *cmdEnv) serve(ctx context.Context, args []string) error {
 	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on")
 	purgeEvery := fs.Duration("purge-every", time.Hour, "interval of the retention purge (0: never)")
 	insecure := fs.Bool("insecure-cookies", false, "send the session cookie over plain HTTP on a non-loopback address (behind a TLS proxy that rewrites nothing, never on an open network)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return exitError{2}
 	}
 	if fs.NArg() > 0 {

@@ -15,7 +15,7 @@ func (e *cmdEnv) setup(ctx context.Context, args []string) error {
 	cache := fs.String("cache", "", "installation directory (default $GABARIT_CACHE or ~/.cache/gabarit)")
 	gpu := fs.Bool("gpu", false, "also install ONNX Runtime built for CUDA 13 and its CUDA provider (about 250 MB)")
 	yunet := fs.String("yunet", "", "also install the YuNet pack from this folder (face_detection_yunet_2026may.onnx)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return exitError{2}
 	}
 	d := setup.DefaultDirs()

@@ -39,7 +39,7 @@ func (e *cmdEnv) sourceAdd(ctx context.Context, args []string) error {
 		retention    = fs.String("retention", "", "how long each image is kept after ingestion: 30d, 6m, 1y, 720h …")
 		asJSON       = fs.Bool("json", false, `print {"id":…}`)
 	)
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return exitError{2}
 	}
 	if fs.NArg() > 0 {
@@ -78,7 +78,7 @@ func (e *cmdEnv) sourceList(ctx context.Context, args []string) error {
 	var df dataFlags
 	df.register(fs)
 	asJSON := fs.Bool("json", false, "one JSON array")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return exitError{2}
 	}
 	k, err := df.open(ctx, false)
@@ -125,7 +125,7 @@ func (e *cmdEnv) sourceState(ctx context.Context, args []string, state store.Sou
 		"erased) or resumes it. Audited.")
 	var df dataFlags
 	df.register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return exitError{2}
 	}
 	id, err := idArg(e, fs, "source")

@@ -61,7 +61,7 @@ func (e *cmdEnv) userAdd(ctx context.Context, args []string) error {
 	df.register(fs)
 	roles := fs.String("roles", "", "comma-separated roles")
 	pwFile := fs.String("password-file", "", "file whose first line is the console password (- for standard input)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return exitError{2}
 	}
 	if fs.NArg() != 1 {
@@ -101,7 +101,7 @@ func (e *cmdEnv) userPassword(ctx context.Context, args []string) error {
 	var df dataFlags
 	df.register(fs)
 	pwFile := fs.String("password-file", "", "file whose first line is the password (- for standard input)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return exitError{2}
 	}
 	if fs.NArg() != 1 || *pwFile == "" {
@@ -154,7 +154,7 @@ func (e *cmdEnv) userDisable(ctx context.Context, args []string) error {
 	fs := e.flags("user disable", "usage: gabarit user disable NAME\n\nDisables a user (users are never deleted, so that the audit log keeps its meaning).")
 	var df dataFlags
 	df.register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return exitError{2}
 	}
 	if fs.NArg() != 1 {
@@ -176,7 +176,7 @@ func (e *cmdEnv) userList(ctx context.Context, args []string) error {
 	var df dataFlags
 	df.register(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return exitError{2}
 	}
 	dk, err := df.open(ctx, false)
@@ -306,7 +306,7 @@ func verifyArgs(e *cmdEnv, fs *flag.FlagSet, args []string) (sid, fid int64, err
 func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := parseArgs(fs, args); err != nil {
 			return nil, err
 		}
 		rest := fs.Args()

@@ -17,8 +17,9 @@ func (e *cmdEnv) compare(ctx context.Context, args []string) error {
 	var ff faceFlags
 	ff.register(fs)
 	threshold := fs.Float64("threshold", math.NaN(), "same-person threshold (default: the pack's calibrated value)")
+	asJSON := fs.Bool("json", false, "print JSON")
 	fs.Usage = func() {
-		fmt.Fprintln(e.stderr, "usage: gabarit compare [flags] PHOTO_A PHOTO_B")
+		fmt.Fprintln(e.stderr, "usage: gabarit compare [--json] [flags] PHOTO_A PHOTO_B")
 		fs.PrintDefaults()
 	}
 	if err := parseArgs(fs, args); err != nil {
@@ -53,9 +54,17 @@ func (e *cmdEnv) compare(ctx context.Context, args []string) error {
 	if math.IsNaN(t) {
 		t = kit.Manifest.Thresholds.SamePerson
 	}
-	return json.NewEncoder(e.stdout).Encode(struct {
-		Similarity float64 `json:"similarity"`
-		SamePerson bool    `json:"same_person"`
-		Threshold  float64 `json:"threshold"`
-	}{math.Round(sim*1e4) / 1e4, sim >= t, t})
+	if *asJSON {
+		return json.NewEncoder(e.stdout).Encode(struct {
+			Similarity float64 `json:"similarity"`
+			SamePerson bool    `json:"same_person"`
+			Threshold  float64 `json:"threshold"`
+		}{math.Round(sim*1e4) / 1e4, sim >= t, t})
+	}
+	verdict := "not the same person"
+	if sim >= t {
+		verdict = "the same person"
+	}
+	_, err = fmt.Fprintf(e.stdout, "similarity %.4f: %s (threshold %.4f, one comparison)\n", sim, verdict, t)
+	return err
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/csv"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io/fs"
@@ -70,6 +69,7 @@ func (e *cmdEnv) evalPairs(ctx context.Context, args []string) error {
 	csvFile := fs.String("csv", "", "pairs as CSV: file_x,file_y,Yes|No (file names looked up under --root); folds are assigned round-robin")
 	root := fs.String("root", "", "folder of identity folders the pairs refer to")
 	plot := fs.String("plot", "", "write the ROC curve to this PNG file")
+	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseArgs(fs, args); err != nil {
 		return exitError{2}
 	}
@@ -140,7 +140,7 @@ func (e *cmdEnv) evalPairs(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	return json.NewEncoder(e.stdout).Encode(struct {
+	return printResult(e.stdout, *asJSON, struct {
 		eval.Verification
 		FailedImages int    `json:"failed_images"`
 		Pack         string `json:"pack"`
@@ -265,6 +265,7 @@ func (e *cmdEnv) evalIdent(ctx context.Context, args []string) error {
 	ff.register(fs)
 	root := fs.String("root", "", "folder of identity folders: the first photo of each is the gallery, the rest are probes")
 	distractors := fs.String("distractors", "", "folder of images of other people added to the gallery")
+	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseArgs(fs, args); err != nil {
 		return exitError{2}
 	}
@@ -317,7 +318,7 @@ func (e *cmdEnv) evalIdent(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return json.NewEncoder(e.stdout).Encode(struct {
+	return printResult(e.stdout, *asJSON, struct {
 		eval.Identification
 		Pack string `json:"pack"`
 	}{res, kit.Manifest.Name})
@@ -350,6 +351,7 @@ func (e *cmdEnv) evalCalibrate(ctx context.Context, args []string) error {
 	var roots multiFlag
 	fs.Var(&roots, "root", "folder of identity folders (repeatable)")
 	far := fs.Float64("far", 1e-3, "false-accept rate to calibrate for")
+	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseArgs(fs, args); err != nil {
 		return exitError{2}
 	}
@@ -410,11 +412,17 @@ func (e *cmdEnv) evalCalibrate(ctx context.Context, args []string) error {
 	if len(genuine) > 0 {
 		tar = float64(accepted) / float64(len(genuine))
 	}
-	return json.NewEncoder(e.stdout).Encode(map[string]any{
-		"far_target": *far, "threshold": math.Round(t*1e4) / 1e4, "far": achieved, "tar": tar,
-		"genuine_pairs": len(genuine), "impostor_pairs": len(impostor), "images": len(all), "failures": failures,
-		"pack": kit.Manifest.Name,
-	})
+	return printResult(e.stdout, *asJSON, struct {
+		FARTarget     float64 `json:"far_target"`
+		Threshold     float64 `json:"threshold"`
+		FAR           float64 `json:"far"`
+		TAR           float64 `json:"tar"`
+		GenuinePairs  int     `json:"genuine_pairs"`
+		ImpostorPairs int     `json:"impostor_pairs"`
+		Images        int     `json:"images"`
+		Failures      int     `json:"failures"`
+		Pack          string  `json:"pack"`
+	}{*far, math.Round(t*1e4) / 1e4, achieved, tar, len(genuine), len(impostor), len(all), failures, kit.Manifest.Name})
 }
 
 // multiFlag is a repeatable string flag.

@@ -106,7 +106,7 @@ func TestCompare(t *testing.T) {
 		SamePerson *bool   `json:"same_person"`
 		Threshold  float64 `json:"threshold"`
 	}
-	out, _, err := runCLI(t, "compare", p("sample1.jpg"), p("sample1.jpg"))
+	out, _, err := runCLI(t, "compare", p("sample1.jpg"), p("sample1.jpg"), "--json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func TestCompare(t *testing.T) {
 	if res.Similarity < 0.999 || res.SamePerson == nil || !*res.SamePerson {
 		t.Errorf("a photo against itself: %s", out)
 	}
-	out, _, err = runCLI(t, "compare", p("sample1.jpg"), p("sample4.jpg"))
+	out, _, err = runCLI(t, "compare", "--json", p("sample1.jpg"), p("sample4.jpg"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,6 +128,11 @@ func TestCompare(t *testing.T) {
 	}
 	if _, _, err := runCLI(t, "compare", p("sample1.jpg")); err == nil {
 		t.Error("compare with one photo succeeded")
+	}
+	// Text by default.
+	out, _, err = runCLI(t, "compare", p("sample1.jpg"), p("sample4.jpg"))
+	if err != nil || !strings.HasPrefix(out, "similarity ") || !strings.Contains(out, ": not the same person (threshold ") {
+		t.Errorf("compare as text: %q, %v", out, err)
 	}
 }
 
@@ -145,7 +150,7 @@ func TestEvalPairsDeepface(t *testing.T) {
 	modeltest.Installed(t)
 	root := modeltest.SharedData(t, "deepface-tests")
 	plot := filepath.Join(t.TempDir(), "roc.png")
-	out, _, err := runCLI(t, "eval", "pairs", "--csv", filepath.Join(root, "master.csv"), "--root", root, "--plot", plot)
+	out, _, err := runCLI(t, "eval", "pairs", "--csv", filepath.Join(root, "master.csv"), "--root", root, "--plot", plot, "--json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +174,7 @@ func TestEvalPairsDeepface(t *testing.T) {
 func TestEvalIdentFaceapi(t *testing.T) {
 	modeltest.Installed(t)
 	root := modeltest.SharedData(t, "faceapi-bbt")
-	out, _, err := runCLI(t, "eval", "ident", "--root", root)
+	out, _, err := runCLI(t, "eval", "ident", "--root", root, "--json")
 	if err != nil {
 		t.Fatal(err)
 	}

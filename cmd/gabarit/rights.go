@@ -34,11 +34,11 @@ func (e *cmdEnv) rights(ctx context.Context, args []string) error {
 }
 
 func (e *cmdEnv) rightsRequest(ctx context.Context, args []string) error {
-	fs := e.flags("rights request", "usage: gabarit rights request --kind access|erasure|objection|restriction --selfie PHOTO [--selfie PHOTO…] --contact TEXT\n\n"+
+	fs := e.flags("rights request", "usage: gabarit rights request --kind access|erasure|objection|restriction --selfie PHOTO [--selfie PHOTO…] --contact TEXT [--json]\n\n"+
 		"Registers a data-subject request keyed by face. The selfies' templates, and the crops of their\n"+
 		"faces for the review, are kept sealed until the request closes; the photos are not kept. Prints\n"+
-		"{\"id\",\"state\",\"due\",…}. There is no limit on how many requests a person makes. Then:\n"+
-		"gabarit rights candidates, review, identity, process.")
+		"the request's reference and due date ({\"id\",\"state\",\"due\",…} with --json). There is no limit\n"+
+		"on how many requests a person makes. Then: gabarit rights candidates, review, identity, process.")
 	var ff faceFlags
 	ff.register(fs)
 	var df dataFlags
@@ -47,6 +47,7 @@ func (e *cmdEnv) rightsRequest(ctx context.Context, args []string) error {
 	contact := fs.String("contact", "", "where the answer goes (address, e-mail)")
 	var selfies multiFlag
 	fs.Var(&selfies, "selfie", "a photo of the person (repeat for more; they must match each other)")
+	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseArgs(fs, args); err != nil {
 		return exitError{2}
 	}
@@ -78,7 +79,7 @@ func (e *cmdEnv) rightsRequest(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return json.NewEncoder(e.stdout).Encode(app.NewRequestView(r, time.Now()))
+	return printRequestView(e, r, *asJSON)
 }
 
 // rightsEngine wires a rights.Engine: models, store, keyring, vault and
@@ -179,6 +180,7 @@ func (e *cmdEnv) rightsExtend(ctx context.Context, args []string) error {
 	months := fs.Int("months", 0, "1 or 2")
 	reason := fs.String("reason", "", "why (complexity, number of requests)")
 	notice := fs.Bool("notice-sent", false, "the person has been told, with the reason")
+	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseArgs(fs, args); err != nil {
 		return exitError{2}
 	}
@@ -198,7 +200,7 @@ func (e *cmdEnv) rightsExtend(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return json.NewEncoder(e.stdout).Encode(app.NewRequestView(r, time.Now()))
+	return printRequestView(e, r, *asJSON)
 }
 
 func (e *cmdEnv) rightsLift(ctx context.Context, args []string) error {
@@ -230,4 +232,23 @@ func (e *cmdEnv) rightsLift(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "restriction of request %d lifted\n", id)
 	return nil
+}
+
+// printRequestView prints a request as the register shows it: a line of
+// text, or JSON.
+func printRequestView(e *cmdEnv, r dsr.Request, asJSON bool) error {
+	v := app.NewRequestView(r, time.Now())
+	if asJSON {
+		return json.NewEncoder(e.stdout).Encode(v)
+	}
+	loc, err := dsr.Location(r.Zone)
+	if err != nil {
+		loc = time.UTC
+	}
+	fmt.Fprintf(e.stdout, "request R-%d: %s, %s; due %s (%s)", v.ID, v.Kind, v.State, v.Deadline.In(loc).Format("2006-01-02"), loc)
+	if v.Reason != "" {
+		fmt.Fprintf(e.stdout, "; refused: %s", v.Reason)
+	}
+	_, err = fmt.Fprintln(e.stdout)
+	return err
 }

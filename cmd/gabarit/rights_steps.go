@@ -252,12 +252,13 @@ func (e *cmdEnv) rightsReview(ctx context.Context, args []string) error {
 }
 
 func (e *cmdEnv) rightsIdentity(ctx context.Context, args []string) error {
-	fs := e.flags("rights identity", "usage: gabarit rights identity --method METHOD [--note TEXT] ID\n\n"+
+	fs := e.flags("rights identity", "usage: gabarit rights identity --method METHOD [--note TEXT] [--json] ID\n\n"+
 		"Records how the requester's identity was established (GDPR Art. 12(6)); nothing is disclosed or\n"+
 		"changed before it. The methods are the controller's (records.json, \"identity_methods\"); see them\n"+
 		"with gabarit rights show --json ID.")
 	method := fs.String("method", "", "how the identity was established")
 	note := fs.String("note", "", "what was seen or checked (which document, which account, who)")
+	asJSON := fs.Bool("json", false, "print JSON")
 	return e.rightsStep(ctx, fs, args, false, func(eng *rights.Engine, id int64) error {
 		if *method == "" {
 			return usageErr(e, fs, "want --method")
@@ -266,7 +267,7 @@ func (e *cmdEnv) rightsIdentity(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		return json.NewEncoder(e.stdout).Encode(app.NewRequestView(r, time.Now()))
+		return printRequestView(e, r, *asJSON)
 	})
 }
 
@@ -327,10 +328,11 @@ func (e *cmdEnv) rightsProcess(ctx context.Context, args []string) error {
 }
 
 func (e *cmdEnv) rightsRefuse(ctx context.Context, args []string) error {
-	fs := e.flags("rights refuse", "usage: gabarit rights refuse --reason TEXT ID\n\n"+
+	fs := e.flags("rights refuse", "usage: gabarit rights refuse --reason TEXT [--json] ID\n\n"+
 		"Refuses a request, with the reason the person will be given (for example: the identity could not\n"+
 		"be established). The selfies are deleted.")
 	reason := fs.String("reason", "", "why")
+	asJSON := fs.Bool("json", false, "print JSON")
 	return e.rightsStep(ctx, fs, args, false, func(eng *rights.Engine, id int64) error {
 		if strings.TrimSpace(*reason) == "" {
 			return usageErr(e, fs, "want --reason")
@@ -339,7 +341,7 @@ func (e *cmdEnv) rightsRefuse(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		return json.NewEncoder(e.stdout).Encode(app.NewRequestView(r, time.Now()))
+		return printRequestView(e, r, *asJSON)
 	})
 }
 

@@ -77,7 +77,7 @@ func newRightsFixture(t *testing.T) *rightsFixture {
 func (f *rightsFixture) request(t *testing.T, kind string) int64 {
 	t.Helper()
 	out, stderr, err := cli(t, f.data, "rights", "request", "--kind", kind, "--selfie", f.selfie, "--selfie", f.selfie2,
-		"--contact", "person@example.org")
+		"--contact", "person@example.org", "--json")
 	if err != nil {
 		t.Fatalf("rights request: %v\n%s", err, stderr)
 	}
@@ -131,8 +131,10 @@ func (f *rightsFixture) process(t *testing.T, id int64) map[string]any {
 	if _, stderr, err := cli(t, f.data, "rights", "review", "--none", "--select", strings.Join(mine, ","), fmt.Sprint(id)); err != nil {
 		t.Fatalf("rights review: %v\n%s", err, stderr)
 	}
-	if _, stderr, err := cli(t, f.data, "rights", "identity", "--method", "in-person", fmt.Sprint(id)); err != nil {
-		t.Fatalf("rights identity: %v\n%s", err, stderr)
+	// Text by default: the request's line.
+	if out, stderr, err := cli(t, f.data, "rights", "identity", "--method", "in-person", fmt.Sprint(id)); err != nil ||
+		!strings.HasPrefix(out, fmt.Sprintf("request R-%d: ", id)) || !strings.Contains(out, ", verified; due ") {
+		t.Fatalf("rights identity: %v %q\n%s", err, out, stderr)
 	}
 	out, stderr, err = cli(t, f.data, "rights", "process", "--json", "--confirm", fmt.Sprint(len(mine)), fmt.Sprint(id))
 	if err != nil {

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -78,5 +80,77 @@ func TestFlagsAfterArguments(t *testing.T) {
 	}
 	if _, err := cli("rights", "show", "7", "--nope", "--data", data); func() bool { var ee exitError; return !errors.As(err, &ee) || ee.code != 2 }() {
 		t.Errorf("an unknown flag after the argument: %v, want a usage error", err)
+	}
+}
+
+// TestHelp: gabarit help COMMAND [SUBCOMMAND] prints the usage and flags of
+// every command and subcommand, and exits 0; an unknown one is a usage
+// error.
+func TestHelp(t *testing.T) {
+	// Asking for help does nothing else; were a command to, it would not
+	// touch this user's data or installation.
+	t.Setenv("GABARIT_DATA", t.TempDir())
+	t.Setenv("GABARIT_CACHE", t.TempDir())
+	cli := func(args ...string) (string, string, error) {
+		var out, errOut bytes.Buffer
+		err := run(context.Background(), args, &out, &errOut)
+		return out.String(), errOut.String(), err
+	}
+	for _, c := range commandNames {
+		if c == "help" || c == "completion" || c == "version" {
+			continue
+		}
+		targets := [][]string{{c}}
+		for _, s := range subcommandsOf(c) {
+			targets = append(targets, []string{c, s})
+		}
+		for _, args := range targets {
+			out, errOut, err := cli(append([]string{"help"}, args...)...)
+			if err != nil || !strings.Contains(strings.ToLower(out), "usage") || errOut != "" {
+				t.Errorf("gabarit help %v: %v\n%s%s", args, err, out, errOut)
+			}
+			if len(args) == 2 && !strings.Contains(out, "  -") && c != "confirm" {
+				t.Errorf("gabarit help %v lists no flag:\n%s", args, out)
+			}
+		}
+	}
+	if len(subcommandsOf("rights")) < 10 || !slices.Contains(subcommandsOf("rights"), "candidates") {
+		t.Errorf("rights' subcommands: %v", subcommandsOf("rights"))
+	}
+	var ee exitError
+	if _, errOut, err := cli("help", "nope"); !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(errOut, "no command") {
+		t.Errorf("help of an unknown command: %v %q", err, errOut)
+	}
+}
+
+// TestCompletion: the scripts are valid bash and complete every command
+// and subcommand.
+func TestCompletion(t *testing.T) {
+	t.Setenv("GABARIT_DATA", t.TempDir())
+	t.Setenv("GABARIT_CACHE", t.TempDir())
+	for _, shell := range []string{"bash", "zsh"} {
+		var out, errOut bytes.Buffer
+		if err := run(context.Background(), []string{"completion", shell}, &out, &errOut); err != nil {
+			t.Fatalf("completion %s: %v %s", shell, err, errOut.String())
+		}
+		script := out.String()
+		for _, w := range append(slices.Clone(commandNames), "candidates", "notified", "openset", "authority") {
+			if !strings.Contains(script, w) {
+				t.Errorf("%s completion lacks %q", shell, w)
+			}
+		}
+		if shell == "bash" {
+			path := filepath.Join(t.TempDir(), "gabarit.bash")
+			if err := os.WriteFile(path, out.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if b, err := exec.Command("bash", "-n", path).CombinedOutput(); err != nil {
+				t.Errorf("bash -n: %v\n%s", err, b)
+			}
+		}
+	}
+	var ee exitError
+	if err := run(context.Background(), []string{"completion", "fish"}, &bytes.Buffer{}, &bytes.Buffer{}); !errors.As(err, &ee) || ee.code != 2 {
+		t.Errorf("completion fish: %v", err)
 	}
 }

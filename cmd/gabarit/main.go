@@ -36,22 +36,29 @@ Usage:
                                            auditor, examiner)
   gabarit user password --password-file F NAME   set a console password (admin)
   gabarit policy show [--json] | set --fpir RATE   the searches' target false-positive identification rate
-  gabarit rights request --kind access|erasure|objection|restriction --selfie PHOTO… --contact TEXT
-  gabarit rights process [--json] ID       verify the selfies, find the person's faces, act
-  gabarit rights list [--json]             the register of requests, deadlines and outcomes
-  gabarit rights extend --months N --reason TEXT --notice-sent ID
+  gabarit rights request --kind access|erasure|objection|restriction --selfie PHOTO… --contact TEXT [--json]
+  gabarit rights candidates ID             check the selfies, find every face that may be the person's
+  gabarit rights review [--select IDS] [--deselect IDS] ID   exactly the faces to act on
+  gabarit rights identity --method M [--note TEXT] ID        how the requester was identified
+  gabarit rights process --confirm N ID    act on the N reviewed faces (package, erasure, objection, restriction)
+  gabarit rights show|list [--json]        one request, or the register of requests, deadlines and outcomes
+  gabarit rights refuse|record|notified|extend|lift          see gabarit help rights SUBCOMMAND
   gabarit audit verify|list                check the audit log's hash chain; print it
   gabarit export records [--md]            record of processing activities (GDPR Art. 30)
   gabarit export authority --out DIR       records, sources, search statistics, audit log + verification
   gabarit setup [--gpu] [--yunet DIR]      install ONNX Runtime, the model pack and test photos (from npm)
   gabarit faces [--json] FILE...           detect faces, landmarks and quality
-  gabarit compare A B                      same person? (largest face of each photo)
+  gabarit compare [--json] A B             same person? (largest face of each photo)
   gabarit eval pairs|ident|makepairs|calibrate|search [flags]
   gabarit bench pipeline|search [flags]
   gabarit version
+  gabarit help [COMMAND [SUBCOMMAND]]      this text, or a command's usage and flags
+  gabarit completion bash|zsh              shell completion: source <(gabarit completion bash)
 
 Common flags (after the command): --data DIR (or GABARIT_DATA), --pack DIR, --device cpu|cuda,
---threads N, --workers N, --min-face PX, --cache DIR. Run "gabarit COMMAND -h" for details.
+--threads N, --workers N, --min-face PX, --cache DIR. Flags go before or after the arguments;
+commands that print data print text, and JSON with --json. Exit codes: 0 done, 1 failed or done in
+part, 2 wrong arguments. Run "gabarit help COMMAND" for details.
 Environment: GABARIT_DATA (data directory, default ~/.local/share/gabarit), GABARIT_CACHE
 (installation directory, default ~/.cache/gabarit), GABARIT_MASTER_KEY_FILE (master key file,
 default DATA/master.key).
@@ -128,8 +135,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, version())
 		return nil
 	case "help", "-h", "--help":
+		if cmd == "help" && len(rest) > 0 && rest[0] != "help" {
+			return help(ctx, rest, stdout, stderr)
+		}
 		fmt.Fprint(stdout, usage)
 		return nil
+	case "completion":
+		return completion(rest, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "gabarit: unknown command %q\n\n%s", cmd, usage)
 	return exitError{2}
@@ -170,7 +182,7 @@ func (e *cmdEnv) dispatch(ctx context.Context, cmd string, args []string, subs .
 			return sc.run(ctx, args[1:])
 		}
 	}
-	if len(args) > 0 {
+	if len(args) > 0 && args[0] != "-h" && args[0] != "--help" {
 		fmt.Fprintf(e.stderr, "gabarit %s: unknown subcommand %q\n", cmd, args[0])
 	}
 	fmt.Fprintf(e.stderr, "usage: gabarit %s %s [flags]\n", cmd, strings.Join(names, "|"))

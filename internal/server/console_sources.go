@@ -31,7 +31,10 @@ func (s *Server) sourcesPage(w http.ResponseWriter, r *http.Request, p *principa
 		return err
 	}
 	if f.Kind == "" {
-		f = app.Declaration{Kind: "folder", LegalBasis: string(store.BasisPublicTask), Retention: "6m"}
+		// A legal basis, an Art. 9 condition and a retention period are
+		// choices the controller makes and answers for: nothing is chosen
+		// for them.
+		f = app.Declaration{Kind: "folder"}
 	}
 	b := sourcesBody{Sources: views, Form: f, Bases: app.Bases,
 		ShowJobs: p.user.Has(store.RoleAdmin) || p.user.Has(store.RoleOperator)}

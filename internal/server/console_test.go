@@ -382,6 +382,20 @@ func TestConsoleSearchAndVerification(t *testing.T) {
 	e.addUser("iris", investigator, verifier)
 	op := e.signIn("olga")
 
+	// The form chooses no legal basis, Art. 9 condition or retention for
+	// the controller.
+	form := op.get("/sources")
+	for _, sel := range []string{"legal_basis", "art9"} {
+		block := between(form.body, `<select id="`+sel+`"`, "</select>")
+		if !strings.Contains(block, " required") || strings.Count(block, " selected") != 1 ||
+			!strings.Contains(block, `<option value="" selected disabled>`) {
+			t.Errorf("the %s choice is made in advance: %s", sel, block)
+		}
+	}
+	if field := between(form.body, `<input id="retention"`, ">"); !strings.Contains(field, `value=""`) {
+		t.Errorf("the retention is filled in advance: %s", field)
+	}
+
 	// The operator declares and ingests through the console.
 	got := op.post("/sources", url.Values{"kind": {"folder"}, "path": {e.photos}, "controller": {"C"}, "purpose": {"P"},
 		"legal_basis": {"consent"}, "art9": {"explicit-consent"}, "jurisdiction": {"fr"}, "retention": {"30d"}})

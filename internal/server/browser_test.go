@@ -102,6 +102,10 @@ func TestBrowserConsole(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS("#controller"), "Example City Police"),
 		chromedp.SendKeys(chromedp.CSS("#src-purpose"), "Identification of suspects in open investigations"),
 		chromedp.SendKeys(chromedp.CSS("#jurisdiction"), "FR"),
+		// Nothing legal is chosen in advance: the operator chooses.
+		chromedp.SetValue(chromedp.CSS("#legal_basis"), "public-task"),
+		chromedp.SetValue(chromedp.CSS("#art9"), "substantial-public-interest"),
+		chromedp.SendKeys(chromedp.CSS("#retention"), "6m"),
 	)
 	b.shot("declare-form")
 	b.do(chromedp.Click(chromedp.CSS(`#declare-form button[type="submit"]`)),

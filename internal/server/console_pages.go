@@ -262,11 +262,20 @@ func (s *Server) tokensPage(w http.ResponseWriter, r *http.Request, p *principal
 }
 
 func (s *Server) pageTokens(w http.ResponseWriter, r *http.Request, p *principal) error {
-	return s.tokensPage(w, r, p, http.StatusOK, tokensBody{}, "")
+	var b tokensBody
+	msg := ""
+	if key := r.URL.Query().Get("show"); key != "" {
+		tok, ok := s.once.take(p.user.Name, key, s.cfg.Now())
+		if !ok {
+			msg = "This token was shown once, when it was created, and cannot be shown again. If it was not copied, revoke it and create another."
+		}
+		b.Created = tok
+	}
+	return s.tokensPage(w, r, p, http.StatusOK, b, msg)
 }
 
-// pageCreateToken creates an API token and shows it once: only its hash is
-// kept.
+// pageCreateToken creates an API token and shows it once, after a
+// redirect: only its hash is kept.
 func (s *Server) pageCreateToken(w http.ResponseWriter, r *http.Request, p *principal) error {
 	if err := r.ParseForm(); err != nil {
 		return badRequest("the form cannot be read")
@@ -284,7 +293,10 @@ func (s *Server) pageCreateToken(w http.ResponseWriter, r *http.Request, p *prin
 	if err != nil {
 		return err
 	}
-	return s.tokensPage(w, r, p, http.StatusCreated, tokensBody{Created: tok.Token}, "")
+	// Shown by the page the browser is sent to, once: reloading it makes
+	// no new token and shows this one no more.
+	http.Redirect(w, r, "/tokens?show="+s.once.put(p.user.Name, tok.Token, s.cfg.Now()), http.StatusSeeOther)
+	return nil
 }
 
 // pageRevokeToken revokes one of the user's tokens (an admin: anyone's);

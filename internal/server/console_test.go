@@ -689,10 +689,27 @@ func TestConsoleAdmin(t *testing.T) {
 
 	// Tokens: shown once, listed, revoked.
 	au := e.signIn("aude")
+	// Post, redirect, get: the token is on the page the browser is sent
+	// to, once; reloading it shows it no more, and mints nothing.
 	got = au.post("/tokens", url.Values{"label": {"export script"}, "days": {"30"}})
+	show := got.header.Get("Location")
+	if got.status != http.StatusSeeOther || !strings.HasPrefix(show, "/tokens?show=") || strings.Contains(got.body, "gbt_") {
+		t.Fatalf("create token: %d %q %.1000s", got.status, show, got.body)
+	}
+	if other := e.signIn("ada").get(show); strings.Contains(other.body, "gbt_") {
+		t.Error("another user's page shows the new token")
+	}
+	got = au.get(show)
 	tok := regexp.MustCompile(`gbt_[A-Za-z0-9_-]+`).FindString(got.body)
-	if got.status != http.StatusCreated || tok == "" {
-		t.Fatalf("create token: %d %.1000s", got.status, got.body)
+	if got.status != http.StatusOK || tok == "" {
+		t.Fatalf("the page after creating the token: %d %.1000s", got.status, got.body)
+	}
+	again := au.get(show)
+	if strings.Contains(again.body, tok) || !strings.Contains(again.body, "shown once") {
+		t.Errorf("reloading shows the token again, or says nothing: %.1000s", again.body)
+	}
+	if ts, err := e.data.DB.APITokens(t.Context(), "aude"); err != nil || len(ts) != 1 {
+		t.Errorf("tokens of aude after a reload: %d, %v", len(ts), err)
 	}
 	bearer := e.anon()
 	bearer.bearer = tok

@@ -79,6 +79,7 @@ type Server struct {
 	// code), and faceCheck its checks of selfies, by client address.
 	portalStatus *limiter
 	faceCheck    *limiter
+	once         *shownOnce // new API tokens, shown once after a redirect
 
 	indexMu sync.Mutex // serialises index saves
 	bg      sync.WaitGroup
@@ -138,6 +139,7 @@ func New(cfg Config) (*Server, error) {
 	s.portal = newLimiter(10, time.Hour)
 	s.portalStatus = newLimiter(60, time.Hour)
 	s.faceCheck = newLimiter(120, time.Hour)
+	s.once = newShownOnce(5 * time.Minute)
 	s.ready = func() error { return cfg.Data.DB.Ping(context.Background()) }
 	s.handler = s.buildHandler()
 	return s, nil

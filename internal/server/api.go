@@ -9,6 +9,7 @@ import (
 	"math"
 	"mime/multipart"
 	"net/http"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -212,8 +213,8 @@ type newUserJSON struct {
 // addUser registers a console and API user with roles and a password; a
 // name that exists already is a 409.
 func (s *Server) addUser(ctx context.Context, name string, roles []store.Role, password string, p *principal) error {
-	if strings.TrimSpace(name) == "" || len(name) > 64 {
-		return badRequest("name: 1 to 64 characters")
+	if !userName.MatchString(name) {
+		return badRequest("a user's name has 1 to 64 letters, digits, dots, dashes, underscores or @, and no space")
 	}
 	if len(roles) == 0 {
 		return badRequest("roles: give one or more of admin, operator, investigator, verifier, dpo, auditor")
@@ -246,10 +247,16 @@ func (s *Server) apiAddUser(w http.ResponseWriter, r *http.Request, p *principal
 }
 
 // hashPassword hashes a new password, refusing weak ones with a 400.
+// userName is the form of a console or API user's name.
+var userName = regexp.MustCompile(`^[\p{L}\p{N}][\p{L}\p{N}._@-]{0,63}$`)
+
 func hashPassword(pw string) (string, error) {
 	h, err := passwd.Hash(pw)
-	if errors.Is(err, passwd.ErrTooShort) || errors.Is(err, passwd.ErrTooLong) {
-		return "", badRequest("password: %v", err)
+	switch {
+	case errors.Is(err, passwd.ErrTooShort):
+		return "", badRequest("the password must have at least %d characters", passwd.MinLength)
+	case errors.Is(err, passwd.ErrTooLong):
+		return "", badRequest("the password must have at most %d characters", passwd.MaxLength)
 	}
 	return h, err
 }

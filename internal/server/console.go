@@ -194,7 +194,7 @@ var notices = map[string]string{
 	"extended":   "The deadline of request R-%d is extended.",
 	"lifted":     "The restriction of request R-%d is lifted: the person's faces are shown by searches again.",
 	"registered": "Request R-%d is registered.",
-	"user-added": "The user is added.",
+	"user-added": "User %s is added.",
 	"disabled":   "The user is disabled: their sessions ended and their API tokens are revoked.",
 	"revoked":    "API token %d is revoked.",
 	"confirmed":  "Your confirmation of face %d is recorded: a second, different verifier must confirm it.",
@@ -214,6 +214,12 @@ var notices = map[string]string{
 func noticeOf(r *http.Request) string {
 	q := r.URL.Query()
 	msg := notices[q.Get("notice")]
+	if strings.Contains(msg, "%s") {
+		if q.Get("name") == "" {
+			return ""
+		}
+		return fmt.Sprintf(msg, q.Get("name"))
+	}
 	if strings.Contains(msg, "%d") {
 		id, err := strconv.ParseInt(q.Get("id"), 10, 64)
 		if err != nil || id <= 0 {

@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -191,7 +192,7 @@ func (s *Server) pageAddUser(w http.ResponseWriter, r *http.Request, p *principa
 		ae := s.pageError(r, err)
 		return s.usersPage(w, r, p, ae.Status, f, capitalize(ae.Message)+".")
 	}
-	seeOther(w, r, "/users", "user-added", 0)
+	http.Redirect(w, r, "/users?"+url.Values{"notice": {"user-added"}, "name": {f.Name}}.Encode(), http.StatusSeeOther)
 	return nil
 }
 

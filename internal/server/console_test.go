@@ -659,13 +659,22 @@ func TestConsoleAdmin(t *testing.T) {
 	if got.status != http.StatusSeeOther {
 		t.Fatalf("add user: %d %.500s", got.status, got.body)
 	}
+	if page := ad.get(got.header.Get("Location")); !strings.Contains(page.body, "User nina is added.") {
+		t.Errorf("the notice does not say which user: %.1500s", page.body)
+	}
 	if got := ad.post("/users", url.Values{"name": {"nina"}, "password": {testPassword}, "roles": {"auditor"}}); got.status != http.StatusConflict ||
 		!strings.Contains(got.body, "already exists") || !strings.Contains(got.body, `value="nina"`) {
 		t.Errorf("add twice: %d %.500s", got.status, got.body)
 	}
+	// Messages say what is wrong and what to do, once, with no internal
+	// wrapping.
 	if got := ad.post("/users", url.Values{"name": {"x"}, "password": {"short"}, "roles": {"auditor"}}); got.status != http.StatusBadRequest ||
-		!strings.Contains(got.body, "shorter than") {
+		!strings.Contains(got.body, "The password must have at least 12 characters.") || strings.Contains(got.body, "hash password") {
 		t.Errorf("short password: %d %.500s", got.status, got.body)
+	}
+	if got := ad.post("/users", url.Values{"name": {"two words"}, "password": {testPassword}, "roles": {"auditor"}}); got.status != http.StatusBadRequest ||
+		!strings.Contains(got.body, "no space") {
+		t.Errorf("a name with a space: %d %.500s", got.status, got.body)
 	}
 	if got := ad.post("/users", url.Values{"name": {"cli:x"}, "password": {testPassword}, "roles": {"auditor"}}); got.status != http.StatusBadRequest {
 		t.Errorf("cli name: %d", got.status)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
@@ -90,7 +91,7 @@ func (s *Server) login(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		// tell which accounts exist.
 		_, _ = passwd.Verify(password, dummyHash())
 		s.metrics.logins.WithLabelValues("failed").Inc()
-		return nil, bad
+		return nil, s.failedLogin(ctx, "", "unknown account", bad)
 	}
 	if err != nil {
 		return nil, err
@@ -101,7 +102,11 @@ func (s *Server) login(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	}
 	if !ok || !u.Disabled.IsZero() {
 		s.metrics.logins.WithLabelValues("failed").Inc()
-		return nil, bad
+		why := "wrong password"
+		if ok {
+			why = "disabled account"
+		}
+		return nil, s.failedLogin(ctx, u.Name, why, bad)
 	}
 	token, th, err := passwd.NewToken("")
 	if err != nil {
@@ -116,6 +121,24 @@ func (s *Server) login(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		HttpOnly: true, Secure: s.cfg.SecureCookies, SameSite: http.SameSiteStrictMode})
 	s.metrics.logins.WithLabelValues("ok").Inc()
 	return &store.Session{User: u, CSRF: csrf, Expires: expires}, nil
+}
+
+// failedLogin audits a failed sign-in ("session.failed": the account when
+// it exists and why; never a name typed that is no account, the password
+// or the client's address, which the audit log would keep for good) and
+// returns answer. Attempts are bounded by the sign-in limits,
+// so the log cannot be flooded through it.
+func (s *Server) failedLogin(ctx context.Context, account, why string, answer error) error {
+	object := "user/?"
+	if account != "" {
+		object = "user/" + account
+	}
+	detail, _ := json.Marshal(map[string]string{"reason": why})
+	if _, err := s.cfg.Data.DB.AppendAudit(context.WithoutCancel(ctx), nil, store.AuditEntry{Actor: "anonymous",
+		Action: "session.failed", Object: object, Detail: detail}); err != nil {
+		return err
+	}
+	return answer
 }
 
 // logout ends p's session and clears the cookie.

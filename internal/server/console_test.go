@@ -267,6 +267,26 @@ func TestConsoleSignIn(t *testing.T) {
 		t.Errorf("wrong password: %d %q %.400s", got.status, got.header.Get("Set-Cookie"), got.body)
 	}
 	checkHTML(t, "failed sign-in", got.body)
+	// Failed sign-ins are audited: the account and why, never the password
+	// nor a name that is no account.
+	c.form("/login", url.Values{"name": {"jane.doe@example.org"}, "password": {"a secret tried"}})
+	es, err := e.data.DB.AuditEntries(t.Context(), 1, 1<<40)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var failed []string
+	for _, en := range es {
+		if en.Action == "session.failed" {
+			failed = append(failed, en.Object+" "+string(en.Detail))
+			if strings.Contains(string(en.Detail), "secret") || strings.Contains(en.Object+string(en.Detail), "jane") ||
+				strings.Contains(string(en.Detail), "wrong password!") {
+				t.Errorf("the audit keeps what was typed: %s %s", en.Object, en.Detail)
+			}
+		}
+	}
+	if len(failed) != 2 || failed[0] != `user/olga {"reason":"wrong password"}` || failed[1] != `user/? {"reason":"unknown account"}` {
+		t.Errorf("failed sign-ins audited: %q", failed)
+	}
 	if got := c.form("/login", url.Values{"name": {""}}); got.status != http.StatusBadRequest {
 		t.Errorf("empty form: %d", got.status)
 	}

@@ -490,6 +490,8 @@ func stateLabel(v store.Verification) string {
 		return "to verify"
 	case store.VerifyNoMatch:
 		return "no match"
+	case store.VerifyErased:
+		return "results erased, nothing to verify"
 	}
 	return string(v)
 }

@@ -29,6 +29,10 @@ const (
 	// VerifyNoMatch: the search returned nothing; there is nothing to
 	// verify. A state only, not a filter.
 	VerifyNoMatch Verification = "no_match"
+	// VerifyErased: the search returned faces, none of them is held any
+	// more (erased or purged since), and none was identified or rejected
+	// before: there is nothing left to verify. A state only, not a filter.
+	VerifyErased Verification = "erased"
 )
 
 // ParseVerification returns the filter named s ("" for none); other names
@@ -65,12 +69,17 @@ type SearchSummary struct {
 	Identified int // results identified (two confirmations, no rejection)
 	Pending    int // results confirmed once, not rejected: awaiting a second verifier
 	Rejected   int // results a verifier rejected
+	// Held counts the returned faces still held: the others were erased
+	// or purged since the search and can be neither seen nor verified.
+	Held int
 }
 
 // State is the search's verification at a glance: confirmed when a result
-// is identified, else pending when one awaits a second verifier, else
-// rejected when a verifier rejected one, else unverified; no_match when
-// the search returned nothing.
+// is identified, else pending when a held one awaits a second verifier,
+// else rejected when a verifier rejected one, else unverified while a
+// returned face is still held, else erased when every returned face is
+// gone; no_match when the search returned nothing. ListSearches' State
+// filter selects by the same rule.
 func (s SearchSummary) State() Verification {
 	switch {
 	case s.Identified > 0:
@@ -79,11 +88,16 @@ func (s SearchSummary) State() Verification {
 		return VerifyPending
 	case s.Rejected > 0:
 		return VerifyRejected
-	case len(s.Returned) > 0:
+	case s.Held > 0:
 		return VerifyUnverified
+	case len(s.Returned) > 0:
+		return VerifyErased
 	}
 	return VerifyNoMatch
 }
+
+// heldFaces counts the faces a search row s returned that are still held.
+const heldFaces = `(SELECT count(*) FROM json_each(s.returned) j WHERE EXISTS (SELECT 1 FROM faces f WHERE f.id = j.value))`
 
 // listColumns are searchColumns without the probe crop, which lists do
 // not need.
@@ -123,7 +137,7 @@ func (db *DB) ListSearches(ctx context.Context, f SearchFilter) ([]SearchSummary
 	}
 	switch f.State {
 	case VerifyUnverified:
-		where = append(where, "json_array_length(s.returned) > 0 AND v.search_id IS NULL AND rj.search_id IS NULL")
+		where = append(where, "coalesce(v.identified, 0) = 0 AND coalesce(v.pending, 0) = 0 AND rj.search_id IS NULL AND "+heldFaces+" > 0")
 	case VerifyPending:
 		where = append(where, "coalesce(v.pending, 0) > 0")
 	case VerifyConfirmed:
@@ -132,21 +146,24 @@ func (db *DB) ListSearches(ctx context.Context, f SearchFilter) ([]SearchSummary
 		where = append(where, "coalesce(rj.rejected, 0) > 0")
 	}
 	args = append(args, f.Limit)
-	// Per search and face: how many verifiers confirmed it and whether one
-	// rejected it; then per search: identified, pending and rejected faces.
+	// Per search and face: how many verifiers confirmed it, whether one
+	// rejected it and whether it is still held; then per search:
+	// identified, pending (held only: a gone face can never be
+	// identified) and rejected faces.
 	q := `
-WITH faces AS (
+WITH confirmed AS (
 	SELECT c.search_id, c.face_id, count(*) AS n,
-		EXISTS (SELECT 1 FROM rejections r WHERE r.search_id = c.search_id AND r.face_id = c.face_id) AS rejected
+		EXISTS (SELECT 1 FROM rejections r WHERE r.search_id = c.search_id AND r.face_id = c.face_id) AS rejected,
+		EXISTS (SELECT 1 FROM faces f WHERE f.id = c.face_id) AS held
 	FROM confirmations c GROUP BY c.search_id, c.face_id
 ), v AS (
 	SELECT search_id, sum(NOT rejected AND n >= ` + fmt.Sprint(ConfirmationsRequired) + `) AS identified,
-		sum(NOT rejected AND n < ` + fmt.Sprint(ConfirmationsRequired) + `) AS pending
-	FROM faces GROUP BY search_id
+		sum(NOT rejected AND held AND n < ` + fmt.Sprint(ConfirmationsRequired) + `) AS pending
+	FROM confirmed GROUP BY search_id
 ), rj AS (
 	SELECT search_id, count(DISTINCT face_id) AS rejected FROM rejections GROUP BY search_id
 )
-SELECT ` + listColumns + `, coalesce(v.identified, 0), coalesce(v.pending, 0), coalesce(rj.rejected, 0)
+SELECT ` + listColumns + `, coalesce(v.identified, 0), coalesce(v.pending, 0), coalesce(rj.rejected, 0), ` + heldFaces + `
 FROM searches s LEFT JOIN v ON v.search_id = s.id LEFT JOIN rj ON rj.search_id = s.id
 WHERE ` + strings.Join(where, " AND ") + `
 ORDER BY s.id DESC LIMIT ?`
@@ -156,9 +173,9 @@ ORDER BY s.id DESC LIMIT ?`
 	}
 	out, err := collect(rows, func(sc scanner) (SearchSummary, error) {
 		var s SearchSummary
-		var counts [3]int
-		search, err := scanSearch(extraScanner{sc, []any{&counts[0], &counts[1], &counts[2]}})
-		s.Search, s.Identified, s.Pending, s.Rejected = search, counts[0], counts[1], counts[2]
+		var counts [4]int
+		search, err := scanSearch(extraScanner{sc, []any{&counts[0], &counts[1], &counts[2], &counts[3]}})
+		s.Search, s.Identified, s.Pending, s.Rejected, s.Held = search, counts[0], counts[1], counts[2], counts[3]
 		return s, err
 	})
 	if err != nil {

@@ -134,3 +134,76 @@ func TestListSearches(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestListSearchesErasedFaces: a search whose returned faces were all
+// erased has nothing left to verify: it is neither "to verify" nor
+// awaiting a second verifier, and its summary counts the faces still held.
+func TestListSearchesErasedFaces(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := openTest(t)
+	mustUser(t, db, "vera", RoleVerifier)
+	mustUser(t, db, "victor", RoleVerifier)
+	if _, _, err := db.AddImage(ctx, testImage(mustSource(t, db, nil), 1), testFaces(5, 16, 1)); err != nil {
+		t.Fatal(err)
+	}
+	var ids []int64
+	for _, faces := range [][]int64{{1, 2}, {3}, {4, 5}, {5}} {
+		id, _, err := db.RecordSearch(ctx, testSearch("ivan", faces...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	// Search 1's face 3 awaits a second verifier; search 3's face 5 is
+	// identified; then faces 1, 2, 3 and 5 are erased.
+	if _, err := db.Confirm(ctx, ids[1], 3, "vera"); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"vera", "victor"} {
+		if _, err := db.Confirm(ctx, ids[3], 5, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := db.EraseFaces(ctx, []int64{1, 2, 3, 5}, "dpo", "test"); err != nil {
+		t.Fatal(err)
+	}
+	all, err := db.ListSearches(ctx, SearchFilter{Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type got struct {
+		state Verification
+		held  int
+	}
+	states := map[int64]got{}
+	for _, s := range all {
+		states[s.ID] = got{s.State(), s.Held}
+	}
+	want := map[int64]got{
+		ids[0]: {VerifyErased, 0},     // both faces gone
+		ids[1]: {VerifyErased, 0},     // its pending face gone: it can never be identified
+		ids[2]: {VerifyUnverified, 1}, // face 4 still held
+		ids[3]: {VerifyConfirmed, 0},  // identified before the erasure: that stays history
+	}
+	if !reflect.DeepEqual(states, want) {
+		t.Errorf("states = %v, want %v", states, want)
+	}
+	for state, wantIDs := range map[Verification][]int64{
+		VerifyUnverified: {ids[2]},
+		VerifyPending:    nil,
+		VerifyConfirmed:  {ids[3]},
+	} {
+		list, err := db.ListSearches(ctx, SearchFilter{State: state, Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var gotIDs []int64
+		for _, s := range list {
+			gotIDs = append(gotIDs, s.ID)
+		}
+		if !reflect.DeepEqual(gotIDs, wantIDs) {
+			t.Errorf("filter %s: ids = %v, want %v", state, gotIDs, wantIDs)
+		}
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -33,19 +32,6 @@ func requireRole(ctx context.Context, db *store.DB, role store.Role) error {
 		return err
 	}
 	return fmt.Errorf("%s is not a user with the %s role: %w", actor(), role, store.ErrForbidden)
-}
-
-// idList parses a list of face ids separated by commas or spaces.
-func idList(s string) ([]int64, error) {
-	var out []int64
-	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
-		id, err := strconv.ParseInt(f, 10, 64)
-		if err != nil || id <= 0 {
-			return nil, fmt.Errorf("%q is not a face id", f)
-		}
-		out = append(out, id)
-	}
-	return out, nil
 }
 
 func (e *cmdEnv) rightsShow(ctx context.Context, args []string) error {
@@ -217,11 +203,11 @@ func (e *cmdEnv) rightsReview(ctx context.Context, args []string) error {
 	none := fs.Bool("none", false, "start from no face selected")
 	asJSON := fs.Bool("json", false, "print JSON")
 	return e.rightsStep(ctx, fs, args, false, func(eng *rights.Engine, id int64) error {
-		add, err := idList(*sel)
+		add, err := app.ParseFaceIDs(*sel)
 		if err != nil {
 			return usageErr(e, fs, "--select: %v", err)
 		}
-		drop, err := idList(*desel)
+		drop, err := app.ParseFaceIDs(*desel)
 		if err != nil {
 			return usageErr(e, fs, "--deselect: %v", err)
 		}
@@ -284,7 +270,7 @@ func (e *cmdEnv) rightsProcess(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		resume := r.State == dsr.InProgress || r.State == dsr.Extended && r.ExtendedFrom == dsr.InProgress
+		resume := r.Acting()
 		if *confirm < 0 && !resume && !r.State.Final() {
 			return usageErr(e, fs, "want --confirm N: the number of reviewed faces to act on (see gabarit rights show %d)", id)
 		}

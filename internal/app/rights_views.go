@@ -2,11 +2,11 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"time"
 
 	"gabarit/internal/dsr"
+	"gabarit/internal/rights"
 	"gabarit/internal/store"
 	"gabarit/internal/vault"
 )
@@ -181,10 +181,7 @@ func RequestDetails(ctx context.Context, db *store.DB, v *vault.Vault, methods [
 	case !errors.Is(err, store.ErrNotFound):
 		return RequestDetail{}, err
 	}
-	var res struct {
-		Notify []int64 `json:"notify_searches"`
-	}
-	_ = json.Unmarshal(r.Result, &res) // a result without the field notifies nobody
+	res, _ := rights.ResultOf(r) // a request without a result notifies nobody
 	notices, err := db.RightsNotices(ctx, id)
 	if err != nil {
 		return RequestDetail{}, err
@@ -219,14 +216,10 @@ func RequestDetails(ctx context.Context, db *store.DB, v *vault.Vault, methods [
 
 // nextStep says, in words, what the DPO must do next on an open request.
 func nextStep(r dsr.Request, d RequestDetail) string {
-	st := r.State
-	if st == dsr.Extended {
-		st = r.ExtendedFrom
-	}
 	switch {
 	case r.State.Final():
 		return ""
-	case st == dsr.InProgress:
+	case r.Acting():
 		return "finish acting on the reviewed set (an earlier run stopped before the end)"
 	case d.Review == nil:
 		return "find the candidates"
@@ -241,10 +234,8 @@ func nextStep(r dsr.Request, d RequestDetail) string {
 // actedOn reads the number of faces a closed request acted on from its
 // result.
 func actedOn(r dsr.Request) (int, bool) {
-	var res struct {
-		ActedOn *int `json:"acted_on"`
-	}
-	if json.Unmarshal(r.Result, &res) != nil || res.ActedOn == nil {
+	res, ok := rights.ResultOf(r)
+	if !ok {
 		return 0, false
 	}
 	return *res.ActedOn, true

@@ -204,6 +204,19 @@ type Request struct {
 	Result  json.RawMessage // what was done (JSON), e.g. erased face count or package hash
 }
 
+// Current is the state r is in for processing: while extended, the state
+// it was extended in.
+func (r Request) Current() State {
+	if r.State == Extended {
+		return r.ExtendedFrom
+	}
+	return r.State
+}
+
+// Acting reports whether r was left in progress by a run that stopped: it
+// can only be finished, on the set that run froze.
+func (r Request) Acting() bool { return r.Current() == InProgress }
+
 // NewRequest returns a request of kind k received at received, in state
 // Received, with its deadline counted in zone (empty means DefaultZone).
 // An unknown kind or zone, or a blank contact, fails with ErrInvalid.

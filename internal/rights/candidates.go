@@ -52,7 +52,7 @@ func (e *Engine) Find(ctx context.Context, id int64, actor string) (Found, error
 	if err != nil {
 		return Found{Request: r}, err
 	}
-	if current(r) == dsr.InProgress {
+	if r.Acting() {
 		return Found{}, fmt.Errorf("request %d: %w", id, ErrActing)
 	}
 	selfies, err := e.Vault.Templates(ctx, id, vault.Selfie)
@@ -175,7 +175,7 @@ func (e *Engine) Review(ctx context.Context, id int64, selected []int64, actor s
 	if err != nil {
 		return store.RightsReview{}, err
 	}
-	if current(r) == dsr.InProgress {
+	if r.Acting() {
 		return store.RightsReview{}, fmt.Errorf("request %d: %w", id, ErrActing)
 	}
 	rv, err := e.Store.RightsReview(ctx, id)

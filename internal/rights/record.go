@@ -26,7 +26,7 @@ type Record struct {
 	Review    *RecordReview    `json:"review,omitempty"`
 	Faces     []RecordFace     `json:"faces"`      // acted on: erased, suppressed, restricted or disclosed
 	Others    []RecordDecision `json:"candidates"` // candidates left out by the review
-	Result    map[string]any   `json:"result"`
+	Result    Result           `json:"result"`
 }
 
 // RecordIdentity is the identity check, as recorded.
@@ -165,10 +165,8 @@ func (e *Engine) Notified(ctx context.Context, id, searchID int64, actor string)
 	if err != nil {
 		return err
 	}
-	var res struct {
-		Notify []int64 `json:"notify_searches"`
-	}
-	if r.State != dsr.Completed || json.Unmarshal(r.Result, &res) != nil || !slices.Contains(res.Notify, searchID) {
+	res, ok := ResultOf(r)
+	if r.State != dsr.Completed || !ok || !slices.Contains(res.Notify, searchID) {
 		return fmt.Errorf("search %d is not one request %d must notify (only the searches that returned erased faces are): %w",
 			searchID, id, dsr.ErrInvalid)
 	}

@@ -236,15 +236,6 @@ func (e *Engine) SelfieCrop(ctx context.Context, id int64, n int) ([]byte, error
 	return nil, fmt.Errorf("selfie %d of rights request %d: %w", n, id, store.ErrNotFound)
 }
 
-// current is the state a request is in for processing: while extended,
-// the state it was extended in.
-func current(r dsr.Request) dsr.State {
-	if r.State == dsr.Extended {
-		return r.ExtendedFrom
-	}
-	return r.State
-}
-
 // open reads request id and fails with ErrNotOpen when it is closed.
 func (e *Engine) open(ctx context.Context, id int64) (dsr.Request, error) {
 	r, err := e.Store.RightsRequest(ctx, id)
@@ -285,7 +276,7 @@ func (e *Engine) Identify(ctx context.Context, id int64, method, note, actor str
 	if len(note) > 1000 {
 		return dsr.Request{}, fmt.Errorf("identity note: at most 1000 characters: %w", dsr.ErrInvalid)
 	}
-	if current(r) != dsr.Received {
+	if r.Current() != dsr.Received {
 		return dsr.Request{}, fmt.Errorf("request %d: the identity check is already recorded: %w", id, dsr.ErrIllegalTransition)
 	}
 	return e.Store.RecordRightsIdentity(ctx, id, actor, method, note)
@@ -338,7 +329,7 @@ func (e *Engine) Process(ctx context.Context, id int64, expect int, actor string
 	if err != nil {
 		return Outcome{Request: r}, err
 	}
-	switch current(r) {
+	switch r.Current() {
 	case dsr.Received:
 		return Outcome{}, fmt.Errorf("request %d: %w: record how the requester's identity was established first", id, ErrNoIdentity)
 	case dsr.Verified:
@@ -376,7 +367,7 @@ func (e *Engine) act(ctx context.Context, r dsr.Request, actor string) (Outcome,
 		return Outcome{}, err
 	}
 	out := Outcome{ActedOn: len(faces)}
-	var result map[string]any
+	var result Result
 	switch r.Kind {
 	case dsr.Access:
 		result, err = e.access(ctx, r, faces, rec, &out)
@@ -389,19 +380,21 @@ func (e *Engine) act(ctx context.Context, r dsr.Request, actor string) (Outcome,
 		}
 	case dsr.Restriction:
 		if err = e.keepOut(ctx, r.ID, vault.Restriction, faces); err == nil {
-			result = map[string]any{"restricted_faces": len(faces)}
+			n := len(faces)
+			result.Restricted = &n
 		}
 	}
 	if err != nil {
 		return Outcome{}, err
 	}
-	result["acted_on"] = len(faces)
+	n := len(faces)
+	result.ActedOn = &n
 	rec.Result = result
 	sealed, sum, err := e.sealRecord(r.ID, rec)
 	if err != nil {
 		return Outcome{}, err
 	}
-	result["record_sha256"] = sum
+	result.RecordSHA = sum
 	js, err := json.Marshal(result)
 	if err != nil {
 		return Outcome{}, err
@@ -461,20 +454,20 @@ func (e *Engine) closeRequest(ctx context.Context, id int64) error {
 
 // erase erases faces from the store and the index, then proves it with a
 // search of the selfies at threshold 0.
-func (e *Engine) erase(ctx context.Context, r dsr.Request, actor string, ids []int64, out *Outcome) (map[string]any, error) {
+func (e *Engine) erase(ctx context.Context, r dsr.Request, actor string, ids []int64, out *Outcome) (Result, error) {
 	recipients, err := e.Store.SearchesReturning(ctx, ids)
 	if err != nil {
-		return nil, err
+		return Result{}, err
 	}
 	faces, images, err := e.Store.EraseFaces(ctx, ids, actor, fmt.Sprintf("rights/%d", r.ID))
 	if err != nil {
-		return nil, err
+		return Result{}, err
 	}
 	// Every face of the set leaves the index, not only those erased now: a
 	// run that stopped between the store and the index left some there.
 	if len(ids) > 0 {
 		if err := e.Index.Delete(context.WithoutCancel(ctx), ids); err != nil {
-			return nil, fmt.Errorf("delete erased faces from the index: %w", err)
+			return Result{}, fmt.Errorf("delete erased faces from the index: %w", err)
 		}
 	}
 	out.Erased, out.ErasedImages = len(faces), len(images)
@@ -484,7 +477,7 @@ func (e *Engine) erase(ctx context.Context, r dsr.Request, actor string, ids []i
 	}
 	selfies, err := e.Vault.Templates(ctx, r.ID, vault.Selfie)
 	if err != nil {
-		return nil, err
+		return Result{}, err
 	}
 	// The erased faces were among the selfies' nearest; a search for many
 	// more than them shows none comes back. Asking for every face of a
@@ -494,7 +487,7 @@ func (e *Engine) erase(ctx context.Context, r dsr.Request, actor string, ids []i
 	for _, s := range selfies {
 		hits, err := e.Index.Search(ctx, s, max(1, k), 0, nil)
 		if err != nil {
-			return nil, err
+			return Result{}, err
 		}
 		p.Searched += len(hits)
 		for _, h := range hits {
@@ -505,7 +498,7 @@ func (e *Engine) erase(ctx context.Context, r dsr.Request, actor string, ids []i
 	}
 	left, err := e.Store.FaceRefs(ctx, ids)
 	if err != nil {
-		return nil, err
+		return Result{}, err
 	}
 	p.ErasedStored = len(left)
 	p.OK = p.ErasedInHits == 0 && p.ErasedStored == 0
@@ -514,16 +507,16 @@ func (e *Engine) erase(ctx context.Context, r dsr.Request, actor string, ids []i
 	for _, s := range recipients {
 		out.Recipients = append(out.Recipients, s.ID)
 	}
-	return map[string]any{"erased": len(faces), "erased_images": len(images), "proof": p,
-		"notify_searches": out.Recipients}, nil
+	n := len(faces)
+	return Result{Erased: &n, ErasedImages: len(images), Proof: p, Notify: out.Recipients}, nil
 }
 
 // access writes the access package of faces and returns the result to
 // record: its SHA-256 and counts.
-func (e *Engine) access(ctx context.Context, r dsr.Request, faces []int64, rec *Record, out *Outcome) (map[string]any, error) {
+func (e *Engine) access(ctx context.Context, r dsr.Request, faces []int64, rec *Record, out *Outcome) (Result, error) {
 	refs, err := e.Store.FaceRefs(ctx, faces)
 	if err != nil {
-		return nil, err
+		return Result{}, err
 	}
 	p := access.Package{RequestID: r.ID, Received: r.Received, Due: r.Deadline(), Generated: time.Now(), Zone: r.Zone,
 		Controller: e.Controller, DPO: e.DPO, Authority: e.Authority}
@@ -540,17 +533,17 @@ func (e *Engine) access(ctx context.Context, r dsr.Request, faces []int64, rec *
 		src, ok := sources[ref.SourceID]
 		if !ok {
 			if src, err = e.Store.Source(ctx, ref.SourceID); err != nil {
-				return nil, err
+				return Result{}, err
 			}
 			sources[ref.SourceID] = src
 		}
 		img, err := e.Store.Image(ctx, ref.ImageID)
 		if err != nil {
-			return nil, err
+			return Result{}, err
 		}
 		others, err := e.Store.Faces(ctx, ref.ImageID)
 		if err != nil {
-			return nil, err
+			return Result{}, err
 		}
 		f := access.Face{FaceID: id, ImageID: ref.ImageID, SourceID: ref.SourceID, Locator: ref.Locator,
 			SourceKind: string(src.Kind), Controller: src.Controller, Purpose: src.Purpose, LegalBasis: string(src.LegalBasis),
@@ -569,7 +562,7 @@ func (e *Engine) access(ctx context.Context, r dsr.Request, faces []int64, rec *
 	}
 	searches, err := e.Store.SearchesReturning(ctx, faces)
 	if err != nil {
-		return nil, err
+		return Result{}, err
 	}
 	mine := map[int64]bool{}
 	for _, id := range faces {
@@ -579,7 +572,7 @@ func (e *Engine) access(ctx context.Context, r dsr.Request, faces []int64, rec *
 		as := access.Search{ID: s.ID, At: s.At, Actor: s.Actor, Purpose: s.Purpose, Case: s.CaseRef}
 		conf, err := e.Store.Confirmations(ctx, s.ID)
 		if err != nil {
-			return nil, err
+			return Result{}, err
 		}
 		for _, id := range s.Returned {
 			if !mine[id] {
@@ -598,16 +591,16 @@ func (e *Engine) access(ctx context.Context, r dsr.Request, faces []int64, rec *
 	var buf bytes.Buffer
 	sum, err := access.Write(ctx, &buf, p)
 	if err != nil {
-		return nil, err
+		return Result{}, err
 	}
 	path := PackagePath(e.OutDir, r.ID)
 	if err := writeAtomic(path, buf.Bytes()); err != nil {
-		return nil, err
+		return Result{}, err
 	}
 	out.Package = path
 	out.PackageSHA = fmt.Sprintf("%x", sha256.Sum256(buf.Bytes()))
-	return map[string]any{"package_sha256": out.PackageSHA, "faces": sum.Faces, "images": sum.Images,
-		"unreadable_images": sum.Unreadable, "searches": sum.Searches}, nil
+	return Result{PackageSHA: out.PackageSHA, Faces: &sum.Faces, Images: sum.Images,
+		Unreadable: sum.Unreadable, Searches: sum.Searches}, nil
 }
 
 // PackagePath is where the access package of request id is written in dir.

@@ -209,7 +209,7 @@ func (s *Server) apiProcessRights(w http.ResponseWriter, r *http.Request, p *pri
 	switch {
 	case in.Confirm != nil:
 		confirm = *in.Confirm
-	case req.State != dsr.InProgress && !(req.State == dsr.Extended && req.ExtendedFrom == dsr.InProgress):
+	case !req.Acting():
 		return badRequest("confirm_faces: the number of reviewed faces you confirm acting on")
 	}
 	out, err := s.processRights(r.Context(), id, confirm, p)

@@ -222,7 +222,7 @@ func (db *DB) ReviewRightsCandidates(ctx context.Context, id int64, actor string
 		if err != nil {
 			return err
 		}
-		if r.State == dsr.InProgress || r.State == dsr.Extended && r.ExtendedFrom == dsr.InProgress {
+		if r.Acting() {
 			return fmt.Errorf("%s: the request is being acted on; its reviewed set cannot change: %w", what, ErrInvalid)
 		}
 		known := map[int64]RightsCandidate{}

@@ -7,7 +7,7 @@ SHELL := /bin/bash
 ifeq ($(origin GO),undefined)
 GO := $(shell scripts/install-deps.sh | tail -n1)
 endif
-TAGS := onnx jpegturbo
+TAGS := onnx jpegturbo heif
 export GABARIT_CACHE ?= $(HOME)/.cache/gabarit
 PHOTOS := $(GABARIT_CACHE)/testphotos
 # The demo's data directory (store, master key, index), made afresh by `make demo`.

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and running gabarit needs on Debian 12: a C compiler
-# (cgo), libjpeg-turbo headers, npm (to fetch ONNX Runtime and the models),
-# ffmpeg (video sources), headless Chromium with the DejaVu fonts (browser
-# tests of the web console; the fonts make screenshots readable) and a Go
+# (cgo), libjpeg-turbo headers, libheif headers (HEIC and AVIF photos), npm
+# (to fetch ONNX Runtime and the models), ffmpeg (video sources), headless
+# Chromium with the DejaVu fonts (browser tests of the web console; the fonts
+# make screenshots readable) and a Go
 # toolchain ≥ 1.21, which then fetches the go.mod version through the Go
 # module proxy. With --faiss it also installs Debian's python3-faiss, the peer
 # of `gabarit bench search`. Prints the go binary to use on its last line.
@@ -13,6 +14,8 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 missing=()
 command -v gcc >/dev/null || missing+=(gcc libc6-dev)
 [ -f /usr/include/jpeglib.h ] || missing+=(libjpeg62-turbo-dev)
+# libheif decodes HEIC (and AVIF) photos; Debian puts heif.h under the multiarch include dir.
+[ -f /usr/include/libheif/heif.h ] || compgen -G '/usr/include/*/libheif/heif.h' >/dev/null || missing+=(libheif-dev)
 command -v npm >/dev/null || missing+=(npm)
 command -v git >/dev/null || missing+=(git)
 command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing+=(ffmpeg)

@@ -6,7 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"math"
+	"strings"
 
+	"gabarit/internal/face"
 	"gabarit/internal/pipeline"
 )
 
@@ -77,6 +79,7 @@ func (e *cmdEnv) faces(ctx context.Context, args []string) error {
 			if err != nil {
 				return fileJSON{File: files[i], Faces: []faceJSON{}, Error: err.Error()}
 			}
+			face.ReadingOrder(r.Faces) // numbered as `gabarit search --face` and the console number them
 			if *drawDir != "" {
 				if err := drawFaces(*drawDir, files[i], r); err != nil {
 					return fileJSON{File: files[i], Faces: []faceJSON{}, Error: "draw: " + err.Error()}
@@ -93,7 +96,8 @@ func (e *cmdEnv) faces(ctx context.Context, args []string) error {
 				return
 			}
 			if v.Error != "" {
-				fmt.Fprintf(e.stdout, "%s: error: %s\n", v.File, v.Error)
+				// The decoder's errors name the file already.
+				fmt.Fprintf(e.stdout, "%s: error: %s\n", v.File, strings.TrimPrefix(v.Error, v.File+": "))
 				return
 			}
 			fmt.Fprintf(e.stdout, "%s: %d×%d, %d face(s)\n", v.File, v.Width, v.Height, len(v.Faces))

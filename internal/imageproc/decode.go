@@ -13,7 +13,6 @@ import (
 	"math/bits"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"golang.org/x/image/bmp"
@@ -21,16 +20,19 @@ import (
 	"golang.org/x/image/webp"
 )
 
-// ErrTooLarge is returned (wrapped) when the encoded data or the image
-// dimensions exceed the Limits.
+// ErrTooLarge matches (errors.Is) the errors of Decode when the encoded data
+// or the image dimensions exceed the Limits: a *SizeLimitError or a
+// *PixelLimitError.
 var ErrTooLarge = errors.New("image too large")
 
-// ErrUnsupportedFormat is returned (wrapped) when the data is not in a known
-// image format, or uses a feature that the decoder does not implement.
+// ErrUnsupportedFormat matches (errors.Is) the errors of Decode when the
+// data is not in a format it reads, or uses a feature that the decoder does
+// not implement: a *FormatError.
 var ErrUnsupportedFormat = errors.New("unsupported image format")
 
-// ErrCorrupt is returned (wrapped) when the data looks like a known format but
-// cannot be decoded: truncated, malformed, or empty.
+// ErrCorrupt matches (errors.Is) the errors of Decode when the data looks
+// like a known format but cannot be decoded (truncated, malformed, or
+// empty): a *CorruptError.
 var ErrCorrupt = errors.New("corrupt image")
 
 // Limits bound what Decode accepts, checked before the pixels are decoded.
@@ -74,8 +76,8 @@ type Decoded struct {
 	Img         *RGB   // orientation applied; may be smaller than Width×Height when TargetSide allowed
 	Width       int    // width of the full-resolution image after EXIF orientation
 	Height      int    // height of the full-resolution image after EXIF orientation
-	Format      string // "jpeg", "png", "gif", "webp", "bmp", "tiff", "pnm" (binary PGM/PPM)
-	Orientation int    // EXIF orientation found (1–8; 1 when none)
+	Format      string // "jpeg", "png", "gif", "webp", "bmp", "tiff", "pnm" (binary PGM/PPM), "heic", "avif"
+	Orientation int    // EXIF orientation found and applied (1–8; 1 when none, and for HEIC and AVIF)
 }
 
 // Decode decodes an image held in memory. The format is sniffed from the
@@ -84,29 +86,34 @@ type Decoded struct {
 // RGB: grayscale is replicated, CMYK and YCbCr converted, 16-bit samples
 // truncated to their high byte, and alpha composited on black. GIFs yield
 // their first frame, at its own size rather than the logical screen's. The
-// EXIF orientation of JPEG and TIFF files is applied. Decode is safe for
-// concurrent use.
+// EXIF orientation of JPEG and TIFF files is applied. HEIC and AVIF photos
+// are decoded by libheif when the package is built with the heif tag (see
+// HEIF), which applies their own rotation and mirroring (irot, imir): their
+// EXIF orientation, which describes the same turn, is not applied again.
+// Decode is safe for concurrent use.
 //
-// Errors wrap ErrTooLarge, ErrUnsupportedFormat or ErrCorrupt; a panic in a
-// third-party decoder is reported as ErrCorrupt.
+// Errors are a *SizeLimitError or *PixelLimitError (matching ErrTooLarge), a
+// *FormatError (ErrUnsupportedFormat) or a *CorruptError (ErrCorrupt); a
+// panic in a third-party decoder is reported as a *CorruptError. Message
+// explains any of them in plain words.
 func Decode(data []byte, opt DecodeOptions) (*Decoded, error) {
 	lim := opt.Limits.decWithDefaults()
 	if int64(len(data)) > lim.MaxBytes {
-		return nil, fmt.Errorf("image is %d bytes, limit %d: %w", len(data), lim.MaxBytes, ErrTooLarge)
+		return nil, &SizeLimitError{Size: int64(len(data)), Limit: lim.MaxBytes}
 	}
 	if len(data) == 0 {
-		return nil, fmt.Errorf("image data is empty: %w", ErrCorrupt)
+		return nil, &CorruptError{}
 	}
 	format := decSniff(data)
 	if format == "" {
-		return nil, fmt.Errorf("no known image signature in the first bytes (% x): %w", data[:min(len(data), 12)], ErrUnsupportedFormat)
+		return nil, &FormatError{Format: decSniffOther(data)}
 	}
 	return decDecode(data, format, lim, opt)
 }
 
 // DecodeFile reads and decodes the image file at path. The file size is
 // checked against opt.Limits.MaxBytes before the file is read. Errors name
-// the path and wrap the same sentinels as Decode.
+// the path and wrap the same typed errors as Decode.
 func DecodeFile(path string, opt DecodeOptions) (*Decoded, error) {
 	lim := opt.Limits.decWithDefaults()
 	f, err := os.Open(path)
@@ -121,7 +128,7 @@ func DecodeFile(path string, opt DecodeOptions) (*Decoded, error) {
 	var data []byte
 	if st.Mode().IsRegular() {
 		if st.Size() > lim.MaxBytes {
-			return nil, fmt.Errorf("%s: file is %d bytes, limit %d: %w", path, st.Size(), lim.MaxBytes, ErrTooLarge)
+			return nil, fmt.Errorf("%s: %w", path, &SizeLimitError{Size: st.Size(), Limit: lim.MaxBytes})
 		}
 		data = make([]byte, st.Size())
 		if _, err := io.ReadFull(f, data); err != nil {
@@ -164,13 +171,16 @@ func decSniff(data []byte) string {
 	case pnmIsSignature(data):
 		return "pnm"
 	}
-	return ""
+	return decSniffHEIF(data)
 }
 
 // imageExts are the extensions (lower case) of the formats Decode reads.
 var imageExts = map[string]bool{
 	".jpg": true, ".jpeg": true, ".png": true, ".webp": true, ".gif": true,
 	".bmp": true, ".tif": true, ".tiff": true, ".pgm": true, ".ppm": true,
+	// Listed in every build: without the heif tag, decoding them fails with
+	// a *FormatError that says so, rather than skipping the photos silently.
+	".heic": true, ".heif": true, ".hif": true, ".avif": true,
 }
 
 // IsImageName reports whether a file name has the extension of a format that
@@ -189,9 +199,14 @@ const decMaxJPEGScans = 1000
 func decDecode(data []byte, format string, lim Limits, opt DecodeOptions) (d *Decoded, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			d, err = nil, fmt.Errorf("decoding %s: decoder panicked: %v: %w", format, r, ErrCorrupt)
+			d, err = nil, &CorruptError{Format: format, Err: fmt.Errorf("decoder panicked: %v", r)}
 		}
 	}()
+
+	if format == "heic" || format == "avif" {
+		// libheif reads the size before decoding, and orients.
+		return heifDecode(data, format, lim, opt)
+	}
 
 	// Header: dimensions and orientation, without decoding pixels.
 	var w, h, components int
@@ -199,26 +214,26 @@ func decDecode(data []byte, format string, lim Limits, opt DecodeOptions) (d *De
 	if format == "jpeg" {
 		info, err := exifScanJPEG(data)
 		if err != nil {
-			return nil, fmt.Errorf("reading jpeg header: %w: %w", err, ErrCorrupt)
+			return nil, &CorruptError{Format: format, Err: err}
 		}
 		w, h, components, orientation = info.width, info.height, info.components, info.orientation
 		// Each progressive scan walks every block of the image, so a small
 		// file of many tiny scans can take minutes. Real files have a few
 		// to a few dozen (byte stuffing keeps FF DA out of scan data).
 		if n := bytes.Count(data, []byte{0xFF, 0xDA}); n > decMaxJPEGScans {
-			return nil, fmt.Errorf("jpeg has %d scans, limit %d: %w", n, decMaxJPEGScans, ErrCorrupt)
+			return nil, &CorruptError{Format: format, Err: fmt.Errorf("jpeg has %d scans, limit %d", n, decMaxJPEGScans)}
 		}
 	} else {
 		cfg, err := decConfig(format, data)
 		if err != nil {
-			return nil, decWrapErr("reading "+format+" header", err)
+			return nil, decWrapErr(format, err)
 		}
 		w, h = cfg.Width, cfg.Height
 		if format == "tiff" {
 			orientation = exifOrientation(data)
 		}
 	}
-	if err := decCheckDims(w, h, lim); err != nil {
+	if err := decCheckDims(format, w, h, lim); err != nil {
 		return nil, err
 	}
 	factor := decScaleFactor(max(w, h), opt.TargetSide)
@@ -238,13 +253,13 @@ func decDecode(data []byte, format string, lim Limits, opt DecodeOptions) (d *De
 	if img == nil {
 		m, err := decStd(format, data)
 		if err != nil {
-			return nil, decWrapErr("decoding "+format, err)
+			return nil, decWrapErr(format, err)
 		}
 		b := m.Bounds()
 		// A GIF's first frame may be smaller than its logical screen; every
 		// other decoder returns exactly the size announced by the header.
 		w, h = b.Dx(), b.Dy()
-		if err := decCheckDims(w, h, lim); err != nil {
+		if err := decCheckDims(format, w, h, lim); err != nil {
 			return nil, err
 		}
 		factor = decScaleFactor(max(w, h), opt.TargetSide)
@@ -273,7 +288,7 @@ func decConfig(format string, data []byte) (image.Config, error) {
 	case "pnm":
 		return pnmConfig(data)
 	}
-	return image.Config{}, fmt.Errorf("no header reader for %q: %w", format, ErrUnsupportedFormat)
+	return image.Config{}, &FormatError{Format: format, Err: errors.New("no header reader")}
 }
 
 // decStd decodes the pixels with the pure-Go decoder of format.
@@ -302,12 +317,14 @@ func decStd(format string, data []byte) (image.Image, error) {
 	case "pnm":
 		return pnmDecode(data)
 	}
-	return nil, fmt.Errorf("no decoder for %q: %w", format, ErrUnsupportedFormat)
+	return nil, &FormatError{Format: format, Err: errors.New("no decoder")}
 }
 
-// decWrapErr classifies a decoder error as ErrUnsupportedFormat (a valid file
-// using a feature the decoder lacks) or ErrCorrupt (anything else).
-func decWrapErr(what string, err error) error {
+// decWrapErr classifies an error of the decoder of format as a *FormatError
+// (a valid file using a feature the decoder lacks) or a *CorruptError
+// (anything else); errors that are already classified are returned as they
+// are.
+func decWrapErr(format string, err error) error {
 	var (
 		jpegU jpeg.UnsupportedError
 		pngU  png.UnsupportedError
@@ -315,28 +332,22 @@ func decWrapErr(what string, err error) error {
 	)
 	switch {
 	case errors.Is(err, ErrUnsupportedFormat), errors.Is(err, ErrCorrupt), errors.Is(err, ErrTooLarge):
-		return fmt.Errorf("%s: %w", what, err)
+		return err
 	case errors.As(err, &jpegU), errors.As(err, &pngU), errors.As(err, &tiffU), errors.Is(err, bmp.ErrUnsupported):
-		return fmt.Errorf("%s: %w: %w", what, err, ErrUnsupportedFormat)
+		return &FormatError{Format: format, Err: err}
 	}
-	return fmt.Errorf("%s: %w: %w", what, err, ErrCorrupt)
+	return &CorruptError{Format: format, Err: err}
 }
 
 // decCheckDims refuses empty images and images over lim.MaxPixels.
-func decCheckDims(w, h int, lim Limits) error {
+func decCheckDims(format string, w, h int, lim Limits) error {
 	if w <= 0 || h <= 0 {
-		return fmt.Errorf("header declares a %d×%d image: %w", w, h, ErrCorrupt)
+		return &CorruptError{Format: format, Err: fmt.Errorf("header declares a %d×%d image", w, h)}
 	}
 	if int64(w) > lim.MaxPixels/int64(h) {
-		return fmt.Errorf("image is %d×%d = %s megapixels, limit %s: %w",
-			w, h, decMegapixels(float64(w)*float64(h)), decMegapixels(float64(lim.MaxPixels)), ErrTooLarge)
+		return &PixelLimitError{Width: w, Height: h, Limit: lim.MaxPixels}
 	}
 	return nil
-}
-
-// decMegapixels formats a pixel count in megapixels without trailing zeros.
-func decMegapixels(n float64) string {
-	return strconv.FormatFloat(n/1e6, 'f', -1, 64)
 }
 
 // decScaleFactor returns the largest f in {1, 2, 4, 8} with
@@ -772,6 +783,19 @@ func decOrient(src *RGB, o int) *RGB {
 }
 
 // Sniff names the image format of data from its first bytes ("jpeg", "png",
-// "gif", "webp", "bmp", "tiff", "pnm"), or returns "" when it is none that
-// Decode reads: uploads are checked by their content, never by their name.
+// "gif", "webp", "bmp", "tiff", "pnm", "heic", "avif"), or returns "" when it
+// is none that Decode recognises: uploads are checked by their content,
+// never by their name. HEIC and AVIF are named even by a build that cannot
+// decode them, so that Decode's *FormatError can say so.
 func Sniff(data []byte) string { return decSniff(data) }
+
+// CheckFormat returns nil when data starts as an image Sniff names, and
+// otherwise a *FormatError naming what it is (a PDF, a video, text…), for
+// uploads to be refused before they are decoded with the message Decode
+// would give.
+func CheckFormat(data []byte) error {
+	if decSniff(data) != "" {
+		return nil
+	}
+	return &FormatError{Format: decSniffOther(data)}
+}

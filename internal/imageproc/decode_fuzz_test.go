@@ -8,7 +8,8 @@ import (
 	"testing"
 )
 
-// decFuzzSeeds are small valid images of every format and flavour.
+// decFuzzSeeds are small valid images of every format and flavour (HEIC
+// and AVIF ones made with libheif in a build with the heif tag).
 func decFuzzSeeds(tb testing.TB) [][]byte {
 	photo := decTestPhoto(24, 16, 9)
 	pal := image.NewPaletted(photo.Bounds(), palette.Plan9)
@@ -16,7 +17,7 @@ func decFuzzSeeds(tb testing.TB) [][]byte {
 		pal.Pix[i] = byte(i * 7)
 	}
 	jpg := decTestEncode(tb, "jpeg", photo)
-	return [][]byte{
+	return append([][]byte{
 		jpg,
 		exifTestSpliceAPP1(jpg, exifTestTIFF(false, 3, 6)),
 		exifTestSpliceAPP1(jpg, exifTestTIFF(true, 3, 7)),
@@ -34,7 +35,7 @@ func decFuzzSeeds(tb testing.TB) [][]byte {
 		[]byte(decTestWebPAlpha),
 		decTestHugePNG(3000, 3000),
 		exifTestJPEGHeader(16, 16),
-	}
+	}, decTestHEIFSeeds(tb)...)
 }
 
 // TestDecodeMutations is a deterministic mini-fuzz run by every go test: the

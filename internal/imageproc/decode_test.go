@@ -634,14 +634,14 @@ func TestDecodeLimits(t *testing.T) {
 		wantMsg string
 	}{
 		{name: "50000x50000 png header", data: decTestHugePNG(50000, 50000), want: ErrTooLarge,
-			wantMsg: "image is 50000×50000 = 2500 megapixels, limit 100: image too large"},
+			wantMsg: "the photo is 2500 megapixels (50000×50000 pixels); the limit is 100 megapixels"},
 		{name: "65536x65536 png header", data: decTestHugePNG(1<<16, 1<<16), want: ErrTooLarge},
 		{name: "40 MB random", data: random, want: ErrUnsupportedFormat},
 		{name: "40 MB jpeg-prefixed random", data: jpegPrefixed, want: ErrCorrupt},
 		{name: "max bytes", data: small, limits: Limits{MaxBytes: 100}, want: ErrTooLarge,
-			wantMsg: "limit 100: image too large"},
+			wantMsg: "; the limit is 100 bytes"},
 		{name: "max pixels", data: small, limits: Limits{MaxPixels: 7999}, want: ErrTooLarge,
-			wantMsg: "image is 100×80 = 0.008 megapixels, limit 0.007999: image too large"},
+			wantMsg: "the photo is 0.008 megapixels (100×80 pixels); the limit is 0.007999 megapixels"},
 		{name: "max pixels exact", data: small, limits: Limits{MaxPixels: 8000}},
 	}
 	for _, tt := range tests {

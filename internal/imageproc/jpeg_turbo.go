@@ -282,8 +282,8 @@ func turboDecodeJPEG(data []byte, w, h, factor, orientation int) (img *RGB, fall
 	case C.TURBO_FALLBACK:
 		return nil, true, nil
 	case C.TURBO_MISMATCH:
-		return nil, false, fmt.Errorf("decoding jpeg: %s: %w", C.GoString(&msg[0]), ErrCorrupt)
+		return nil, false, &CorruptError{Format: "jpeg", Err: fmt.Errorf("libjpeg: %s", C.GoString(&msg[0]))}
 	default:
-		return nil, false, fmt.Errorf("decoding jpeg: libjpeg: %s: %w", C.GoString(&msg[0]), ErrCorrupt)
+		return nil, false, &CorruptError{Format: "jpeg", Err: fmt.Errorf("libjpeg: %s", C.GoString(&msg[0]))}
 	}
 }

@@ -1,6 +1,7 @@
 package imageproc
 
 import (
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -26,7 +27,7 @@ func pnmSpace(c byte) bool {
 func pnmParseHeader(data []byte) (pnmHeader, error) {
 	h := pnmHeader{channels: 1}
 	if !pnmIsSignature(data) {
-		return h, fmt.Errorf("not a binary PGM/PPM file: %w", ErrUnsupportedFormat)
+		return h, &FormatError{Format: "pnm", Err: errors.New("not a binary PGM/PPM file")}
 	}
 	if data[1] == '6' {
 		h.channels = 3
@@ -49,12 +50,12 @@ func pnmParseHeader(data []byte) (pnmHeader, error) {
 			i++
 		}
 		if i == start || i >= len(data) || !pnmSpace(data[i]) {
-			return h, fmt.Errorf("pnm header: bad or truncated number: %w", ErrCorrupt)
+			return h, errors.New("pnm header: bad or truncated number")
 		}
 	}
 	h.w, h.h, h.maxval, h.offset = vals[0], vals[1], vals[2], i+1
 	if h.w <= 0 || h.h <= 0 || h.maxval <= 0 || h.maxval > 65535 {
-		return h, fmt.Errorf("pnm header: %d×%d, maxval %d: %w", h.w, h.h, h.maxval, ErrCorrupt)
+		return h, fmt.Errorf("pnm header: %d×%d, maxval %d", h.w, h.h, h.maxval)
 	}
 	return h, nil
 }
@@ -85,7 +86,7 @@ func pnmDecode(data []byte) (image.Image, error) {
 	}
 	need := int64(h.w) * int64(h.h) * int64(h.channels) * int64(bps)
 	if int64(len(data)-h.offset) < need {
-		return nil, fmt.Errorf("pnm: %d bytes of pixels, want %d: %w", len(data)-h.offset, need, ErrCorrupt)
+		return nil, fmt.Errorf("pnm: %d bytes of pixels, want %d", len(data)-h.offset, need)
 	}
 	px := data[h.offset:]
 	sample := func(i int) uint8 {

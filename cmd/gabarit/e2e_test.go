@@ -752,10 +752,11 @@ func TestTwoPersonVerification(t *testing.T) {
 	}
 
 	// Another investigator's search of the same face.
-	db, err := store.Open(ctx, filepath.Join(data, "gabarit.db"), store.WithAuditWitness(filepath.Join(data, "audit.head")))
+	dd, err := app.OpenData(ctx, data, app.IndexHNSW, false)
 	if err != nil {
 		t.Fatal(err)
 	}
+	db := dd.DB
 	other, _, err := db.RecordSearch(ctx, store.Search{Actor: "cli:investigator", Purpose: "case", ProbeSHA256: [32]byte{1}, K: 5, Threshold: 0.4, Returned: []int64{face}})
 	if err != nil {
 		t.Fatal(err)
@@ -774,7 +775,7 @@ func TestTwoPersonVerification(t *testing.T) {
 	if err != nil || !c.Identified || len(c.Verifiers) != 2 {
 		t.Errorf("second verifier: %+v, %v", c, err)
 	}
-	db.Close()
+	dd.Close()
 	out, _, err = cli(t, data, "audit", "list", "--json")
 	if err != nil || strings.Count(out, `"action":"search.confirm"`) != 2 {
 		t.Errorf("confirmations audited: %d", strings.Count(out, `"action":"search.confirm"`))

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -79,23 +80,65 @@ func OpenData(ctx context.Context, dir, index string, exclusive bool) (*Data, er
 			return nil, err
 		}
 	}
-	d.DB, err = store.Open(ctx, filepath.Join(dir, "gabarit.db"), store.WithAuditWitness(filepath.Join(dir, "audit.head")))
+	// The audit witness's heads are signed with the master key, read
+	// right after the store opens (which appends no audit entry).
+	opts := []store.Option{store.WithAuditWitness(filepath.Join(dir, "audit.head")),
+		store.WithAuditWitnessKey(func(msg []byte) ([]byte, error) {
+			if d.Master == nil {
+				return nil, errors.New("no master key")
+			}
+			return d.Master.MAC(keyring.PurposeAuditWitness, msg)
+		})}
+	if w := os.Getenv(EnvAuditWitness); w != "" {
+		if !filepath.IsAbs(w) {
+			d.Close()
+			return nil, fmt.Errorf("%s=%s: give an absolute path", EnvAuditWitness, w)
+		}
+		opts = append(opts, store.WithAuditWitness(w))
+	}
+	d.DB, err = store.Open(ctx, filepath.Join(dir, "gabarit.db"), opts...)
 	if err != nil {
 		d.Close()
 		return nil, err
 	}
+	if d.Master, err = d.loadMaster(ctx); err != nil {
+		d.Close()
+		return nil, err
+	}
+	d.Keys = keyring.New(d.Master, d.DB.KeyStore())
+	return d, nil
+}
+
+// EnvAuditWitness names a second audit witness file, outside the data
+// directory (see store.WithAuditWitness).
+const EnvAuditWitness = "GABARIT_AUDIT_WITNESS"
+
+// loadMaster loads the master key (GABARIT_MASTER_KEY_FILE, or master.key
+// in the data directory), creating it only for a data directory that holds
+// nothing sealed yet: a new key would make every template, search record,
+// the vault and the audit witness's signatures unreadable for good.
+func (d *Data) loadMaster(ctx context.Context) (*keyring.Master, error) {
 	keyFile := os.Getenv(keyring.EnvMasterKeyFile)
 	if keyFile == "" {
-		keyFile = filepath.Join(dir, "master.key")
+		keyFile = filepath.Join(d.Dir, "master.key")
+	}
+	if _, err := os.Stat(keyFile); errors.Is(err, fs.ErrNotExist) {
+		sealed, err := d.DB.HoldsSealedData(ctx)
+		if err != nil {
+			return nil, err
+		}
+		_, verr := os.Stat(filepath.Join(d.Dir, "vault.db"))
+		if sealed || verr == nil {
+			return nil, fmt.Errorf("master key file %s is missing, but this data directory holds data sealed with a master key "+
+				"(encrypted templates, search records, the vault): restore the key from your backup (see the README, Backups). "+
+				"gabarit creates a master key only for a new data directory, because a new key would make all of it unreadable", keyFile)
+		}
 	}
 	master, err := keyring.LoadOrCreateMaster(keyFile)
 	if err != nil {
-		d.Close()
 		return nil, fmt.Errorf("master key: %w", err)
 	}
-	d.Master = master
-	d.Keys = keyring.New(master, d.DB.KeyStore())
-	return d, nil
+	return master, nil
 }
 
 // Vault opens the data directory's vault (suppression, restriction and

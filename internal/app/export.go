@@ -40,11 +40,18 @@ type Verification struct {
 	Error   string `json:"error,omitempty"` // what is wrong, naming the first bad entry
 }
 
-// VerifyAudit recomputes the audit log's hash chain and compares its head
-// with the witness file. A tampered log is a Verification with OK false,
-// not an error.
-func VerifyAudit(ctx context.Context, db *store.DB) (Verification, error) {
+// VerifyAudit recomputes the audit log's hash chain and checks that the
+// witness files name its last entry; with copied, a head copied off the
+// machine earlier, it also checks that the log still holds that entry. A
+// tampered log is a Verification with OK false, not an error.
+func VerifyAudit(ctx context.Context, db *store.DB, copied string) (Verification, error) {
 	head, err := db.CheckAudit(ctx)
+	if err == nil && copied != "" {
+		_, err = db.CheckAuditHead(ctx, copied)
+	}
+	if errors.Is(err, store.ErrInvalid) {
+		return Verification{}, fmt.Errorf("the head copied off the machine: %w", err)
+	}
 	if err != nil && !errors.Is(err, store.ErrAuditTampered) {
 		return Verification{}, err
 	}
@@ -145,13 +152,21 @@ func AuthorityExport(ctx context.Context, d *Data, now time.Time, actor string) 
 		}
 	}
 	files["audit.jsonl"] = log.Bytes()
-	if x.Verification, err = VerifyAudit(ctx, d.DB); err != nil {
+	if x.Verification, err = VerifyAudit(ctx, d.DB, ""); err != nil {
 		return x, err
 	}
 	v := x.Verification
+	// The signed head, for the authority to keep: with it, a later copy of
+	// the log shows whether these entries were kept unchanged.
+	line, _, err := d.DB.AuditHeadLine(ctx)
+	if err != nil {
+		return x, err
+	}
 	if err := add("audit-verification.json", map[string]any{"verified_at": now.UTC(), "ok": v.OK, "entries": v.Entries,
-		"head_hash": v.Head, "error": v.Error,
-		"method": "SHA-256 hash chain recomputed from the first entry; head compared with the witness file audit.head"}); err != nil {
+		"head_hash": v.Head, "head_line": line, "error": v.Error,
+		"method": "SHA-256 hash chain recomputed from the first entry; its last entry compared with the witness files " +
+			"(audit.head, and GABARIT_AUDIT_WITNESS when set); head_line is that entry signed with a key derived from the master key, " +
+			"to keep off the machine and check later with gabarit audit verify --head"}); err != nil {
 		return x, err
 	}
 

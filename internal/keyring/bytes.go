@@ -21,6 +21,10 @@ const PurposeSearchRecord = "search record"
 // enough.
 const PurposePortalStatus = "portal status"
 
+// PurposeAuditWitness names the MAC key that signs the audit heads kept by
+// the audit witness files (store.WithAuditWitnessKey).
+const PurposeAuditWitness = "audit witness"
+
 const (
 	bytesVersion = 1 // first byte of sealed bytes
 	// derivedKeyLabel starts the HKDF info of a purpose's data key.
@@ -93,7 +97,22 @@ func (k *Keyring) OpenBytes(purpose string, binding, blob []byte) ([]byte, error
 // master key was destroyed. A purpose must be non-empty and hold no NUL
 // byte.
 func (k *Keyring) MAC(purpose string, msg []byte) ([]byte, error) {
-	key, err := k.purposeKey(purpose, macKeyPrefix)
+	k.mu.Lock()
+	closed := k.closed
+	k.mu.Unlock()
+	if closed {
+		return nil, fmt.Errorf("%s mac: %w", purpose, ErrClosed)
+	}
+	return k.master.MAC(purpose, msg)
+}
+
+// MAC is Keyring.MAC, for what needs a MAC before a keyring exists (the
+// audit witness, signed as the store opens).
+func (m *Master) MAC(purpose string, msg []byte) ([]byte, error) {
+	if purpose == "" || strings.ContainsRune(purpose, 0) {
+		return nil, errors.New("a purpose is required, without NUL bytes")
+	}
+	key, err := m.derive(macKeyPrefix + purpose)
 	if err != nil {
 		return nil, fmt.Errorf("%s mac: %w", purpose, err)
 	}

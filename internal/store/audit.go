@@ -108,6 +108,9 @@ func (tx *Tx) AppendAudit(ctx context.Context, e AuditEntry) (int64, error) {
 	default:
 		copy(e.PrevHash[:], last)
 	}
+	if tx.head == nil {
+		tx.base = AuditHead{ID: lastID, Hash: e.PrevHash}
+	}
 	e.ID = lastID + 1
 	e.Hash = AuditHash(e.PrevHash, e)
 	if _, err := tx.tx.ExecContext(ctx, `
@@ -169,19 +172,7 @@ WHERE id BETWEEN ? AND ? ORDER BY id`, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("audit entries: %w", err)
 	}
-	out, err := collect(rows, func(sc scanner) (AuditEntry, error) {
-		var e AuditEntry
-		var at int64
-		var detail string
-		var prevHash, hash []byte
-		if err := sc.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.Object, &detail, &prevHash, &hash); err != nil {
-			return e, err
-		}
-		e.At, e.Detail = fromMS(at), json.RawMessage(detail)
-		copy(e.PrevHash[:], prevHash)
-		copy(e.Hash[:], hash)
-		return e, nil
-	})
+	out, err := collect(rows, scanAudit)
 	if err != nil {
 		return nil, fmt.Errorf("audit entries: %w", err)
 	}

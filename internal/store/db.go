@@ -44,7 +44,8 @@ type DB struct {
 type Option func(*options)
 
 type options struct {
-	witness     string
+	witnesses   []string
+	witnessMAC  func([]byte) ([]byte, error)
 	now         func() time.Time
 	synchronous string
 	readers     int
@@ -123,8 +124,8 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 		return nil, errors.Join(fmt.Errorf("open store readers: %w", err), r.Close(), w.Close())
 	}
 	db := &DB{w: w, r: r, now: o.now}
-	if o.witness != "" {
-		db.witness = &witness{path: o.witness}
+	if len(o.witnesses) > 0 {
+		db.witness = &witness{files: o.witnesses, mac: o.witnessMAC}
 	}
 	return db, nil
 }
@@ -160,13 +161,20 @@ type Tx struct {
 	tx   *sql.Tx
 	now  func() time.Time
 	head *AuditHead // the last audit entry appended in this transaction
+	base AuditHead  // the log's last entry before this transaction's first
 }
 
 // Tx runs fn in one IMMEDIATE write transaction and commits it if fn returns
 // nil; otherwise (or if fn panics) it rolls back and returns fn's error.
 // Write transactions are serialised: fn holds the only writer connection, so
 // it must not call write methods of db itself, and should be short.
-func (db *DB) Tx(ctx context.Context, fn func(*Tx) error) (err error) {
+func (db *DB) Tx(ctx context.Context, fn func(*Tx) error) error {
+	return db.tx(ctx, false, fn)
+}
+
+// tx is Tx; with resetWitness, the witnesses are rewritten without being
+// compared with the log first (ResetAuditWitness).
+func (db *DB) tx(ctx context.Context, resetWitness bool, fn func(*Tx) error) (err error) {
 	stx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin write transaction: %w", err)
@@ -183,12 +191,20 @@ func (db *DB) Tx(ctx context.Context, fn func(*Tx) error) (err error) {
 	if err := fn(tx); err != nil {
 		return err
 	}
+	// Audit entries commit only if every witness names the entry before
+	// them: a log whose last entries were removed stops here, and its
+	// witness keeps the evidence.
+	if tx.head != nil && db.witness != nil {
+		if err := db.witness.prepare(ctx, stx, tx.base, *tx.head, resetWitness); err != nil {
+			return err
+		}
+	}
 	if err := stx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
 	committed = true
 	if tx.head != nil && db.witness != nil {
-		db.witness.record(*tx.head)
+		db.witness.commit(*tx.head)
 	}
 	return nil
 }

@@ -107,3 +107,15 @@ func (k keyStore) DeleteSourceKey(ctx context.Context, id int64) error {
 	}
 	return err
 }
+
+// HoldsSealedData reports whether the store holds anything sealed with a
+// master key: a source's wrapped data key or a search's sealed record. A
+// missing master key must then be restored, never replaced.
+func (db *DB) HoldsSealedData(ctx context.Context) (bool, error) {
+	var held bool
+	err := db.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM source_keys) OR EXISTS (SELECT 1 FROM searches)`).Scan(&held)
+	if err != nil {
+		return false, fmt.Errorf("look for sealed data: %w", err)
+	}
+	return held, nil
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"gabarit/internal/app"
 	"gabarit/internal/store"
+	"gabarit/internal/vstore"
 )
 
 func (e *cmdEnv) source(ctx context.Context, args []string) error {
@@ -18,7 +20,8 @@ func (e *cmdEnv) source(ctx context.Context, args []string) error {
 		subcommand{"add", e.sourceAdd},
 		subcommand{"list", e.sourceList},
 		subcommand{"suspend", func(ctx context.Context, a []string) error { return e.sourceState(ctx, a, store.StateSuspended) }},
-		subcommand{"resume", func(ctx context.Context, a []string) error { return e.sourceState(ctx, a, store.StateActive) }})
+		subcommand{"resume", func(ctx context.Context, a []string) error { return e.sourceState(ctx, a, store.StateActive) }},
+		subcommand{"retire", e.sourceRetire})
 }
 
 func (e *cmdEnv) sourceAdd(ctx context.Context, args []string) error {
@@ -142,4 +145,137 @@ func (e *cmdEnv) sourceState(ctx context.Context, args []string, state store.Sou
 	}
 	fmt.Fprintf(e.stdout, "source %d is %s\n", id, state)
 	return nil
+}
+
+// sourceRetire retires a source for good: see app.RetireSource.
+func (e *cmdEnv) sourceRetire(ctx context.Context, args []string) error {
+	fs := e.flags("source retire", "usage: gabarit source retire ID --confirm [--reason TEXT] [--json]\n\n"+
+		"Retires a source for good: nothing more is ingested from it, its data key is destroyed (its\n"+
+		"templates become unreadable everywhere, backups included) and its images and faces are deleted\n"+
+		"from the store and the vector index. Its declaration and the audit log stay. Audited\n"+
+		"(source.retire). Without --confirm it only says what would be destroyed. Run it again to finish\n"+
+		"a retirement that was interrupted.")
+	var ff faceFlags
+	fs.StringVar(&ff.cache, "cache", "", "installation directory, for the model pack whose vector index is updated (default $GABARIT_CACHE or ~/.cache/gabarit)")
+	fs.StringVar(&ff.pack, "pack", "default", "model pack whose vector index is updated: a name under the installation's packs/ or a directory")
+	var df dataFlags
+	df.register(fs)
+	confirm := fs.Bool("confirm", false, "retire the source: this cannot be undone")
+	reason := fs.String("reason", "", "why the source is retired, kept in the audit log (no names or e-mail addresses)")
+	asJSON := fs.Bool("json", false, `print {"source_id":…,"already_retired":…,"images":…,"faces":…}`)
+	if err := parseArgs(fs, args); err != nil {
+		return exitError{2}
+	}
+	id, err := idArg(e, fs, "source")
+	if err != nil {
+		return err
+	}
+	if !*confirm {
+		return e.retirePreview(ctx, fs, &df, id, *asJSON)
+	}
+	k, err := df.open(ctx, true)
+	if err != nil {
+		return err
+	}
+	defer k.Close()
+	held, err := k.DB.SourceHoldings(ctx, id)
+	if err != nil {
+		return noSource(err, id)
+	}
+	o := app.Retirement{Actor: actor(), Reason: *reason}
+	// The faces leave the pack's index at once; without a pack, the saved
+	// index is rebuilt from the store when it is next opened.
+	var h *vstore.Handle
+	if held.Faces > 0 {
+		m, merr := ff.manifest()
+		if merr != nil {
+			fmt.Fprintln(e.stderr, "gabarit source retire: no model pack to open the vector index with; it is rebuilt from the store when next opened")
+		} else {
+			if h, err = k.OpenIndex(ctx, m.Embedder.ID(), m.Embedder.Dim); err != nil {
+				return err
+			}
+			defer h.Close()
+			o.Index = h.Index
+		}
+	}
+	rep, err := app.RetireSource(ctx, k.DB, k.Keys, id, o)
+	if h != nil {
+		if saveErr := h.Save(context.WithoutCancel(ctx)); saveErr != nil {
+			err = errors.Join(err, saveErr)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("%w (run gabarit source retire %d --confirm again to finish)", err, id)
+	}
+	if *asJSON {
+		return json.NewEncoder(e.stdout).Encode(rep)
+	}
+	if rep.AlreadyRetired {
+		fmt.Fprintf(e.stdout, "source %d was already retired; %s and %s left over were deleted\n", id,
+			howMany(rep.Images, "image"), howMany(rep.Faces, "face"))
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "source %d is retired: its data key is destroyed, and %s and %s are deleted\n", id,
+		howMany(rep.Images, "image"), howMany(rep.Faces, "face"))
+	return nil
+}
+
+// retirePreview says what retiring source id would destroy and exits 2:
+// retiring needs --confirm.
+func (e *cmdEnv) retirePreview(ctx context.Context, fs *flag.FlagSet, df *dataFlags, id int64, asJSON bool) error {
+	k, err := df.open(ctx, false)
+	if err != nil {
+		return err
+	}
+	defer k.Close()
+	src, err := k.DB.Source(ctx, id)
+	if err != nil {
+		return noSource(err, id)
+	}
+	h, err := k.DB.SourceHoldings(ctx, id)
+	if err != nil {
+		return err
+	}
+	retired := h.State == store.StateDeleted
+	if retired && h.Images == 0 && !h.Key {
+		if asJSON {
+			return json.NewEncoder(e.stdout).Encode(app.RetireReport{SourceID: id, AlreadyRetired: true})
+		}
+		fmt.Fprintf(e.stdout, "source %d is already retired; nothing of it is left\n", id)
+		return nil
+	}
+	if asJSON {
+		if err := json.NewEncoder(e.stdout).Encode(app.RetireReport{SourceID: id, AlreadyRetired: retired,
+			Images: h.Images, Faces: h.Faces}); err != nil {
+			return err
+		}
+	} else if retired {
+		fmt.Fprintf(e.stdout, "source %d is retired, but %s and %s are left (an interrupted retirement)\n", id,
+			howMany(h.Images, "image"), howMany(h.Faces, "face"))
+	} else {
+		fmt.Fprintf(e.stdout, "source %d (%s %s, %s) holds %s and %s.\n"+
+			"Retiring it destroys its data key (its templates become unreadable everywhere, backups included),\n"+
+			"deletes those images and faces from the store and the vector index, and ends its ingestion.\n",
+			id, src.Kind, src.Locator, src.Controller, howMany(h.Images, "image"), howMany(h.Faces, "face"))
+	}
+	if retired {
+		return usageErr(e, fs, "add --confirm to finish retiring source %d", id)
+	}
+	return usageErr(e, fs, "add --confirm to retire source %d: this cannot be undone", id)
+}
+
+// noSource says "no source N" for a source that is not there.
+func noSource(err error, id int64) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("no source %d (see gabarit source list)", id)
+	}
+	return err
+}
+
+// howMany says "1 image", "2 images".
+func howMany(n int64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -122,6 +122,9 @@ func SetSourceState(ctx context.Context, db *store.DB, id int64, state store.Sou
 		return fmt.Errorf("state %q: %w", state, store.ErrInvalid)
 	}
 	return db.Tx(ctx, func(tx *store.Tx) error {
+		if err := refuseRetired(ctx, tx, id, map[store.SourceState]string{store.StateSuspended: "suspended", store.StateActive: "resumed"}[state]); err != nil {
+			return err
+		}
 		if err := tx.SetSourceState(ctx, id, state); err != nil {
 			return err
 		}
@@ -156,7 +159,7 @@ func SourceViews(srcs []store.Source, counts map[int64][2]int64) []SourceView {
 		c := counts[s.ID]
 		out[i] = SourceView{ID: s.ID, Kind: string(s.Kind), Path: s.Locator, Controller: s.Controller, Purpose: s.Purpose,
 			LegalBasis: string(s.LegalBasis), Art9: s.Art9Condition, Jurisdiction: s.Jurisdiction,
-			RetentionMS: s.Retention.Milliseconds(), State: string(s.State), CreatedBy: s.CreatedBy, CreatedAt: s.CreatedAt,
+			RetentionMS: s.Retention.Milliseconds(), State: StateName(s.State), CreatedBy: s.CreatedBy, CreatedAt: s.CreatedAt,
 			Images: c[0], Faces: c[1]}
 	}
 	return out

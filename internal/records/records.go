@@ -129,7 +129,7 @@ func Build(now time.Time, org Organisation, srcs []store.Source, counts map[int6
 		c := counts[s.ID]
 		a.Sources = append(a.Sources, Source{ID: s.ID, Kind: string(s.Kind), Path: s.Locator, Controller: s.Controller,
 			LegalBasis: string(s.LegalBasis), Art9: s.Art9Condition, RetentionMS: s.Retention.Milliseconds(),
-			State: string(s.State), Images: c[0], Faces: c[1]})
+			State: s.State.Name(), Images: c[0], Faces: c[1]})
 		a.Controllers = addUnique(a.Controllers, s.Controller)
 		a.LegalBases = addUnique(a.LegalBases, "Art. 6(1) "+string(s.LegalBasis))
 		a.Art9 = addUnique(a.Art9, s.Art9Condition)

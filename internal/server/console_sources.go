@@ -85,7 +85,12 @@ func (s *Server) pageSourceState(state store.SourceState) handlerFunc {
 		if err != nil {
 			return err
 		}
-		if err := app.SetSourceState(r.Context(), s.cfg.Data.DB, id, state, p.actor()); err != nil {
+		err = app.SetSourceState(r.Context(), s.cfg.Data.DB, id, state, p.actor())
+		var re *app.RetiredError
+		if errors.As(err, &re) {
+			return s.sourcesPage(w, r, p, http.StatusConflict, app.Declaration{}, capitalize(re.Error())+".")
+		}
+		if err != nil {
 			return err
 		}
 		notice := "resumed"
@@ -127,5 +132,67 @@ func (s *Server) pageCancelJob(w http.ResponseWriter, r *http.Request, p *princi
 		return err
 	}
 	seeOther(w, r, "/sources", "cancelled", id)
+	return nil
+}
+
+// retireBody is the confirmation step of retiring a source.
+type retireBody struct {
+	Source app.SourceView
+	Left   bool   // a retired source still holds images or its key: retiring it again finishes
+	Busy   bool   // an ingest of the source is queued or running: retiring cancels it
+	Reason string // as typed, when the form is shown again
+}
+
+// retireStep shows what retiring source id destroys, and asks to confirm.
+func (s *Server) retireStep(w http.ResponseWriter, r *http.Request, p *principal, status int, id int64, reason, msg string) error {
+	v, err := s.apiSource(r.Context(), id, p)
+	if err != nil {
+		return err
+	}
+	h, err := s.cfg.Data.DB.SourceHoldings(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	b := retireBody{Source: v, Left: h.Images > 0 || h.Key, Reason: reason}
+	for _, j := range s.jobs.list() {
+		if j.SourceID == id && (j.State == jobQueued || j.State == jobRunning) {
+			b.Busy = true
+		}
+	}
+	d := s.newPage(r, p, fmt.Sprintf("Retire source %d", id), b)
+	d.Error = msg
+	return s.render(w, status, "source_retire", d)
+}
+
+func (s *Server) pageRetireStep(w http.ResponseWriter, r *http.Request, p *principal) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	return s.retireStep(w, r, p, http.StatusOK, id, "", "")
+}
+
+// pageRetireSource retires a source once the step has been confirmed
+// (confirm=yes; without it, the step is shown).
+func (s *Server) pageRetireSource(w http.ResponseWriter, r *http.Request, p *principal) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	if err := r.ParseForm(); err != nil {
+		return badRequest("the form cannot be read")
+	}
+	reason := strings.TrimSpace(r.PostForm.Get("reason"))
+	if r.PostForm.Get("confirm") != "yes" {
+		return s.retireStep(w, r, p, http.StatusOK, id, reason, "")
+	}
+	if _, err := s.retireSource(r.Context(), id, reason, p); err != nil {
+		ae := s.pageError(r, err)
+		if ae.Status >= http.StatusInternalServerError || ae.Status == http.StatusNotFound {
+			return err
+		}
+		return s.retireStep(w, r, p, ae.Status, id, reason, capitalize(ae.Message)+".")
+	}
+	seeOther(w, r, "/sources", "retired", id)
 	return nil
 }

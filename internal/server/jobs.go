@@ -81,7 +81,7 @@ func (j *jobs) start(ctx context.Context, sourceID int64, actor string) (job, er
 		return job{}, err
 	}
 	if src.State != store.StateActive {
-		return job{}, newError(http.StatusConflict, "not_active", "source %d is %s: nothing is ingested from it", sourceID, src.State)
+		return job{}, newError(http.StatusConflict, "not_active", "source %d is %s: nothing is ingested from it", sourceID, app.StateName(src.State))
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()

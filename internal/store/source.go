@@ -35,6 +35,16 @@ const (
 // SourceState is the lifecycle state of a source.
 type SourceState string
 
+// Name is the state as people see it: a deleted source is "retired" (its
+// images and faces are deleted and its data key destroyed; its declaration
+// stays, for the record of processing and the audit log).
+func (s SourceState) Name() string {
+	if s == StateDeleted {
+		return "retired"
+	}
+	return string(s)
+}
+
 // The states of a source. Only an active source accepts new images.
 const (
 	StateActive    SourceState = "active"

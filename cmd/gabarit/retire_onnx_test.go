@@ -1,0 +1,85 @@
+//go:build cgo && onnx
+
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gabarit/internal/app"
+	"gabarit/internal/modeltest"
+)
+
+// TestSourceRetireWithModels: with the model pack installed, gabarit source
+// retire deletes the source's faces from the saved vector index at once
+// (the next open neither rebuilds it nor finds them), and a search that
+// found a face of the source finds none.
+func TestSourceRetireWithModels(t *testing.T) {
+	d := modeltest.Installed(t)
+	data, photos := t.TempDir(), t.TempDir()
+	for i := 1; i <= 3; i++ {
+		name := fmt.Sprintf("sample%d.jpg", i)
+		if err := copyFile(filepath.Join(d.TestPhotos(), name), filepath.Join(photos, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id := addSource(t, data, photos)
+	if _, stderr, err := cli(t, data, "ingest", fmt.Sprint(id)); err != nil {
+		t.Fatalf("ingest: %v\n%s", err, stderr)
+	}
+	probe := filepath.Join(d.TestPhotos(), "sample1.jpg")
+	search := func() app.SearchView {
+		t.Helper()
+		out, stderr, err := cli(t, data, "search", "--purpose", "test", "--json", probe)
+		if err != nil {
+			t.Fatalf("search: %v\n%s", err, stderr)
+		}
+		var res app.SearchView
+		if err := json.Unmarshal([]byte(out), &res); err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	if res := search(); !res.Match || len(res.Results) == 0 {
+		t.Fatalf("search before the retirement: %+v", res)
+	}
+
+	out, stderr, err := cli(t, data, "source", "retire", fmt.Sprint(id), "--confirm", "--json")
+	if err != nil {
+		t.Fatalf("retire: %v\n%s", err, stderr)
+	}
+	var rep app.RetireReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.Images != 3 || rep.Faces < 3 || rep.AlreadyRetired {
+		t.Fatalf("retire printed %q: %v", out, err)
+	}
+	if strings.Contains(stderr, "rebuilt") {
+		t.Errorf("the index was not updated: %s", stderr)
+	}
+	// The saved index holds none of the faces: opening it rebuilds nothing.
+	var ff faceFlags
+	ff.pack = "default"
+	m, err := ff.manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dk, err := app.OpenData(context.Background(), data, app.IndexHNSW, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := dk.OpenIndex(context.Background(), m.Embedder.ID(), m.Embedder.Dim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Rebuilt || h.Index.Len() != 0 {
+		t.Errorf("index after the retirement: rebuilt %v, %d faces", h.Rebuilt, h.Index.Len())
+	}
+	h.Close()
+	dk.Close()
+	if res := search(); res.Match || len(res.Results) != 0 {
+		t.Errorf("search after the retirement: %+v", res)
+	}
+}

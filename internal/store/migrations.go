@@ -345,6 +345,19 @@ CREATE TABLE rights_notices (
 `)
 		return err
 	},
+	// 8: the audit log is read filtered by actor, action (exactly or by
+	// prefix), case (the entries of its searches, by object) and period,
+	// newest first; without these indexes each filter scans the whole
+	// log, which only grows.
+	func(tx *sql.Tx) error {
+		_, err := tx.Exec(`
+CREATE INDEX audit_actor ON audit (actor, id);
+CREATE INDEX audit_action ON audit (action, id);
+CREATE INDEX audit_object ON audit (object, id);
+CREATE INDEX audit_at ON audit (at);
+`)
+		return err
+	},
 }
 
 // migrate brings the database on the writer w to schemaVersion, one

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -90,18 +89,8 @@ func RightsEngine(d *Data, m Model, v *vault.Vault, idx vindex.Index) (*rights.E
 // LoadOrganisation reads DATA/records.json, the controller's declarations
 // for the record of processing; a missing file declares nothing.
 func LoadOrganisation(dir string) (records.Organisation, error) {
-	var org records.Organisation
-	b, err := os.ReadFile(filepath.Join(dir, "records.json"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return org, nil
-	}
-	if err != nil {
-		return org, err
-	}
-	if err := json.Unmarshal(b, &org); err != nil {
-		return org, fmt.Errorf("%s: %w", filepath.Join(dir, "records.json"), err)
-	}
-	return org, nil
+	org, _, err := records.Load(dir)
+	return org, err
 }
 
 // BuildRecords is the record of processing activities (GDPR Art. 30) at now.
@@ -150,7 +139,7 @@ func Ingest(ctx context.Context, d *Data, m Model, v *vault.Vault, h *vstore.Han
 		return ingest.Summary{}, err
 	}
 	if src.State != store.StateActive {
-		return ingest.Summary{}, fmt.Errorf("source %d is %s, nothing is ingested from it: %w", id, src.State, ErrNotActive)
+		return ingest.Summary{}, fmt.Errorf("source %d is %s, nothing is ingested from it: %w", id, StateName(src.State), ErrNotActive)
 	}
 	var coll source.Source
 	var vids *video.Source

@@ -2,6 +2,7 @@ package server
 
 import (
 	"crypto/subtle"
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -171,7 +172,10 @@ func (s *Server) checkOrigin(r *http.Request, p *principal) error {
 	}
 	tok := r.Header.Get("X-CSRF-Token")
 	if tok == "" {
-		tok = formValue(r, "csrf_token")
+		var err error
+		if tok, err = formValue(r, "csrf_token"); err != nil {
+			return err // a body over the limit: say so, rather than blame the token
+		}
 	}
 	if tok == "" || subtle.ConstantTimeCompare([]byte(tok), []byte(p.session.CSRF)) != 1 {
 		return errCSRF
@@ -180,22 +184,27 @@ func (s *Server) checkOrigin(r *http.Request, p *principal) error {
 }
 
 // formValue reads a field of a urlencoded or multipart form without
-// consuming more than the route's body limit.
-func formValue(r *http.Request, name string) string {
+// consuming more than the route's body limit; the error is that of a body
+// over the limit (an *http.MaxBytesError), a form that cannot be read is a
+// blank value.
+func formValue(r *http.Request, name string) (string, error) {
 	ct := r.Header.Get("Content-Type")
+	var err error
 	switch {
 	case strings.HasPrefix(ct, "multipart/form-data"):
 		if r.MultipartForm == nil {
-			if err := r.ParseMultipartForm(8 << 20); err != nil {
-				return ""
-			}
+			err = r.ParseMultipartForm(8 << 20)
 		}
 	case strings.HasPrefix(ct, "application/x-www-form-urlencoded"):
-		if err := r.ParseForm(); err != nil {
-			return ""
-		}
+		err = r.ParseForm()
 	default:
-		return ""
+		return "", nil
 	}
-	return r.PostFormValue(name)
+	if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+		return "", err
+	}
+	if err != nil {
+		return "", nil
+	}
+	return r.PostFormValue(name), nil
 }

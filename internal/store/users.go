@@ -242,6 +242,35 @@ func (tx *Tx) DisableUser(ctx context.Context, name, by string) error {
 	return nil
 }
 
+// EnableUser enables a disabled user again; see Tx.EnableUser.
+func (db *DB) EnableUser(ctx context.Context, name, by string) error {
+	return db.Tx(ctx, func(tx *Tx) error { return tx.EnableUser(ctx, name, by) })
+}
+
+// EnableUser enables user name again, so that its roles count once more,
+// and appends the audit entry "user.enable" by by, whose detail holds its
+// roles. What disabling ended stays ended: the user signs in anew, and its
+// revoked API tokens stay revoked. Enabling an enabled user writes
+// nothing. A missing user fails with ErrNotFound, a blank by with
+// ErrInvalid.
+func (tx *Tx) EnableUser(ctx context.Context, name, by string) error {
+	what := "enable user"
+	if strings.TrimSpace(by) == "" {
+		return fmt.Errorf("%s: actor required: %w", what, ErrInvalid)
+	}
+	u, err := tx.user(ctx, name)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if u.Disabled.IsZero() {
+		return nil
+	}
+	if _, err := tx.tx.ExecContext(ctx, `UPDATE users SET disabled_at = NULL WHERE name = ?`, name); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return tx.auditUser(ctx, what, tx.now(), by, "user.enable", name, userDetail{Roles: u.Roles})
+}
+
 // auditUser appends the audit entry of a change to user name.
 func (tx *Tx) auditUser(ctx context.Context, what string, at time.Time, by, action, name string, d userDetail) error {
 	if d.Roles == nil {

@@ -6,11 +6,16 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"time"
 
 	"gabarit/internal/pipeline"
 	"gabarit/internal/server"
 )
+
+// envTrustedProxies lists the trusted reverse proxies when --trusted-proxy
+// is not given.
+const envTrustedProxies = "GABARIT_TRUSTED_PROXIES"
 
 func (e *cmdEnv) serve(ctx context.Context, args []string) error {
 	fs := e.flags("serve", "usage: gabarit serve [--addr HOST:PORT] [flags]\n\n"+
@@ -18,19 +23,33 @@ func (e *cmdEnv) serve(ctx context.Context, args []string) error {
 		"public rights portal (/portal), /metrics and health probes, over the data directory. It holds\n"+
 		"the directory's writer lock: ingest, purge and rights processing go through it while it runs.\n"+
 		"Users sign in with a password set by `gabarit user add --password-file`. On SIGINT/SIGTERM it\n"+
-		"finishes requests in flight, stops a running ingest at a safe point and saves the index.")
+		"finishes requests in flight, stops a running ingest at a safe point and saves the index.\n"+
+		"Behind a reverse proxy, name it with --trusted-proxy (or $"+envTrustedProxies+", comma-separated):\n"+
+		"only then is its X-Forwarded-For (or Forwarded) believed for the client's address, which the\n"+
+		"rate limits count by; without it every client counts as the proxy.")
 	var ff faceFlags
 	ff.register(fs)
 	var df dataFlags
 	df.register(fs)
 	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on")
 	purgeEvery := fs.Duration("purge-every", time.Hour, "interval of the retention purge (0: never)")
+	var proxies multiFlag
+	fs.Var(&proxies, "trusted-proxy", "address or CIDR of a reverse proxy whose X-Forwarded-For is believed (repeatable or comma-separated; default $"+envTrustedProxies+")")
 	insecure := fs.Bool("insecure-cookies", false, "send the session cookie over plain HTTP on a non-loopback address (behind a TLS proxy that rewrites nothing, never on an open network)")
 	if err := parseArgs(fs, args); err != nil {
 		return exitError{2}
 	}
 	if fs.NArg() > 0 {
 		return usageErr(e, fs, "unexpected arguments")
+	}
+	if len(proxies) == 0 {
+		if v := os.Getenv(envTrustedProxies); v != "" {
+			proxies = multiFlag{v}
+		}
+	}
+	trusted, err := server.ParseTrustedProxies(proxies)
+	if err != nil {
+		return usageErr(e, fs, "%v", err)
 	}
 	ff.minFaceFrac = -1 // probes and selfies: a face may be small in its photo
 	dk, err := df.open(ctx, true)
@@ -69,7 +88,7 @@ func (e *cmdEnv) serve(ctx context.Context, args []string) error {
 	}
 	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	srv, err := server.New(server.Config{Data: dk, Model: kit, Index: h, Vault: v, Log: logger,
-		SecureCookies: !loopback && !*insecure, PurgeEvery: every})
+		SecureCookies: !loopback && !*insecure, PurgeEvery: every, TrustedProxies: trusted})
 	if err != nil {
 		ln.Close()
 		return err

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -76,13 +75,16 @@ func (s *Server) authenticate(r *http.Request) (*principal, error) {
 
 // login checks a name and password and opens a session: the cookie holds
 // a random token (the store keeps its hash), and the CSRF token is
-// returned for the console to echo. Attempts are limited per client
-// address and per account; a wrong name and a wrong password get the
-// same answer.
+// returned for the console to echo. Failed attempts are limited per
+// client address and per account (successful ones do not count); a wrong
+// name and a wrong password get the same answer.
 func (s *Server) login(ctx context.Context, w http.ResponseWriter, r *http.Request, name, password string) (*store.Session, error) {
-	if !s.logins.allow("ip:"+clientIP(r)) || !s.logins.allow("user:"+name) {
+	// Every attempt counts as a failure until it succeeds: so concurrent
+	// guesses cannot pass the limits while their passwords are checked.
+	attempt, wait := takeAll(bucket{s.logins, s.clientKey(r)}, bucket{s.loginAccounts, name})
+	if wait > 0 {
 		s.metrics.logins.WithLabelValues("rate_limited").Inc()
-		return nil, errRateLimited
+		return nil, rateLimited(w, "too many failed sign-ins", wait)
 	}
 	bad := newError(http.StatusUnauthorized, "bad_credentials", "wrong name or password")
 	hash, u, err := s.cfg.Data.DB.PasswordHash(ctx, name)
@@ -119,6 +121,7 @@ func (s *Server) login(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: token, Path: "/", Expires: expires,
 		HttpOnly: true, Secure: s.cfg.SecureCookies, SameSite: http.SameSiteStrictMode})
+	attempt.cancel() // a sign-in that succeeds is no failure
 	s.metrics.logins.WithLabelValues("ok").Inc()
 	return &store.Session{User: u, CSRF: csrf, Expires: expires}, nil
 }
@@ -173,22 +176,13 @@ func randomString(n int) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// clientIP is the address of the connection's peer. Forwarding headers are
-// not trusted: behind a proxy, limits apply to the proxy.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
-// limiter allows at most n events per key within a sliding window.
+// limiter counts events per key within a sliding window and refuses more
+// than n of them.
 type limiter struct {
 	n      int
 	window time.Duration
 	mu     sync.Mutex
-	seen   map[string][]time.Time
+	seen   map[string][]time.Time // oldest first
 	now    func() time.Time
 }
 
@@ -196,34 +190,142 @@ func newLimiter(n int, window time.Duration) *limiter {
 	return &limiter{n: n, window: window, seen: map[string][]time.Time{}, now: time.Now}
 }
 
-// allow records an event for key and reports whether it is within the limit.
-func (l *limiter) allow(key string) bool {
+// ticket is one event a limiter counted; cancel uncounts it.
+type ticket struct {
+	l   *limiter
+	key string
+	at  time.Time
+}
+
+// take counts an event for key when fewer than n are counted within the
+// window, and returns its ticket. Otherwise it counts nothing and returns
+// how long until the oldest counted event leaves the window (the whole
+// window when n is 0).
+func (l *limiter) take(key string) (ticket, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
-	cut := now.Add(-l.window)
-	ts := l.seen[key]
-	i := 0
-	for i < len(ts) && ts[i].Before(cut) {
-		i++
+	ts := l.prune(key, now)
+	if len(ts) >= l.n {
+		if len(ts) == 0 {
+			return ticket{}, l.window
+		}
+		return ticket{}, ts[0].Add(l.window).Sub(now)
 	}
-	ts = ts[i:]
+	l.seen[key] = append(ts, now)
+	return ticket{l: l, key: key, at: now}, 0
+}
+
+// prune drops the events of key that left the window and returns those
+// left. l.mu is held.
+func (l *limiter) prune(key string, now time.Time) []time.Time {
+	cut := now.Add(-l.window)
 	if len(l.seen) > 100_000 { // bound the memory an attacker can take
 		for k, v := range l.seen {
-			if len(v) == 0 || v[len(v)-1].Before(cut) {
+			if len(v) == 0 || !v[len(v)-1].After(cut) {
 				delete(l.seen, k)
 			}
 		}
 	}
-	if len(ts) >= l.n {
-		l.seen[key] = ts
-		return false
+	ts := l.seen[key]
+	i := 0
+	for i < len(ts) && !ts[i].After(cut) {
+		i++
 	}
-	l.seen[key] = append(ts, now)
-	return true
+	ts = ts[i:]
+	if len(ts) == 0 {
+		delete(l.seen, key)
+		return nil
+	}
+	l.seen[key] = ts
+	return ts
 }
 
-// retryAfter sets Retry-After on a rate-limited answer.
-func retryAfter(w http.ResponseWriter, d time.Duration) {
-	w.Header().Set("Retry-After", strconv.Itoa(int(d.Seconds())))
+// cancel uncounts t's event; a zero ticket does nothing.
+func (t ticket) cancel() {
+	if t.l == nil {
+		return
+	}
+	t.l.mu.Lock()
+	defer t.l.mu.Unlock()
+	ts := t.l.seen[t.key]
+	for i, at := range ts {
+		if at.Equal(t.at) {
+			t.l.seen[t.key] = append(ts[:i:i], ts[i+1:]...)
+			return
+		}
+	}
+}
+
+// bucket is a limiter and the key an event counts under.
+type bucket struct {
+	l   *limiter
+	key string
+}
+
+// tickets are the events of one request, counted in several buckets.
+type tickets []ticket
+
+func (ts tickets) cancel() {
+	for _, t := range ts {
+		t.cancel()
+	}
+}
+
+// takeAll counts an event in every bucket, or in none: when one is full,
+// it returns how long until every full one has room.
+func takeAll(ls ...bucket) (tickets, time.Duration) {
+	out := make(tickets, 0, len(ls))
+	var wait time.Duration
+	for _, x := range ls {
+		t, d := x.l.take(x.key)
+		if d > 0 {
+			wait = max(wait, d)
+			continue
+		}
+		out = append(out, t)
+	}
+	if wait > 0 {
+		out.cancel()
+		return nil, wait
+	}
+	return out, 0
+}
+
+// retrySeconds is wait in whole seconds, rounded up, at least 1: the
+// value of Retry-After.
+func retrySeconds(wait time.Duration) int {
+	return max(1, int((wait+time.Second-1)/time.Second))
+}
+
+// waitWords says secs for people, rounded up: "40 seconds", "1 minute",
+// "58 minutes", "1 hour", "2 hours 5 minutes".
+func waitWords(secs int) string {
+	plural := func(n int, unit string) string {
+		if n == 1 {
+			return "1 " + unit
+		}
+		return strconv.Itoa(n) + " " + unit + "s"
+	}
+	if secs < 60 {
+		return plural(secs, "second")
+	}
+	mins := (secs + 59) / 60
+	if mins < 60 {
+		return plural(mins, "minute")
+	}
+	h, m := mins/60, mins%60
+	if m == 0 {
+		return plural(h, "hour")
+	}
+	return plural(h, "hour") + " " + plural(m, "minute")
+}
+
+// rateLimited answers a request a limit refused: Retry-After and the
+// message say the same wait, from when the oldest counted event leaves
+// the window. what says what there were too many of.
+func rateLimited(w http.ResponseWriter, what string, wait time.Duration) *apiError {
+	secs := retrySeconds(wait)
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	return newError(http.StatusTooManyRequests, "rate_limited", "%s; try again in %s", what, waitWords(secs))
 }

@@ -26,6 +26,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -58,6 +59,10 @@ type Config struct {
 	Analyses int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For (or
+	// Forwarded) is believed for the client's address (see clientAddr);
+	// none: forwarding headers are ignored (see ParseTrustedProxies).
+	TrustedProxies []netip.Prefix
 }
 
 // Server serves the API, the console and the portal.
@@ -70,8 +75,8 @@ type Server struct {
 	search  *search.Engine
 	rights  *rights.Engine
 	jobs    *jobs
-	logins  *limiter // login attempts, by client address and by account
-	portal  *limiter // portal requests, by client address
+	logins  *limiter // failed sign-ins, by client address
+	portal  *limiter // portal requests registered, by client address
 	slots   chan struct{}
 	ready   func() error
 
@@ -79,7 +84,14 @@ type Server struct {
 	// code), and faceCheck its checks of selfies, by client address.
 	portalStatus *limiter
 	faceCheck    *limiter
-	once         *shownOnce // new API tokens, shown once after a redirect
+	once         *shownOnce  // new API tokens, shown once after a redirect
+	probes       *probeCache // photos detected, until their search (probecache.go)
+
+	// loginAccounts limits failed sign-ins by account, portalFailed the
+	// portal's refused requests (a bad photo, no face, a bad form) by
+	// client address, apart from those registered.
+	loginAccounts *limiter
+	portalFailed  *limiter
 
 	indexMu sync.Mutex // serialises index saves
 	bg      sync.WaitGroup
@@ -94,6 +106,21 @@ const (
 	writeTimeout    = 2 * time.Minute // a rights request or a large export
 	idleTimeout     = 2 * time.Minute
 	shutdownTimeout = 30 * time.Second
+)
+
+// Rate limits, per client address (an IPv6 client's /64) or per account,
+// over a sliding window: a refused request waits until the oldest counted
+// one leaves the window (Retry-After). Sign-ins count only when they fail;
+// the portal counts registered requests and refused ones apart, so that
+// bad photos do not use up the requests a person may register.
+const (
+	limitWindowLogins      = 10 * time.Minute
+	failedLoginsPerAddr    = 20  // failed sign-ins per address, per 10 minutes
+	failedLoginsPerAccount = 10  // failed sign-ins per account name, per 10 minutes
+	portalPerAddr          = 10  // requests registered through the portal, per hour
+	portalFailedPerAddr    = 30  // portal requests refused (bad photo, no face, bad form), per hour
+	portalStatusPerAddr    = 60  // status look-ups, per hour
+	faceChecksPerAddr      = 120 // selfie checks (one or several photos each), per hour
 )
 
 // New builds a server on cfg.
@@ -135,11 +162,14 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.rights = re
 	s.jobs = newJobs(s)
-	s.logins = newLimiter(10, time.Minute)
-	s.portal = newLimiter(10, time.Hour)
-	s.portalStatus = newLimiter(60, time.Hour)
-	s.faceCheck = newLimiter(120, time.Hour)
+	s.logins = newLimiter(failedLoginsPerAddr, limitWindowLogins)
+	s.loginAccounts = newLimiter(failedLoginsPerAccount, limitWindowLogins)
+	s.portal = newLimiter(portalPerAddr, time.Hour)
+	s.portalFailed = newLimiter(portalFailedPerAddr, time.Hour)
+	s.portalStatus = newLimiter(portalStatusPerAddr, time.Hour)
+	s.faceCheck = newLimiter(faceChecksPerAddr, time.Hour)
 	s.once = newShownOnce(5 * time.Minute)
+	s.probes = newProbeCache(probeTTL, probeMaxItems, probeMaxBytes, cfg.Now)
 	s.ready = func() error { return cfg.Data.DB.Ping(context.Background()) }
 	s.handler = s.buildHandler()
 	return s, nil

@@ -136,8 +136,13 @@ type Request struct {
 	Threshold  *float64
 	Reason     string // why an exploratory search goes below the operating point
 	MayExplore bool   // the caller's role allows exploratory searches
-	Face       int    // which face of the probe (as numbered by the analyzer); -1: the best
+	Face       int    // which face of the probe, from 0 in face.ReadingOrder; -1: the best
 	Probe      []byte // the encoded probe photo; never stored
+	// Analysis, when set, is Probe's analysis, made by the caller to show
+	// the photo's faces before the search (the console's detect step):
+	// Probe is not analysed again. It must be the analysis of Probe by
+	// the engine's analyzer; nil analyses Probe here.
+	Analysis *face.Analysis
 }
 
 // Band names for the strength of a result.
@@ -266,11 +271,17 @@ func (e *Engine) Search(ctx context.Context, req Request) (Result, error) {
 	rec := store.Search{Actor: req.Actor, Purpose: req.Purpose, CaseRef: req.Case,
 		ProbeSHA256: sha256.Sum256(req.Probe), K: req.K, Threshold: res.Threshold,
 		OperatingPoint: res.OperatingPoint, GroupPoint: res.GroupPoint, FPIR: fpir, Gallery: res.Gallery, Exploratory: reason}
-	an, err := e.An.Analyze(ctx, req.Probe)
-	if err != nil {
-		return Result{}, fmt.Errorf("probe: %w", err)
+	an := req.Analysis
+	if an == nil {
+		a, err := e.An.Analyze(ctx, req.Probe)
+		if err != nil {
+			return Result{}, fmt.Errorf("probe: %w", err)
+		}
+		an = &a
 	}
-	faces := an.Faces
+	faces := slices.Clone(an.Faces)
+	face.ReadingOrder(faces) // as a person numbers them
+	var err error
 	res.ProbeFaces = len(faces)
 	i := req.Face
 	switch {

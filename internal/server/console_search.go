@@ -41,6 +41,16 @@ func (s *Server) searchPage(w http.ResponseWriter, r *http.Request, p *principal
 	return s.render(w, status, "search", d)
 }
 
+// MaxUpload is the largest request body with photos, in bytes: the pages'
+// file inputs carry it (data-max-bytes) so that a script refuses a larger
+// photo before sending it (app.js).
+func (d *pageData) MaxUpload() int64 {
+	if d.s == nil {
+		return defaultUpload
+	}
+	return d.s.cfg.MaxUpload
+}
+
 func (s *Server) pageSearch(w http.ResponseWriter, r *http.Request, p *principal) error {
 	return s.searchPage(w, r, p, http.StatusOK, searchBody{}, "")
 }
@@ -55,7 +65,7 @@ func (s *Server) pageSearchPost(w http.ResponseWriter, r *http.Request, p *princ
 		b.K, _ = strconv.Atoi(r.FormValue("k")) // a bad k is reported by readSearchForm
 	}
 	res, err := func() (app.SearchView, error) {
-		f, err := s.readSearchForm(r)
+		f, err := s.readSearchForm(r, p)
 		if err != nil {
 			return app.SearchView{}, err
 		}
@@ -386,12 +396,9 @@ func (s *Server) pageConfirm(w http.ResponseWriter, r *http.Request, p *principa
 		var status int
 		var msg string
 		switch {
-		case errors.Is(err, store.ErrExists):
-			status, msg = http.StatusConflict, fmt.Sprintf("You have already confirmed face %d: a second, different verifier must confirm it.", fid)
-		case errors.Is(err, store.ErrRejected):
-			status, msg = http.StatusConflict, fmt.Sprintf("Face %d was rejected by a verifier: a rejected result cannot be confirmed.", fid)
-		case errors.Is(err, store.ErrForbidden):
-			status, msg = http.StatusForbidden, "You cannot confirm this result: you ran this search (or your account may not confirm). Another verifier must do it."
+		case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrRejected), errors.Is(err, store.ErrForbidden):
+			ae := s.pageError(r, verifyRefusal(err, "confirm", fid)) // the API's words
+			status, msg = ae.Status, capitalize(ae.Message)+"."
 		case errors.Is(err, store.ErrInvalid):
 			return s.recordPage(w, r, p, http.StatusBadRequest, sid, fmt.Sprintf("Face %d was not returned by this search.", fid))
 		case errors.Is(err, store.ErrNotFound):
@@ -429,10 +436,9 @@ func (s *Server) pageReject(w http.ResponseWriter, r *http.Request, p *principal
 		var status int
 		var msg string
 		switch {
-		case errors.Is(err, store.ErrExists):
-			status, msg = http.StatusConflict, fmt.Sprintf("You have already rejected face %d.", fid)
-		case errors.Is(err, store.ErrForbidden):
-			status, msg = http.StatusForbidden, "You cannot reject this result: you ran this search (or your account may not verify). Another verifier must do it."
+		case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrForbidden):
+			ae := s.pageError(r, verifyRefusal(err, "reject", fid)) // the API's words
+			status, msg = ae.Status, capitalize(ae.Message)+"."
 		case errors.Is(err, store.ErrNotReturned):
 			return s.recordPage(w, r, p, http.StatusBadRequest, sid, fmt.Sprintf("Face %d was not returned by this search.", fid))
 		case errors.Is(err, store.ErrInvalid):

@@ -1,9 +1,10 @@
 // gabarit rights portal: checks the chosen selfies before the request is
 // sent (POST /api/v1/portal/selfies-check), lists the result of each photo
 // and whether they show one person, and disables the submit button while a
-// chosen photo is unusable or the photos would be refused together. Nothing
-// is kept by the check. Without scripts the form posts as it is, and the
-// server refuses a photo without a face.
+// chosen photo is unusable or the photos would be refused together. Photos
+// larger than the server takes are refused before any upload (app.js).
+// Nothing is kept by the check. Without scripts the form posts as it is,
+// and the server refuses a photo without a face.
 "use strict";
 
 (function () {
@@ -54,6 +55,11 @@
     list.replaceChildren();
     list.hidden = files.length === 0;
     button.disabled = false;
+    if (window.gabaritCheckUpload && !window.gabaritCheckUpload(input, files)) {
+      list.hidden = true; // too large: said next to the input, and not sent
+      button.disabled = true;
+      return;
+    }
     const items = files.map((f, i) => {
       const li = document.createElement("li");
       show(li, i + 1, "checking…", "pending");

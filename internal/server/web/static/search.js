@@ -1,8 +1,13 @@
 // gabarit console: the search page. It finds the faces of the chosen
-// photo (POST /api/v1/detect), draws them numbered over the photo so that
-// the investigator picks one, then runs the search (POST /api/v1/searches)
-// and shows the results without reloading. Without scripts, the form posts
-// to /search and the server renders the same results.
+// photo (POST /api/v1/detect), draws them numbered in reading order over
+// the photo and offers each as a button with its thumbnail, so that the
+// investigator picks one, then runs the search (POST /api/v1/searches) with
+// the handle of the photo the detect step answered (the server kept the
+// photo and its faces: nothing is sent or analysed twice; a handle no
+// longer held is answered probe_gone, and the photo is sent instead) and
+// shows the results without reloading. A photo larger than the server
+// takes is refused before any upload (app.js). Without scripts, the form
+// posts to /search and the server renders the same results.
 "use strict";
 
 (function () {
@@ -15,7 +20,9 @@
   const input = document.getElementById("photo");
   const zone = document.getElementById("dropzone");
   const preview = document.getElementById("preview");
+  const stage = document.getElementById("stage");
   const img = document.getElementById("preview-img");
+  const noPreview = document.getElementById("no-preview");
   const boxes = document.getElementById("boxes");
   const status = document.getElementById("detect-status");
   const choice = document.getElementById("face-choice");
@@ -31,6 +38,7 @@
   let selected = -1; // -1: the best-quality face
   let picked = false; // the investigator chose the face (else the server takes the best-quality one)
   let detecting = 0; // the detection in flight, to ignore stale answers
+  let probe = ""; // the server's handle on the photo and its faces, from the detect step
 
   // The face number is chosen on the photo instead, and a dropped photo
   // need not be in the file input.
@@ -60,10 +68,21 @@
         throw new Error("Your session has ended: sign in again.");
       }
       const msg = data && data.message ? data.message : "the server answered " + resp.status;
-      throw new Error(msg.charAt(0).toUpperCase() + msg.slice(1) + ".");
+      const err = new Error(msg.charAt(0).toUpperCase() + msg.slice(1) + ".");
+      err.code = data && data.code;
+      throw err;
     }
     return data;
   }
+
+  // The preview of a file the browser cannot show (HEIC, say) is hidden
+  // rather than left as a broken image; the server still reads it.
+  img.addEventListener("error", () => {
+    if (objectURL && img.src === objectURL) {
+      stage.hidden = true;
+      noPreview.hidden = false;
+    }
+  });
 
   function select(i) {
     selected = i;
@@ -73,14 +92,22 @@
       b.classList.toggle("selected", on);
       b.setAttribute("aria-pressed", on ? "true" : "false");
     });
-    options.querySelectorAll("input").forEach((r) => {
-      r.checked = Number(r.value) === i;
+    options.querySelectorAll(".face-option").forEach((b) => {
+      const on = Number(b.dataset.index) === i;
+      b.classList.toggle("selected", on);
+      b.setAttribute("aria-pressed", on ? "true" : "false");
     });
   }
 
+  // drawFaces shows the faces of the detect answer, numbered in reading
+  // order as the server numbers them: a box over the photo for the
+  // pointer, and a button with the face's thumbnail for everyone (the
+  // boxes repeat the buttons, so they are hidden from assistive
+  // technologies and the keyboard).
   function drawFaces(data) {
     boxes.replaceChildren();
     options.replaceChildren();
+    probe = data.probe || "";
     const faces = data.faces || [];
     if (faces.length === 0) {
       status.textContent = "No face was found in this photo: choose another photo.";
@@ -97,45 +124,53 @@
       if (f.quality > top.quality || (f.quality === top.quality && w * h > top.box[2] * top.box[3])) {
         best = n;
       }
+      const name = "Face " + (f.index + 1) + " of " + faces.length;
+      const pick = () => {
+        picked = true;
+        select(f.index);
+      };
       const b = document.createElement("button");
       b.type = "button";
       b.className = "box";
       b.dataset.index = String(f.index);
+      b.tabIndex = -1;
+      b.setAttribute("aria-hidden", "true");
       b.style.left = (100 * x) / data.width + "%";
       b.style.top = (100 * y) / data.height + "%";
       b.style.width = (100 * w) / data.width + "%";
       b.style.height = (100 * h) / data.height + "%";
-      b.setAttribute("aria-label", "Face " + (f.index + 1));
+      b.setAttribute("aria-label", name);
       const num = document.createElement("span");
       num.className = "num";
       num.textContent = String(f.index + 1);
       b.appendChild(num);
-      b.addEventListener("click", () => {
-        picked = true;
-        select(f.index);
-      });
+      b.addEventListener("click", pick);
       boxes.appendChild(b);
 
-      const label = document.createElement("label");
-      label.className = "check";
-      const radio = document.createElement("input");
-      radio.type = "radio";
-      radio.name = "face-choice";
-      radio.value = String(f.index);
-      radio.addEventListener("change", () => {
-        picked = true;
-        select(f.index);
-      });
-      label.title = "detection quality " + f.quality.toFixed(2);
-      label.appendChild(radio);
-      label.appendChild(document.createTextNode(" Face " + (f.index + 1)));
-      options.appendChild(label);
+      const opt = document.createElement("button");
+      opt.type = "button";
+      opt.className = "face-option";
+      opt.dataset.index = String(f.index);
+      opt.setAttribute("aria-label", name);
+      opt.setAttribute("aria-pressed", "false");
+      opt.title = name + ", detection quality " + f.quality.toFixed(2);
+      if (f.thumb) {
+        const im = document.createElement("img");
+        im.src = f.thumb;
+        im.alt = "";
+        im.width = 48;
+        im.height = 48;
+        opt.appendChild(im);
+      }
+      opt.appendChild(text("span", "num", String(f.index + 1)));
+      opt.addEventListener("click", pick);
+      options.appendChild(opt);
     });
     if (faces.length === 1) {
       status.textContent = "One face found.";
       choice.hidden = true;
     } else {
-      status.textContent = faces.length + " faces found: click the one to search (the best-quality one is chosen).";
+      status.textContent = faces.length + " faces found, numbered left to right and top to bottom: choose the one to search (the best-quality one is chosen).";
       choice.hidden = false;
     }
     select(faces[best].index);
@@ -149,12 +184,23 @@
       showError("This file is not a photo.");
       return;
     }
+    probe = "";
+    if (window.gabaritCheckUpload && !window.gabaritCheckUpload(input, [f])) {
+      // Too large: said next to the input, and not sent.
+      file = null;
+      ++detecting;
+      preview.hidden = true;
+      showError("");
+      return;
+    }
     file = f;
     showError("");
     if (objectURL) {
       URL.revokeObjectURL(objectURL);
     }
     objectURL = URL.createObjectURL(f);
+    stage.hidden = false;
+    noPreview.hidden = true;
     img.src = objectURL;
     preview.hidden = false;
     boxes.replaceChildren();
@@ -411,32 +457,54 @@
       showError("Choose a photo first.");
       return;
     }
+    if (window.gabaritCheckUpload && !window.gabaritCheckUpload(input, [file])) {
+      return; // too large: said next to the input
+    }
     const purpose = document.getElementById("purpose").value.trim();
     if (!purpose) {
       showError("State the purpose of the search: it is recorded in the audit log.");
       document.getElementById("purpose").focus();
       return;
     }
-    const fd = new FormData();
-    fd.append("photo", file);
-    fd.append("purpose", purpose);
-    fd.append("case", document.getElementById("case").value.trim());
-    fd.append("k", document.getElementById("k").value);
-    if (picked && selected >= 0) {
-      fd.append("face", String(selected));
-    }
-    // An examiner's exploratory search: the fields exist only for them.
-    ["threshold", "reason"].forEach((name) => {
-      const el = document.getElementById(name);
-      if (el && el.value.trim() !== "") {
-        fd.append(name, el.value.trim());
+    // The photo held since the detect step is searched by its handle; the
+    // photo itself goes only when there is none, or it is no longer held.
+    const formData = (withPhoto) => {
+      const fd = new FormData();
+      if (withPhoto) {
+        fd.append("photo", file);
+      } else {
+        fd.append("probe", probe);
       }
-    });
+      fd.append("purpose", purpose);
+      fd.append("case", document.getElementById("case").value.trim());
+      fd.append("k", document.getElementById("k").value);
+      if (picked && selected >= 0) {
+        fd.append("face", String(selected));
+      }
+      // An examiner's exploratory search: the fields exist only for them.
+      ["threshold", "reason"].forEach((name) => {
+        const el = document.getElementById(name);
+        if (el && el.value.trim() !== "") {
+          fd.append(name, el.value.trim());
+        }
+      });
+      return fd;
+    };
     button.disabled = true;
     const label = button.textContent;
     button.textContent = "Searching…";
     try {
-      const res = await post("/api/v1/searches", fd);
+      let res;
+      try {
+        res = await post("/api/v1/searches", formData(!probe));
+      } catch (err) {
+        if (!probe || err.code !== "probe_gone") {
+          throw err;
+        }
+        probe = "";
+        res = await post("/api/v1/searches", formData(true));
+      }
+      probe = ""; // a handle serves one search
       area.replaceChildren(renderResults(res));
       area.scrollIntoView({ block: "nearest" });
     } catch (err) {

@@ -24,17 +24,19 @@ Usage:
                      --legal-basis BASIS --art9 CONDITION --jurisdiction CC --retention DURATION [--json]
   gabarit source list [--json]             the declared sources
   gabarit source suspend|resume ID         stop / restart ingesting a source
+  gabarit source retire --confirm ID       destroy a source's data key and delete its images and faces
   gabarit ingest [--json] SOURCE_ID        detect, embed, encrypt, store and index a source (resumable)
   gabarit search --purpose TEXT [--case REF] [--k N | --all] [--threshold T --reason TEXT] [--face I] [--json] PHOTO
   gabarit purge [--json]                   delete what is past its source's retention period (and probe crops after 6 months)
   gabarit reindex                          rebuild the vector index from the store
-  gabarit serve [--addr HOST:PORT]         the REST API, web console, rights portal and /metrics
+  gabarit serve [--addr HOST:PORT] [--trusted-proxy CIDR]   the REST API, web console, rights portal and /metrics
   gabarit confirm SEARCH_ID FACE_ID        confirm a result as a verifier (two make an identification)
   gabarit reject SEARCH_ID FACE_ID --reason TEXT   reject a result as a verifier: never an identification
   gabarit user add --roles R[,R…] [--password-file F] NAME
                                            users and roles (admin, operator, investigator, verifier, dpo,
                                            auditor, examiner)
   gabarit user password --password-file F NAME   set a console password (admin)
+  gabarit user roles --roles R[,R…] NAME | disable NAME | enable NAME   (admin)
   gabarit policy show [--json] | set --fpir RATE   the searches' target false-positive identification rate
   gabarit rights request --kind access|erasure|objection|restriction --selfie PHOTO… --contact TEXT [--json]
   gabarit rights candidates ID             check the selfies, find every face that may be the person's
@@ -43,7 +45,8 @@ Usage:
   gabarit rights process --confirm N ID    act on the N reviewed faces (package, erasure, objection, restriction)
   gabarit rights show|list [--json]        one request, or the register of requests, deadlines and outcomes
   gabarit rights refuse|record|notified|extend|lift          see gabarit help rights SUBCOMMAND
-  gabarit audit verify|list                check the audit log's hash chain; print it
+  gabarit audit verify|list                check the audit log's hash chain and witnesses; print it (filters)
+  gabarit audit head | witness-reset       the signed last entry to keep off the machine; reset after a check
   gabarit export records [--md]            record of processing activities (GDPR Art. 30)
   gabarit export authority --out DIR       records, sources, search statistics, audit log + verification
   gabarit setup [--gpu] [--yunet DIR]      install ONNX Runtime, the model pack and test photos (from npm)

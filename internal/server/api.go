@@ -17,6 +17,7 @@ import (
 
 	"gabarit/internal/app"
 	"gabarit/internal/dsr"
+	"gabarit/internal/face"
 	"gabarit/internal/imageproc"
 	"gabarit/internal/passwd"
 	"gabarit/internal/search"
@@ -41,6 +42,7 @@ func (s *Server) apiRoutes() []*route {
 		{method: "PUT", path: v1 + "/users/{name}/roles", roles: roles(admin), h: s.apiSetRoles},
 		{method: "PUT", path: v1 + "/users/{name}/password", roles: roles(admin), h: s.apiSetPassword},
 		{method: "POST", path: v1 + "/users/{name}/disable", roles: roles(admin), h: s.apiDisableUser},
+		{method: "POST", path: v1 + "/users/{name}/enable", roles: roles(admin), h: s.apiEnableUser},
 
 		{method: "GET", path: v1 + "/tokens", roles: anyone, h: s.apiTokens},
 		{method: "POST", path: v1 + "/tokens", roles: anyone, h: s.apiCreateToken},
@@ -52,6 +54,7 @@ func (s *Server) apiRoutes() []*route {
 		{method: "POST", path: v1 + "/sources/{id}/suspend", roles: roles(operator), h: s.apiSourceState(store.StateSuspended)},
 		{method: "POST", path: v1 + "/sources/{id}/resume", roles: roles(operator), h: s.apiSourceState(store.StateActive)},
 		{method: "POST", path: v1 + "/sources/{id}/ingest", roles: roles(operator), h: byID(http.StatusAccepted, s.apiStartIngest)},
+		{method: "POST", path: v1 + "/sources/{id}/retire", roles: roles(operator), h: s.apiRetireSource},
 
 		{method: "GET", path: v1 + "/jobs", roles: roles(admin, operator), h: s.apiJobs},
 		{method: "GET", path: v1 + "/jobs/{id}", roles: roles(admin, operator), h: byID(http.StatusOK, s.apiJob)},
@@ -78,6 +81,8 @@ func (s *Server) apiRoutes() []*route {
 
 		{method: "GET", path: v1 + "/audit", roles: roles(auditor, dpo), h: s.apiAudit},
 		{method: "GET", path: v1 + "/audit/verify", roles: roles(auditor, dpo, admin), h: s.apiAuditVerify},
+		{method: "GET", path: v1 + "/records", roles: roles(admin, dpo, auditor), h: s.apiDeclaration},
+		{method: "PUT", path: v1 + "/records", roles: roles(admin, dpo), h: s.apiSaveRecords},
 		{method: "GET", path: v1 + "/exports/records", roles: roles(dpo, auditor), kind: apiFile, h: s.apiRecords},
 		{method: "POST", path: v1 + "/exports/authority", roles: roles(dpo, auditor), kind: apiFile, h: s.apiAuthorityExport},
 	}
@@ -216,8 +221,8 @@ func (s *Server) addUser(ctx context.Context, name string, roles []store.Role, p
 	if !userName.MatchString(name) {
 		return badRequest("a user's name has 1 to 64 letters, digits, dots, dashes, underscores or @, and no space")
 	}
-	if len(roles) == 0 {
-		return badRequest("roles: give one or more of admin, operator, investigator, verifier, dpo, auditor")
+	if err := checkRoles(roles); err != nil {
+		return err
 	}
 	hash, err := hashPassword(password)
 	if err != nil {
@@ -268,11 +273,7 @@ func (s *Server) apiSetRoles(w http.ResponseWriter, r *http.Request, p *principa
 	if err := decodeJSON(r, &in); err != nil {
 		return err
 	}
-	name := r.PathValue("name")
-	if name == p.user.Name && !slices.Contains(in.Roles, store.RoleAdmin) {
-		return newError(http.StatusConflict, "last_admin", "you cannot take the admin role from yourself; ask another admin")
-	}
-	if err := s.cfg.Data.DB.SetUserRoles(r.Context(), name, in.Roles, p.actor()); err != nil {
+	if err := s.setUserRoles(r.Context(), r.PathValue("name"), in.Roles, p); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -286,11 +287,7 @@ func (s *Server) apiSetPassword(w http.ResponseWriter, r *http.Request, p *princ
 	if err := decodeJSON(r, &in); err != nil {
 		return err
 	}
-	hash, err := hashPassword(in.Password)
-	if err != nil {
-		return err
-	}
-	if err := s.cfg.Data.DB.SetPassword(r.Context(), r.PathValue("name"), hash, p.actor()); err != nil {
+	if err := s.setUserPassword(r.Context(), r.PathValue("name"), in.Password, p); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -298,11 +295,17 @@ func (s *Server) apiSetPassword(w http.ResponseWriter, r *http.Request, p *princ
 }
 
 func (s *Server) apiDisableUser(w http.ResponseWriter, r *http.Request, p *principal) error {
-	name := r.PathValue("name")
-	if name == p.user.Name {
-		return newError(http.StatusConflict, "self", "you cannot disable yourself; ask another admin")
+	if err := s.disableUser(r.Context(), r.PathValue("name"), p); err != nil {
+		return err
 	}
-	if err := s.cfg.Data.DB.DisableUser(r.Context(), name, p.actor()); err != nil {
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// apiEnableUser enables a disabled user again; their API tokens stay
+// revoked.
+func (s *Server) apiEnableUser(w http.ResponseWriter, r *http.Request, p *principal) error {
+	if err := s.enableUser(r.Context(), r.PathValue("name"), p); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -481,7 +484,7 @@ func (s *Server) addSource(ctx context.Context, d app.Declaration, p *principal)
 func (s *Server) apiSourceState(state store.SourceState) handlerFunc {
 	return byID(http.StatusOK, func(ctx context.Context, id int64, p *principal) (map[string]any, error) {
 		err := app.SetSourceState(ctx, s.cfg.Data.DB, id, state, p.actor())
-		return map[string]any{"id": id, "state": state}, err
+		return map[string]any{"id": id, "state": state}, retiredConflict(err)
 	})
 }
 
@@ -527,8 +530,8 @@ func photos(r *http.Request, field string, max int) ([][]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		if imageproc.Sniff(b) == "" {
-			return nil, errNotImage
+		if err := imageproc.CheckFormat(b); err != nil {
+			return nil, err
 		}
 		out = append(out, b)
 	}
@@ -546,7 +549,7 @@ func parseMultipart(r *http.Request) error {
 	if err := r.ParseMultipartForm(32 << 20); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return errTooLarge
+			return tooLarge(r, mbe.Limit)
 		}
 		return badRequest("the multipart body cannot be read")
 	}
@@ -580,37 +583,53 @@ func (s *Server) analyse(ctx context.Context, fn func() error) error {
 type detectJSON struct {
 	Width  int       `json:"width"`
 	Height int       `json:"height"`
-	Faces  []boxJSON `json:"faces"`
+	Faces  []boxJSON `json:"faces"` // in reading order (face.ReadingOrder)
+	// Probe is a handle on the photo and its analysis, held in memory for
+	// its owner for a few minutes: a search that sends it instead of the
+	// photo does not analyse the photo again (probecache.go).
+	Probe string `json:"probe,omitempty"`
 }
 
 type boxJSON struct {
 	Index   int        `json:"index"`
 	Box     [4]float64 `json:"box"`
 	Quality float64    `json:"quality"`
+	Thumb   string     `json:"thumb,omitempty"` // the face's crop, a data: URL of a small JPEG
 }
 
 // apiDetect finds the faces of a photo, so that the investigator can
-// choose which to search; nothing is stored or searched.
-func (s *Server) apiDetect(w http.ResponseWriter, r *http.Request, _ *principal) error {
+// choose which to search: their boxes and thumbnails, numbered in reading
+// order as the search numbers them, and a handle on the photo for that
+// search. Nothing is stored or searched.
+func (s *Server) apiDetect(w http.ResponseWriter, r *http.Request, p *principal) error {
 	ps, err := photos(r, "photo", 1)
 	if err != nil {
 		return err
 	}
-	var out detectJSON
+	var an face.Analysis
 	err = s.analyse(r.Context(), func() error {
-		an, err := s.cfg.Model.Analyze(r.Context(), ps[0])
-		if err != nil {
-			return err
-		}
-		out = detectJSON{Width: an.Width, Height: an.Height, Faces: make([]boxJSON, len(an.Faces))}
-		for i, f := range an.Faces {
-			out.Faces[i] = boxJSON{Index: i, Box: [4]float64{round2(f.Box.X), round2(f.Box.Y), round2(f.Box.W), round2(f.Box.H)},
-				Quality: math.Round(f.Quality*1e3) / 1e3}
-		}
-		return nil
+		var err error
+		an, err = s.cfg.Model.Analyze(r.Context(), ps[0])
+		return err
 	})
 	if err != nil {
 		return err
+	}
+	face.ReadingOrder(an.Faces)
+	out := detectJSON{Width: an.Width, Height: an.Height, Faces: make([]boxJSON, len(an.Faces))}
+	thumbs, err := faceThumbs(ps[0], an)
+	if err != nil {
+		s.log.Warn("face thumbnails", "err", err, "faces", len(an.Faces))
+	}
+	for i, f := range an.Faces {
+		out.Faces[i] = boxJSON{Index: i, Box: [4]float64{round2(f.Box.X), round2(f.Box.Y), round2(f.Box.W), round2(f.Box.H)},
+			Quality: math.Round(f.Quality*1e3) / 1e3}
+		if i < len(thumbs) {
+			out.Faces[i].Thumb = thumbs[i]
+		}
+	}
+	if len(an.Faces) > 0 {
+		out.Probe = s.probes.put(p.actor(), ps[0], an)
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -625,14 +644,31 @@ type searchForm struct {
 	threshold        *float64 // nil: the operating point
 	reason           string   // why an exploratory search goes below it
 	probe            []byte
+	held             *heldProbe // the photo of a detect step, when its handle was sent
 }
 
-func (s *Server) readSearchForm(r *http.Request) (searchForm, error) {
-	ps, err := photos(r, "photo", 1)
-	if err != nil {
+// errProbeGone answers a search sent with the handle of a photo no longer
+// held (used, expired or evicted) and without the photo: the console sends
+// it again with the photo.
+var errProbeGone = newError(http.StatusGone, "probe_gone",
+	"the photo is no longer held on the server (it is kept for one search, a few minutes): send the photo again")
+
+// readSearchForm reads a search request for p: the photo, or the handle
+// (probe) of a photo whose faces p found with /detect, with the photo as
+// a fallback for a handle no longer held.
+func (s *Server) readSearchForm(r *http.Request, p *principal) (searchForm, error) {
+	if err := parseMultipart(r); err != nil {
 		return searchForm{}, err
 	}
-	f := searchForm{probe: ps[0], purpose: strings.TrimSpace(r.FormValue("purpose")), caseRef: strings.TrimSpace(r.FormValue("case")),
+	handle := strings.TrimSpace(r.FormValue("probe"))
+	var ps [][]byte
+	var err error
+	if handle == "" || len(r.MultipartForm.File["photo"]) > 0 {
+		if ps, err = photos(r, "photo", 1); err != nil {
+			return searchForm{}, err
+		}
+	}
+	f := searchForm{purpose: strings.TrimSpace(r.FormValue("purpose")), caseRef: strings.TrimSpace(r.FormValue("case")),
 		k: 10, face: -1, reason: strings.TrimSpace(r.FormValue("reason"))}
 	if f.purpose == "" {
 		return f, search.ErrNoPurpose
@@ -652,22 +688,40 @@ func (s *Server) readSearchForm(r *http.Request) (searchForm, error) {
 	}
 	if v := r.FormValue("threshold"); v != "" {
 		t, err := strconv.ParseFloat(v, 64)
-		if err != nil || math.IsNaN(t) {
-			return f, badRequest("threshold %q: want a number from -1 to 1", v)
+		if err != nil || math.IsNaN(t) || t < -1 || t > 1 {
+			// One text for every bad threshold, from the API or the form.
+			return f, badRequest("the threshold %q is not a number from -1 to 1: give one, or leave it empty to use the operating point", v)
 		}
 		f.threshold = &t
 	}
+	// The handle is taken last, so that a form refused above keeps it.
+	if handle != "" {
+		if h, ok := s.probes.take(p.actor(), handle); ok {
+			f.probe, f.held = h.photo, h
+			return f, nil
+		}
+		if ps == nil {
+			return f, errProbeGone
+		}
+	}
+	f.probe = ps[0]
 	return f, nil
 }
 
-// runSearch runs an audited search for p.
+// runSearch runs an audited search for p. A photo held since its detect
+// step is not analysed again, and is zeroed after the search.
 func (s *Server) runSearch(ctx context.Context, f searchForm, p *principal) (app.SearchView, error) {
+	req := search.Request{Actor: p.actor(), Purpose: f.purpose, Case: f.caseRef, K: f.k,
+		Threshold: f.threshold, Reason: f.reason, MayExplore: p.user.Has(store.RoleExaminer), Face: f.face, Probe: f.probe}
+	if f.held != nil {
+		defer f.held.wipe()
+		req.Analysis = &f.held.an
+	}
 	var res search.Result
 	start := time.Now()
 	err := s.analyse(ctx, func() error {
 		var err error
-		res, err = s.search.Search(ctx, search.Request{Actor: p.actor(), Purpose: f.purpose, Case: f.caseRef, K: f.k,
-			Threshold: f.threshold, Reason: f.reason, MayExplore: p.user.Has(store.RoleExaminer), Face: f.face, Probe: f.probe})
+		res, err = s.search.Search(ctx, req)
 		return err
 	})
 	if len(res.Stale) > 0 {
@@ -687,7 +741,7 @@ func (s *Server) runSearch(ctx context.Context, f searchForm, p *principal) (app
 }
 
 func (s *Server) apiSearch(w http.ResponseWriter, r *http.Request, p *principal) error {
-	f, err := s.readSearchForm(r)
+	f, err := s.readSearchForm(r, p)
 	if err != nil {
 		return err
 	}
@@ -865,11 +919,7 @@ func (s *Server) registerPortal(r *http.Request, actor string, kinds []dsr.Kind)
 }
 
 func (s *Server) apiPortalRequest(w http.ResponseWriter, r *http.Request, _ *principal) error {
-	if !s.portal.allow(clientIP(r)) {
-		retryAfter(w, time.Hour)
-		return errRateLimited
-	}
-	req, err := s.registerPortal(r, "portal", portalKinds)
+	req, err := s.limitedPortalRequest(w, r)
 	if err != nil {
 		return err
 	}
@@ -892,38 +942,39 @@ func (s *Server) toPortalAnswer(req dsr.Request) (portalAnswer, error) {
 
 // --- audit and exports ---
 
+// auditListJSON is one page of the audit log.
+type auditListJSON struct {
+	Entries []app.AuditView `json:"entries"`
+	Next    string          `json:"next"` // URL of the page of older entries; "" after the last
+}
+
+// apiAudit is the audit log, filtered (see auditQuery), newest first, a
+// page at a time.
 func (s *Server) apiAudit(w http.ResponseWriter, r *http.Request, _ *principal) error {
-	from, to := int64(1), int64(math.MaxInt64)
-	if v := r.URL.Query().Get("from"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 1 {
-			return badRequest("from %q: want an entry id ≥ 1", v)
-		}
-		from = n
-	}
-	limit := 200
-	if v := r.URL.Query().Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			return badRequest("limit %q: want 1 to 1000", v)
-		}
-		limit = n
-	}
-	to = from + int64(limit) - 1
-	es, err := s.cfg.Data.DB.AuditEntries(r.Context(), from, to)
+	_, f, err := auditQuery(r, store.DefaultAuditLimit, store.MaxAuditLimit)
 	if err != nil {
 		return err
 	}
-	out := make([]app.AuditView, len(es))
-	for i, e := range es {
-		out[i] = app.NewAuditView(e)
+	pg, err := s.queryAudit(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	out := auditListJSON{Entries: make([]app.AuditView, len(pg.Entries))}
+	for i, e := range pg.Entries {
+		out.Entries[i] = app.NewAuditView(e)
+	}
+	if pg.Older > 0 {
+		q := r.URL.Query()
+		q.Del("after")
+		q.Set("before", strconv.FormatInt(pg.Older, 10))
+		out.Next = r.URL.Path + "?" + q.Encode()
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
 func (s *Server) apiAuditVerify(w http.ResponseWriter, r *http.Request, _ *principal) error {
-	v, err := app.VerifyAudit(r.Context(), s.cfg.Data.DB)
+	v, err := app.VerifyAudit(r.Context(), s.cfg.Data.DB, "")
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"math"
 	"net/http"
 	"strconv"
@@ -161,10 +162,30 @@ func (s *Server) apiConfirm(w http.ResponseWriter, r *http.Request, p *principal
 	}
 	c, err := s.cfg.Data.DB.Confirm(r.Context(), sid, in.FaceID, p.actor())
 	if err != nil {
-		return err
+		return verifyRefusal(err, "confirm", in.FaceID)
 	}
 	writeJSON(w, http.StatusOK, confirmationJSON{FaceID: in.FaceID, Verifiers: c.Verifiers, Identified: c.Identified})
 	return nil
+}
+
+// verifyRefusal explains, for people, why the store refused a verifier's
+// confirmation or rejection (act) of face fid: the same words on the API
+// and on the console's verification screen. Other errors are returned as
+// they are.
+func verifyRefusal(err error, act string, fid int64) error {
+	switch {
+	case errors.Is(err, store.ErrExists) && act == "confirm":
+		return newError(http.StatusConflict, "conflict", "you have already confirmed face %d: a second, different verifier must confirm it", fid)
+	case errors.Is(err, store.ErrExists):
+		return newError(http.StatusConflict, "conflict", "you have already rejected face %d", fid)
+	case errors.Is(err, store.ErrRejected):
+		return newError(http.StatusConflict, "rejected", "face %d was rejected by a verifier: a rejected result cannot be confirmed", fid)
+	case errors.Is(err, store.ErrForbidden):
+		return newError(http.StatusForbidden, "not_allowed", "you cannot %s this result: you ran this search (or your account may not verify). Another verifier must do it", act)
+	case errors.Is(err, store.ErrNotReturned):
+		return badRequest("face %d was not returned by this search", fid)
+	}
+	return err
 }
 
 // apiReject records the calling verifier's rejection of a result, with
@@ -183,7 +204,7 @@ func (s *Server) apiReject(w http.ResponseWriter, r *http.Request, p *principal)
 	}
 	rj, err := s.cfg.Data.DB.Reject(r.Context(), sid, in.FaceID, p.actor(), in.Reason)
 	if err != nil {
-		return err
+		return verifyRefusal(err, "reject", in.FaceID)
 	}
 	writeJSON(w, http.StatusOK, rejectionJSON{FaceID: rj.FaceID, Verifier: rj.Verifier, Reason: rj.Reason, At: rj.At})
 	return nil

@@ -53,6 +53,8 @@ func (s *Server) pageRoutes() []*route {
 		{method: "POST", path: "/sources/{id}/suspend", roles: roles(operator), kind: page, h: s.pageSourceState(store.StateSuspended)},
 		{method: "POST", path: "/sources/{id}/resume", roles: roles(operator), kind: page, h: s.pageSourceState(store.StateActive)},
 		{method: "POST", path: "/sources/{id}/ingest", roles: roles(operator), kind: page, h: s.pageStartIngest},
+		{method: "GET", path: "/sources/{id}/retire", roles: roles(operator), kind: page, h: s.pageRetireStep},
+		{method: "POST", path: "/sources/{id}/retire", roles: roles(operator), kind: page, h: s.pageRetireSource},
 		{method: "POST", path: "/jobs/{id}/cancel", roles: roles(operator), kind: page, h: s.pageCancelJob},
 
 		{method: "GET", path: "/rights", roles: roles(dpo, auditor), kind: page, h: s.pageRights},
@@ -70,12 +72,18 @@ func (s *Server) pageRoutes() []*route {
 		{method: "GET", path: "/rights/{id}/record", roles: roles(dpo), kind: page, h: s.pageRightsRecord},
 
 		{method: "GET", path: "/audit", roles: roles(auditor, dpo), kind: page, h: s.pageAudit},
-		{method: "GET", path: "/records", roles: roles(dpo, auditor), kind: page, h: s.pageRecords},
+		{method: "GET", path: "/records", roles: roles(admin, dpo, auditor), kind: page, h: s.pageRecords},
+		{method: "POST", path: "/records", roles: roles(admin, dpo), kind: page, h: s.pageSaveRecords},
 		{method: "POST", path: "/records/export", roles: roles(dpo, auditor), kind: page, h: s.pageAuthorityExport},
 
 		{method: "GET", path: "/users", roles: roles(admin), kind: page, h: s.pageUsers},
 		{method: "POST", path: "/users", roles: roles(admin), kind: page, h: s.pageAddUser},
+		{method: "GET", path: "/users/{name}", roles: roles(admin), kind: page, h: s.pageUser},
+		{method: "POST", path: "/users/{name}/roles", roles: roles(admin), kind: page, h: s.pageSetRoles},
+		{method: "POST", path: "/users/{name}/password", roles: roles(admin), kind: page, h: s.pageSetPassword},
+		{method: "GET", path: "/users/{name}/disable", roles: roles(admin), kind: page, h: s.pageDisableStep},
 		{method: "POST", path: "/users/{name}/disable", roles: roles(admin), kind: page, h: s.pageDisableUser},
+		{method: "POST", path: "/users/{name}/enable", roles: roles(admin), kind: page, h: s.pageEnableUser},
 		{method: "GET", path: "/tokens", roles: anyone, kind: page, h: s.pageTokens},
 		{method: "POST", path: "/tokens", roles: anyone, kind: page, h: s.pageCreateToken},
 		{method: "POST", path: "/tokens/{id}/revoke", roles: anyone, kind: page, h: s.pageRevokeToken},
@@ -188,6 +196,7 @@ var notices = map[string]string{
 	"declared":   "Source %d is declared. Start an ingest to index its faces.",
 	"suspended":  "Source %d is suspended: nothing more is ingested from it.",
 	"resumed":    "Source %d is active again.",
+	"retired":    "Source %d is retired: its data key is destroyed and its images and faces are deleted. Its declaration stays, for the records.",
 	"ingest":     "Ingest job %d started; its progress shows below.",
 	"cancelled":  "Job %d is being cancelled; what it committed is kept.",
 	"processed":  "Request R-%d was acted on: its outcome is below.",
@@ -195,11 +204,16 @@ var notices = map[string]string{
 	"lifted":     "The restriction of request R-%d is lifted: the person's faces are shown by searches again.",
 	"registered": "Request R-%d is registered.",
 	"user-added": "User %s is added.",
-	"disabled":   "The user is disabled: their sessions ended and their API tokens are revoked.",
+	"disabled":   "User %s is disabled: their sessions ended and their API tokens are revoked.",
 	"revoked":    "API token %d is revoked.",
 	"confirmed":  "Your confirmation of face %d is recorded: a second, different verifier must confirm it.",
 	"rejected":   "Your rejection of face %d is recorded, with its reason: it will never count as an identification.",
 	"identified": "Your confirmation of face %d is recorded: two verifiers confirmed it, the person is identified.",
+
+	// The users page.
+	"enabled":      "User %s is enabled again: they sign in with their password; their old API tokens stay revoked.",
+	"roles-saved":  "The roles of %s are saved.",
+	"password-set": "The password of %s is changed: tell them in person or by another safe channel.",
 
 	// The steps of a rights request's page.
 	"candidates-found": "The candidates of request R-%d are found: review them, then save the review.",
@@ -208,6 +222,9 @@ var notices = map[string]string{
 	"identity":         "The identity check of request R-%d is recorded.",
 	"refused":          "Request R-%d is refused, with its reason.",
 	"notified":         "The notice to the users of search %d is recorded.",
+
+	"records-saved":     "Records of processing are saved.",
+	"records-unchanged": "Nothing was changed: the records of processing are as they were.",
 }
 
 // noticeOf reads the notice a redirect asked for.

@@ -3,11 +3,8 @@ package server
 import (
 	"errors"
 	"net/http"
-	"net/url"
-	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"gabarit/internal/app"
 	"gabarit/internal/store"
@@ -29,6 +26,9 @@ type homeBody struct {
 	// their verification.
 	Recent     []store.SearchSummary
 	ShowRecent bool
+	// Records warns admins and the DPO while the records of processing
+	// are incomplete (nil: nothing to warn of).
+	Records *recordsWarning
 }
 
 // recentSearches is how many of their searches the home page shows an
@@ -74,6 +74,7 @@ func (s *Server) pageHome(w http.ResponseWriter, r *http.Request, p *principal) 
 		}
 		b.ShowRecent = true
 	}
+	b.Records = s.homeRecordsWarning(p)
 	d := s.newPage(r, p, "Home", b)
 	d.Notice = noticeOf(r)
 	return s.render(w, http.StatusOK, "home", d)
@@ -113,10 +114,7 @@ func (s *Server) pageLoginPost(w http.ResponseWriter, r *http.Request, _ *princi
 	}
 	if _, err := s.login(r.Context(), w, r, name, password); err != nil {
 		var ae *apiError
-		if errors.As(err, &ae) {
-			if ae == errRateLimited {
-				retryAfter(w, time.Minute)
-			}
+		if errors.As(err, &ae) { // login set Retry-After on a 429
 			return fail(ae.Status, capitalize(ae.Message)+".")
 		}
 		return err
@@ -130,81 +128,6 @@ func (s *Server) pageLogout(w http.ResponseWriter, r *http.Request, p *principal
 		return err
 	}
 	seeOther(w, r, "/login", "signed-out", 0)
-	return nil
-}
-
-// --- users ---
-
-// usersBody is the admin's list of users and the form to add one.
-type usersBody struct {
-	Users []userJSON
-	Roles []store.Role
-	Form  newUserForm
-}
-
-type newUserForm struct {
-	Name  string
-	Roles []store.Role
-}
-
-// Has reports whether the form had role r ticked.
-func (f newUserForm) Has(r store.Role) bool { return slices.Contains(f.Roles, r) }
-
-func (s *Server) usersPage(w http.ResponseWriter, r *http.Request, p *principal, status int, f newUserForm, msg string) error {
-	ctx := r.Context()
-	users, err := s.cfg.Data.DB.Users(ctx)
-	if err != nil {
-		return err
-	}
-	b := usersBody{Roles: allRoleNames(), Form: f, Users: make([]userJSON, len(users))}
-	for i, u := range users {
-		b.Users[i] = toUserJSON(u)
-	}
-	d := s.newPage(r, p, "Users", b)
-	d.Notice, d.Error = noticeOf(r), msg
-	return s.render(w, status, "users", d)
-}
-
-// allRoleNames lists the roles in their canonical order.
-func allRoleNames() []store.Role {
-	return []store.Role{store.RoleAdmin, store.RoleOperator, store.RoleInvestigator, store.RoleVerifier, store.RoleDPO, store.RoleAuditor, store.RoleExaminer}
-}
-
-func (s *Server) pageUsers(w http.ResponseWriter, r *http.Request, p *principal) error {
-	return s.usersPage(w, r, p, http.StatusOK, newUserForm{}, "")
-}
-
-// pageAddUser adds a user with roles and a password, by the API's rules.
-func (s *Server) pageAddUser(w http.ResponseWriter, r *http.Request, p *principal) error {
-	if err := r.ParseForm(); err != nil {
-		return badRequest("the form cannot be read")
-	}
-	f := newUserForm{Name: strings.TrimSpace(r.PostForm.Get("name"))}
-	for _, v := range r.PostForm["roles"] {
-		role, err := store.ParseRole(v)
-		if err != nil {
-			return s.usersPage(w, r, p, http.StatusBadRequest, f, "Unknown role "+strconv.Quote(v)+".")
-		}
-		f.Roles = append(f.Roles, role)
-	}
-	err := s.addUser(r.Context(), f.Name, f.Roles, r.PostForm.Get("password"), p)
-	if err != nil {
-		ae := s.pageError(r, err)
-		return s.usersPage(w, r, p, ae.Status, f, capitalize(ae.Message)+".")
-	}
-	http.Redirect(w, r, "/users?"+url.Values{"notice": {"user-added"}, "name": {f.Name}}.Encode(), http.StatusSeeOther)
-	return nil
-}
-
-func (s *Server) pageDisableUser(w http.ResponseWriter, r *http.Request, p *principal) error {
-	name := r.PathValue("name")
-	if name == p.user.Name {
-		return s.usersPage(w, r, p, http.StatusConflict, newUserForm{}, "You cannot disable yourself; ask another admin.")
-	}
-	if err := s.cfg.Data.DB.DisableUser(r.Context(), name, p.actor()); err != nil {
-		return err
-	}
-	seeOther(w, r, "/users", "disabled", 0)
 	return nil
 }
 

@@ -2,7 +2,6 @@ package server
 
 import (
 	"cmp"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -147,20 +146,9 @@ type requestOutcome struct {
 }
 
 // newOutcome reads a completed request's result (nil when it has none).
-func newOutcome(result json.RawMessage) *requestOutcome {
-	var res struct {
-		ActedOn      *int          `json:"acted_on"`
-		Erased       *int          `json:"erased"`
-		ErasedImages int           `json:"erased_images"`
-		Proof        *rights.Proof `json:"proof"`
-		PackageSHA   string        `json:"package_sha256"`
-		Faces        *int          `json:"faces"`
-		Images       int           `json:"images"`
-		Unreadable   int           `json:"unreadable_images"`
-		Searches     int           `json:"searches"`
-		Restricted   *int          `json:"restricted_faces"`
-	}
-	if len(result) == 0 || json.Unmarshal(result, &res) != nil || res.ActedOn == nil {
+func newOutcome(r dsr.Request) *requestOutcome {
+	res, ok := rights.ResultOf(r)
+	if !ok {
 		return nil
 	}
 	o := &requestOutcome{ActedOn: *res.ActedOn, PackageSHA: res.PackageSHA, Proof: res.Proof}
@@ -174,12 +162,6 @@ func newOutcome(result json.RawMessage) *requestOutcome {
 		o.Restriction, o.Restricted = true, *res.Restricted
 	}
 	return o
-}
-
-// acting reports whether request r was left in progress by a run that
-// stopped: it can only be finished, on the set that run froze.
-func acting(r dsr.Request) bool {
-	return r.State == dsr.InProgress || r.State == dsr.Extended && r.ExtendedFrom == dsr.InProgress
 }
 
 // zoneDate writes t for people, in loc.
@@ -200,14 +182,14 @@ func (s *Server) requestPage(w http.ResponseWriter, r *http.Request, p *principa
 		return err
 	}
 	loc := requestLocation(req)
-	b := requestBody{RequestDetail: det, DPO: p.user.Has(store.RoleDPO), Open: !req.State.Final(), Acting: acting(req),
+	b := requestBody{RequestDetail: det, DPO: p.user.Has(store.RoleDPO), Open: !req.State.Final(), Acting: req.Acting(),
 		ZoneName: loc.String(), Form: f, Local: localDays{Received: req.Received.In(loc).Format("Monday 2 January 2006, 15:04"),
 			Due: zoneDate(req.Due, loc), Deadline: zoneDate(req.Deadline(), loc)}}
 	if det.NoticeSent != nil {
 		b.Local.Told = det.NoticeSent.In(loc).Format("2 January 2006, 15:04")
 	}
 	if req.State == dsr.Completed {
-		b.Outcome = newOutcome(det.Result)
+		b.Outcome = newOutcome(req)
 	}
 	b.InForce = det.RestrictionInForce != nil && *det.RestrictionInForce
 	if b.Form.Method == "" && len(det.Methods) > 0 {
@@ -268,15 +250,11 @@ func (s *Server) pageFindCandidates(w http.ResponseWriter, r *http.Request, p *p
 	return nil
 }
 
-// parseFaceIDs reads face ids separated by commas or spaces.
+// parseFaceIDs reads the face ids a DPO typed.
 func parseFaceIDs(s string) ([]int64, error) {
-	var ids []int64
-	for _, f := range strings.FieldsFunc(s, func(c rune) bool { return c == ',' || c == ';' || c == ' ' || c == '\t' || c == '\n' || c == '\r' }) {
-		id, err := strconv.ParseInt(strings.TrimPrefix(f, "#"), 10, 64)
-		if err != nil || id <= 0 {
-			return nil, badRequest("add faces by their ids, separated by commas or spaces: %q is not a face id", f)
-		}
-		ids = append(ids, id)
+	ids, err := app.ParseFaceIDs(s)
+	if err != nil {
+		return nil, badRequest("add faces by their ids, separated by commas or spaces: %v", err)
 	}
 	return ids, nil
 }
@@ -402,7 +380,7 @@ func (s *Server) pageProcessStep(w http.ResponseWriter, r *http.Request, p *prin
 	if err != nil {
 		return err
 	}
-	b := processBody{RequestView: det.RequestView, Closed: req.State.Final(), Finish: acting(req)}
+	b := processBody{RequestView: det.RequestView, Closed: req.State.Final(), Finish: req.Acting()}
 	var ids []int64
 	switch {
 	case b.Closed:
@@ -465,7 +443,7 @@ func (s *Server) pageProcessRights(w http.ResponseWriter, r *http.Request, p *pr
 		return err
 	}
 	confirm, err := strconv.Atoi(r.PostForm.Get("confirm_faces"))
-	if err != nil || confirm < -1 || confirm == -1 && !acting(req) {
+	if err != nil || confirm < -1 || confirm == -1 && !req.Acting() {
 		return s.requestFailed(w, r, p, id, requestForm{},
 			badRequest("act from the confirmation step (“Act on the reviewed set…”), which says how many faces are acted on"))
 	}
@@ -620,17 +598,19 @@ func readPortalForm(r *http.Request) portalForm {
 	return portalForm{Kind: r.FormValue("kind"), Contact: r.FormValue("contact")}
 }
 
+// unusableFile says why a file sent as a photo cannot be used, from the
+// decoder's message (what the file is, or that it is damaged or too large).
+func unusableFile(why string) string {
+	return "This file cannot be used: " + why + "."
+}
+
 // portalErrorMessage explains a refused request in plain words.
 func portalErrorMessage(ae *apiError) string {
 	switch ae.Code {
 	case "no_face":
 		return "We found no face in one of your photos. Send photos where your face is clearly visible, facing the camera, and not too small."
 	case "not_an_image", "bad_image":
-		return "One of the files is not a photo we can read. Send JPEG or PNG photos."
-	case "too_large":
-		return "The photos are too large together. Send fewer or smaller photos."
-	case "rate_limited":
-		return "Too many requests came from your network. Try again in an hour."
+		return unusableFile(ae.Message)
 	}
 	return capitalize(ae.Message) + "."
 }
@@ -640,7 +620,7 @@ func (s *Server) portalPage(w http.ResponseWriter, r *http.Request, status int, 
 	var scripts []string
 	if b.Answer == nil { // the form
 		b.Identity = s.identityExamples()
-		scripts = []string{"portal.js"}
+		scripts = []string{"app.js", "portal.js"} // app.js: the photos' size is checked before sending
 	}
 	d := s.newPage(r, nil, "Your rights", b)
 	d.Scripts = scripts
@@ -662,15 +642,14 @@ func (s *Server) pagePortal(w http.ResponseWriter, r *http.Request, _ *principal
 // same whatever the store holds: it never says whether the person is in
 // it.
 func (s *Server) pagePortalPost(w http.ResponseWriter, r *http.Request, _ *principal) error {
-	if !s.portal.allow(clientIP(r)) {
-		retryAfter(w, time.Hour)
-		return s.portalPage(w, r, http.StatusTooManyRequests, portalBody{}, portalErrorMessage(errRateLimited))
-	}
-	f := readPortalForm(r)
-	req, err := s.registerPortal(r, "portal", portalKinds)
+	req, err := s.limitedPortalRequest(w, r)
 	if err != nil {
 		ae := s.pageError(r, err)
-		return s.portalPage(w, r, ae.Status, portalBody{Form: f}, portalErrorMessage(ae))
+		var b portalBody
+		if ae.Status != http.StatusTooManyRequests { // the body was read: show the form as sent
+			b.Form = readPortalForm(r)
+		}
+		return s.portalPage(w, r, ae.Status, b, portalErrorMessage(ae))
 	}
 	a, err := s.toPortalAnswer(req)
 	if err != nil {

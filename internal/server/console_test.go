@@ -175,7 +175,7 @@ func TestConsolePages(t *testing.T) {
 		{"/rights/1", "Rights request R-1", roles(dpo, auditor)},
 		{"/rights/1/process", "Act on request R-1", roles(dpo)},
 		{"/audit", "Audit log", roles(auditor, dpo)},
-		{"/records", "Records of processing activities", roles(dpo, auditor)},
+		{"/records", "Records of processing activities", roles(admin, dpo, auditor)},
 		{"/users", "Users", roles(admin)},
 		{"/tokens", "API tokens", nil},
 	}
@@ -706,7 +706,7 @@ func TestConsoleAdmin(t *testing.T) {
 	if got := ad.post("/users/ada/disable", nil); got.status != http.StatusConflict {
 		t.Errorf("disable oneself: %d", got.status)
 	}
-	if got := ad.post("/users/nina/disable", nil); got.status != http.StatusSeeOther {
+	if got := ad.post("/users/nina/disable", url.Values{"confirm": {"yes"}}); got.status != http.StatusSeeOther {
 		t.Errorf("disable: %d", got.status)
 	}
 	if got := nina.get("/search"); got.status != http.StatusSeeOther {

@@ -139,6 +139,36 @@ func portalDue(t time.Time, loc *time.Location) string {
 	return t.In(loc).Format("Monday 2 January 2006") + " (" + loc.String() + ")"
 }
 
+// tooManyRequests is what a client refused by a limit of the portal
+// made too many of.
+const tooManyRequests = "too many requests from your address"
+
+// limitedPortalRequest registers a request from the portal (see
+// registerPortal) within the portal's limits, per client address: those
+// registered, and those refused (a bad photo, no face, a bad form) apart,
+// so that refused ones do not use up the requests a person may register.
+// Each request takes a place in both until its outcome is known, so that
+// concurrent ones cannot pass the limits; a failure of the server counts
+// in neither.
+func (s *Server) limitedPortalRequest(w http.ResponseWriter, r *http.Request) (dsr.Request, error) {
+	key := s.clientKey(r)
+	t, wait := takeAll(bucket{s.portal, key}, bucket{s.portalFailed, key})
+	if wait > 0 {
+		return dsr.Request{}, rateLimited(w, tooManyRequests, wait)
+	}
+	registered, refused := t[0], t[1]
+	req, err := s.registerPortal(r, "portal", portalKinds)
+	switch {
+	case err == nil:
+		refused.cancel()
+	case classify(err, "").Status < http.StatusInternalServerError:
+		registered.cancel()
+	default:
+		t.cancel()
+	}
+	return req, err
+}
+
 // portalStatusBody is the status page: the form, and what a look-up found.
 type portalStatusBody struct {
 	Ref, Code string // as typed, shown again
@@ -170,9 +200,8 @@ func (s *Server) pagePortalStatus(w http.ResponseWriter, r *http.Request, _ *pri
 		b.Error = "Give both your reference and your status code."
 		return s.portalStatusPage(w, r, http.StatusBadRequest, b)
 	}
-	if !s.portalStatus.allow(clientIP(r)) {
-		retryAfter(w, time.Hour)
-		b.Error = portalErrorMessage(errRateLimited)
+	if _, wait := s.portalStatus.take(s.clientKey(r)); wait > 0 {
+		b.Error = portalErrorMessage(rateLimited(w, tooManyRequests, wait))
 		return s.portalStatusPage(w, r, http.StatusTooManyRequests, b)
 	}
 	req, err := s.requestByCode(r.Context(), b.Ref, b.Code)
@@ -197,9 +226,8 @@ type portalStatusJSON struct {
 }
 
 func (s *Server) apiPortalStatus(w http.ResponseWriter, r *http.Request, _ *principal) error {
-	if !s.portalStatus.allow(clientIP(r)) {
-		retryAfter(w, time.Hour)
-		return errRateLimited
+	if _, wait := s.portalStatus.take(s.clientKey(r)); wait > 0 {
+		return rateLimited(w, tooManyRequests, wait)
 	}
 	req, err := s.requestByCode(r.Context(), r.PathValue("ref"), r.URL.Query().Get("code"))
 	if err != nil {
@@ -241,13 +269,13 @@ type faceCheckJSON struct {
 // selfie will do: it is analysed as rights.Engine.Register analyses it (its
 // largest face), and nothing is stored, logged or audited.
 func (s *Server) apiFaceCheck(w http.ResponseWriter, r *http.Request, _ *principal) error {
-	if !s.faceCheck.allow(clientIP(r)) {
-		retryAfter(w, time.Hour)
-		return errRateLimited
+	if _, wait := s.faceCheck.take(s.clientKey(r)); wait > 0 {
+		return rateLimited(w, tooManyRequests, wait)
 	}
 	ps, err := photos(r, "selfie", 1)
-	if errors.Is(err, errNotImage) {
-		writeJSON(w, http.StatusOK, faceCheckJSON{Message: portalErrorMessage(errNotImage)})
+	if errors.Is(err, imageproc.ErrUnsupportedFormat) {
+		j, _ := checkSelfie(face.Analysis{}, err)
+		writeJSON(w, http.StatusOK, j)
 		return nil
 	}
 	if err != nil {
@@ -283,15 +311,14 @@ type selfiesCheckJSON struct {
 // and the same person (a request whose selfies do not is refused). It says
 // nothing about the store; nothing is stored, logged or audited.
 func (s *Server) apiSelfiesCheck(w http.ResponseWriter, r *http.Request, _ *principal) error {
-	if !s.faceCheck.allow(clientIP(r)) {
-		retryAfter(w, time.Hour)
-		return errRateLimited
+	if _, wait := s.faceCheck.take(s.clientKey(r)); wait > 0 {
+		return rateLimited(w, tooManyRequests, wait)
 	}
 	ps, err := photos(r, "selfie", maxSelfies)
-	if err != nil && !errors.Is(err, errNotImage) {
+	if err != nil && !errors.Is(err, imageproc.ErrUnsupportedFormat) {
 		return err
 	}
-	if errors.Is(err, errNotImage) {
+	if errors.Is(err, imageproc.ErrUnsupportedFormat) {
 		// One of them is not an image: check them one by one to say which.
 		ps = nil
 		for _, fh := range r.MultipartForm.File["selfie"] {
@@ -343,7 +370,9 @@ func checkSelfie(an face.Analysis, err error) (faceCheckJSON, error) {
 	case errors.Is(err, face.ErrNoFace):
 		return faceCheckJSON{Message: portalErrorMessage(errNoFace)}, nil
 	case errors.Is(err, imageproc.ErrUnsupportedFormat), errors.Is(err, imageproc.ErrCorrupt), errors.Is(err, imageproc.ErrTooLarge):
-		return faceCheckJSON{Message: portalErrorMessage(errNotImage)}, nil
+		// Which problem it is, in the decoder's plain words: not a photo,
+		// damaged, or too large (with the numbers).
+		return faceCheckJSON{Message: unusableFile(imageproc.Message(err))}, nil
 	case err != nil:
 		return faceCheckJSON{}, err
 	}

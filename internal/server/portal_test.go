@@ -15,6 +15,7 @@ import (
 
 	"gabarit/internal/dsr"
 	"gabarit/internal/face"
+	"gabarit/internal/imageproc"
 	"gabarit/internal/store"
 )
 
@@ -335,8 +336,8 @@ func TestPortalFaceCheck(t *testing.T) {
 	}{
 		{"a face", testPNG(t, color.RGBA{200, 10, 10, 0}), faceCheckJSON{Usable: true, Faces: 1, Quality: 0.9}},
 		{"no face", testPNG(t, color.RGBA{}), faceCheckJSON{Message: portalErrorMessage(errNoFace)}},
-		{"not an image", []byte("%PDF-1.4 a document"), faceCheckJSON{Message: portalErrorMessage(errNotImage)}},
-		{"a corrupt image", corrupt, faceCheckJSON{Message: portalErrorMessage(errNotImage)}},
+		{"not an image", []byte("%PDF-1.4 a document"), faceCheckJSON{Message: unusableFile("the file is a PDF document, not a photo (gabarit reads " + imageproc.Readable() + ")")}},
+		{"a corrupt image", corrupt, faceCheckJSON{Message: unusableFile("the PNG file is damaged or incomplete; it cannot be decoded")}},
 	} {
 		st, got, body := check(e.anon(), tt.photo)
 		if st != http.StatusOK || got != tt.want {
@@ -398,7 +399,7 @@ func TestPortalSelfiesCheck(t *testing.T) {
 	}
 	got := check(red, green, []byte("%PDF-1.4 a document"))
 	if len(got.Photos) != 3 || !got.Photos[0].Usable || !got.Photos[1].Usable || got.Photos[2].Usable ||
-		got.Photos[2].Message != portalErrorMessage(errNotImage) {
+		got.Photos[2].Message != unusableFile("the file is a PDF document, not a photo (gabarit reads "+imageproc.Readable()+")") {
 		t.Errorf("photos: %+v", got.Photos)
 	}
 	if got.OnePerson == nil || *got.OnePerson || !strings.Contains(got.Message, "would be refused") {

@@ -32,28 +32,8 @@ func (e *cmdEnv) user(ctx context.Context, args []string) error {
 // userEnable enables a disabled user again (audited as user.enable); the
 // sessions and tokens that disabling ended stay ended.
 func (e *cmdEnv) userEnable(ctx context.Context, args []string) error {
-	fs := e.flags("user enable", "usage: gabarit user enable NAME\n\nEnables a disabled user again (admins). Sessions and API tokens ended by disabling stay ended.")
-	var df dataFlags
-	df.register(fs)
-	if err := parseArgs(fs, args); err != nil {
-		return exitError{2}
-	}
-	if fs.NArg() != 1 {
-		return usageErr(e, fs, "want one NAME")
-	}
-	dk, err := df.open(ctx, false)
-	if err != nil {
-		return err
-	}
-	defer dk.Close()
-	if err := requireAdmin(ctx, dk.DB, nil); err != nil {
-		return err
-	}
-	if err := dk.DB.EnableUser(ctx, fs.Arg(0), actor()); err != nil {
-		return err
-	}
-	fmt.Fprintf(e.stdout, "user %s enabled\n", fs.Arg(0))
-	return nil
+	return e.userSwitch(ctx, args, "enable", "Enables a disabled user again (admins). Sessions and API tokens ended by disabling stay ended.",
+		(*store.DB).EnableUser)
 }
 
 // userRoles replaces a user's roles (audited as user.roles).
@@ -226,7 +206,14 @@ func readPassword(e *cmdEnv, path string) (string, error) {
 }
 
 func (e *cmdEnv) userDisable(ctx context.Context, args []string) error {
-	fs := e.flags("user disable", "usage: gabarit user disable NAME\n\nDisables a user (users are never deleted, so that the audit log keeps its meaning).")
+	return e.userSwitch(ctx, args, "disable", "Disables a user (users are never deleted, so that the audit log keeps its meaning).",
+		(*store.DB).DisableUser)
+}
+
+// userSwitch disables or enables the user named in args (admins), by do.
+func (e *cmdEnv) userSwitch(ctx context.Context, args []string, verb, about string,
+	do func(db *store.DB, ctx context.Context, name, by string) error) error {
+	fs := e.flags("user "+verb, "usage: gabarit user "+verb+" NAME\n\n"+about)
 	var df dataFlags
 	df.register(fs)
 	if err := parseArgs(fs, args); err != nil {
@@ -243,7 +230,11 @@ func (e *cmdEnv) userDisable(ctx context.Context, args []string) error {
 	if err := requireAdmin(ctx, dk.DB, nil); err != nil {
 		return err
 	}
-	return dk.DB.DisableUser(ctx, fs.Arg(0), actor())
+	if err := do(dk.DB, ctx, fs.Arg(0), actor()); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "user %s %sd\n", fs.Arg(0), verb)
+	return nil
 }
 
 func (e *cmdEnv) userList(ctx context.Context, args []string) error {

@@ -18,6 +18,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"gabarit/internal/fsutil"
 	"gabarit/internal/store"
 )
 
@@ -393,9 +394,9 @@ func Save(ctx context.Context, db *store.DB, dir string, org Organisation, versi
 				}
 				return nil
 			}
-			return writeAtomic(path, old, mode)
+			return fsutil.WriteFile(path, old, mode, true)
 		}
-		if err := writeAtomic(path, b, mode); err != nil {
+		if err := fsutil.WriteFile(path, b, mode, true); err != nil {
 			return err
 		}
 		out.Version = Version(b)
@@ -442,42 +443,4 @@ func merge(path string, old []byte, org Organisation) ([]byte, error) {
 		return nil, err
 	}
 	return append(b, '\n'), nil
-}
-
-// writeAtomic replaces path with b: a temporary file in the same
-// directory, written, synced and renamed over path, then the directory
-// synced, so that a crash leaves the old file or the new one, never half.
-func writeAtomic(path string, b []byte, mode fs.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	err = f.Chmod(mode)
-	if err == nil {
-		_, err = f.Write(b)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp) // best effort: the error that matters is err
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

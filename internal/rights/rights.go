@@ -44,6 +44,7 @@ import (
 	"gabarit/internal/dsr"
 	"gabarit/internal/dsr/access"
 	"gabarit/internal/face"
+	"gabarit/internal/fsutil"
 	"gabarit/internal/keyring"
 	"gabarit/internal/openset"
 	"gabarit/internal/rights/preselect"
@@ -608,30 +609,12 @@ func PackagePath(dir string, id int64) string {
 	return filepath.Join(dir, fmt.Sprintf("rights-%d-access.zip", id))
 }
 
-// writeAtomic writes data to path (mode 0600) through a synced temporary file.
+// writeAtomic writes data to path (mode 0600), creating its directory.
 func writeAtomic(path string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".package-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp) // best effort; the error is the one to report
-	}
-	return err
+	return fsutil.WriteFile(path, data, 0o600, true)
 }
 
 // template opens the stored template of face id, or nil when the face is

@@ -13,8 +13,9 @@ import (
 // edit it; each change is audited (records.update) with the names of the
 // fields changed, never their values.
 
-// declarationJSON is the declaration as the API answers it.
-type declarationJSON struct {
+// declarationUpdate is the body of PUT /api/v1/records: every editable
+// field (an absent one is empty) and the version it was based on.
+type declarationUpdate struct {
 	// Version is the hex SHA-256 of records.json as read; a PUT sends it
 	// back, so that it cannot undo a change it has not seen.
 	Version        string   `json:"version"`
@@ -25,6 +26,12 @@ type declarationJSON struct {
 	Transfers      string   `json:"transfers"`
 	Authority      string   `json:"authority"`
 	SecurityExtras []string `json:"security_extras"`
+}
+
+// declarationJSON is the declaration as the API answers it: the fields a
+// PUT sends, and what is still missing.
+type declarationJSON struct {
+	declarationUpdate
 	// Missing are the required fields still undeclared: the record, access
 	// reports and authority exports print them as NOT DECLARED.
 	Missing []string `json:"missing"`
@@ -38,22 +45,9 @@ func toDeclarationJSON(org records.Organisation, version string) declarationJSON
 	if missing == nil {
 		missing = []string{}
 	}
-	return declarationJSON{Version: version, Controller: org.Controller, Representative: org.Representative, DPO: org.DPO,
-		Recipients: org.Recipients, Transfers: org.Transfers, Authority: org.Authority, SecurityExtras: org.SecurityExtras,
-		Missing: missing}
-}
-
-// declarationUpdate is the body of PUT /api/v1/records: every editable
-// field (an absent one is empty) and the version it was based on.
-type declarationUpdate struct {
-	Version        string   `json:"version"`
-	Controller     string   `json:"controller"`
-	Representative string   `json:"representative"`
-	DPO            string   `json:"dpo"`
-	Recipients     []string `json:"recipients"`
-	Transfers      string   `json:"transfers"`
-	Authority      string   `json:"authority"`
-	SecurityExtras []string `json:"security_extras"`
+	return declarationJSON{declarationUpdate: declarationUpdate{Version: version, Controller: org.Controller,
+		Representative: org.Representative, DPO: org.DPO, Recipients: org.Recipients, Transfers: org.Transfers,
+		Authority: org.Authority, SecurityExtras: org.SecurityExtras}, Missing: missing}
 }
 
 // invalidFieldsJSON is a 400 naming what is wrong with each field.

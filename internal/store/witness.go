@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"gabarit/internal/fsutil"
 )
 
 // AuditHead is the last entry of the audit log: its id and hash.
@@ -202,18 +204,7 @@ func (w *witness) write(path string, committed AuditHead, pending *AuditHead, du
 		}
 		fmt.Fprintf(&b, "%s %d %x %s\n", l.kind, l.h.ID, l.h.Hash, sig)
 	}
-	tmp := path + ".tmp"
-	err := os.WriteFile(tmp, []byte(b.String()), 0o600)
-	if err == nil && durable {
-		err = syncFile(tmp)
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err == nil && durable {
-		err = syncDir(filepath.Dir(path))
-	}
-	if err != nil {
+	if err := fsutil.WriteFile(path, []byte(b.String()), 0o600, durable); err != nil {
 		return fmt.Errorf("write audit witness %s: %w", path, err)
 	}
 	return nil
@@ -362,31 +353,6 @@ func (w *witness) commit(next AuditHead) {
 		}
 	}
 	w.last = max(w.last, next.ID)
-}
-
-// syncDir syncs directory dir, so that a rename in it survives a crash.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	if err := d.Sync(); err != nil {
-		d.Close()
-		return err
-	}
-	return d.Close()
-}
-
-func syncFile(path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 // WitnessErr returns the error of the last failed write of the audit

@@ -8,6 +8,8 @@ import (
 	"runtime/debug"
 
 	"gabarit/internal/app"
+	"gabarit/internal/imageproc"
+	"gabarit/internal/membudget"
 	"gabarit/internal/modelpack"
 	"gabarit/internal/onnx"
 	"gabarit/internal/pipeline"
@@ -24,6 +26,8 @@ type faceFlags struct {
 	minFace     float64
 	minFaceFrac float64
 	decodeSide  int
+	memBudget   string            // --memory-budget; "" = $GABARIT_MEMORY_BUDGET or membudget.Default
+	budget      *membudget.Budget // set by open; nil when the budget is off
 }
 
 func (f *faceFlags) register(fs *flag.FlagSet) {
@@ -35,6 +39,7 @@ func (f *faceFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&f.minFace, "min-face", 40, "smallest face to find, in pixels of the original image")
 	fs.Float64Var(&f.minFaceFrac, "min-face-fraction", 0.02, "raise --min-face to this fraction of the image's shorter side (-1: off)")
 	fs.IntVar(&f.decodeSide, "decode-side", 1600, "JPEGs may be decoded smaller (DCT scaling by 2, 4, 8) while their longer side stays ≥ this (-1: full size)")
+	fs.StringVar(&f.memBudget, "memory-budget", "", "memory shared by the images decoded at once, such as 768M or 2G; a heavier image waits, one over it is refused (off: no budget; default $"+membudget.EnvVar+" or 768M)")
 }
 
 func (f *faceFlags) dirs() setup.Dirs { return f.options().Dirs() }
@@ -54,6 +59,26 @@ func (f *faceFlags) options() app.FaceOptions {
 func (f *faceFlags) open(ctx context.Context, cfg pipeline.Config) (*faceKit, error) {
 	if f.workers < 1 {
 		return nil, fmt.Errorf("--workers must be ≥ 1, got %d", f.workers)
+	}
+	size, err := membudget.FromEnv(membudget.Default)
+	if f.memBudget != "" {
+		size, err = membudget.Parse(f.memBudget)
+		if err != nil {
+			err = fmt.Errorf("--memory-budget: %w", err)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if size > 0 {
+		f.budget = membudget.New(size)
+		cfg.Budget = f.budget
+		// An image needing more than the budget is refused by it; let the
+		// decoder's own limit be no lower than the budget's.
+		if cfg.Limits == (imageproc.Limits{}) {
+			cfg.Limits = imageproc.DefaultLimits
+		}
+		cfg.Limits.MaxDecodedBytes = max(cfg.Limits.MaxDecodedBytes, size)
 	}
 	return app.OpenFaces(ctx, f.options(), cfg)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"gabarit/internal/membudget"
 	"gabarit/internal/openset"
 	"io/fs"
 	"os"
@@ -69,6 +70,9 @@ type Faces struct {
 
 // Close releases the networks.
 func (f *Faces) Close() error { return f.Models.Close() }
+
+// Budget is the memory budget the face path decodes in (nil: none).
+func (f *Faces) Budget() *membudget.Budget { return f.Pipe.Budget() }
 
 // ModelID names the pack's embedder: templates of different models are
 // never compared.

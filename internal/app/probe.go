@@ -13,6 +13,7 @@ import (
 	"gabarit/internal/face"
 	"gabarit/internal/imageproc"
 	"gabarit/internal/keyring"
+	"gabarit/internal/membudget"
 	"gabarit/internal/store"
 )
 
@@ -30,6 +31,43 @@ const (
 // ErrNoProbeCrop reports a search that keeps no probe crop: its probe had
 // no face, or it was recorded before crops were kept.
 var ErrNoProbeCrop = errors.New("this search keeps no crop of its probe face")
+
+// Reserve runs fn, which decodes photo, while holding in the memory budget
+// b what decoding photo at full size takes (nothing when b is nil): a photo
+// decoded again after its analysis (a crop, a thumbnail) counts like one
+// being analysed. ctx bounds the wait (membudget.WithMaxWait).
+func Reserve(ctx context.Context, b *membudget.Budget, photo []byte, fn func() error) error {
+	if b == nil {
+		return fn()
+	}
+	need, err := imageproc.Estimate(photo, imageproc.DecodeOptions{Limits: imageproc.Limits{MaxDecodedBytes: b.Size()}})
+	if err != nil {
+		return err
+	}
+	release, err := b.Acquire(ctx, need)
+	if err != nil {
+		return err
+	}
+	defer release()
+	return fn()
+}
+
+// budgetOf is the memory budget of model m, when it has one.
+func budgetOf(m any) *membudget.Budget {
+	if b, ok := m.(interface{ Budget() *membudget.Budget }); ok {
+		return b.Budget()
+	}
+	return nil
+}
+
+// budgetedCrop is CropFace within budget b.
+func budgetedCrop(ctx context.Context, b *membudget.Budget, photo []byte, box face.Box) (crop []byte, err error) {
+	err = Reserve(ctx, b, photo, func() error {
+		crop, err = CropFace(photo, box, ProbeCropMargin, ProbeCropSide)
+		return err
+	})
+	return crop, err
+}
 
 // CropFace returns a JPEG of the box b of the encoded photo data (in the
 // pixels of the photo after EXIF orientation, as the analyzer reports
@@ -91,11 +129,12 @@ func EncodeCrop(img *imageproc.RGB, b face.Box, sx, sy, margin float64, side int
 	return buf.Bytes(), nil
 }
 
-// SealProbeCrop crops the face f from the probe photo and seals the crop
-// with the search records' data key, bound to the probe's SHA-256 (which
-// the search record keeps): the search.Engine's SealProbe.
-func SealProbeCrop(keys *keyring.Keyring, probe []byte, f face.Face) ([]byte, error) {
-	jpg, err := CropFace(probe, f.Box, ProbeCropMargin, ProbeCropSide)
+// SealProbeCrop crops the face f from the probe photo (within the memory
+// budget b, nil for none) and seals the crop with the search records' data
+// key, bound to the probe's SHA-256 (which the search record keeps): the
+// search.Engine's SealProbe.
+func SealProbeCrop(ctx context.Context, b *membudget.Budget, keys *keyring.Keyring, probe []byte, f face.Face) ([]byte, error) {
+	jpg, err := budgetedCrop(ctx, b, probe, f.Box)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package app
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"errors"
 	"image"
@@ -92,7 +93,7 @@ func TestProbeCropSealed(t *testing.T) {
 	t.Cleanup(func() { _ = keys.Close() })
 	box := face.Box{X: 40, Y: 40, W: 60, H: 60}
 	probe := photoWithFace(t, 200, 160, box)
-	sealed, err := SealProbeCrop(keys, probe, face.Face{Box: box})
+	sealed, err := SealProbeCrop(context.Background(), nil, keys, probe, face.Face{Box: box})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ type exifJPEGInfo struct {
 	width, height int
 	components    int // 1 (gray), 3 (YCbCr/RGB) or 4 (CMYK/YCCK)
 	orientation   int // 1–8; 1 when there is no (valid) EXIF orientation
+	progressive   bool
 }
 
 // exifScanJPEG walks the JPEG marker segments from SOI up to the first SOS
@@ -88,6 +89,7 @@ func exifScanJPEG(data []byte) (exifJPEGInfo, error) {
 			info.height = int(binary.BigEndian.Uint16(seg[1:]))
 			info.width = int(binary.BigEndian.Uint16(seg[3:]))
 			info.components = int(seg[5])
+			info.progressive = marker&3 == 2 // SOF2, SOF6, SOF10, SOF14
 			if info.width == 0 || info.height == 0 {
 				return info, fmt.Errorf("jpeg: frame header declares a %d×%d image", info.width, info.height)
 			}

@@ -8,6 +8,7 @@ import (
 
 	"gabarit/internal/face"
 	"gabarit/internal/imageproc"
+	"gabarit/internal/membudget"
 )
 
 // Detector finds faces in one image.
@@ -72,7 +73,20 @@ type Config struct {
 	NMSIoU float64
 	// SkipEmbedding leaves Face.Embedding nil (detection and landmarks only).
 	SkipEmbedding bool
+	// Budget, when set, is the process's memory budget: ProcessBytes and
+	// ProcessFile reserve in it what decoding the image takes (estimated
+	// from its header, see imageproc.Estimate) and what the analysis adds,
+	// before decoding, and give it back when the analysis is done. An
+	// image waits while others hold the budget (see membudget.WithMaxWait),
+	// and one that needs more than the whole budget is refused at once
+	// with an *imageproc.MemoryLimitError.
+	Budget *membudget.Budget
 }
+
+// analysisBytes is what the analysis of a decoded image adds to its
+// decoding: the detector's scaled copies and tiles (the longer side at most
+// MaxDetectSide), the tensors and the aligned crops.
+const analysisBytes = 32 << 20
 
 func (c Config) withDefaults() Config {
 	if c.MinFace <= 0 {
@@ -133,21 +147,62 @@ type Result struct {
 }
 
 // ProcessFile decodes the file at path and processes it.
+// Budget is the process's memory budget the pipeline reserves in (nil when
+// there is none), for whoever decodes a photo again after its analysis.
+func (p *Pipeline) Budget() *membudget.Budget { return p.cfg.Budget }
+
 func (p *Pipeline) ProcessFile(ctx context.Context, path string) (*Result, error) {
-	d, err := imageproc.DecodeFile(path, p.decodeOptions())
+	data, err := imageproc.ReadFile(path, p.cfg.Limits.MaxBytes)
 	if err != nil {
 		return nil, err
+	}
+	release, err := p.reserve(ctx, data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	defer release()
+	d, err := imageproc.Decode(data, p.decodeOptions())
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return p.Process(ctx, d)
 }
 
 // ProcessBytes decodes an encoded image and processes it.
 func (p *Pipeline) ProcessBytes(ctx context.Context, data []byte) (*Result, error) {
+	release, err := p.reserve(ctx, data)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	d, err := imageproc.Decode(data, p.decodeOptions())
 	if err != nil {
 		return nil, err
 	}
 	return p.Process(ctx, d)
+}
+
+// reserve estimates, from its header, the memory that decoding and
+// analysing data takes and reserves it in the budget; the image's own
+// limits are checked on the way (the errors are Decode's). Without a
+// budget it reserves nothing.
+func (p *Pipeline) reserve(ctx context.Context, data []byte) (release func(), err error) {
+	if p.cfg.Budget == nil {
+		return func() {}, nil
+	}
+	// An image that the whole budget cannot hold is refused as over the
+	// decoder's limit (*imageproc.MemoryLimitError), with its size.
+	opt := p.decodeOptions()
+	limit := opt.Limits.MaxDecodedBytes
+	if limit <= 0 {
+		limit = imageproc.DefaultLimits.MaxDecodedBytes
+	}
+	opt.Limits.MaxDecodedBytes = max(min(limit, p.cfg.Budget.Size()-analysisBytes), 1)
+	need, err := imageproc.Estimate(data, opt)
+	if err != nil {
+		return nil, err
+	}
+	return p.cfg.Budget.Acquire(ctx, need+analysisBytes)
 }
 
 func (p *Pipeline) decodeOptions() imageproc.DecodeOptions {

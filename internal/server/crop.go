@@ -64,7 +64,16 @@ func (s *Server) faceImage(ctx context.Context, ref store.FaceRef) (*imageproc.R
 		s.log.Warn("read image for a crop", "face", ref.ID, "err", err)
 		return nil, newError(http.StatusNotFound, "image_gone", "the image can no longer be read from its source")
 	}
-	dec, err := imageproc.Decode(data, imageproc.DecodeOptions{})
+	// Decoding a stored photo again takes memory like decoding an upload:
+	// it waits for its share of the budget, like the analyses, and holds
+	// it while it decodes (what it returns is the size of the RGB image,
+	// which the caller only resamples).
+	var dec *imageproc.Decoded
+	err = s.reserve(ctx, data, func() error {
+		var err error
+		dec, err = imageproc.Decode(data, imageproc.DecodeOptions{})
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -42,6 +42,13 @@ type Package struct {
 	Searches                   []Search // every search that returned one of them
 	// Limits bound image decoding; zero fields take imageproc.DefaultLimits.
 	Limits imageproc.Limits
+	// Reserve, when set, runs a decode of photo within the process's
+	// memory budget (app.Reserve); nil decodes without one.
+	Reserve func(photo []byte, decode func() error) error
+	// UnreadableFaces counts the stored faces that could not be compared
+	// with the person's photos (damaged records, in quarantine): the report
+	// says so, since some of them may be the person's.
+	UnreadableFaces int
 }
 
 // Face is one face of the person, as held in the store.
@@ -220,7 +227,16 @@ func writeImage(zw *zip.Writer, p Package, faces []Face, idx []int, r *report, s
 		unreadable(err)
 		return nil
 	}
-	dec, err := imageproc.Decode(data, imageproc.DecodeOptions{Limits: p.Limits})
+	var dec *imageproc.Decoded
+	decode := func() (err error) {
+		dec, err = imageproc.Decode(data, imageproc.DecodeOptions{Limits: p.Limits})
+		return err
+	}
+	if p.Reserve != nil {
+		err = p.Reserve(data, decode)
+	} else {
+		err = decode()
+	}
 	if err != nil {
 		unreadable(err)
 		return nil

@@ -20,6 +20,7 @@ import (
 
 	"gabarit/internal/app"
 	"gabarit/internal/face"
+	"gabarit/internal/imageproc"
 	"gabarit/internal/loadgen"
 	"gabarit/internal/passwd"
 	"gabarit/internal/pipeline"
@@ -66,7 +67,7 @@ func (e *cmdEnv) benchServe(ctx context.Context, args []string) error {
 	}
 	ff.minFaceFrac = -1
 	photos := ff.dirs().TestPhotos()
-	probe, err := os.ReadFile(filepath.Join(photos, *probeName))
+	probe, err := imageproc.ReadFile(filepath.Join(photos, *probeName), 0)
 	if err != nil {
 		return fmt.Errorf("%w (install the demo photos with: gabarit setup)", err)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/csv"
 	"flag"
@@ -148,12 +149,11 @@ func (e *cmdEnv) evalPairs(ctx context.Context, args []string) error {
 }
 
 func lfwPairs(path, root string) ([]eval.Pair, error) {
-	f, err := os.Open(path)
+	b, err := imageproc.ReadFile(path, 0) // a regular file, never a FIFO waited on
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	_, pairs, err := eval.ParsePairs(f, root)
+	_, pairs, err := eval.ParsePairs(bytes.NewReader(b), root)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -164,12 +164,11 @@ func lfwPairs(path, root string) ([]eval.Pair, error) {
 // row first; decision Yes or No, any case), finding each file by its base
 // name anywhere under root. Pair i goes to fold i mod folds.
 func csvPairs(path, root string, folds int) ([]eval.Pair, error) {
-	f, err := os.Open(path)
+	b, err := imageproc.ReadFile(path, 0)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	rows, err := csv.NewReader(f).ReadAll()
+	rows, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

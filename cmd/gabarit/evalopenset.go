@@ -57,7 +57,7 @@ func (e *cmdEnv) evalOpenSet(ctx context.Context, args []string) error {
 	}
 	photos, dropped := eval.DropCrossDuplicates(photos)
 	for _, f := range dropped {
-		fmt.Fprintf(e.stderr, "left out (the same picture under another identity): %s\n", f)
+		fmt.Fprintf(e.stderr, "left out (the same picture under another identity): %s\n", printable(f))
 	}
 	dec, err := eval.BuildDecider(photos, eval.DefaultMinQuality)
 	if err != nil {

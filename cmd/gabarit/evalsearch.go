@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"gabarit/internal/imageproc"
 	"gabarit/internal/ingest"
 	"gabarit/internal/pipeline"
 	"gabarit/internal/search"
@@ -189,7 +190,7 @@ func (e *cmdEnv) evalSearch(ctx context.Context, args []string) error {
 	var top1, top5 int
 	var searchTime time.Duration
 	for i, p := range probes {
-		data, err := os.ReadFile(p)
+		data, err := imageproc.ReadFile(p, 0)
 		if err != nil {
 			return err
 		}

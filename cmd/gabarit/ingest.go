@@ -30,6 +30,9 @@ type ingestJSON struct {
 	Seconds      float64            `json:"seconds"`
 	ImagesPerSec float64            `json:"images_per_second"`
 	Interrupted  bool               `json:"interrupted,omitempty"`
+	// Error says why the ingest stopped before the end (the source
+	// cannot be read or walked, the data directory cannot be opened…).
+	Error string `json:"error,omitempty"`
 }
 
 func (e *cmdEnv) ingest(ctx context.Context, args []string) error {
@@ -54,25 +57,37 @@ func (e *cmdEnv) ingest(ctx context.Context, args []string) error {
 	if err != nil || id <= 0 {
 		return usageErr(e, fs, "SOURCE_ID %q is not a source id", fs.Arg(0))
 	}
+	// With --json, the summary is printed whatever happens, with the
+	// error that stopped the ingest and what was done before it.
+	out := ingestJSON{SourceID: id, Errors: []ingest.FileError{}}
+	fail := func(err error) error {
+		if *asJSON {
+			out.Error = err.Error()
+			if jerr := json.NewEncoder(e.stdout).Encode(out); jerr != nil {
+				return errors.Join(err, jerr)
+			}
+		}
+		return err
+	}
 
 	k, err := df.open(ctx, true)
 	if err != nil {
-		return err
+		return fail(err)
 	}
 	defer k.Close()
 	kit, err := ff.open(ctx, pipeline.Config{})
 	if err != nil {
-		return err
+		return fail(err)
 	}
 	defer kit.Close()
 	h, err := k.OpenIndex(ctx, kit.ModelID(), kit.Dim())
 	if err != nil {
-		return err
+		return fail(err)
 	}
 	defer h.Close()
 	v, err := k.Vault(ctx)
 	if err != nil {
-		return err
+		return fail(err)
 	}
 	bar := newProgressBar(e.stderr, *quiet || *asJSON)
 	o := app.IngestOptions{Actor: actor(), Workers: ff.workers, Batch: *batch, Every: *every}
@@ -85,20 +100,19 @@ func (e *cmdEnv) ingest(ctx context.Context, args []string) error {
 		bar.finish(sum.Stats)
 	}
 	interrupted := runErr != nil && ctx.Err() != nil
-	if errors.Is(runErr, store.ErrNotFound) {
-		return fmt.Errorf("%w (see gabarit source list)", runErr)
-	}
-	if runErr != nil && !interrupted {
-		return runErr
-	}
-
-	out := ingestJSON{SourceID: id, Images: sum.Images, Faces: sum.Faces, Skipped: sum.Skipped, Suppressed: sum.Suppressed,
+	out = ingestJSON{SourceID: id, Images: sum.Images, Faces: sum.Faces, Skipped: sum.Skipped, Suppressed: sum.Suppressed,
 		Errors: sum.Errors, Seconds: sum.Elapsed.Seconds(), Interrupted: interrupted}
 	if out.Errors == nil {
 		out.Errors = []ingest.FileError{}
 	}
 	if s := sum.Elapsed.Seconds(); s > 0 {
 		out.ImagesPerSec = float64(sum.Images+sum.Failed) / s
+	}
+	if errors.Is(runErr, store.ErrNotFound) {
+		return fail(fmt.Errorf("%w (see gabarit source list)", runErr))
+	}
+	if runErr != nil && !interrupted {
+		return fail(runErr)
 	}
 	if *asJSON {
 		if err := json.NewEncoder(e.stdout).Encode(out); err != nil {
@@ -108,7 +122,7 @@ func (e *cmdEnv) ingest(ctx context.Context, args []string) error {
 		fmt.Fprintf(e.stdout, "source %d: %d images added (%d faces), %d skipped (already ingested), %d faces suppressed, %d errors, %.1f s (%.1f images/s)\n",
 			id, out.Images, out.Faces, out.Skipped, out.Suppressed, len(out.Errors), out.Seconds, out.ImagesPerSec)
 		for _, fe := range out.Errors {
-			fmt.Fprintf(e.stdout, "  error: %s: %s\n", fe.File, fe.Reason)
+			fmt.Fprintf(e.stdout, "  error: %s: %s\n", printable(fe.File), printable(fe.Reason))
 		}
 	}
 	if interrupted {

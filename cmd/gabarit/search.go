@@ -6,12 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"text/tabwriter"
 	"time"
 
 	"gabarit/internal/app"
 	"gabarit/internal/face"
+	"gabarit/internal/imageproc"
 	"gabarit/internal/pipeline"
 	"gabarit/internal/search"
 	"gabarit/internal/store"
@@ -48,7 +48,7 @@ func (e *cmdEnv) search(ctx context.Context, args []string) error {
 	if *purpose == "" {
 		return usageErr(e, fs, "%v: give --purpose", search.ErrNoPurpose)
 	}
-	probe, err := os.ReadFile(fs.Arg(0))
+	probe, err := imageproc.ReadFile(fs.Arg(0), 0) // regular files only, within the ingest limit
 	if err != nil {
 		return err
 	}
@@ -153,7 +153,7 @@ func printSearch(e *cmdEnv, out app.SearchView) {
 			loc += " @ " + (time.Duration(*j.TimeCodeMS) * time.Millisecond).String()
 		}
 		fmt.Fprintf(tw, "%.4f\t%s\t%.2g\t%d\t%d\t%d\t%s\t%.0f,%.0f %.0fx%.0f\t%s\n", j.Similarity, j.Band, j.Strangers, j.Support, j.FaceID,
-			j.SourceID, j.LegalBasis, j.Box[0], j.Box[1], j.Box[2], j.Box[3], loc)
+			j.SourceID, j.LegalBasis, j.Box[0], j.Box[1], j.Box[2], j.Box[3], printable(loc))
 	}
 	_ = tw.Flush() // stdout; nothing to do on error
 	if rest := out.Above - len(out.Results); rest > 0 {

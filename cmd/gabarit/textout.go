@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
+	"unicode"
+	"unicode/utf8"
 )
 
 // printResult prints v as JSON with asJSON, and otherwise as text: one
@@ -57,7 +60,7 @@ func textFields(w io.Writer, dec *json.Decoder, prefix string) error {
 		if s, err := unquote(raw); err == nil {
 			val = s
 		}
-		fmt.Fprintf(w, "%s\t%s\n", name, strings.ReplaceAll(val, "\n", " "))
+		fmt.Fprintf(w, "%s\t%s\n", name, printable(strings.ReplaceAll(val, "\n", " ")))
 	}
 	_, err := dec.Token() // }
 	return err
@@ -68,4 +71,54 @@ func unquote(raw json.RawMessage) (string, error) {
 	var s string
 	err := json.Unmarshal(raw, &s)
 	return s, err
+}
+
+// printable returns s with the characters that a terminal could act on
+// escaped, Go style (\x1b, \n, \u202e…): control characters (C0, DEL, C1),
+// bidirectional overrides and isolates, and bytes that are not UTF-8. Every
+// file name, locator or error that may hold one is printed through it, so
+// that a name in an archive or a folder cannot move the cursor, change
+// colours or reorder what is shown. Other text is unchanged.
+func printable(s string) string {
+	if !needsEscape(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n <= 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case unsafeRune(r):
+			q := strconv.QuoteRune(r) // '\x1b', '\u202e'
+			if q == "'\\''" || !strings.HasPrefix(q, `'\`) {
+				q = fmt.Sprintf(`'\u%04x'`, r)
+			}
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
+}
+
+// needsEscape reports whether printable would change s.
+func needsEscape(s string) bool {
+	if !utf8.ValidString(s) {
+		return true
+	}
+	for _, r := range s {
+		if unsafeRune(r) {
+			return true
+		}
+	}
+	return false
+}
+
+// unsafeRune reports whether a terminal may act on r rather than show it.
+func unsafeRune(r rune) bool {
+	return unicode.IsControl(r) || // C0, DEL, C1
+		r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069 || // bidi embeddings, overrides, isolates
+		r == 0x200e || r == 0x200f || r == 0x061c // bidi marks
 }

@@ -9,9 +9,7 @@ import (
 	"image/jpeg"
 	"image/png"
 	"io"
-	"math"
 	"math/bits"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -21,8 +19,8 @@ import (
 )
 
 // ErrTooLarge matches (errors.Is) the errors of Decode when the encoded data
-// or the image dimensions exceed the Limits: a *SizeLimitError or a
-// *PixelLimitError.
+// or the image dimensions exceed the Limits: a *SizeLimitError, a
+// *PixelLimitError or a *MemoryLimitError.
 var ErrTooLarge = errors.New("image too large")
 
 // ErrUnsupportedFormat matches (errors.Is) the errors of Decode when the
@@ -40,10 +38,14 @@ var ErrCorrupt = errors.New("corrupt image")
 type Limits struct {
 	MaxBytes  int64 // largest encoded file accepted (default 64 MiB)
 	MaxPixels int64 // largest width*height accepted (default 100 megapixels)
+	// MaxDecodedBytes is the most memory one image may take to decode, as
+	// Estimate reckons it from the header (default 768 MiB: a 100-megapixel
+	// 8-bit PNG fits, a 100-megapixel 16-bit one does not).
+	MaxDecodedBytes int64
 }
 
 // DefaultLimits are the limits used for the zero fields of a Limits.
-var DefaultLimits = Limits{MaxBytes: 64 << 20, MaxPixels: 100_000_000}
+var DefaultLimits = Limits{MaxBytes: 64 << 20, MaxPixels: 100_000_000, MaxDecodedBytes: 768 << 20}
 
 // decWithDefaults replaces the unset fields of l by DefaultLimits.
 func (l Limits) decWithDefaults() Limits {
@@ -52,6 +54,9 @@ func (l Limits) decWithDefaults() Limits {
 	}
 	if l.MaxPixels <= 0 {
 		l.MaxPixels = DefaultLimits.MaxPixels
+	}
+	if l.MaxDecodedBytes <= 0 {
+		l.MaxDecodedBytes = DefaultLimits.MaxDecodedBytes
 	}
 	return l
 }
@@ -81,8 +86,9 @@ type Decoded struct {
 }
 
 // Decode decodes an image held in memory. The format is sniffed from the
-// content. The byte size and the dimensions read from the header are checked
-// against opt.Limits before any pixel is decoded. The result is always 8-bit
+// content. The byte size, the dimensions read from the header and the memory
+// decoding takes (see Estimate) are checked against opt.Limits before any
+// pixel is decoded. The result is always 8-bit
 // RGB: grayscale is replicated, CMYK and YCbCr converted, 16-bit samples
 // truncated to their high byte, and alpha composited on black. GIFs yield
 // their first frame, at its own size rather than the logical screen's. The
@@ -92,7 +98,8 @@ type Decoded struct {
 // EXIF orientation, which describes the same turn, is not applied again.
 // Decode is safe for concurrent use.
 //
-// Errors are a *SizeLimitError or *PixelLimitError (matching ErrTooLarge), a
+// Errors are a *SizeLimitError, *PixelLimitError or *MemoryLimitError
+// (matching ErrTooLarge), a
 // *FormatError (ErrUnsupportedFormat) or a *CorruptError (ErrCorrupt); a
 // panic in a third-party decoder is reported as a *CorruptError. Message
 // explains any of them in plain words.
@@ -111,39 +118,14 @@ func Decode(data []byte, opt DecodeOptions) (*Decoded, error) {
 	return decDecode(data, format, lim, opt)
 }
 
-// DecodeFile reads and decodes the image file at path. The file size is
-// checked against opt.Limits.MaxBytes before the file is read. Errors name
-// the path and wrap the same typed errors as Decode.
+// DecodeFile reads the image file at path with ReadFile, within
+// opt.Limits.MaxBytes (regular files only; the size is checked before the
+// file is read), and decodes it. Errors name the path and wrap the same
+// typed errors as Decode, or ErrNotRegular.
 func DecodeFile(path string, opt DecodeOptions) (*Decoded, error) {
-	lim := opt.Limits.decWithDefaults()
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err // *fs.PathError names the path
-	}
-	defer f.Close()
-	st, err := f.Stat()
+	data, err := ReadFile(path, opt.Limits.decWithDefaults().MaxBytes)
 	if err != nil {
 		return nil, err
-	}
-	var data []byte
-	if st.Mode().IsRegular() {
-		if st.Size() > lim.MaxBytes {
-			return nil, fmt.Errorf("%s: %w", path, &SizeLimitError{Size: st.Size(), Limit: lim.MaxBytes})
-		}
-		data = make([]byte, st.Size())
-		if _, err := io.ReadFull(f, data); err != nil {
-			return nil, fmt.Errorf("reading %s: %w", path, err)
-		}
-	} else {
-		// Pipes and devices have no meaningful size: read at most one byte
-		// more than the limit so that an oversized stream is still refused.
-		n := lim.MaxBytes
-		if n < math.MaxInt64 {
-			n++
-		}
-		if data, err = io.ReadAll(io.LimitReader(f, n)); err != nil {
-			return nil, fmt.Errorf("reading %s: %w", path, err)
-		}
 	}
 	d, err := Decode(data, opt)
 	if err != nil {
@@ -203,38 +185,32 @@ func decDecode(data []byte, format string, lim Limits, opt DecodeOptions) (d *De
 		}
 	}()
 
-	if format == "heic" || format == "avif" {
-		// libheif reads the size before decoding, and orients.
-		return heifDecode(data, format, lim, opt)
+	// Header: dimensions and orientation, without decoding pixels; then
+	// the memory decoding takes, from them.
+	if (format == "heic" || format == "avif") && !heifCanDecode(format) {
+		return heifDecode(data, format, lim, opt) // says why
 	}
-
-	// Header: dimensions and orientation, without decoding pixels.
-	var w, h, components int
-	orientation := 1
-	if format == "jpeg" {
-		info, err := exifScanJPEG(data)
-		if err != nil {
-			return nil, &CorruptError{Format: format, Err: err}
-		}
-		w, h, components, orientation = info.width, info.height, info.components, info.orientation
-		// Each progressive scan walks every block of the image, so a small
-		// file of many tiny scans can take minutes. Real files have a few
-		// to a few dozen (byte stuffing keeps FF DA out of scan data).
-		if n := bytes.Count(data, []byte{0xFF, 0xDA}); n > decMaxJPEGScans {
-			return nil, &CorruptError{Format: format, Err: fmt.Errorf("jpeg has %d scans, limit %d", n, decMaxJPEGScans)}
-		}
-	} else {
-		cfg, err := decConfig(format, data)
-		if err != nil {
-			return nil, decWrapErr(format, err)
-		}
-		w, h = cfg.Width, cfg.Height
-		if format == "tiff" {
-			orientation = exifOrientation(data)
-		}
-	}
-	if err := decCheckDims(format, w, h, lim); err != nil {
+	hd, err := decReadHeader(format, data)
+	if err != nil {
 		return nil, err
+	}
+	w, h, components, orientation := hd.w, hd.h, hd.components, hd.orientation
+	heif := format == "heic" || format == "avif"
+	dimErr := decCheckDims(format, w, h, lim)
+	switch {
+	case dimErr != nil && !heif:
+		return nil, dimErr
+	case dimErr != nil:
+		// libheif checks the size of the primary image as displayed
+		// (cropped), before decoding it.
+	default:
+		if need := decEstimate(format, data, hd, opt); need > lim.MaxDecodedBytes {
+			return nil, decMemoryError(hd, need, lim)
+		}
+	}
+	if heif {
+		// libheif checks the size, and orients.
+		return heifDecode(data, format, lim, opt)
 	}
 	factor := decScaleFactor(max(w, h), opt.TargetSide)
 

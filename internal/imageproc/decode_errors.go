@@ -9,7 +9,7 @@ import (
 	"unicode/utf8"
 )
 
-// The errors of Decode and DecodeFile are one of the four types below, each
+// The errors of Decode and DecodeFile are one of the five types below, each
 // matching one of the sentinels ErrTooLarge, ErrUnsupportedFormat or
 // ErrCorrupt with errors.Is. Their Error text starts with a plain sentence
 // for people, followed for some by the decoder's own words (for logs and
@@ -33,6 +33,28 @@ func (e *PixelLimitError) message() string {
 	got, lim := decDistinct(float64(e.Width)*float64(e.Height)/1e6, float64(e.Limit)/1e6)
 	return "the photo is " + got + " megapixels (" + strconv.Itoa(e.Width) + "×" + strconv.Itoa(e.Height) +
 		" pixels); the limit is " + lim + " megapixels"
+}
+
+// MemoryLimitError reports an image that would take more memory to decode
+// than Limits.MaxDecodedBytes, as Estimate reckons it from the header (a
+// small file of many 16-bit pixels expands to gigabytes). It is returned
+// before any pixel is decoded.
+type MemoryLimitError struct {
+	Width, Height int   // as declared by the header, after orientation
+	Need          int64 // bytes, the estimate
+	Limit         int64 // Limits.MaxDecodedBytes
+}
+
+// Error returns the message.
+func (e *MemoryLimitError) Error() string { return e.message() }
+
+// Is reports whether target is ErrTooLarge.
+func (e *MemoryLimitError) Is(target error) bool { return target == ErrTooLarge }
+
+func (e *MemoryLimitError) message() string {
+	got, lim := decDistinct(float64(e.Need)/(1<<20), float64(e.Limit)/(1<<20))
+	return "the photo (" + strconv.Itoa(e.Width) + "×" + strconv.Itoa(e.Height) + " pixels) would take " + got +
+		" MiB of memory to decode; the limit is " + lim + " MiB: send it as an 8-bit JPEG, or smaller"
 }
 
 // SizeLimitError reports encoded data larger than Limits.MaxBytes. It is
@@ -139,6 +161,7 @@ func (e *CorruptError) message() string {
 func Message(err error) string {
 	var (
 		pe *PixelLimitError
+		me *MemoryLimitError
 		se *SizeLimitError
 		fe *FormatError
 		ce *CorruptError
@@ -146,6 +169,8 @@ func Message(err error) string {
 	switch {
 	case errors.As(err, &pe):
 		return pe.message()
+	case errors.As(err, &me):
+		return me.message()
 	case errors.As(err, &se):
 		return se.message()
 	case errors.As(err, &fe):

@@ -86,6 +86,14 @@ func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 }
 
+// metricsPage serves /metrics to a signed-in admin or auditor (Prometheus
+// scrapes it with the bearer token of such an account): the counts it
+// gives (faces indexed, rights requests by state…) are not for anyone.
+func (s *Server) metricsPage(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	s.metrics.handler().ServeHTTP(w, r)
+	return nil
+}
+
 // observe records a finished request.
 func (m *metrics) observe(route string, status int, d time.Duration) {
 	if status == 0 {

@@ -33,7 +33,35 @@ var (
 	ErrTampered = errors.New("ciphertext does not authenticate")
 	// ErrClosed is returned by a Keyring after Close.
 	ErrClosed = errors.New("keyring closed")
+	// ErrBadTemplate is returned by Open, with ErrTampered or
+	// errors.ErrUnsupported, when the sealed template itself cannot be
+	// opened (it does not authenticate, has no sealed template's length or
+	// an unknown version) while its source's data key is sound: the fault
+	// is that one face's, not its source's or the master key's.
+	ErrBadTemplate = errors.New("sealed template cannot be opened")
 )
+
+// templateError marks an error of Open on the sealed template itself
+// (ErrBadTemplate) without changing its message; class says which fault.
+type templateError struct {
+	class string
+	err   error
+}
+
+// TemplateFault returns a short class of an Open error that matches
+// ErrBadTemplate ("does not authenticate", "wrong length", "unknown
+// version"), for a record that must not hold the template; "" for any
+// other error.
+func TemplateFault(err error) string {
+	var te templateError
+	if errors.As(err, &te) {
+		return te.class
+	}
+	return ""
+}
+
+func (e templateError) Error() string   { return e.err.Error() }
+func (e templateError) Unwrap() []error { return []error{e.err, ErrBadTemplate} }
 
 // KeyStore persists wrapped data keys, one per source. The store package
 // implements it. Its methods are called with the Keyring's lock held, so
@@ -120,13 +148,14 @@ func (k *Keyring) EnsureKey(ctx context.Context, sourceID int64) error {
 // and modelID. It returns an error matching ErrShredded when the source has
 // no data key, and one matching ErrTampered when blob does not
 // authenticate or is truncated. A blob of an unknown version gives an
-// error matching errors.ErrUnsupported.
+// error matching errors.ErrUnsupported. Errors of the blob itself, not of
+// the source's key, also match ErrBadTemplate.
 func (k *Keyring) Open(ctx context.Context, sourceID, faceID int64, modelID string, blob []byte) ([]float32, error) {
 	if len(blob) > 0 && blob[0] != blobVersion {
-		return nil, fmt.Errorf("open template of face %d: version %d: %w", faceID, blob[0], errors.ErrUnsupported)
+		return nil, templateError{"unknown version", fmt.Errorf("open template of face %d: version %d: %w", faceID, blob[0], errors.ErrUnsupported)}
 	}
 	if len(blob) < blobOverhead+4 || (len(blob)-blobOverhead)%4 != 0 {
-		return nil, fmt.Errorf("open template of face %d: %d bytes is no sealed template: %w", faceID, len(blob), ErrTampered)
+		return nil, templateError{"wrong length", fmt.Errorf("open template of face %d: %d bytes is no sealed template: %w", faceID, len(blob), ErrTampered)}
 	}
 	dim := (len(blob) - blobOverhead) / 4
 	var key [keySize]byte
@@ -140,7 +169,7 @@ func (k *Keyring) Open(ctx context.Context, sourceID, faceID int64, modelID stri
 	}
 	plain, err := g.Open(nil, blob[1:1+nonceSize], blob[1+nonceSize:], blobAAD(sourceID, faceID, modelID, dim))
 	if err != nil {
-		return nil, fmt.Errorf("open template of face %d of source %d: %w", faceID, sourceID, ErrTampered)
+		return nil, templateError{"does not authenticate", fmt.Errorf("open template of face %d of source %d: %w", faceID, sourceID, ErrTampered)}
 	}
 	defer clear(plain)
 	template := make([]float32, dim)

@@ -38,6 +38,54 @@ type Found struct {
 	Request dsr.Request
 	Review  store.RightsReview
 	Refused bool
+	// Unreadable counts the stored faces that could not be compared with
+	// the selfies: faces in quarantine, their template unreadable (see
+	// Quarantine). The DPO is told: the person may be among them.
+	Unreadable int
+}
+
+// Quarantine records faces whose sealed template cannot be opened; a Store
+// that also implements it (as *store.DB does) has such faces skipped and
+// counted as unreadable: they are put in quarantine (audited once), and
+// faces already in quarantine are not opened. With a Store that does not,
+// such a face fails the step.
+type Quarantine interface {
+	QuarantineFace(ctx context.Context, id int64, found, reason, actor string) (bool, error)
+	QuarantinedIDs(ctx context.Context, modelID string) (map[int64]bool, error)
+}
+
+// opened is what opening a stored template gave: the template, or nil when
+// the face is skipped (its source shredded, or the face in quarantine).
+// quarantined is true for the latter.
+func (e *Engine) opened(ctx context.Context, held map[int64]bool, faceID, sourceID int64, modelID string, blob []byte, actor string) (t []float32, quarantined bool, err error) {
+	if held[faceID] {
+		return nil, true, nil
+	}
+	t, err = e.Keys.Open(ctx, sourceID, faceID, modelID, blob)
+	if errors.Is(err, keyring.ErrShredded) {
+		return nil, false, nil
+	}
+	if q, ok := e.Store.(Quarantine); ok && errors.Is(err, keyring.ErrBadTemplate) {
+		// One damaged record never stops a request: it is put in
+		// quarantine and counted as unreadable.
+		if _, err := q.QuarantineFace(ctx, faceID, store.FoundByRights, keyring.TemplateFault(err), actor); err != nil {
+			return nil, false, err
+		}
+		return nil, true, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("face %d: %w", faceID, err)
+	}
+	return t, false, nil
+}
+
+// quarantined returns the ids of the faces of e's model in quarantine;
+// none when the store keeps no quarantine.
+func (e *Engine) quarantined(ctx context.Context) (map[int64]bool, error) {
+	if q, ok := e.Store.(Quarantine); ok {
+		return q.QuarantinedIDs(ctx, e.ModelID)
+	}
+	return nil, nil
 }
 
 // Find checks that request id's selfies show one person (refusing the
@@ -68,7 +116,7 @@ func (e *Engine) Find(ctx context.Context, id int64, actor string) (Found, error
 		}
 		return Found{Request: r, Refused: true}, e.closeRequest(ctx, id)
 	}
-	cands, n, err := e.scan(ctx, preselect.NewScorer(selfies))
+	cands, n, unreadable, err := e.scan(ctx, preselect.NewScorer(selfies), actor)
 	if err != nil {
 		return Found{}, err
 	}
@@ -100,7 +148,7 @@ func (e *Engine) Find(ctx context.Context, id int64, actor string) (Found, error
 		return Found{}, err
 	}
 	rv, err = e.Store.RightsReview(ctx, id)
-	return Found{Request: r, Review: rv}, err
+	return Found{Request: r, Review: rv, Unreadable: unreadable}, err
 }
 
 // added is a face the DPO adds to a review of a gallery of n faces: its
@@ -121,28 +169,31 @@ type scored struct {
 // returns those whose best similarity reaches the floor of the gallery
 // (its size counted first, so that only candidates are kept in memory),
 // with the number of faces compared. Faces of crypto-shredded sources are
-// unreadable and skipped (already erased).
-func (e *Engine) scan(ctx context.Context, s *preselect.Scorer) ([]scored, int, error) {
+// unreadable and skipped (already erased); faces in quarantine, or whose
+// template cannot be opened, are skipped and counted (unreadable).
+func (e *Engine) scan(ctx context.Context, s *preselect.Scorer, actor string) (out []scored, n, unreadable int, err error) {
 	count, _, err := e.Store.FaceCountUpTo(ctx, e.ModelID, math.MaxInt64)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
+	}
+	held, err := e.quarantined(ctx)
+	if err != nil {
+		return nil, 0, 0, err
 	}
 	// The floor rises with the gallery; faces erased during the scan
 	// could lower it a little: keep what the floor of half the gallery
 	// admits (Find applies the floor of the faces compared).
 	loosest := preselect.PointsFor(e.Decider, int(count/2), e.fpir()).Floor
-	var out []scored
-	n := 0
 	err = e.Store.AllTemplates(ctx, func(faceID, sourceID int64, modelID string, blob []byte) error {
 		if modelID != e.ModelID {
 			return nil
 		}
-		t, err := e.Keys.Open(ctx, sourceID, faceID, modelID, blob)
-		if errors.Is(err, keyring.ErrShredded) {
-			return nil
+		t, quarantined, err := e.opened(ctx, held, faceID, sourceID, modelID, blob, actor)
+		if quarantined {
+			unreadable++
 		}
-		if err != nil {
-			return fmt.Errorf("face %d: %w", faceID, err)
+		if t == nil || err != nil {
+			return err
 		}
 		n++
 		score, sims, best := s.Score(t)
@@ -152,18 +203,18 @@ func (e *Engine) scan(ctx context.Context, s *preselect.Scorer) ([]scored, int, 
 		return nil
 	})
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	// Look-alike evidence leaves out low-quality faces: read the
 	// candidates' qualities.
 	for i := range out {
 		f, err := e.Store.Face(ctx, out[i].id)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, 0, err
 		}
 		out[i].quality = f.Quality
 	}
-	return out, n, nil
+	return out, n, unreadable, nil
 }
 
 // Review records the DPO's review of request id's candidate set: exactly
@@ -191,6 +242,7 @@ func (e *Engine) Review(ctx context.Context, id int64, selected []int64, actor s
 	}
 	var added []store.RightsCandidate
 	var sc *preselect.Scorer
+	var held map[int64]bool
 	for _, f := range slices.Compact(slices.Sorted(slices.Values(selected))) {
 		if known[f] {
 			continue
@@ -203,10 +255,20 @@ func (e *Engine) Review(ctx context.Context, id int64, selected []int64, actor s
 			if sc = preselect.NewScorer(selfies); sc == nil {
 				return store.RightsReview{}, fmt.Errorf("request %d has no selfies left: %w", id, store.ErrNotFound)
 			}
+			if held, err = e.quarantined(ctx); err != nil {
+				return store.RightsReview{}, err
+			}
 		}
-		t, err := e.template(ctx, f)
+		t, quarantined, err := e.template(ctx, f, held, actor)
 		if err != nil {
 			return store.RightsReview{}, err
+		}
+		if quarantined {
+			// Its template cannot be opened, so it has no score; it can
+			// still be acted on (erasing needs no template).
+			p := preselect.PointsFor(e.Decider, rv.Gallery, rv.FPIR)
+			added = append(added, e.added(f, 0, nil, p, rv.Gallery))
+			continue
 		}
 		if t == nil {
 			return store.RightsReview{}, fmt.Errorf("face %d: %w", f, store.ErrNotFound)

@@ -19,7 +19,12 @@ type Result struct {
 	Faces      *int   `json:"faces,omitempty"`
 	Images     int    `json:"images,omitempty"`
 	Unreadable int    `json:"unreadable_images,omitempty"`
-	Searches   int    `json:"searches,omitempty"`
+	// UnreadableFaces (access, restriction) counts the faces in quarantine
+	// when the request was acted on: their template cannot be opened, so
+	// they could not be compared with the person's selfies (access) or
+	// kept out by their template (restriction).
+	UnreadableFaces int `json:"unreadable_faces,omitempty"`
+	Searches        int `json:"searches,omitempty"`
 
 	// Erasure and objection: what was erased, the proof, and the searches
 	// whose users must be told (GDPR Art. 19).

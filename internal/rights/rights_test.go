@@ -57,6 +57,8 @@ type fixture struct {
 	idx *flat.Index
 	eng *rights.Engine
 	ids map[string][]int64 // face ids by person
+	// path is the store's SQLite file.
+	path string
 }
 
 // newFixture stores alice twice (once alone, once with bob), carol once
@@ -64,7 +66,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	db, kr := storetest.Open(t)
+	db, kr, path := storetest.OpenFile(t)
 	m, err := keyring.LoadOrCreateMaster(filepath.Join(t.TempDir(), "vault.key"))
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +80,7 @@ func newFixture(t *testing.T) *fixture {
 	if err := kr.EnsureKey(ctx, src); err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{db: db, kr: kr, v: v, idx: flat.New(dim), ids: map[string][]int64{}}
+	f := &fixture{db: db, kr: kr, v: v, idx: flat.New(dim), ids: map[string][]int64{}, path: path}
 	add := func(loc string, people ...string) {
 		vecs := map[string]face.Embedding{"alice": alice, "bob": bob, "carol": carol, "alicia": alicia}
 		rec := store.IngestRecord{Locator: loc, SHA256: sha256.Sum256([]byte(loc)), Image: store.Image{Width: 100, Height: 100}}

@@ -27,7 +27,9 @@
 // The index answers fast and may be approximate or stale; the store is the
 // truth. Every candidate is looked up in the store (a face deleted since the
 // index was saved is dropped and reported in Result.Stale) and re-scored
-// with its decrypted template, so that similarities are exact. The faces of
+// with its decrypted template, so that similarities are exact. A face whose
+// template cannot be opened (altered or swapped bytes) is put in quarantine
+// and left out; the search goes on without it (Quarantine). The faces of
 // people who objected or whose processing is restricted are dropped
 // (Engine.Hide) before the decision, so they are neither returned nor
 // recorded, nor count as evidence for others.
@@ -113,6 +115,17 @@ type Engine struct {
 type Store interface {
 	FaceRefs(ctx context.Context, ids []int64) (map[int64]store.FaceRef, error)
 	RecordSearch(ctx context.Context, s store.Search) (searchID, auditID int64, err error)
+}
+
+// Quarantine records faces whose sealed template cannot be opened; a Store
+// that also implements it (as *store.DB does) has such faces skipped: the
+// search goes on without them, they are put in quarantine (audited once)
+// and reported in Result.Stale, and faces already in quarantine are
+// dropped without being opened. With a Store that does not, such a face
+// fails the search.
+type Quarantine interface {
+	QuarantineFace(ctx context.Context, id int64, found, reason, actor string) (bool, error)
+	QuarantinedAmong(ctx context.Context, ids []int64) (map[int64]bool, error)
 }
 
 // Opener decrypts a stored template; *keyring.Keyring implements it.
@@ -201,8 +214,9 @@ type Result struct {
 	ProbeFaces     int             // faces found in the probe
 	ProbeFace      face.Face       // the face searched (its template zeroed)
 	Probe          store.ProbeFace // which face was searched, and why
-	// Stale lists ids the index returned that the store no longer holds:
-	// the caller should delete them from the index.
+	// Stale lists ids the index returned that the store no longer holds,
+	// or holds in quarantine (see Quarantine): the caller should delete
+	// them from the index.
 	Stale []int64
 	// All is every result (at most MaxResults), best first; Hits is its
 	// first K.
@@ -309,7 +323,7 @@ func (e *Engine) Search(ctx context.Context, req Request) (Result, error) {
 	res.ProbeFace = f
 	res.ProbeFace.Embedding = nil
 
-	res.All, res.Above, res.Stale, err = e.match(ctx, f.Embedding, res.Threshold, fpir, res.Gallery, pts)
+	res.All, res.Above, res.Stale, err = e.match(ctx, req.Actor, f.Embedding, res.Threshold, fpir, res.Gallery, pts)
 	if err != nil {
 		return Result{}, err
 	}
@@ -360,7 +374,7 @@ type candidate struct {
 // the other candidates as weak results; at most MaxResults of them, best
 // first, with their count. The index is asked for more candidates until it
 // returns fewer than asked, so nothing is cut at any k.
-func (e *Engine) match(ctx context.Context, q []float32, threshold, fpir float64, gallery int, pts openset.Points) (hits []Hit, above int, stale []int64, err error) {
+func (e *Engine) match(ctx context.Context, actor string, q []float32, threshold, fpir float64, gallery int, pts openset.Points) (hits []Hit, above int, stale []int64, err error) {
 	margin := e.Margin
 	if margin == 0 {
 		margin = 0.05
@@ -384,10 +398,17 @@ func (e *Engine) match(ctx context.Context, q []float32, threshold, fpir float64
 	if err != nil {
 		return nil, 0, nil, err
 	}
+	qr, _ := e.Store.(Quarantine)
+	held := map[int64]bool{}
+	if qr != nil {
+		if held, err = qr.QuarantinedAmong(ctx, ids); err != nil {
+			return nil, 0, nil, err
+		}
+	}
 	var cands []candidate
 	for _, c := range found {
 		ref, ok := refs[c.ID]
-		if !ok {
+		if !ok || held[c.ID] {
 			stale = append(stale, c.ID)
 			continue
 		}
@@ -397,6 +418,15 @@ func (e *Engine) match(ctx context.Context, q []float32, threshold, fpir float64
 		t, err := e.Keys.Open(ctx, ref.SourceID, ref.ID, ref.ModelID, ref.Template)
 		if errors.Is(err, keyring.ErrShredded) {
 			stale = append(stale, c.ID) // its source was erased: unreadable, never shown
+			continue
+		}
+		if qr != nil && errors.Is(err, keyring.ErrBadTemplate) {
+			// One damaged record never stops a search: it is put in
+			// quarantine and left out, neither shown nor counted.
+			if _, err := qr.QuarantineFace(ctx, ref.ID, store.FoundBySearch, keyring.TemplateFault(err), actor); err != nil {
+				return nil, 0, nil, err
+			}
+			stale = append(stale, c.ID)
 			continue
 		}
 		if err != nil {

@@ -45,6 +45,7 @@ type fixture struct {
 	eng  *search.Engine
 	src  [2]int64
 	ids  map[string]int64 // face id by image locator
+	path string           // the store's SQLite file
 }
 
 // newFixture stores four faces in two sources: alice twice (a1, a2), bob
@@ -52,8 +53,8 @@ type fixture struct {
 func newFixture(t *testing.T, pr probes) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	db, kr := storetest.Open(t)
-	f := &fixture{db: db, keys: kr, idx: flat.New(dim), ids: map[string]int64{}}
+	db, kr, path := storetest.OpenFile(t)
+	f := &fixture{db: db, keys: kr, idx: flat.New(dim), ids: map[string]int64{}, path: path}
 	for i := range f.src {
 		f.src[i] = storetest.Source(t, db, []store.LegalBasis{store.BasisConsent, store.BasisPublicTask}[i], time.Hour)
 		if err := kr.EnsureKey(ctx, f.src[i]); err != nil {

@@ -21,6 +21,9 @@ type sourcesBody struct {
 	Form     app.Declaration
 	Bases    []store.LegalBasis
 	Art9     []art9Option
+	// Quarantine lists the faces whose template cannot be opened, for
+	// admins and operators (ShowJobs).
+	Quarantine []store.QuarantinedFace
 }
 
 type art9Option struct{ Value, Label string }
@@ -42,6 +45,9 @@ func (s *Server) sourcesPage(w http.ResponseWriter, r *http.Request, p *principa
 		b.Art9 = append(b.Art9, art9Option{Value: c.Name, Label: fmt.Sprintf("9(2)(%s) %s", c.Letter, c.Text)})
 	}
 	if b.ShowJobs {
+		if b.Quarantine, err = s.cfg.Data.DB.Quarantined(r.Context()); err != nil {
+			return err
+		}
 		b.Jobs = s.jobs.list()
 		for _, j := range b.Jobs {
 			if j.State == jobQueued || j.State == jobRunning {

@@ -32,17 +32,18 @@ type env struct {
 	keys *keyring.Keyring
 	src  int64
 	n    int
+	path string // the store's SQLite file
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	ctx := context.Background()
-	db, kr := storetest.Open(t)
+	db, kr, path := storetest.OpenFile(t)
 	src := storetest.Source(t, db, store.BasisConsent, time.Hour)
 	if err := kr.EnsureKey(ctx, src); err != nil {
 		t.Fatal(err)
 	}
-	return &env{db: db, keys: kr, src: src}
+	return &env{db: db, keys: kr, src: src, path: path}
 }
 
 // add stores one image with one face of model m and returns the face id.

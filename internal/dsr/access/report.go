@@ -286,6 +286,10 @@ func newReport(p Package, faces []Face) *report {
 		"Faces found in videos are listed with their time code; video frames are not included.",
 		"To exercise your rights, contact the controller (" + r.Controller + ") or its data protection officer (" + r.DPO + ").",
 	}
+	if n := p.UnreadableFaces; n > 0 {
+		r.Notes = append(r.Notes, fmt.Sprintf("%d stored face(s) could not be compared with your photos, because their records are damaged; "+
+			"some of them may be yours. Ask the controller again once they are repaired.", n))
+	}
 	return r
 }
 

@@ -3,7 +3,8 @@
 # (cgo), libjpeg-turbo headers, libheif headers (HEIC and AVIF photos), npm
 # (to fetch ONNX Runtime and the models), ffmpeg (video sources), headless
 # Chromium with the DejaVu fonts (browser tests of the web console; the fonts
-# make screenshots readable) and a Go
+# make screenshots readable), the sqlite3 shell (a test restores a store's .dump
+# with it) and a Go
 # toolchain ≥ 1.21, which then fetches the go.mod version through the Go
 # module proxy. With --faiss it also installs Debian's python3-faiss, the peer
 # of `gabarit bench search`. Prints the go binary to use on its last line.
@@ -20,6 +21,8 @@ command -v npm >/dev/null || missing+=(npm)
 command -v git >/dev/null || missing+=(git)
 command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing+=(ffmpeg)
 command -v chromium >/dev/null || missing+=(chromium)
+# Debian's sqlite3 shell: the test that dumps and restores a store with it.
+command -v sqlite3 >/dev/null || missing+=(sqlite3)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 # FAISS with OpenBLAS (Debian's reference BLAS makes IVF training take minutes).
 if [ "${1:-}" = --faiss ] && ! { /usr/bin/python3 -c 'import faiss' 2>/dev/null && [ -e /usr/lib/x86_64-linux-gnu/openblas-pthread ]; }; then missing+=(python3-faiss libopenblas0-pthread); fi

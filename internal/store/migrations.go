@@ -358,18 +358,107 @@ CREATE INDEX audit_at ON audit (at);
 `)
 		return err
 	},
+	// 9: faces whose sealed template cannot be opened (altered or swapped
+	// bytes) are quarantined, so that one damaged record never stops a
+	// search, a reindex or a rights request: when, by which operation and
+	// why in a few words (never the template). A face erased leaves
+	// quarantine with it.
+	func(tx *sql.Tx) error {
+		_, err := tx.Exec(`
+CREATE TABLE quarantine (
+	face_id INTEGER PRIMARY KEY REFERENCES faces (id) ON DELETE CASCADE,
+	at      INTEGER NOT NULL,
+	found   TEXT    NOT NULL CHECK (found <> ''),
+	reason  TEXT    NOT NULL CHECK (reason <> '')
+) STRICT;
+`)
+		return err
+	},
+	// 10: constraints that mean the same in every SQLite. json_valid(NULL)
+	// is NULL (the check passes) in the driver's SQLite, but 0 in SQLite
+	// before 3.45, such as Debian 12's sqlite3 3.40: there, PRAGMA
+	// integrity_check reported every open rights request (result NULL) as
+	// a violation, and `sqlite3 gabarit.db .dump | sqlite3 new.db` dropped
+	// them. The table is rebuilt with the SQLite 12-step procedure
+	// (https://sqlite.org/lang_altertable.html#otheralter; migrate turns
+	// foreign keys off around it and checks them before committing),
+	// keeping its rows, ids and AUTOINCREMENT counter; it has no index,
+	// trigger or view of its own.
+	func(tx *sql.Tx) error {
+		const cols = `id, kind, state, contact, zone, received_at, due_at, extended_from, extended_due_at,
+	extend_reason, notice_sent_at, reason, closed_at, matched_faces, result`
+		var seq sql.NullInt64
+		if err := tx.QueryRow(`SELECT seq FROM sqlite_sequence WHERE name = 'rights_requests'`).Scan(&seq); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		_, err := tx.Exec(`
+CREATE TABLE rights_requests_new (
+	id              INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: ids appear in audit entries and answers
+	kind            TEXT    NOT NULL CHECK (kind IN ('access', 'erasure', 'objection', 'restriction')),
+	state           TEXT    NOT NULL CHECK (state IN ('received', 'verified', 'in-progress', 'extended', 'completed', 'refused')),
+	contact         TEXT    NOT NULL CHECK (contact <> ''), -- as given by the caller (which may encrypt it); never logged
+	zone            TEXT    NOT NULL CHECK (zone <> ''),    -- IANA zone the deadlines are counted in
+	received_at     INTEGER NOT NULL,
+	due_at          INTEGER NOT NULL CHECK (due_at > received_at),
+	extended_from   TEXT    CHECK (extended_from IN ('received', 'verified', 'in-progress')),
+	extended_due_at INTEGER CHECK (extended_due_at > due_at),
+	extend_reason   TEXT    NOT NULL DEFAULT '',
+	notice_sent_at  INTEGER CHECK (notice_sent_at <= due_at),
+	reason          TEXT    NOT NULL DEFAULT '',
+	closed_at       INTEGER,
+	matched_faces   TEXT    NOT NULL DEFAULT '[]' CHECK (json_valid(matched_faces) AND json_type(matched_faces) = 'array'),
+	result          TEXT    CHECK (result IS NULL OR json_valid(result)),
+	CHECK ((extended_from IS NULL) = (extended_due_at IS NULL)
+	   AND (extended_from IS NULL) = (notice_sent_at IS NULL)
+	   AND (extended_from IS NULL) = (extend_reason = '')),
+	CHECK (state <> 'extended' OR extended_from IS NOT NULL),
+	CHECK ((state IN ('completed', 'refused')) = (closed_at IS NOT NULL)),
+	CHECK ((state = 'refused') = (reason <> ''))
+) STRICT;
+INSERT INTO rights_requests_new (` + cols + `) SELECT ` + cols + ` FROM rights_requests;
+DROP TABLE rights_requests;
+ALTER TABLE rights_requests_new RENAME TO rights_requests;
+`)
+		if err != nil || !seq.Valid {
+			return err
+		}
+		// The counter of the rebuilt table starts at its highest id; the
+		// old one may have been higher (ids are never reused).
+		if _, err := tx.Exec(`DELETE FROM sqlite_sequence WHERE name = 'rights_requests'`); err != nil {
+			return err
+		}
+		_, err = tx.Exec(`INSERT INTO sqlite_sequence (name, seq) VALUES ('rights_requests', ?)`, seq.Int64)
+		return err
+	},
 }
 
 // migrate brings the database on the writer w to schemaVersion, one
 // migration per transaction. Each transaction is IMMEDIATE and re-reads the
 // version, so two processes opening the same new file do not both migrate it.
-func migrate(ctx context.Context, w *sql.DB) error {
-	if _, err := w.ExecContext(ctx,
+//
+// Foreign keys are off while migrations run (a table that others refer to
+// is rebuilt by copying it, as SQLite's 12-step procedure says), and each
+// migration's transaction checks them before it commits.
+func migrate(ctx context.Context, w *sql.DB) (err error) {
+	c, err := w.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer c.Close()
+	if _, err := c.ExecContext(ctx, `PRAGMA foreign_keys = OFF`); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer func() {
+		if _, ferr := c.ExecContext(ctx, `PRAGMA foreign_keys = ON`); ferr != nil {
+			err = errors.Join(err, fmt.Errorf("migrate: foreign keys back on: %w", ferr))
+		}
+	}()
+	if _, err := c.ExecContext(ctx,
 		`CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL) STRICT`); err != nil {
 		return fmt.Errorf("create schema_version: %w", err)
 	}
 	for {
-		done, err := migrateOne(ctx, w)
+		done, err := migrateOne(ctx, c)
 		if err != nil {
 			return err
 		}
@@ -381,7 +470,7 @@ func migrate(ctx context.Context, w *sql.DB) error {
 
 // migrateOne applies the next pending migration, or reports done when the
 // schema is current.
-func migrateOne(ctx context.Context, w *sql.DB) (done bool, err error) {
+func migrateOne(ctx context.Context, w *sql.Conn) (done bool, err error) {
 	tx, err := w.BeginTx(ctx, nil)
 	if err != nil {
 		return false, fmt.Errorf("begin migration: %w", err)
@@ -408,6 +497,13 @@ func migrateOne(ctx context.Context, w *sql.DB) (done bool, err error) {
 	}
 	if err := migrations[version](tx); err != nil {
 		return false, fmt.Errorf("migration %d: %w", version+1, err)
+	}
+	var violations int
+	if err := tx.QueryRow(`SELECT count(*) FROM pragma_foreign_key_check`).Scan(&violations); err != nil {
+		return false, fmt.Errorf("migration %d: check foreign keys: %w", version+1, err)
+	}
+	if violations > 0 {
+		return false, fmt.Errorf("migration %d: %d rows would refer to rows that do not exist", version+1, violations)
 	}
 	if _, err := tx.Exec(`UPDATE schema_version SET version = ?`, version+1); err != nil {
 		return false, fmt.Errorf("migration %d: set version: %w", version+1, err)

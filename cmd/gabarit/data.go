@@ -14,9 +14,11 @@ import (
 type dataFlags struct {
 	dir   string
 	index string
+	fs    *flag.FlagSet // its output (the command's standard error) receives warnings
 }
 
 func (d *dataFlags) register(fs *flag.FlagSet) {
+	d.fs = fs
 	fs.StringVar(&d.dir, "data", "", "data directory (default $"+app.EnvData+" or ~/.local/share/gabarit)")
 	fs.StringVar(&d.index, "index", app.IndexHNSW, "vector index: hnsw (approximate, default) or flat (exact)")
 }
@@ -31,7 +33,11 @@ func (d *dataFlags) open(ctx context.Context, exclusive bool) (*dataKit, error) 
 	if err != nil {
 		return nil, err
 	}
-	return app.OpenData(ctx, dir, d.index, exclusive)
+	k, err := app.OpenData(ctx, dir, d.index, exclusive)
+	if err == nil && d.fs != nil {
+		k.Warnings = d.fs.Output()
+	}
+	return k, err
 }
 
 // actor names who runs a command, for the audit log: the operating-system

@@ -59,6 +59,9 @@ type Data struct {
 	index  string
 	lock   *os.File
 	vlt    *vault.Vault // opened on first use
+	// Warnings, when set, receives the warnings of OpenIndex (a damaged
+	// index file it rebuilt), one line each, for the operator.
+	Warnings io.Writer
 }
 
 // OpenData opens the data directory dir (already resolved by DataDir),
@@ -71,7 +74,7 @@ func OpenData(ctx context.Context, dir, index string, exclusive bool) (*Data, er
 		return nil, fmt.Errorf("--index %q: want hnsw or flat", index)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("data directory: %w", err)
+		return nil, fmt.Errorf("data directory: %w", diskFull(dir, err))
 	}
 	d := &Data{Dir: dir, index: index}
 	var err error
@@ -99,7 +102,7 @@ func OpenData(ctx context.Context, dir, index string, exclusive bool) (*Data, er
 	d.DB, err = store.Open(ctx, filepath.Join(dir, "gabarit.db"), opts...)
 	if err != nil {
 		d.Close()
-		return nil, err
+		return nil, diskFull(dir, err)
 	}
 	if d.Master, err = d.loadMaster(ctx); err != nil {
 		d.Close()
@@ -223,8 +226,15 @@ func (d *Data) IndexKind() vstore.Kind {
 const EfSearch = 160
 
 // OpenIndex opens the vector index of model modelID, caught up with the store.
+// A damaged index file is rebuilt and saved once, and reported to
+// d.Warnings.
 func (d *Data) OpenIndex(ctx context.Context, modelID string, dim int) (*vstore.Handle, error) {
-	return vstore.Open(ctx, d.IndexPath(modelID), d.IndexKind(), modelID, dim, d.DB, d.Keys)
+	h, err := vstore.Open(ctx, d.IndexPath(modelID), d.IndexKind(), modelID, dim, d.DB, d.Keys)
+	if err == nil && h.Damaged != nil && d.Warnings != nil {
+		fmt.Fprintf(d.Warnings, "gabarit: warning: the vector index file could not be read (%v); it was rebuilt from the store "+
+			"and saved. If this happens again, check the disk and run `gabarit reindex`.\n", h.Damaged)
+	}
+	return h, err
 }
 
 // RebuildIndex rebuilds the index of model modelID from the store and saves it.

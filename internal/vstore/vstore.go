@@ -14,6 +14,11 @@
 // against the store (package search), so a stale index never shows a deleted
 // face.
 //
+// A face whose sealed template cannot be opened (altered or swapped bytes)
+// never stops a rebuild or a catch-up: it is put in quarantine and left out
+// (Quarantine); Release puts it back once its template opens again, Erase
+// deletes it.
+//
 // The file holds templates in a form the index can compare (for the
 // approximate index, int8 codes), not encrypted: it is kept with mode 0600 in
 // the data directory and excluded from backups, which can rebuild it.
@@ -33,6 +38,7 @@ import (
 	"sync"
 
 	"gabarit/internal/keyring"
+	"gabarit/internal/store"
 	"gabarit/internal/vindex"
 )
 
@@ -46,6 +52,16 @@ const maxHeader = 1 << 16
 type Store interface {
 	TemplatesAfter(ctx context.Context, after int64, fn func(faceID, sourceID int64, modelID string, template []byte) error) error
 	FaceCountUpTo(ctx context.Context, modelID string, maxID int64) (n, maxStored int64, err error)
+}
+
+// Quarantine records faces whose sealed template cannot be opened; a Store
+// that also implements it (as *store.DB does) has such faces skipped:
+// they are put in quarantine (audited once) and left out of the index, and
+// faces already in quarantine are left out without being opened. With a
+// Store that does not, such a face fails Open and Rebuild.
+type Quarantine interface {
+	QuarantineFace(ctx context.Context, id int64, found, reason, actor string) (bool, error)
+	QuarantinedIDs(ctx context.Context, modelID string) (map[int64]bool, error)
 }
 
 // Opener decrypts templates; *keyring.Keyring implements it.
@@ -83,6 +99,11 @@ type Handle struct {
 	// the store, or add that many faces committed after the last save.
 	Rebuilt  bool
 	CaughtUp int
+	// Damaged is why the saved file could not be loaded (nil when it was
+	// loaded, or when there was none). Open then rebuilt the index and saved
+	// it in the file's place, so that the next Open loads it instead of
+	// rebuilding again; if that save failed, Damaged says so too.
+	Damaged error
 }
 
 // Open loads the index of model modelID saved at path, or makes it from the
@@ -97,11 +118,19 @@ func Open(ctx context.Context, path string, kind Kind, modelID string, dim int, 
 		h.Rebuilt = true
 	case err != nil:
 		h.Rebuilt = true // derived data: rebuild rather than fail
+		h.Damaged = err
 	case hd.Kind != kind.Name || hd.ModelID != modelID || hd.Dim != dim:
 		_ = idx.Close() // not used; a Close error changes nothing
 		h.Rebuilt = true
 	default:
 		n, _, err := st.FaceCountUpTo(ctx, modelID, hd.MaxFace)
+		if err == nil {
+			// Faces quarantined since the save leave the index; none of
+			// them counts.
+			var out int64
+			out, err = dropQuarantined(ctx, st, idx, modelID, hd.MaxFace)
+			n -= out
+		}
 		if err != nil {
 			_ = idx.Close() // the store error is the one to report
 			return nil, err
@@ -122,6 +151,13 @@ func Open(ctx context.Context, path string, kind Kind, modelID string, dim int, 
 		return nil, err
 	}
 	h.CaughtUp = added
+	if h.Damaged != nil {
+		// Rebuild once, not at every open: the rebuilt index replaces the
+		// damaged file. A failed save leaves the index usable in memory.
+		if err := h.Save(ctx); err != nil {
+			h.Damaged = fmt.Errorf("%w (the rebuilt index could not be saved: %w)", h.Damaged, err)
+		}
+	}
 	return h, nil
 }
 
@@ -139,10 +175,47 @@ func Rebuild(ctx context.Context, path string, kind Kind, modelID string, dim in
 	return h, nil
 }
 
+// dropQuarantined deletes from idx the faces of model modelID in
+// quarantine with ids up to maxID, and returns how many there are; 0 when
+// st keeps no quarantine.
+func dropQuarantined(ctx context.Context, st Store, idx vindex.Index, modelID string, maxID int64) (int64, error) {
+	q, ok := st.(Quarantine)
+	if !ok {
+		return 0, nil
+	}
+	set, err := q.QuarantinedIDs(ctx, modelID)
+	if err != nil {
+		return 0, err
+	}
+	var ids []int64
+	for id := range set {
+		if id <= maxID {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	if err := idx.Delete(ctx, ids); err != nil {
+		return 0, fmt.Errorf("drop quarantined faces from the index: %w", err)
+	}
+	return int64(len(ids)), nil
+}
+
 // addFrom adds the templates of model h.modelID with ids above after.
 // Templates of a shredded source are skipped: they are unreadable by design.
+// So are faces in quarantine, and faces whose template cannot be opened,
+// which are put in quarantine (see Quarantine).
 func (h *Handle) addFrom(ctx context.Context, st Store, keys Opener, after int64) (int, error) {
 	const batch = 1024
+	q, _ := st.(Quarantine)
+	var held map[int64]bool
+	if q != nil {
+		var err error
+		if held, err = q.QuarantinedIDs(ctx, h.modelID); err != nil {
+			return 0, fmt.Errorf("vector index: %w", err)
+		}
+	}
 	var ids []int64
 	var vecs [][]float32
 	added := 0
@@ -159,12 +232,17 @@ func (h *Handle) addFrom(ctx context.Context, st Store, keys Opener, after int64
 	}
 	err := st.TemplatesAfter(ctx, after, func(faceID, sourceID int64, modelID string, blob []byte) error {
 		h.maxFace = max(h.maxFace, faceID)
-		if modelID != h.modelID {
+		if modelID != h.modelID || held[faceID] {
 			return nil
 		}
 		v, err := keys.Open(ctx, sourceID, faceID, modelID, blob)
 		if errors.Is(err, keyring.ErrShredded) {
 			return nil
+		}
+		if q != nil && errors.Is(err, keyring.ErrBadTemplate) {
+			// One damaged record never stops the index: it is left out.
+			_, qerr := q.QuarantineFace(ctx, faceID, store.FoundByIndex, keyring.TemplateFault(err), store.SystemActor)
+			return qerr
 		}
 		if err != nil {
 			return fmt.Errorf("face %d: %w", faceID, err)

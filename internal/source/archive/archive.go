@@ -12,7 +12,10 @@
 // must not exceed MaxFileBytes (and, in zip, MaxRatio times its compressed
 // size); the declared sizes of all entries, listed or not, must not exceed
 // MaxTotalBytes (and, for tar.gz, MaxRatio times the archive size); nor may
-// the number of entries exceed MaxEntries. Headers are not trusted: the reader
+// the number of entries exceed MaxEntries. A zip is also refused before
+// anything is read when its entries overlap (ErrOverlap) or when their
+// declared sizes add up to more than MaxRatio times the archive's size, which
+// bounds all that one walk can inflate. Headers are not trusted: the reader
 // returned by Item.Open fails with source.ErrTooLarge as soon as the stream
 // goes past the declared size. Per-entry violations are item errors; limits on
 // the whole archive stop the walk.
@@ -44,6 +47,11 @@ var _ source.Source = (*Source)(nil)
 // ErrClosed reports an Item.Open or Read after the Walk callback that
 // received the item returned.
 var ErrClosed = errors.New("archive item used after its walk callback returned")
+
+// ErrOverlap reports a zip whose entries share compressed data (a bomb that
+// inflates one stream once per entry); the whole archive is refused, with an
+// error that also matches source.ErrTooLarge.
+var ErrOverlap = errors.New("overlapping entries share compressed data")
 
 // Format is the container format of an archive.
 type Format string

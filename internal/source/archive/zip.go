@@ -10,6 +10,7 @@ import (
 	"hash"
 	"hash/crc32"
 	"io"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -37,6 +38,9 @@ func (s *Source) walkZip(ctx context.Context, f *os.File, size int64, fn func(so
 	}
 	if len(zr.File) > s.lim.MaxEntries {
 		return fmt.Errorf("walk archive %s: %d entries, limit %d: %w", s.path, len(zr.File), s.lim.MaxEntries, source.ErrTooLarge)
+	}
+	if err := s.checkZip(zr, size); err != nil {
+		return err
 	}
 	entries := make([]zipEntry, 0, len(zr.File))
 	for _, zf := range zr.File {
@@ -94,6 +98,56 @@ func (s *Source) walkZip(ctx context.Context, f *os.File, size int64, fn func(so
 		}
 		if err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// localHeaderLen is the fixed part of a zip local file header, in bytes.
+const localHeaderLen = 30
+
+// checkZip refuses, before any entry is read, a zip whose entries overlap and
+// one whose declared sizes add up to more than MaxRatio times the archive's
+// size.
+//
+// Overlap is how the bombs of D. Fifield ("A better zip bomb", 2019) get past
+// per-entry limits: many central-directory entries point at one compressed
+// stream, or each entry's data contains the local header and data of the
+// next, so one stream is inflated once per entry. Every entry's span, from
+// its local header (taken as the fixed header plus its name, as written by
+// every archiver) to the end of its compressed data, must be disjoint from
+// the others'. Entries whose local header cannot be read are left to fail
+// when opened.
+//
+// The whole-archive ratio bounds what can be inflated in total: declared
+// sizes are enforced by the entry readers, so no more than MaxRatio times the
+// archive's size is ever decompressed, whatever the entries' layout.
+func (s *Source) checkZip(zr *zip.Reader, size int64) error {
+	type span struct {
+		start, end int64
+		name       string
+	}
+	spans := make([]span, 0, len(zr.File))
+	var total uint64
+	for _, zf := range zr.File {
+		total += zf.UncompressedSize64
+		if total < zf.UncompressedSize64 { // overflow
+			total = math.MaxUint64
+		}
+		off, err := zf.DataOffset()
+		if err != nil || zf.CompressedSize64 > uint64(size) {
+			continue
+		}
+		spans = append(spans, span{start: off - localHeaderLen - int64(len(zf.Name)), end: off + int64(zf.CompressedSize64), name: zf.Name})
+	}
+	if total > ratioFloor && total/uint64(s.lim.MaxRatio) > uint64(size) {
+		return fmt.Errorf("walk archive %s: entries declare %d bytes in all, more than %d times the archive's %d bytes: %w",
+			s.path, total, s.lim.MaxRatio, size, source.ErrTooLarge)
+	}
+	slices.SortFunc(spans, func(a, b span) int { return cmp.Compare(a.start, b.start) })
+	for i := 1; i < len(spans); i++ {
+		if a, b := spans[i-1], spans[i]; b.start < a.end {
+			return fmt.Errorf("walk archive %s: entries %q and %q: %w: %w", s.path, a.name, b.name, ErrOverlap, source.ErrTooLarge)
 		}
 	}
 	return nil

@@ -11,6 +11,10 @@
 //     keeps the walk finite and every file reachable by one real path).
 //
 // Hidden directories (names starting with ".") are skipped, like hidden files.
+// A folder nested more than MaxDepth levels below the root is reported as an
+// ItemError wrapping ErrTooDeep and not walked. The walk takes time linear in
+// the number of folders however deep they nest, and locators may be longer
+// than PATH_MAX.
 //
 // Item.Open goes through an os.Root opened on the collection root, so the
 // file that is opened is guaranteed to lie inside the root even if a path

@@ -5,7 +5,10 @@ import (
 	"image"
 	"image/color/palette"
 	"math/rand/v2"
+	"runtime"
 	"testing"
+
+	"gabarit/internal/imageproc/bombtest"
 )
 
 // decFuzzSeeds are small valid images of every format and flavour (HEIC
@@ -74,17 +77,38 @@ func TestDecodeMutations(t *testing.T) {
 	}
 }
 
+// fuzzAllocSlack is what FuzzDecode allows Decode to allocate beyond the
+// memory limit, in all (the input's copies, tables, the result's header).
+const fuzzAllocSlack = 64 << 20
+
 // FuzzDecode checks that Decode never panics, that it fails only with one of
-// its sentinels, and that what it returns is consistent with the limits.
+// its sentinels, and that what it returns is consistent with the limits. It
+// runs at the real limits (DefaultLimits: 100 megapixels, 768 MiB decoded),
+// so that an image small on disk but huge in memory is within its reach;
+// what bounds one input's memory, and so keeps the fuzzing process alive,
+// is that limit: an accepted image's estimate is within MaxDecodedBytes, and
+// Decode must not allocate more than twice that (plus fuzzAllocSlack) in
+// all, which a decompression bomb that fooled the estimate would.
 func FuzzDecode(f *testing.F) {
 	for _, s := range decFuzzSeeds(f) {
 		f.Add(s, uint16(0), false)
 		f.Add(s, uint16(7), true)
 	}
-	lim := Limits{MaxBytes: 1 << 20, MaxPixels: 1 << 20}
+	// Memory bombs, small enough to decode within the limit: the fuzzer
+	// changes their sizes and depths.
+	for _, s := range [][]byte{bombtest.TIFF16(1200, 1000), bombtest.PNG16(1000, 1200, true), bombtest.WebPLossless(3000, 2000)} {
+		f.Add(s, uint16(0), true)
+	}
+	lim := DefaultLimits
 	f.Fuzz(func(t *testing.T, data []byte, target uint16, pureGo bool) {
 		opt := DecodeOptions{Limits: lim, TargetSide: int(target), PureGo: pureGo}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
 		d, err := Decode(data, opt)
+		runtime.ReadMemStats(&after)
+		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > uint64(2*lim.MaxDecodedBytes+fuzzAllocSlack) {
+			t.Fatalf("Decode allocated %d MiB for a %d-byte input (limit %d MiB), error %v", alloc>>20, len(data), lim.MaxDecodedBytes>>20, err)
+		}
 		if err != nil {
 			if d != nil {
 				t.Fatalf("result %+v returned with error %v", d, err)
@@ -93,6 +117,9 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("error %v wraps no sentinel", err)
 			}
 			return
+		}
+		if est, err := Estimate(data, opt); err != nil || est > lim.MaxDecodedBytes {
+			t.Fatalf("decoded %d×%d %s, but Estimate says %d bytes, %v", d.Width, d.Height, d.Format, est, err)
 		}
 		if err := d.Img.Validate(); err != nil {
 			t.Fatalf("decoded image %d×%d with %d bytes: %v", d.Img.W, d.Img.H, len(d.Img.Pix), err)

@@ -551,6 +551,31 @@ func (v *Vault) RemoveRequest(ctx context.Context, requestID int64, kind Kind) (
 	return int(n), nil
 }
 
+// Requests returns the ids of the rights requests that hold entries of
+// kind, in order.
+func (v *Vault) Requests(ctx context.Context, kind Kind) ([]int64, error) {
+	if err := v.checkOpen(); err != nil {
+		return nil, err
+	}
+	rows, err := v.db.QueryContext(ctx, "SELECT DISTINCT request_id FROM entries WHERE kind = ? ORDER BY request_id", kind)
+	if err != nil {
+		return nil, fmt.Errorf("requests with %s entries: %w", kind, err)
+	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("requests with %s entries: %w", kind, err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("requests with %s entries: %w", kind, err)
+	}
+	return ids, nil
+}
+
 // Count returns the number of entries (templates) of each kind.
 func (v *Vault) Count(ctx context.Context) (map[Kind]int, error) {
 	if err := v.checkOpen(); err != nil {

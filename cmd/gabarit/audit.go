@@ -157,7 +157,7 @@ func (e *cmdEnv) auditList(ctx context.Context, args []string) error {
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tAT\tACTOR\tACTION\tOBJECT\tDETAIL")
 		for _, a := range es {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.At.UTC().Format(time.RFC3339), a.Actor, a.Action, a.Object, a.Detail)
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.At.UTC().Format(time.RFC3339), printable(a.Actor), a.Action, printable(a.Object), printable(string(a.Detail)))
 		}
 		if err := tw.Flush(); err != nil {
 			return err

@@ -97,10 +97,10 @@ func (e *cmdEnv) faces(ctx context.Context, args []string) error {
 			}
 			if v.Error != "" {
 				// The decoder's errors name the file already.
-				fmt.Fprintf(e.stdout, "%s: error: %s\n", v.File, strings.TrimPrefix(v.Error, v.File+": "))
+				fmt.Fprintf(e.stdout, "%s: error: %s\n", printable(v.File), printable(strings.TrimPrefix(v.Error, v.File+": ")))
 				return
 			}
-			fmt.Fprintf(e.stdout, "%s: %d×%d, %d face(s)\n", v.File, v.Width, v.Height, len(v.Faces))
+			fmt.Fprintf(e.stdout, "%s: %d×%d, %d face(s)\n", printable(v.File), v.Width, v.Height, len(v.Faces))
 			for k, f := range v.Faces {
 				fmt.Fprintf(e.stdout, "  #%d box x=%.0f y=%.0f w=%.0f h=%.0f score=%.3f quality=%.2f\n",
 					k, f.Box[0], f.Box[1], f.Box[2], f.Box[3], f.Score, f.Quality)

@@ -29,6 +29,7 @@ Usage:
   gabarit search --purpose TEXT [--case REF] [--k N | --all] [--threshold T --reason TEXT] [--face I] [--json] PHOTO
   gabarit purge [--json]                   delete what is past its source's retention period (and probe crops after 6 months)
   gabarit reindex                          rebuild the vector index from the store
+  gabarit quarantine list [--json] | release ID | erase ID   faces whose template cannot be opened
   gabarit serve [--addr HOST:PORT] [--trusted-proxy CIDR]   the REST API, web console, rights portal and /metrics
   gabarit confirm SEARCH_ID FACE_ID        confirm a result as a verifier (two make an identification)
   gabarit reject SEARCH_ID FACE_ID --reason TEXT   reject a result as a verifier: never an identification
@@ -49,6 +50,8 @@ Usage:
   gabarit audit head | witness-reset       the signed last entry to keep off the machine; reset after a check
   gabarit export records [--md]            record of processing activities (GDPR Art. 30)
   gabarit export authority --out DIR       records, sources, search statistics, audit log + verification
+  gabarit backup --out FILE [--json]       one file: the store, the vault, records.json (never the master key)
+  gabarit restore --from FILE --data DIR [--json]   into a new directory holding only the master key
   gabarit setup [--gpu] [--yunet DIR]      install ONNX Runtime, the model pack and test photos (from npm)
   gabarit faces [--json] FILE...           detect faces, landmarks and quality
   gabarit compare [--json] A B             same person? (largest face of each photo)
@@ -59,12 +62,12 @@ Usage:
   gabarit completion bash|zsh              shell completion: source <(gabarit completion bash)
 
 Common flags (after the command): --data DIR (or GABARIT_DATA), --pack DIR, --device cpu|cuda,
---threads N, --workers N, --min-face PX, --cache DIR. Flags go before or after the arguments;
+--threads N, --workers N, --min-face PX, --memory-budget SIZE, --cache DIR. Flags go before or after the arguments;
 commands that print data print text, and JSON with --json. Exit codes: 0 done, 1 failed or done in
 part, 2 wrong arguments. Run "gabarit help COMMAND" for details.
 Environment: GABARIT_DATA (data directory, default ~/.local/share/gabarit), GABARIT_CACHE
 (installation directory, default ~/.cache/gabarit), GABARIT_MASTER_KEY_FILE (master key file,
-default DATA/master.key).
+default DATA/master.key), GABARIT_MEMORY_BUDGET (memory for the images decoded at once, default 768M).
 `
 
 // exitError carries an exit status to main.
@@ -84,7 +87,7 @@ func main() {
 	case errors.Is(err, flag.ErrHelp):
 		os.Exit(0)
 	default:
-		fmt.Fprintln(os.Stderr, "gabarit:", err)
+		fmt.Fprintln(os.Stderr, "gabarit:", printable(err.Error()))
 		os.Exit(1)
 	}
 }
@@ -118,10 +121,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return env.purge(ctx, rest)
 	case "reindex":
 		return env.reindex(ctx, rest)
+	case "quarantine":
+		return env.quarantine(ctx, rest)
 	case "audit":
 		return env.audit(ctx, rest)
 	case "export":
 		return env.export(ctx, rest)
+	case "backup":
+		return env.backup(ctx, rest)
+	case "restore":
+		return env.restore(ctx, rest)
 	case "rights":
 		return env.rights(ctx, rest)
 	case "user":

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"gabarit/internal/app"
 	"gabarit/internal/dsr"
 	"gabarit/internal/face"
+	"gabarit/internal/imageproc"
 	"gabarit/internal/pipeline"
 	"gabarit/internal/rights"
 )
@@ -60,7 +60,7 @@ func (e *cmdEnv) rightsRequest(ctx context.Context, args []string) error {
 	}
 	var photos [][]byte
 	for _, p := range selfies {
-		b, err := os.ReadFile(p)
+		b, err := imageproc.ReadFile(p, 0)
 		if err != nil {
 			return err
 		}

@@ -187,6 +187,9 @@ func (e *cmdEnv) rightsCandidates(ctx context.Context, args []string) error {
 		if rv.Beyond > 0 {
 			fmt.Fprintf(e.stdout, "%d more faces over the floor were left out (the least similar)\n", rv.Beyond)
 		}
+		if f.Unreadable > 0 {
+			fmt.Fprintf(e.stdout, "%d stored face(s) could not be compared: their template cannot be opened (gabarit quarantine list)\n", f.Unreadable)
+		}
 		printCandidates(e, rv.Candidates)
 		return nil
 	})
@@ -357,7 +360,7 @@ func (e *cmdEnv) rightsRecord(ctx context.Context, args []string) error {
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "FACE\tACTED ON\tSCORE\tBAND\tPRE-SELECTED\tSOURCE\tLOCATOR")
 		for _, f := range rec.Faces {
-			fmt.Fprintf(tw, "%d\tyes\t%.4f\t%s\t%v\t%d\t%s\n", f.FaceID, f.Score, f.Band, f.Preselected, f.SourceID, f.Locator)
+			fmt.Fprintf(tw, "%d\tyes\t%.4f\t%s\t%v\t%d\t%s\n", f.FaceID, f.Score, f.Band, f.Preselected, f.SourceID, printable(f.Locator))
 		}
 		for _, f := range rec.Others {
 			fmt.Fprintf(tw, "%d\tno\t%.4f\t%s\t%v\t\t\n", f.FaceID, f.Score, f.Band, f.Preselected)

@@ -88,12 +88,12 @@ func (e *cmdEnv) serve(ctx context.Context, args []string) error {
 	}
 	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	srv, err := server.New(server.Config{Data: dk, Model: kit, Index: h, Vault: v, Log: logger,
-		SecureCookies: !loopback && !*insecure, PurgeEvery: every, TrustedProxies: trusted})
+		SecureCookies: !loopback && !*insecure, PurgeEvery: every, TrustedProxies: trusted, Budget: ff.budget})
 	if err != nil {
 		ln.Close()
 		return err
 	}
-	fmt.Fprintf(e.stdout, "gabarit serving %s on http://%s/ (console), /portal (rights portal), /api/v1 (API), /metrics\n",
+	fmt.Fprintf(e.stdout, "gabarit serving %s on http://%s/ (console), /portal (rights portal), /api/v1 (API), /metrics (admins and auditors)\n",
 		dk.Dir, ln.Addr())
 	return srv.Serve(ctx, ln)
 }

@@ -48,8 +48,12 @@ func (e *cmdEnv) sourceAdd(ctx context.Context, args []string) error {
 	if fs.NArg() > 0 {
 		return usageErr(e, fs, "unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
+	dataDir, err := app.DataDir(df.dir)
+	if err != nil {
+		return err
+	}
 	src, err := app.Declaration{Kind: *kind, Path: *path, Controller: *controller, Purpose: *purpose, LegalBasis: *basis,
-		Art9: *art9, Jurisdiction: *jurisdiction, Retention: *retention}.Validate("--")
+		Art9: *art9, Jurisdiction: *jurisdiction, Retention: *retention, DataDir: dataDir}.Validate("--")
 	if err != nil {
 		return usageErr(e, fs, "%v", err)
 	}
@@ -106,7 +110,7 @@ func (e *cmdEnv) sourceList(ctx context.Context, args []string) error {
 	for _, s := range out {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", s.ID, s.Kind, s.State, s.LegalBasis,
 			s.Art9[:min(7, len(s.Art9))], s.Jurisdiction, days(time.Duration(s.RetentionMS)*time.Millisecond),
-			s.Images, s.Faces, s.Controller, s.Path)
+			s.Images, s.Faces, printable(s.Controller), printable(s.Path))
 	}
 	return tw.Flush()
 }

@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -56,8 +55,8 @@ func SearchEngine(ctx context.Context, d *Data, m Model, v *vault.Vault, idx vin
 		},
 		// The searched face's crop is kept sealed with the search record,
 		// for its verifiers; the photo is not kept.
-		SealProbe: func(_ context.Context, probe []byte, f face.Face) ([]byte, error) {
-			return SealProbeCrop(d.Keys, probe, f)
+		SealProbe: func(ctx context.Context, probe []byte, f face.Face) ([]byte, error) {
+			return SealProbeCrop(ctx, budgetOf(m), d.Keys, probe, f)
 		}}, nil
 }
 
@@ -80,8 +79,13 @@ func RightsEngine(d *Data, m Model, v *vault.Vault, idx vindex.Index) (*rights.E
 	}
 	return &rights.Engine{An: m, Store: d.DB, Keys: d.Keys, Vault: v, Index: idx, ModelID: m.ModelID(), Decider: cal,
 		Match: m.SamePerson(), SelfieMatch: SelfieMatch, Methods: methods, Image: ReadSourceImage,
+		// The selfies' and the access package's crops: a DPO's action
+		// waits for its share of the memory budget rather than fail.
 		Crop: func(photo []byte, f face.Face) ([]byte, error) {
-			return CropFace(photo, f.Box, ProbeCropMargin, ProbeCropSide)
+			return budgetedCrop(context.Background(), budgetOf(m), photo, f.Box)
+		},
+		Reserve: func(photo []byte, decode func() error) error {
+			return Reserve(context.Background(), budgetOf(m), photo, decode)
 		},
 		Controller: org.Controller, DPO: org.DPO, Authority: org.Authority, OutDir: filepath.Join(d.Dir, "rights")}, nil
 }
@@ -161,6 +165,13 @@ func Ingest(ctx context.Context, d *Data, m Model, v *vault.Vault, h *vstore.Han
 		Suppress: func(ctx context.Context, t []float32) (bool, error) {
 			return v.Match(ctx, modelID, t, []vault.Kind{vault.Objection}, same)
 		}}
+	// The start is in the audit log before anything is committed: a run
+	// killed later (which runs no code) still has its trail, which the next
+	// run closes with what it committed.
+	journal, err := ingest.Begin(ctx, d.DB, o.Actor, id)
+	if err != nil {
+		return ingest.Summary{}, err
+	}
 	var sum ingest.Summary
 	var runErr error
 	if vids != nil {
@@ -172,15 +183,7 @@ func Ingest(ctx context.Context, d *Data, m Model, v *vault.Vault, h *vstore.Han
 	interrupted := runErr != nil && ctx.Err() != nil
 	// The run is recorded (who ingested which source, when, with what
 	// outcome), whatever its outcome.
-	detail, err := json.Marshal(map[string]any{"images": sum.Images, "faces": sum.Faces, "skipped": sum.Skipped, "suppressed": sum.Suppressed,
-		"errors": sum.Failed, "interrupted": interrupted, "failed": runErr != nil && !interrupted})
-	if err == nil {
-		_, err = d.DB.AppendAudit(context.WithoutCancel(ctx), nil, store.AuditEntry{Actor: o.Actor, Action: "source.ingest",
-			Object: fmt.Sprintf("source/%d", id), Detail: detail})
-	}
-	if err != nil {
-		err = fmt.Errorf("audit the ingest: %w", err)
-	}
+	err = journal.End(context.WithoutCancel(ctx), sum, interrupted, runErr != nil && !interrupted)
 	// What was committed is in the store and in the index: save it, whatever
 	// the outcome (the next open would catch up anyway).
 	h.Added(sum.MaxFaceID)

@@ -39,6 +39,10 @@ type Declaration struct {
 	Art9         string `json:"art9"`         // GDPR Art. 9(2) condition
 	Jurisdiction string `json:"jurisdiction"` // ISO 3166-1 alpha-2
 	Retention    string `json:"retention"`    // 30d, 6m, 1y, 720h …
+	// DataDir is the data directory the source is declared in, set by the
+	// caller (never read from a request): a source may not hold it, nor
+	// lie inside it.
+	DataDir string `json:"-"`
 }
 
 // Validate checks every field of a declaration and that the collection
@@ -74,6 +78,9 @@ func (d Declaration) Validate(prefix string) (store.Source, error) {
 		return src, fmt.Errorf("%sretention: %w", prefix, err)
 	}
 	if src.Locator, err = filepath.Abs(d.Path); err != nil {
+		return src, fmt.Errorf("%spath: %w", prefix, err)
+	}
+	if err := checkSourcePath(src.Locator, d.DataDir); err != nil {
 		return src, fmt.Errorf("%spath: %w", prefix, err)
 	}
 	switch src.Kind {

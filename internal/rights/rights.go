@@ -45,7 +45,6 @@ import (
 	"gabarit/internal/dsr/access"
 	"gabarit/internal/face"
 	"gabarit/internal/fsutil"
-	"gabarit/internal/keyring"
 	"gabarit/internal/openset"
 	"gabarit/internal/rights/preselect"
 	"gabarit/internal/store"
@@ -87,6 +86,7 @@ type Vault interface {
 	Add(ctx context.Context, kind vault.Kind, requestID int64, modelID string, templates [][]float32) ([]int64, error)
 	Templates(ctx context.Context, requestID int64, kind vault.Kind) ([][]float32, error)
 	RemoveRequest(ctx context.Context, requestID int64, kind vault.Kind) (int, error)
+	Requests(ctx context.Context, kind vault.Kind) ([]int64, error)
 }
 
 // Keys decrypts stored templates and seals the request's own data (selfie
@@ -113,6 +113,9 @@ const MaxCandidates = 1000
 
 // Engine registers and answers requests.
 type Engine struct {
+	// Reserve, when set, runs a decode of a stored photo (for the access
+	// package) within the process's memory budget.
+	Reserve func(photo []byte, decode func() error) error
 	An      face.Analyzer
 	Store   Store
 	Keys    Keys
@@ -376,13 +379,14 @@ func (e *Engine) act(ctx context.Context, r dsr.Request, actor string) (Outcome,
 		result, err = e.erase(ctx, r, actor, faces, &out)
 	case dsr.Objection:
 		// Never collect again, then stop processing what is held.
-		if err = e.keepOut(ctx, r.ID, vault.Objection, nil); err == nil {
+		if _, err = e.keepOut(ctx, r.ID, vault.Objection, nil, actor); err == nil {
 			result, err = e.erase(ctx, r, actor, faces, &out)
 		}
 	case dsr.Restriction:
-		if err = e.keepOut(ctx, r.ID, vault.Restriction, faces); err == nil {
+		var unreadable int
+		if unreadable, err = e.keepOut(ctx, r.ID, vault.Restriction, faces, actor); err == nil {
 			n := len(faces)
-			result.Restricted = &n
+			result.Restricted, result.UnreadableFaces = &n, unreadable
 		}
 	}
 	if err != nil {
@@ -417,37 +421,76 @@ func (e *Engine) act(ctx context.Context, r dsr.Request, actor string) (Outcome,
 // (later faces that resemble the selfies together, not any one of them),
 // and the templates of faces, the reviewed set (so that exactly those are
 // hidden, whatever their similarity to the selfies).
-func (e *Engine) keepOut(ctx context.Context, id int64, kind vault.Kind, faces []int64) error {
+//
+// A face of the set in quarantine has no template to put in the vault: it
+// is counted in unreadable, and stays out of searches while in quarantine.
+func (e *Engine) keepOut(ctx context.Context, id int64, kind vault.Kind, faces []int64, actor string) (unreadable int, err error) {
 	selfies, err := e.Vault.Templates(ctx, id, vault.Selfie)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	ts := [][]float32{}
 	if m := preselect.MeanTemplate(selfies); m != nil {
 		ts = append(ts, m)
 	}
+	var held map[int64]bool
+	if len(faces) > 0 {
+		if held, err = e.quarantined(ctx); err != nil {
+			return 0, err
+		}
+	}
 	for _, f := range faces {
-		t, err := e.template(ctx, f)
+		t, quarantined, err := e.template(ctx, f, held, actor)
 		if err != nil {
-			return err
+			return 0, err
+		}
+		if quarantined {
+			unreadable++
 		}
 		if t != nil {
 			ts = append(ts, t)
 		}
 	}
 	if len(ts) == 0 {
-		return nil
+		return unreadable, nil
 	}
 	// A run resumed after a crash adds them again: the vault's entries of
 	// the request are replaced, not doubled.
 	if _, err := e.Vault.RemoveRequest(ctx, id, kind); err != nil {
-		return err
+		return 0, err
 	}
 	_, err = e.Vault.Add(ctx, kind, id, e.ModelID, ts)
-	return err
+	return unreadable, err
 }
 
 // closeRequest deletes the selfie templates of a closed request.
+// SweepClosed removes the selfie templates of every closed request (or
+// one no longer in the register) from the vault: a process killed between
+// closing a request and removing them (closeRequest) leaves them there,
+// and nothing else would come back for them. It returns how many requests
+// it cleaned. The server runs it with its housekeeping.
+func (e *Engine) SweepClosed(ctx context.Context) (int, error) {
+	ids, err := e.Vault.Requests(ctx, vault.Selfie)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, id := range ids {
+		r, err := e.Store.RightsRequest(ctx, id)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return n, err
+		}
+		if err == nil && !r.State.Final() {
+			continue
+		}
+		if err := e.closeRequest(ctx, id); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
 func (e *Engine) closeRequest(ctx context.Context, id int64) error {
 	_, err := e.Vault.RemoveRequest(ctx, id, vault.Selfie)
 	return err
@@ -520,7 +563,7 @@ func (e *Engine) access(ctx context.Context, r dsr.Request, faces []int64, rec *
 		return Result{}, err
 	}
 	p := access.Package{RequestID: r.ID, Received: r.Received, Due: r.Deadline(), Generated: time.Now(), Zone: r.Zone,
-		Controller: e.Controller, DPO: e.DPO, Authority: e.Authority}
+		Controller: e.Controller, DPO: e.DPO, Authority: e.Authority, Reserve: e.Reserve}
 	score := map[int64]float64{}
 	for _, f := range rec.Faces {
 		score[f.FaceID] = f.Score
@@ -589,6 +632,11 @@ func (e *Engine) access(ctx context.Context, r dsr.Request, faces []int64, rec *
 		p.Searches = append(p.Searches, as)
 	}
 
+	held, err := e.quarantined(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	p.UnreadableFaces = len(held)
 	var buf bytes.Buffer
 	sum, err := access.Write(ctx, &buf, p)
 	if err != nil {
@@ -601,7 +649,7 @@ func (e *Engine) access(ctx context.Context, r dsr.Request, faces []int64, rec *
 	out.Package = path
 	out.PackageSHA = fmt.Sprintf("%x", sha256.Sum256(buf.Bytes()))
 	return Result{PackageSHA: out.PackageSHA, Faces: &sum.Faces, Images: sum.Images,
-		Unreadable: sum.Unreadable, Searches: sum.Searches}, nil
+		Unreadable: sum.Unreadable, UnreadableFaces: len(held), Searches: sum.Searches}, nil
 }
 
 // PackagePath is where the access package of request id is written in dir.
@@ -618,26 +666,24 @@ func writeAtomic(path string, data []byte) error {
 }
 
 // template opens the stored template of face id, or nil when the face is
-// gone or its source crypto-shredded.
-func (e *Engine) template(ctx context.Context, id int64) ([]float32, error) {
+// gone, its source crypto-shredded, or it is in quarantine (its template
+// cannot be opened: see Quarantine).
+// held is the set of faces in quarantine (Engine.quarantined).
+func (e *Engine) template(ctx context.Context, id int64, held map[int64]bool, actor string) (t []float32, quarantined bool, err error) {
 	f, err := e.Store.Face(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
+		return nil, false, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	refs, err := e.Store.FaceRefs(ctx, []int64{id})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	ref, ok := refs[id]
 	if !ok || f.ModelID != e.ModelID {
-		return nil, nil
+		return nil, false, nil
 	}
-	t, err := e.Keys.Open(ctx, ref.SourceID, id, f.ModelID, f.Template)
-	if errors.Is(err, keyring.ErrShredded) {
-		return nil, nil
-	}
-	return t, err
+	return e.opened(ctx, held, id, ref.SourceID, f.ModelID, f.Template, actor)
 }

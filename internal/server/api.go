@@ -19,6 +19,7 @@ import (
 	"gabarit/internal/dsr"
 	"gabarit/internal/face"
 	"gabarit/internal/imageproc"
+	"gabarit/internal/membudget"
 	"gabarit/internal/passwd"
 	"gabarit/internal/search"
 	"gabarit/internal/store"
@@ -32,6 +33,7 @@ func (s *Server) apiRoutes() []*route {
 		{method: "GET", path: v1 + "/openapi.json", public: true, kind: apiFile, h: s.openAPI},
 		{method: "GET", path: v1 + "/health", public: true, h: s.health},
 		{method: "GET", path: v1 + "/ready", public: true, h: s.readiness},
+		{method: "GET", path: "/metrics", roles: roles(admin, auditor), kind: apiFile, h: s.metricsPage},
 
 		{method: "POST", path: v1 + "/session", public: true, h: s.apiLogin},
 		{method: "GET", path: v1 + "/session", roles: anyone, h: s.apiSession},
@@ -55,6 +57,9 @@ func (s *Server) apiRoutes() []*route {
 		{method: "POST", path: v1 + "/sources/{id}/resume", roles: roles(operator), h: s.apiSourceState(store.StateActive)},
 		{method: "POST", path: v1 + "/sources/{id}/ingest", roles: roles(operator), h: byID(http.StatusAccepted, s.apiStartIngest)},
 		{method: "POST", path: v1 + "/sources/{id}/retire", roles: roles(operator), h: s.apiRetireSource},
+		{method: "GET", path: v1 + "/quarantine", roles: roles(admin, operator), h: s.apiQuarantine},
+		{method: "POST", path: v1 + "/quarantine/{id}/release", roles: roles(admin, operator), h: byID(http.StatusOK, s.releaseFace)},
+		{method: "POST", path: v1 + "/quarantine/{id}/erase", roles: roles(admin, operator), h: byID(http.StatusOK, s.eraseQuarantined)},
 
 		{method: "GET", path: v1 + "/jobs", roles: roles(admin, operator), h: s.apiJobs},
 		{method: "GET", path: v1 + "/jobs/{id}", roles: roles(admin, operator), h: byID(http.StatusOK, s.apiJob)},
@@ -128,14 +133,15 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request, _ *principal) er
 }
 
 // readiness says whether the server can serve: the store answers and it
-// is not shutting down.
+// is not shutting down. It is public, for load balancers, so it says
+// nothing else (the counts are in /metrics, for admins and auditors).
 func (s *Server) readiness(w http.ResponseWriter, r *http.Request, _ *principal) error {
 	if err := s.ready(); err != nil {
 		s.log.Warn("not ready", "err", err)
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
 		return nil
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "faces_indexed": s.cfg.Index.Index.Len(), "model": s.cfg.Model.ModelID()})
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	return nil
 }
 
@@ -474,6 +480,7 @@ func (s *Server) apiAddSource(w http.ResponseWriter, r *http.Request, p *princip
 
 // addSource validates and records a declaration.
 func (s *Server) addSource(ctx context.Context, d app.Declaration, p *principal) (int64, error) {
+	d.DataDir = s.cfg.Data.Dir // a source may not hold the data directory, nor lie inside it
 	src, err := d.Validate("")
 	if err != nil {
 		return 0, badRequest("%v", err)
@@ -566,8 +573,11 @@ func readPart(fh *multipart.FileHeader) ([]byte, error) {
 }
 
 // analyse runs fn while holding one of the analysis slots, so that at most
-// Config.Analyses photos are analysed at once; the others queue.
-func (s *Server) analyse(ctx context.Context, fn func() error) error {
+// Config.Analyses photos are analysed at once; the others queue. fn's
+// context bounds the wait for the memory budget (see pipeline.Config.Budget)
+// to Config.BudgetWait: a photo whose memory is not free by then is refused
+// (503 busy) rather than queued past the request's deadline.
+func (s *Server) analyse(ctx context.Context, fn func(ctx context.Context) error) error {
 	s.metrics.queued.Inc()
 	select {
 	case s.slots <- struct{}{}:
@@ -577,7 +587,14 @@ func (s *Server) analyse(ctx context.Context, fn func() error) error {
 		return ctx.Err()
 	}
 	defer func() { <-s.slots }()
-	return fn()
+	return fn(membudget.WithMaxWait(ctx, s.cfg.BudgetWait))
+}
+
+// reserve runs fn, which decodes photo once more (after its analysis),
+// while holding in the memory budget what decoding it at full size takes,
+// waiting at most Config.BudgetWait.
+func (s *Server) reserve(ctx context.Context, photo []byte, fn func() error) error {
+	return app.Reserve(membudget.WithMaxWait(ctx, s.cfg.BudgetWait), s.cfg.Budget, photo, fn)
 }
 
 type detectJSON struct {
@@ -607,9 +624,9 @@ func (s *Server) apiDetect(w http.ResponseWriter, r *http.Request, p *principal)
 		return err
 	}
 	var an face.Analysis
-	err = s.analyse(r.Context(), func() error {
+	err = s.analyse(r.Context(), func(ctx context.Context) error {
 		var err error
-		an, err = s.cfg.Model.Analyze(r.Context(), ps[0])
+		an, err = s.cfg.Model.Analyze(ctx, ps[0])
 		return err
 	})
 	if err != nil {
@@ -617,7 +634,12 @@ func (s *Server) apiDetect(w http.ResponseWriter, r *http.Request, p *principal)
 	}
 	face.ReadingOrder(an.Faces)
 	out := detectJSON{Width: an.Width, Height: an.Height, Faces: make([]boxJSON, len(an.Faces))}
-	thumbs, err := faceThumbs(ps[0], an)
+	var thumbs []string
+	err = s.reserve(r.Context(), ps[0], func() error {
+		var err error
+		thumbs, err = faceThumbs(ps[0], an)
+		return err
+	})
 	if err != nil {
 		s.log.Warn("face thumbnails", "err", err, "faces", len(an.Faces))
 	}
@@ -719,7 +741,7 @@ func (s *Server) runSearch(ctx context.Context, f searchForm, p *principal) (app
 	}
 	var res search.Result
 	start := time.Now()
-	err := s.analyse(ctx, func() error {
+	err := s.analyse(ctx, func(ctx context.Context) error {
 		var err error
 		res, err = s.search.Search(ctx, req)
 		return err
@@ -908,8 +930,8 @@ func (s *Server) registerPortal(r *http.Request, actor string, kinds []dsr.Kind)
 		return dsr.Request{}, err
 	}
 	var req dsr.Request
-	err = s.analyse(r.Context(), func() error {
-		req, err = s.rights.Register(r.Context(), kind, selfies, contact, actor)
+	err = s.analyse(r.Context(), func(ctx context.Context) error {
+		req, err = s.rights.Register(ctx, kind, selfies, contact, actor)
 		return err
 	})
 	if err == nil {

@@ -81,11 +81,14 @@ type foundJSON struct {
 	Request app.RequestView `json:"request"`
 	Refused bool            `json:"refused"` // the selfies do not show one person
 	Review  *app.ReviewView `json:"review,omitempty"`
+	// Unreadable counts the stored faces in quarantine, whose template
+	// cannot be opened: they were not compared with the selfies.
+	Unreadable int `json:"unreadable_faces,omitempty"`
 }
 
 func (s *Server) findCandidates(ctx context.Context, id int64, p *principal) (foundJSON, error) {
 	var f rights.Found
-	err := s.analyse(ctx, func() error {
+	err := s.analyse(ctx, func(ctx context.Context) error {
 		var err error
 		f, err = s.rights.Find(ctx, id, p.actor())
 		return err
@@ -93,7 +96,7 @@ func (s *Server) findCandidates(ctx context.Context, id int64, p *principal) (fo
 	if err != nil {
 		return foundJSON{}, err
 	}
-	out := foundJSON{Request: app.NewRequestView(f.Request, s.cfg.Now()), Refused: f.Refused}
+	out := foundJSON{Request: app.NewRequestView(f.Request, s.cfg.Now()), Refused: f.Refused, Unreadable: f.Unreadable}
 	if !f.Refused {
 		out.Review = app.NewReviewView(f.Review, true)
 	}
@@ -173,7 +176,7 @@ type outcomeJSON struct {
 // the index at once, so that a crash cannot bring erased faces back.
 func (s *Server) processRights(ctx context.Context, id int64, confirm int, p *principal) (outcomeJSON, error) {
 	var o rights.Outcome
-	err := s.analyse(ctx, func() error {
+	err := s.analyse(ctx, func(ctx context.Context) error {
 		var err error
 		o, err = s.rights.Process(ctx, id, confirm, p.actor())
 		return err

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"image/color"
 	"image/jpeg"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -338,12 +337,12 @@ func TestMetrics(t *testing.T) {
 		map[string][][]byte{"selfie": {testPNG(t, color.RGBA{9, 9, 9, 0})}}); st != 201 {
 		t.Fatalf("portal: %d %s", st, body)
 	}
-	resp, err := http.Get(e.ts.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
+	e.addUser("aude", store.RoleAuditor) // /metrics is for admins and auditors (TestMetricsNeedSignIn)
+	m := e.token("aude").get("/metrics")
+	if m.status != http.StatusOK {
+		t.Fatalf("/metrics as an auditor: %d %s", m.status, m.body)
 	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	b := m.body
 	for _, want := range []string{
 		`gabarit_search_duration_seconds_bucket{outcome="ok"`,
 		`gabarit_ingest_images_total 3`, `gabarit_ingest_faces_total 3`,
@@ -353,7 +352,7 @@ func TestMetrics(t *testing.T) {
 		`gabarit_http_request_duration_seconds_bucket{route="POST /api/v1/searches"`,
 		`gabarit_faces_indexed 3`,
 	} {
-		if !strings.Contains(string(b), want) {
+		if !strings.Contains(b, want) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}

@@ -56,6 +56,8 @@ func (s *Server) pageRoutes() []*route {
 		{method: "GET", path: "/sources/{id}/retire", roles: roles(operator), kind: page, h: s.pageRetireStep},
 		{method: "POST", path: "/sources/{id}/retire", roles: roles(operator), kind: page, h: s.pageRetireSource},
 		{method: "POST", path: "/jobs/{id}/cancel", roles: roles(operator), kind: page, h: s.pageCancelJob},
+		{method: "POST", path: "/quarantine/{id}/release", roles: roles(admin, operator), kind: page, h: s.pageQuarantine(s.releaseFace, "released")},
+		{method: "POST", path: "/quarantine/{id}/erase", roles: roles(admin, operator), kind: page, h: s.pageQuarantine(s.eraseQuarantined, "face-gone")},
 
 		{method: "GET", path: "/rights", roles: roles(dpo, auditor), kind: page, h: s.pageRights},
 		{method: "POST", path: "/rights", roles: roles(dpo), kind: pageForm, h: s.pageRegisterRights},
@@ -199,6 +201,8 @@ var notices = map[string]string{
 	"retired":    "Source %d is retired: its data key is destroyed and its images and faces are deleted. Its declaration stays, for the records.",
 	"ingest":     "Ingest job %d started; its progress shows below.",
 	"cancelled":  "Job %d is being cancelled; what it committed is kept.",
+	"released":   "Face %d left quarantine: its template opens again, and searches find it again.",
+	"face-gone":  "Face %d is erased, with its image if no other face was left in it.",
 	"processed":  "Request R-%d was acted on: its outcome is below.",
 	"extended":   "The deadline of request R-%d is extended.",
 	"lifted":     "The restriction of request R-%d is lifted: the person's faces are shown by searches again.",
@@ -346,8 +350,9 @@ func staticURL(name string) string {
 	return "/static/" + name + "?v=" + h
 }
 
-// staticHandler serves the embedded CSS, scripts and images; a URL with
-// the file's current hash may be cached for good.
+// staticHandler serves the embedded CSS, scripts and images, and nothing
+// else: a directory (/static/, /static/img/) is a 404, never a listing. A
+// URL with the file's current hash may be cached for good.
 func staticHandler() http.Handler {
 	sub, err := fs.Sub(webFS, "web/static")
 	if err != nil {
@@ -356,7 +361,12 @@ func staticHandler() http.Handler {
 	fsrv := http.StripPrefix("/static/", http.FileServerFS(sub))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name := strings.TrimPrefix(path.Clean(r.URL.Path), "/static/")
-		if h, ok := staticFiles()[name]; ok && r.URL.Query().Get("v") == h {
+		h, ok := staticFiles()[name]
+		if !ok || strings.HasSuffix(r.URL.Path, "/") {
+			http.NotFound(w, r)
+			return
+		}
+		if r.URL.Query().Get("v") == h {
 			w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
 		} else {
 			w.Header().Set("Cache-Control", "public, max-age=300")

@@ -112,6 +112,9 @@ type requestBody struct {
 	Outcome  *requestOutcome
 	InForce  bool // a completed restriction still in force
 	Form     requestForm
+	// Quarantined counts the stored faces in quarantine (their template
+	// cannot be opened): not compared with the selfies, for the DPO.
+	Quarantined int
 }
 
 // localDays are a request's dates for people, in its zone.
@@ -143,6 +146,8 @@ type requestOutcome struct {
 	Proof        *rights.Proof
 	Restriction  bool
 	Restricted   int
+	// UnreadableFaces were in quarantine when the request was acted on.
+	UnreadableFaces int
 }
 
 // newOutcome reads a completed request's result (nil when it has none).
@@ -151,7 +156,7 @@ func newOutcome(r dsr.Request) *requestOutcome {
 	if !ok {
 		return nil
 	}
-	o := &requestOutcome{ActedOn: *res.ActedOn, PackageSHA: res.PackageSHA, Proof: res.Proof}
+	o := &requestOutcome{ActedOn: *res.ActedOn, PackageSHA: res.PackageSHA, Proof: res.Proof, UnreadableFaces: res.UnreadableFaces}
 	if res.Faces != nil {
 		o.Access, o.Faces, o.Images, o.Unreadable, o.Searches = true, *res.Faces, res.Images, res.Unreadable, res.Searches
 	}
@@ -190,6 +195,11 @@ func (s *Server) requestPage(w http.ResponseWriter, r *http.Request, p *principa
 	}
 	if req.State == dsr.Completed {
 		b.Outcome = newOutcome(req)
+	}
+	if b.DPO && b.Open {
+		if b.Quarantined, err = s.cfg.Data.DB.QuarantineCount(r.Context()); err != nil {
+			return err
+		}
 	}
 	b.InForce = det.RestrictionInForce != nil && *det.RestrictionInForce
 	if b.Form.Method == "" && len(det.Methods) > 0 {

@@ -20,6 +20,7 @@ import (
 	"gabarit/internal/dsr"
 	"gabarit/internal/face"
 	"gabarit/internal/imageproc"
+	"gabarit/internal/membudget"
 	"gabarit/internal/rights"
 	"gabarit/internal/search"
 	"gabarit/internal/store"
@@ -60,11 +61,17 @@ var (
 			"An administrator must check it (gabarit audit verify) before anything audited can be done again")
 )
 
+// errMemoryBusy answers a photo whose memory was not free in the budget
+// within Server.Config.BudgetWait.
+var errMemoryBusy = newError(http.StatusServiceUnavailable, "busy",
+	"the server is busy decoding other large photos; try again in a minute, or send a smaller photo (an 8-bit JPEG)")
+
 // classify maps an error to its answer; internal errors become a 500 that
 // names only the request id.
 func classify(err error, reqID string) *apiError {
 	var ae *apiError
 	var mbe *http.MaxBytesError
+	var tbe *membudget.TooBigError
 	switch {
 	case errors.As(err, &ae):
 		return ae
@@ -124,6 +131,12 @@ func classify(err error, reqID string) *apiError {
 	case errors.Is(err, imageproc.ErrCorrupt), errors.Is(err, imageproc.ErrTooLarge):
 		// Damaged, or over the limits: the message says which, with the numbers.
 		return newError(http.StatusUnprocessableEntity, "bad_image", "%s", imageproc.Message(err))
+	case errors.As(err, &tbe):
+		// An image the whole memory budget cannot decode: like a photo
+		// over the limits, with the numbers.
+		return newError(http.StatusUnprocessableEntity, "bad_image", "%s", tbe.Error())
+	case errors.As(err, new(*membudget.BusyError)):
+		return errMemoryBusy
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return errBusy
 	case errors.Is(err, store.ErrAuditTampered):

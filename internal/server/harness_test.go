@@ -104,6 +104,13 @@ type testEnv struct {
 // newTestEnv starts a server on model (fakeModel{} when nil).
 func newTestEnv(t testing.TB, model app.Model) *testEnv {
 	t.Helper()
+	return newTestEnvConfig(t, model, nil)
+}
+
+// newTestEnvConfig is newTestEnv with set, when not nil, changing the
+// server's Config before it starts.
+func newTestEnvConfig(t testing.TB, model app.Model, set func(*Config)) *testEnv {
+	t.Helper()
 	if model == nil {
 		model = fakeModel{}
 	}
@@ -125,7 +132,11 @@ func newTestEnv(t testing.TB, model app.Model) *testEnv {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	srv, err := New(Config{Data: d, Model: model, Index: h, Vault: v, Log: log, PurgeEvery: -1})
+	cfg := Config{Data: d, Model: model, Index: h, Vault: v, Log: log, PurgeEvery: -1}
+	if set != nil {
+		set(&cfg)
+	}
+	srv, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -282,9 +282,9 @@ func (s *Server) apiFaceCheck(w http.ResponseWriter, r *http.Request, _ *princip
 		return err
 	}
 	var an face.Analysis
-	err = s.analyse(r.Context(), func() error {
+	err = s.analyse(r.Context(), func(ctx context.Context) error {
 		var err error
-		an, err = s.rights.An.Analyze(r.Context(), ps[0])
+		an, err = s.rights.An.Analyze(ctx, ps[0])
 		return err
 	})
 	out, err := checkSelfie(an, err)
@@ -333,9 +333,9 @@ func (s *Server) apiSelfiesCheck(w http.ResponseWriter, r *http.Request, _ *prin
 	var templates []face.Embedding
 	for i, b := range ps {
 		var an face.Analysis
-		err := s.analyse(r.Context(), func() error {
+		err := s.analyse(r.Context(), func(ctx context.Context) error {
 			var err error
-			an, err = s.rights.An.Analyze(r.Context(), b)
+			an, err = s.rights.An.Analyze(ctx, b)
 			return err
 		})
 		if out.Photos[i], err = checkSelfie(an, err); err != nil {

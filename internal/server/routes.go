@@ -91,7 +91,6 @@ func (s *Server) buildHandler() http.Handler {
 		mux.Handle(path, s.dispatch(byPath[path]))
 	}
 	mux.Handle("GET /static/", staticHandler())
-	mux.Handle("GET /metrics", s.metrics.handler())
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, apiJSON, errNotFound)
 	})

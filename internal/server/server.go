@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"gabarit/internal/app"
+	"gabarit/internal/membudget"
 	"gabarit/internal/rights"
 	"gabarit/internal/search"
 	"gabarit/internal/vault"
@@ -57,6 +58,13 @@ type Config struct {
 	// Analyses is the most photos analysed at once by searches and rights
 	// requests (default GOMAXPROCS); the others wait their turn.
 	Analyses int
+	// Budget is the process's memory budget, shared with the face path
+	// (pipeline.Config.Budget), or nil for none: the server reserves in it
+	// the photos it decodes besides their analysis (face thumbnails).
+	Budget *membudget.Budget
+	// BudgetWait is the longest a photo waits for its memory in the budget
+	// before the request is refused with 503 (default 20 s).
+	BudgetWait time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For (or
@@ -142,6 +150,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Analyses <= 0 {
 		cfg.Analyses = max(1, runtimeCPUs())
+	}
+	if cfg.BudgetWait <= 0 {
+		cfg.BudgetWait = 20 * time.Second
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

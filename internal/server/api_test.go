@@ -3,6 +3,8 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"errors"
 	"fmt"
 	"image/color"
 	"image/jpeg"
@@ -16,6 +18,7 @@ import (
 
 	"gabarit/internal/app"
 	"gabarit/internal/face"
+	"gabarit/internal/membudget"
 	"gabarit/internal/modeltest"
 	"gabarit/internal/passwd"
 	"gabarit/internal/store"
@@ -517,5 +520,23 @@ func TestVideoFaceCrop(t *testing.T) {
 		if (bl > r) != tc.blue {
 			t.Errorf("crop at %v: centre r=%d b=%d, want blue=%v", at, r>>8, bl>>8, tc.blue)
 		}
+	}
+
+	// With a memory budget, the frame's share (its stored size) is held
+	// while it is decoded: refused when it cannot fit, served when it can.
+	imgID, _, err := e.data.DB.AddImage(ctx, store.Image{SourceID: id, SHA256: sha256.Sum256([]byte("clip")), Locator: "clip.mp4",
+		SizeBytes: 1, Width: 160, Height: 120}, []store.Face{{Box: face.Box{X: 60, Y: 40, W: 40, H: 40}, ModelID: "m", Dim: 4, Template: []byte{1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := 300 * time.Millisecond
+	ref := store.FaceRef{Face: store.Face{ID: 1, ImageID: imgID, Box: face.Box{X: 60, Y: 40, W: 40, H: 40}, TimeCode: &at}, SourceID: id, Locator: "clip.mp4"}
+	e.srv.cfg.Budget = membudget.New(64 << 10)
+	if _, err := e.srv.crop(ctx, ref); !errors.Is(err, membudget.ErrOverBudget) {
+		t.Errorf("a frame over the budget: %v", err)
+	}
+	e.srv.cfg.Budget = membudget.New(1 << 20)
+	if _, err := e.srv.crop(ctx, ref); err != nil || e.srv.cfg.Budget.InUse() != 0 {
+		t.Errorf("a frame within the budget: %v, %d bytes left held", err, e.srv.cfg.Budget.InUse())
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"gabarit/internal/app"
 	"gabarit/internal/dsr/access"
 	"gabarit/internal/imageproc"
+	"gabarit/internal/membudget"
 	"gabarit/internal/source/video"
 	"gabarit/internal/store"
 )
@@ -48,6 +49,20 @@ func (s *Server) faceImage(ctx context.Context, ref store.FaceRef) (*imageproc.R
 	if src.Kind == store.KindVideo {
 		if ref.TimeCode == nil {
 			return nil, newError(http.StatusNotFound, "no_still", "this face of a video has no time code to show")
+		}
+		// The frame comes back at the size the ingest sampled it (the
+		// image's stored size): that, with its conversion, is held in
+		// the memory budget while ffmpeg decodes it.
+		if s.cfg.Budget != nil {
+			im, err := s.cfg.Data.DB.Image(ctx, ref.ImageID)
+			if err != nil {
+				return nil, err
+			}
+			release, err := s.cfg.Budget.Acquire(membudget.WithMaxWait(ctx, s.cfg.BudgetWait), 6*int64(im.Width)*int64(im.Height))
+			if err != nil {
+				return nil, err
+			}
+			defer release()
 		}
 		vs, err := video.New(src.Locator, video.Options{})
 		if err == nil {

@@ -75,6 +75,7 @@ func (s *Server) rightsPage(w http.ResponseWriter, r *http.Request, p *principal
 		return cmp.Compare(c.ID, a.ID)
 	})
 	d := s.newPage(r, p, "Rights requests", b)
+	d.Scripts = []string{"app.js"} // the selfies' size is checked before sending
 	d.Notice, d.Error = noticeOf(r), msg
 	return s.render(w, status, "rights", d)
 }

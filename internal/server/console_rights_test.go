@@ -201,6 +201,9 @@ func TestConsoleRightsErasure(t *testing.T) {
 	if !strings.Contains(q.body, `href="`+page+`"`) || !strings.Contains(q.body, "find the candidates") || strings.Contains(q.body, "/process") {
 		t.Errorf("queue: %.3000s", q.body)
 	}
+	// The register form checks the selfies' size before sending (app.js),
+	// against the server's own limit.
+	mustContain(t, "the register form", q.body, fmt.Sprintf(`data-max-bytes="%d"`, e.srv.cfg.MaxUpload), `src="/static/app.js`)
 	got := dora.get(page)
 	checkHTML(t, "request page", got.body)
 	for _, want := range []string{"<h1>Rights request R-", "jane@example.org", `id="next-step"`, "Find the candidates", "Europe/Paris",

@@ -69,6 +69,9 @@ type Budget struct {
 	used    int64
 	high    int64
 	waiters list.List // of *waiter
+	// queued is broadcast when a waiter joins the queue, for whoever
+	// watches it (the tests wait on it rather than on time).
+	queued *sync.Cond
 }
 
 type waiter struct {
@@ -81,7 +84,9 @@ func New(size int64) *Budget {
 	if size <= 0 {
 		panic("membudget: size must be positive")
 	}
-	return &Budget{size: size}
+	b := &Budget{size: size}
+	b.queued = sync.NewCond(&b.mu)
+	return b
 }
 
 // Size returns the budget in bytes (0 for a nil budget).
@@ -133,6 +138,7 @@ func (b *Budget) Acquire(ctx context.Context, n int64) (release func(), err erro
 	}
 	w := &waiter{n: n, ready: make(chan struct{})}
 	elem := b.waiters.PushBack(w)
+	b.queued.Broadcast()
 	b.mu.Unlock()
 
 	var timeout <-chan time.Time

@@ -236,16 +236,19 @@ func TestFromEnv(t *testing.T) {
 	}
 }
 
+// waitQueued waits until n requests wait in b's queue.
+func waitQueued(t *testing.T, b *Budget, n int) {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for b.waiters.Len() < n {
+		b.queued.Wait()
+	}
+}
+
+// queued is how many requests wait in b's queue.
 func queued(b *Budget) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.waiters.Len()
-}
-
-// waitQueued waits until n requests wait in b's queue.
-func waitQueued(t *testing.T, b *Budget, n int) {
-	t.Helper()
-	for queued(b) < n {
-		time.Sleep(time.Millisecond)
-	}
 }

@@ -27,6 +27,7 @@ import (
 	"gabarit/internal/imageproc"
 	"gabarit/internal/keyring"
 	"gabarit/internal/modeltest"
+	"gabarit/internal/setup"
 	"gabarit/internal/store"
 )
 
@@ -66,6 +67,39 @@ func addSource(t *testing.T, data, path string, extra ...string) int64 {
 		t.Fatalf("source add printed %q: %v", out, err)
 	}
 	return v.ID
+}
+
+// ingestedSamples declares a folder source of the first n npm test photos
+// (sample1.jpg…) and ingests it, returning the data directory and the
+// source's id.
+func ingestedSamples(t *testing.T, d setup.Dirs, n int) (data string, id int64) {
+	t.Helper()
+	data, photos := t.TempDir(), t.TempDir()
+	for i := 1; i <= n; i++ {
+		name := fmt.Sprintf("sample%d.jpg", i)
+		if err := copyFile(filepath.Join(d.TestPhotos(), name), filepath.Join(photos, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id = addSource(t, data, photos)
+	if _, stderr, err := cli(t, data, "ingest", fmt.Sprint(id)); err != nil {
+		t.Fatalf("ingest: %v\n%s", err, stderr)
+	}
+	return data, id
+}
+
+// searchCLI runs gabarit search --json of probe on data and reads its answer.
+func searchCLI(t *testing.T, data, probe string) app.SearchView {
+	t.Helper()
+	out, stderr, err := cli(t, data, "search", "--purpose", "test", "--json", probe)
+	if err != nil {
+		t.Fatalf("search: %v\n%s", err, stderr)
+	}
+	var v app.SearchView
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
 
 func exitCode(err error) int {

@@ -25,30 +25,9 @@ import (
 // searches; erase deletes the other.
 func TestQuarantineCommands(t *testing.T) {
 	d := modeltest.Installed(t)
-	data, photos := t.TempDir(), t.TempDir()
-	for i := 1; i <= 3; i++ {
-		name := fmt.Sprintf("sample%d.jpg", i)
-		if err := copyFile(filepath.Join(d.TestPhotos(), name), filepath.Join(photos, name)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	id := addSource(t, data, photos)
-	if _, stderr, err := cli(t, data, "ingest", fmt.Sprint(id)); err != nil {
-		t.Fatalf("ingest: %v %s", err, stderr)
-	}
+	data, _ := ingestedSamples(t, d, 3)
 	probe := filepath.Join(d.TestPhotos(), "sample1.jpg")
-	search := func() app.SearchView {
-		t.Helper()
-		out, stderr, err := cli(t, data, "search", "--purpose", "test", "--json", probe)
-		if err != nil {
-			t.Fatalf("search: %v %s", err, stderr)
-		}
-		var v app.SearchView
-		if err := json.Unmarshal([]byte(out), &v); err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
+	search := func() app.SearchView { t.Helper(); return searchCLI(t, data, probe) }
 	first := search()
 	if len(first.Results) == 0 {
 		t.Fatal("the probe finds nothing before the damage")

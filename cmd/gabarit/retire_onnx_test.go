@@ -20,30 +20,9 @@ import (
 // found a face of the source finds none.
 func TestSourceRetireWithModels(t *testing.T) {
 	d := modeltest.Installed(t)
-	data, photos := t.TempDir(), t.TempDir()
-	for i := 1; i <= 3; i++ {
-		name := fmt.Sprintf("sample%d.jpg", i)
-		if err := copyFile(filepath.Join(d.TestPhotos(), name), filepath.Join(photos, name)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	id := addSource(t, data, photos)
-	if _, stderr, err := cli(t, data, "ingest", fmt.Sprint(id)); err != nil {
-		t.Fatalf("ingest: %v\n%s", err, stderr)
-	}
+	data, id := ingestedSamples(t, d, 3)
 	probe := filepath.Join(d.TestPhotos(), "sample1.jpg")
-	search := func() app.SearchView {
-		t.Helper()
-		out, stderr, err := cli(t, data, "search", "--purpose", "test", "--json", probe)
-		if err != nil {
-			t.Fatalf("search: %v\n%s", err, stderr)
-		}
-		var res app.SearchView
-		if err := json.Unmarshal([]byte(out), &res); err != nil {
-			t.Fatal(err)
-		}
-		return res
-	}
+	search := func() app.SearchView { t.Helper(); return searchCLI(t, data, probe) }
 	if res := search(); !res.Match || len(res.Results) == 0 {
 		t.Fatalf("search before the retirement: %+v", res)
 	}

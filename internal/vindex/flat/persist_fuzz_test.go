@@ -3,10 +3,11 @@ package flat
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
-	"errors"
-	"hash/crc32"
+	"io"
 	"testing"
+
+	"gabarit/internal/vindex"
+	"gabarit/internal/vindex/vindextest"
 )
 
 // FuzzLoad checks the index file loader on arbitrary bytes: it fails with
@@ -34,35 +35,12 @@ func FuzzLoad(f *testing.F) {
 		f.Add(buf.Bytes(), true)
 	}
 	f.Fuzz(func(t *testing.T, data []byte, fixCRC bool) {
-		if fixCRC && len(data) >= 4 {
-			data = bytes.Clone(data)
-			binary.LittleEndian.PutUint32(data[len(data)-4:], crc32.ChecksumIEEE(data[:len(data)-4]))
-		}
-		r := bytes.NewReader(data)
-		x, err := Load(r)
-		if err != nil {
-			if !errors.Is(err, ErrCorrupt) {
-				t.Fatalf("error %v does not wrap ErrCorrupt", err)
+		vindextest.CheckLoad(t, data, fixCRC, func(r io.Reader) (vindex.Index, error) {
+			x, err := Load(r)
+			if x == nil {
+				return nil, err // no typed nil in the interface
 			}
-			if x != nil {
-				t.Fatalf("index returned with error %v", err)
-			}
-			return
-		}
-		defer x.Close()
-		read := data[:len(data)-r.Len()]
-		q := make([]float32, x.Dim())
-		q[0] = 1
-		hits, err := x.Search(context.Background(), q, 3, -1, nil)
-		if err != nil || len(hits) > min(3, x.Len()) {
-			t.Fatalf("search of a loaded index: %d hits of %d, %v", len(hits), x.Len(), err)
-		}
-		var buf bytes.Buffer
-		if err := x.Save(context.Background(), &buf); err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(buf.Bytes(), read) {
-			t.Fatalf("loaded %d bytes, saved back %d different bytes", len(read), buf.Len())
-		}
+			return x, err
+		}, ErrCorrupt)
 	})
 }

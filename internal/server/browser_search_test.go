@@ -62,22 +62,7 @@ func TestBrowserSearchFaces(t *testing.T) {
 	t.Cleanup(func() { model.Close() })
 	analysed := new(atomic.Int64)
 	e := newTestEnv(t, countedFaces{model, analysed})
-	if err := os.RemoveAll(e.photos); err != nil { // the fake model's colour squares
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(e.photos, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for i := 1; i <= 6; i++ {
-		name := fmt.Sprintf("sample%d.jpg", i)
-		b, err := os.ReadFile(filepath.Join(dirs.TestPhotos(), name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(e.photos, name), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	e.useSamplePhotos(dirs)
 	e.addUser("olga", store.RoleOperator)
 	e.addUser("ivan", store.RoleInvestigator)
 	op := e.token("olga")

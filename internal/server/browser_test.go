@@ -50,22 +50,7 @@ func TestBrowserConsole(t *testing.T) {
 	}
 	t.Cleanup(func() { model.Close() })
 	e := newTestEnv(t, model)
-	if err := os.RemoveAll(e.photos); err != nil { // the fake model's colour squares
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(e.photos, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for i := 1; i <= 6; i++ {
-		name := fmt.Sprintf("sample%d.jpg", i)
-		b, err := os.ReadFile(filepath.Join(dirs.TestPhotos(), name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(e.photos, name), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	e.useSamplePhotos(dirs)
 	selfie := selfieOf(t, model, filepath.Join(dirs.TestPhotos(), "sample1.jpg"))
 	other := selfieOf(t, model, filepath.Join(dirs.TestPhotos(), "sample2.jpg"))
 	e.addUser("olga", store.RoleOperator)
@@ -305,22 +290,7 @@ func TestBrowserVerification(t *testing.T) {
 	}
 	t.Cleanup(func() { model.Close() })
 	e := newTestEnv(t, model)
-	if err := os.RemoveAll(e.photos); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(e.photos, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for i := 1; i <= 6; i++ {
-		name := fmt.Sprintf("sample%d.jpg", i)
-		b, err := os.ReadFile(filepath.Join(dirs.TestPhotos(), name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(e.photos, name), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	e.useSamplePhotos(dirs)
 	e.addUser("olga", store.RoleOperator)
 	e.addUser("ivan", store.RoleInvestigator)
 	e.addUser("vera", store.RoleVerifier)
@@ -595,23 +565,30 @@ func samplesEnv(t *testing.T) (*testEnv, *app.Faces, setup.Dirs) {
 	}
 	t.Cleanup(func() { model.Close() })
 	e := newTestEnv(t, model)
-	if err := os.RemoveAll(e.photos); err != nil { // the fake model's colour squares
-		t.Fatal(err)
+	e.useSamplePhotos(dirs)
+	return e, model, dirs
+}
+
+// useSamplePhotos replaces the fake model's colour squares in e's source
+// folder with the six npm test photos.
+func (e *testEnv) useSamplePhotos(dirs setup.Dirs) {
+	e.t.Helper()
+	if err := os.RemoveAll(e.photos); err != nil {
+		e.t.Fatal(err)
 	}
 	if err := os.MkdirAll(e.photos, 0o755); err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
 	for i := 1; i <= 6; i++ {
 		name := fmt.Sprintf("sample%d.jpg", i)
 		b, err := os.ReadFile(filepath.Join(dirs.TestPhotos(), name))
 		if err != nil {
-			t.Fatal(err)
+			e.t.Fatal(err)
 		}
 		if err := os.WriteFile(filepath.Join(e.photos, name), b, 0o644); err != nil {
-			t.Fatal(err)
+			e.t.Fatal(err)
 		}
 	}
-	return e, model, dirs
 }
 
 // browser drives the tab of a browser test.

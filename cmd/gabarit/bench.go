@@ -4,19 +4,25 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"image/jpeg"
 	"math"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"gabarit/internal/imageproc"
+	"gabarit/internal/onnx"
+	"gabarit/internal/onnx/fp16"
 	"gabarit/internal/pipeline"
 )
 
@@ -27,8 +33,11 @@ func (e *cmdEnv) bench(ctx context.Context, args []string) error {
 	if len(args) > 0 && args[0] == "serve" {
 		return e.benchServe(ctx, args[1:])
 	}
+	if len(args) > 0 && args[0] == "templates" {
+		return e.benchTemplates(ctx, args[1:])
+	}
 	if len(args) == 0 || args[0] != "pipeline" {
-		fmt.Fprintln(e.stderr, "usage: gabarit bench pipeline|search|serve [flags]")
+		fmt.Fprintln(e.stderr, "usage: gabarit bench pipeline|search|serve|templates [flags]")
 		return exitError{2}
 	}
 	fs := flag.NewFlagSet("bench pipeline", flag.ContinueOnError)
@@ -41,11 +50,28 @@ func (e *cmdEnv) bench(ctx context.Context, args []string) error {
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the first round of one measurement to this file")
 	profiled := fs.String("profile", "pipeline-250", "the measurement --cpuprofile covers: model-only, pipeline-250, pipeline-12mp, pipeline-12mp-min120, pipeline-12mp-min240-quarter")
+	batches := fs.String("embed-batches", "", "embedder-alone batch sizes, comma-separated (default 1,8,32 on cpu, 64,128,256 on cuda)")
+	half := fs.Bool("fp16", false, "also measure the embedder converted to float16 (the pack NAME-fp16 in the installation, made on first use): faces/s and its cosine to the float32 templates")
 	if err := parseArgs(fs, args[1:]); err != nil {
 		return exitError{2}
 	}
 	if *rounds < 1 || *seconds <= 0 {
 		return fmt.Errorf("bench: --rounds must be ≥ 1 and --seconds > 0")
+	}
+	if *batches == "" {
+		*batches = "1,8,32"
+		if ff.device == "cuda" {
+			*batches = "64,128,256"
+		}
+	}
+	var sizes []int
+	for _, f := range strings.Split(*batches, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			fmt.Fprintf(e.stderr, "bench: --embed-batches: %q is not a batch size (want numbers ≥ 1, such as 64,128,256)\n", f)
+			return exitError{2}
+		}
+		sizes = append(sizes, n)
 	}
 	dir := *photos
 	if dir == "" {
@@ -156,19 +182,44 @@ func (e *cmdEnv) bench(ctx context.Context, args []string) error {
 		{name: "pipeline-12mp-min120", fn: process(coarse, big)},
 		{name: "pipeline-12mp-min240-quarter", fn: process(group, big)},
 	}
-	for b := range []int{1, 8, 32} {
-		size := []int{1, 8, 32}[b]
+	// The fp16 embedder, when asked for: a second pack whose embedder is
+	// the pack's converted to float16.
+	var halfEmb *onnx.Embedder
+	var halfCos map[string]float64
+	if *half {
+		hm, err := openFP16(ctx, &ff)
+		if err != nil {
+			return err
+		}
+		defer hm.Close()
+		halfEmb = hm.Embedder
+		halfCos, err = compareEmbedders(ctx, kit, hm.Embedder, small)
+		if err != nil {
+			return err
+		}
+	}
+	embedSeries := func(name string, emb *onnx.Embedder, size int) *benchSeries {
 		batch := make([]*imageproc.RGB, size)
 		for i := range batch {
 			batch[i] = aligned
 		}
-		series = append(series, &benchSeries{name: fmt.Sprintf("embed-batch%d", size), fn: func(ctx context.Context, i int) (int, error) {
-			_, err := kit.Models.Embedder.Embed(ctx, batch)
+		return &benchSeries{name: name, fn: func(ctx context.Context, i int) (int, error) {
+			_, err := emb.Embed(ctx, batch)
 			return size, err
-		}})
+		}}
 	}
+	for _, size := range sizes {
+		series = append(series, embedSeries(fmt.Sprintf("embed-batch%d", size), kit.Models.Embedder, size))
+		if halfEmb != nil {
+			series = append(series, embedSeries(fmt.Sprintf("embed-fp16-batch%d", size), halfEmb, size))
+		}
+	}
+	// Where the time goes, per stage, for the two pipeline measurements on
+	// the main pipeline (summed over their rounds).
+	stages := map[string]map[string]time.Duration{}
 	for round := range *rounds {
 		for _, sr := range series {
+			kit.Pipe.ResetStageTimes()
 			if *cpuProfile != "" && round == 0 && sr.name == *profiled {
 				pf, err := os.Create(*cpuProfile)
 				if err != nil {
@@ -186,6 +237,15 @@ func (e *cmdEnv) bench(ctx context.Context, args []string) error {
 				return fmt.Errorf("bench %s: %w", sr.name, r.err)
 			}
 			sr.rates = append(sr.rates, r)
+			if sr.name == "pipeline-250" || sr.name == "pipeline-12mp" {
+				if stages[sr.name] == nil {
+					stages[sr.name] = map[string]time.Duration{}
+				}
+				for k, v := range kit.Pipe.StageTimes() {
+					stages[sr.name][k] += v
+				}
+				stages[sr.name]["images"] += time.Duration(r.ops)
+			}
 		}
 	}
 	med := map[string]rate{}
@@ -193,9 +253,13 @@ func (e *cmdEnv) bench(ctx context.Context, args []string) error {
 		med[sr.name] = sr.median()
 	}
 	ceiling, pipeSmall, pipeBig, pipeCoarse, pipeGroup := med["model-only"], med["pipeline-250"], med["pipeline-12mp"], med["pipeline-12mp-min120"], med["pipeline-12mp-min240-quarter"]
-	embedRates := map[string]float64{}
-	for _, k := range []string{"batch1", "batch8", "batch32"} {
+	embedRates, halfRates := map[string]float64{}, map[string]float64{}
+	for _, size := range sizes {
+		k := fmt.Sprintf("batch%d", size)
 		embedRates[k] = round2(med["embed-"+k].unitsPerSec())
+		if halfEmb != nil {
+			halfRates[k] = round2(med["embed-fp16-"+k].unitsPerSec())
+		}
 	}
 	out := map[string]any{
 		"device": ff.device, "workers": ff.workers, "threads_per_call": ff.threads, "cpus": runtime.NumCPU(),
@@ -211,6 +275,13 @@ func (e *cmdEnv) bench(ctx context.Context, args []string) error {
 		"seconds_per_measurement":       dur.Seconds(),
 		"min_face_px":                   ff.minFace,
 		"pack":                          kit.Manifest.Name,
+		"embed_batch":                   ff.embedBatchSize(),
+		"stages_250":                    stageReport(stages["pipeline-250"]),
+		"stages_12mp":                   stageReport(stages["pipeline-12mp"]),
+	}
+	if halfEmb != nil {
+		out["fp16_embedder_faces_per_s"] = halfRates
+		out["fp16_vs_fp32_cosine"] = halfCos
 	}
 	if *asJSON {
 		return json.NewEncoder(e.stdout).Encode(out)
@@ -227,7 +298,105 @@ func (e *cmdEnv) bench(ctx context.Context, args []string) error {
 	fmt.Fprintf(e.stdout, "pipeline, 12 MP, faces ≥ 240 px, JPEG decoded at 1/4:  %8.1f images/s, %.1f faces/s\n",
 		pipeGroup.opsPerSec(), pipeGroup.unitsPerSec())
 	fmt.Fprintf(e.stdout, "embedder alone, faces/s by batch size:                %v\n", embedRates)
+	if halfEmb != nil {
+		fmt.Fprintf(e.stdout, "embedder alone, fp16, faces/s by batch size:          %v\n", halfRates)
+		fmt.Fprintf(e.stdout, "fp16 vs fp32 templates, cosine over %d faces:          min %.5f, mean %.5f\n",
+			int(halfCos["faces"]), halfCos["min"], halfCos["mean"])
+	}
+	for _, name := range []string{"pipeline-250", "pipeline-12mp"} {
+		r := stageReport(stages[name])
+		fmt.Fprintf(e.stdout, "%s, ms per image by stage (summed over workers):", name)
+		for _, st := range pipeline.Stages {
+			fmt.Fprintf(e.stdout, " %s %.2f (%.0f%%)", st, r[st+"_ms_per_image"], 100*r[st+"_share"])
+		}
+		fmt.Fprintln(e.stdout)
+	}
 	return nil
+}
+
+// stageReport turns summed stage times into milliseconds per image and
+// shares of the total; st["images"] holds the image count.
+func stageReport(st map[string]time.Duration) map[string]float64 {
+	out := map[string]float64{}
+	n := float64(st["images"])
+	var total time.Duration
+	for _, s := range pipeline.Stages {
+		total += st[s]
+	}
+	for _, s := range pipeline.Stages {
+		if n > 0 {
+			out[s+"_ms_per_image"] = round2(float64(st[s].Microseconds()) / 1000 / n)
+		}
+		if total > 0 {
+			out[s+"_share"] = math.Round(float64(st[s])/float64(total)*1000) / 1000
+		}
+	}
+	return out
+}
+
+// openFP16 opens the float16 variant of the pack (NAME-fp16 beside it in the
+// installation), making it first when it is missing.
+func openFP16(ctx context.Context, ff *faceFlags) (*onnx.Models, error) {
+	src := ff.packDir()
+	dst := src + "-fp16"
+	if _, err := os.Stat(filepath.Join(dst, "manifest.json")); err != nil {
+		if _, err := fp16.MakePack(src, dst); err != nil {
+			return nil, fmt.Errorf("bench: make the fp16 pack: %w", err)
+		}
+	}
+	o := *ff
+	o.pack = dst
+	kit, err := o.open(ctx, pipeline.Config{})
+	if err != nil {
+		return nil, fmt.Errorf("bench: open the fp16 pack %s: %w", dst, err)
+	}
+	return kit.Models, nil
+}
+
+// compareEmbedders embeds the aligned faces of the 250×250 inputs with the
+// kit's embedder and with other, and returns the cosine between the two
+// templates of each face: its minimum and mean, and the face count.
+func compareEmbedders(ctx context.Context, kit *faceKit, other *onnx.Embedder, inputs [][]byte) (map[string]float64, error) {
+	w, h := kit.Models.Embedder.InputSize()
+	var crops []*imageproc.RGB
+	for _, b := range inputs {
+		d, err := imageproc.Decode(b, imageproc.DecodeOptions{Limits: imageproc.DefaultLimits})
+		if err != nil {
+			return nil, err
+		}
+		r, err := kit.Pipe.Process(ctx, d)
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range r.Faces {
+			c, _, err := pipeline.Align(d.Img, f.Landmarks, w, h)
+			if err != nil {
+				continue
+			}
+			crops = append(crops, c)
+		}
+	}
+	if len(crops) == 0 {
+		return nil, errors.New("bench: no aligned face to compare the embedders on")
+	}
+	a, err := kit.Models.Embedder.Embed(ctx, crops)
+	if err != nil {
+		return nil, err
+	}
+	b, err := other.Embed(ctx, crops)
+	if err != nil {
+		return nil, err
+	}
+	lo, sum := 1.0, 0.0
+	for i := range a {
+		c, err := a[i].Cosine(b[i])
+		if err != nil {
+			return nil, err
+		}
+		lo = math.Min(lo, c)
+		sum += c
+	}
+	return map[string]float64{"faces": float64(len(a)), "min": math.Round(lo*1e5) / 1e5, "mean": math.Round(sum/float64(len(a))*1e5) / 1e5}, nil
 }
 
 // benchInputs makes the two benchmark sets from photos with faces: 250×250

@@ -26,6 +26,7 @@ type faceFlags struct {
 	minFace     float64
 	minFaceFrac float64
 	decodeSide  int
+	embedBatch  int               // --embed-batch; 0 = 128 on cuda, off on cpu
 	memBudget   string            // --memory-budget; "" = $GABARIT_MEMORY_BUDGET or membudget.Default
 	budget      *membudget.Budget // set by open; nil when the budget is off
 }
@@ -39,6 +40,7 @@ func (f *faceFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&f.minFace, "min-face", 40, "smallest face to find, in pixels of the original image")
 	fs.Float64Var(&f.minFaceFrac, "min-face-fraction", 0.02, "raise --min-face to this fraction of the image's shorter side (-1: off)")
 	fs.IntVar(&f.decodeSide, "decode-side", 1600, "JPEGs may be decoded smaller (DCT scaling by 2, 4, 8) while their longer side stays ≥ this (-1: full size)")
+	fs.IntVar(&f.embedBatch, "embed-batch", 0, "faces of the images processed at once embedded in one network call, up to this many (0: 128 with --device cuda, 1 on cpu)")
 	fs.StringVar(&f.memBudget, "memory-budget", "", "memory shared by the images decoded at once, such as 768M or 2G; a heavier image waits, one over it is refused (off: no budget; default $"+membudget.EnvVar+" or 768M)")
 }
 
@@ -70,6 +72,12 @@ func (f *faceFlags) open(ctx context.Context, cfg pipeline.Config) (*faceKit, er
 	if err != nil {
 		return nil, err
 	}
+	if f.embedBatch < 0 {
+		return nil, fmt.Errorf("--embed-batch must be ≥ 0, got %d", f.embedBatch)
+	}
+	if cfg.EmbedBatch == 0 {
+		cfg.EmbedBatch = f.embedBatchSize()
+	}
 	if size > 0 {
 		f.budget = membudget.New(size)
 		cfg.Budget = f.budget
@@ -81,6 +89,19 @@ func (f *faceFlags) open(ctx context.Context, cfg pipeline.Config) (*faceKit, er
 		cfg.Limits.MaxDecodedBytes = max(cfg.Limits.MaxDecodedBytes, size)
 	}
 	return app.OpenFaces(ctx, f.options(), cfg)
+}
+
+// embedBatchSize is --embed-batch, or its default for the device: on a GPU,
+// batches across images; on the CPU, one call per image (a call runs on
+// one thread, so a batch would serialise the workers).
+func (f *faceFlags) embedBatchSize() int {
+	if f.embedBatch > 0 {
+		return f.embedBatch
+	}
+	if f.device == "cuda" {
+		return 128
+	}
+	return 1
 }
 
 func version() string {

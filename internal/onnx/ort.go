@@ -92,6 +92,13 @@ func Open(ctx context.Context, dir string, o Options) (*Models, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.Device == "cuda" {
+		for _, p := range []string{o.Library, o.CUDAProvider} {
+			if _, err := os.Stat(p); err != nil {
+				return nil, fmt.Errorf("onnx: device cuda: the CUDA build of ONNX Runtime is not installed (%s is missing); install it with gabarit setup --gpu, or use --device cpu", p)
+			}
+		}
+	}
 	if err := acquire(o); err != nil {
 		return nil, err
 	}
@@ -102,7 +109,15 @@ func Open(ctx context.Context, dir string, o Options) (*Models, error) {
 	}
 	if o.Device == "cuda" {
 		if err := registerCUDA(o.CUDAProvider); err != nil {
-			release()
+			_ = release() // the registration error is the one to report
+			return nil, fmt.Errorf("%w; it needs an NVIDIA GPU with its driver, and the CUDA 13 and cuDNN 9 libraries on LD_LIBRARY_PATH (see the README, GPU); without them use --device cpu", err)
+		}
+		n, err := gpuDevices("")
+		if err == nil && n == 0 {
+			err = errors.New("onnx: device cuda: the CUDA provider loaded but found no GPU (see nvidia-smi); use --device cpu")
+		}
+		if err != nil {
+			_ = release() // the device error is the one to report
 			return nil, err
 		}
 	}
@@ -225,7 +240,7 @@ func (s *session) run(imgs []*imageproc.RGB) ([][]float32, error) {
 	}
 	defer in.Destroy()
 	outs := make([]ort.Value, len(s.outputs))
-	if err := s.sess.Run([]ort.Value{in}, outs); err != nil {
+	if err := withFlushToZero(func() error { return s.sess.Run([]ort.Value{in}, outs) }); err != nil {
 		return nil, fmt.Errorf("onnx: run: %w", err)
 	}
 	res := make([][]float32, len(outs))
@@ -366,8 +381,8 @@ func (l *Landmarker) Landmarks68(ctx context.Context, crops []*imageproc.RGB) ([
 // FivePoints reduces 68 points to the five ArcFace landmarks.
 func (l *Landmarker) FivePoints(p [68]face.Point) face.Landmarks { return fivePoints(p) }
 
-// maxBatch bounds one embedder call.
-const maxBatch = 64
+// maxBatch bounds one embedder call (a GPU is fastest at 64 to 256 faces).
+const maxBatch = 256
 
 // Embedder turns aligned face crops into templates.
 type Embedder struct {

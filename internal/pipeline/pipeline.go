@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync/atomic"
+	"time"
 
 	"gabarit/internal/face"
 	"gabarit/internal/imageproc"
@@ -73,6 +75,10 @@ type Config struct {
 	NMSIoU float64
 	// SkipEmbedding leaves Face.Embedding nil (detection and landmarks only).
 	SkipEmbedding bool
+	// EmbedBatch, when above 1, merges the embedder calls of the images
+	// processed at once into batches of up to this many faces (see
+	// Batcher): what keeps a GPU busy. 0 or 1: one call per image.
+	EmbedBatch int
 	// Budget, when set, is the process's memory budget: ProcessBytes and
 	// ProcessFile reserve in it what decoding the image takes (estimated
 	// from its header, see imageproc.Estimate) and what the analysis adds,
@@ -122,6 +128,43 @@ type Pipeline struct {
 	lm  Landmarker // nil when det gives landmarks
 	emb Embedder
 	cfg Config
+	st  stageClock
+}
+
+// Stage names, in the order an image goes through them.
+const (
+	StageDecode    = "decode"
+	StageDetect    = "detect"
+	StageLandmarks = "landmarks"
+	StageAlign     = "align"
+	StageEmbed     = "embed"
+)
+
+// Stages lists the stage names in order.
+var Stages = []string{StageDecode, StageDetect, StageLandmarks, StageAlign, StageEmbed}
+
+// stageClock sums the time spent in each stage, over all images.
+type stageClock [5]atomic.Int64
+
+func (c *stageClock) add(stage int, since time.Time) { c[stage].Add(int64(time.Since(since))) }
+
+// StageTimes returns the time spent so far in each stage (see Stages),
+// summed over the images processed, concurrent ones each counted: with
+// several workers the sum exceeds the wall time. The embed stage includes
+// the wait for a batch to fill.
+func (p *Pipeline) StageTimes() map[string]time.Duration {
+	out := make(map[string]time.Duration, len(Stages))
+	for i, s := range Stages {
+		out[s] = time.Duration(p.st[i].Load())
+	}
+	return out
+}
+
+// ResetStageTimes sets the stage times back to zero.
+func (p *Pipeline) ResetStageTimes() {
+	for i := range p.st {
+		p.st[i].Store(0)
+	}
 }
 
 // New builds a pipeline. lm may be nil only when det gives landmarks; emb
@@ -135,6 +178,9 @@ func New(det Detector, lm Landmarker, emb Embedder, cfg Config) (*Pipeline, erro
 	}
 	if emb == nil && !cfg.SkipEmbedding {
 		return nil, errors.New("pipeline: no embedder")
+	}
+	if emb != nil && cfg.EmbedBatch > 1 {
+		emb = NewBatcher(emb, cfg.EmbedBatch, 0)
 	}
 	return &Pipeline{det: det, lm: lm, emb: emb, cfg: cfg.withDefaults()}, nil
 }
@@ -161,7 +207,9 @@ func (p *Pipeline) ProcessFile(ctx context.Context, path string) (*Result, error
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	defer release()
+	t0 := time.Now()
 	d, err := imageproc.Decode(data, p.decodeOptions())
+	p.st.add(0, t0)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -175,7 +223,9 @@ func (p *Pipeline) ProcessBytes(ctx context.Context, data []byte) (*Result, erro
 		return nil, err
 	}
 	defer release()
+	t0 := time.Now()
 	d, err := imageproc.Decode(data, p.decodeOptions())
+	p.st.add(0, t0)
 	if err != nil {
 		return nil, err
 	}
@@ -218,20 +268,29 @@ func (p *Pipeline) Process(ctx context.Context, d *imageproc.Decoded) (*Result, 
 	// s maps decoded-image pixels to original pixels.
 	s := float64(d.Width) / float64(img.W)
 	minFace := math.Max(p.cfg.MinFace, p.cfg.MinFaceFraction*float64(min(d.Width, d.Height)))
+	t0 := time.Now()
 	dets, err := p.detect(ctx, img, minFace/s)
+	p.st.add(1, t0)
 	if err != nil {
 		return nil, err
 	}
+	t0 = time.Now()
 	faces, err := p.landmarks(ctx, img, dets)
+	p.st.add(2, t0)
 	if err != nil {
 		return nil, err
 	}
+	t0 = time.Now()
 	crops, err := p.align(img, faces)
+	p.st.add(3, t0)
 	if err != nil {
 		return nil, err
 	}
 	if !p.cfg.SkipEmbedding && len(faces) > 0 {
-		if err := p.embed(ctx, crops, faces); err != nil {
+		t0 = time.Now()
+		err := p.embed(ctx, crops, faces)
+		p.st.add(4, t0)
+		if err != nil {
 			return nil, err
 		}
 	}

@@ -404,8 +404,8 @@ func TestRightsRestriction(t *testing.T) {
 		t.Fatal(err)
 	}
 	eng := &search.Engine{An: fixedAnalysis{an}, Store: dk.DB, Keys: dk.Keys, Index: h.Index, ModelID: modelID, Decider: dec,
-		Hide: func(ctx context.Context, t []float32) (bool, error) {
-			return v.Match(ctx, modelID, t, []vault.Kind{vault.Objection, vault.Restriction}, kit.Manifest.Thresholds.SamePerson)
+		Hide: func(ctx context.Context) (func([]float32) (bool, error), error) {
+			return v.Matcher(ctx, modelID, []vault.Kind{vault.Objection, vault.Restriction}, kit.Manifest.Thresholds.SamePerson)
 		}}
 	refs := map[int64]string{}
 	for i := range 1000 {

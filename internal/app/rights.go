@@ -30,12 +30,11 @@ func LiftRestriction(ctx context.Context, db *store.DB, v *vault.Vault, id int64
 	if r.Kind != dsr.Restriction || r.State != dsr.Completed {
 		return fmt.Errorf("request %d is a %s request in state %s: only a completed restriction can be lifted: %w", id, r.Kind, r.State, dsr.ErrInvalid)
 	}
-	n, err := v.RemoveRequest(ctx, id, vault.Restriction)
-	if err != nil {
-		return err
-	}
-	_, err = db.AppendAudit(ctx, nil, store.AuditEntry{Actor: actor, Action: "rights.restriction-lifted",
-		Object: fmt.Sprintf("rights/%d", id), Detail: json.RawMessage(fmt.Sprintf(`{"entries":%d}`, n))})
+	// The entries go with the audit entry, in one transaction.
+	_, err = v.RemoveRequestAudited(ctx, id, vault.Restriction, func(n int) *store.AuditEntry {
+		return &store.AuditEntry{Actor: actor, Action: "rights.restriction-lifted",
+			Object: fmt.Sprintf("rights/%d", id), Detail: json.RawMessage(fmt.Sprintf(`{"entries":%d}`, n))}
+	})
 	return err
 }
 

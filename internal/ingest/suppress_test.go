@@ -17,11 +17,11 @@ import (
 	"gabarit/internal/face"
 	"gabarit/internal/imageproc"
 	"gabarit/internal/ingest"
-	"gabarit/internal/keyring"
 	"gabarit/internal/source"
 	"gabarit/internal/source/folder"
 	"gabarit/internal/source/video"
 	"gabarit/internal/store"
+	"gabarit/internal/store/storetest"
 	"gabarit/internal/vault"
 )
 
@@ -29,12 +29,8 @@ import (
 func newVault(t *testing.T, tmpl []float32) *vault.Vault {
 	t.Helper()
 	ctx := context.Background()
-	dir := t.TempDir()
-	m, err := keyring.LoadOrCreateMaster(filepath.Join(dir, "master.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := vault.Open(ctx, filepath.Join(dir, "vault.db"), m)
+	db, kr := storetest.Open(t) // the vault's own store
+	v, err := vault.Open(ctx, db, kr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,13 +7,11 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"gabarit/internal/dsr"
 	"gabarit/internal/face"
-	"gabarit/internal/keyring"
 	"gabarit/internal/modelpack"
 	"gabarit/internal/rights"
 	"gabarit/internal/store"
@@ -95,11 +93,7 @@ func BenchmarkProcess100k(b *testing.B) {
 		}
 	}
 	b.Logf("store of %d faces built in %.1f s", images*perImage, time.Since(start).Seconds())
-	m, err := keyring.LoadOrCreateMaster(filepath.Join(b.TempDir(), "vault.key"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	v, err := vault.Open(ctx, filepath.Join(b.TempDir(), "vault.db"), m)
+	v, err := vault.Open(ctx, db, kr)
 	if err != nil {
 		b.Fatal(err)
 	}

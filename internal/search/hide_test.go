@@ -3,30 +3,25 @@ package search_test
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"slices"
 	"testing"
 
-	"gabarit/internal/keyring"
+	"gabarit/internal/store/storetest"
 	"gabarit/internal/vault"
 )
 
 // hider opens a vault and returns it with the Hide function that asks it
-// about objections and restrictions at cosine 0.9.
-func hider(t *testing.T) (*vault.Vault, func(context.Context, []float32) (bool, error)) {
+// about objections and restrictions at cosine 0.9, checked once per search.
+func hider(t *testing.T) (*vault.Vault, func(context.Context) (func([]float32) (bool, error), error)) {
 	t.Helper()
-	dir := t.TempDir()
-	m, err := keyring.LoadOrCreateMaster(filepath.Join(dir, "master.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := vault.Open(context.Background(), filepath.Join(dir, "vault.db"), m)
+	db, kr := storetest.Open(t) // the vault's own store: the fixture's is another
+	v, err := vault.Open(context.Background(), db, kr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { v.Close() })
-	return v, func(ctx context.Context, tmpl []float32) (bool, error) {
-		return v.Match(ctx, "m1", tmpl, []vault.Kind{vault.Objection, vault.Restriction}, 0.9)
+	return v, func(ctx context.Context) (func([]float32) (bool, error), error) {
+		return v.Matcher(ctx, "m1", []vault.Kind{vault.Objection, vault.Restriction}, 0.9)
 	}
 }
 
@@ -114,8 +109,15 @@ func TestObjectionHidden(t *testing.T) {
 	}
 
 	errVault := errors.New("vault unreadable")
-	f.eng.Hide = func(context.Context, []float32) (bool, error) { return false, errVault }
+	f.eng.Hide = func(context.Context) (func([]float32) (bool, error), error) {
+		return func([]float32) (bool, error) { return false, errVault }, nil
+	}
 	if res, err := f.eng.Search(ctx, req("bob")); !errors.Is(err, errVault) || len(res.Hits) != 0 {
 		t.Errorf("failing check: %+v, %v", res.Hits, err)
+	}
+	// A vault that cannot check its list at the start fails the search too.
+	f.eng.Hide = func(context.Context) (func([]float32) (bool, error), error) { return nil, errVault }
+	if res, err := f.eng.Search(ctx, req("bob")); !errors.Is(err, errVault) || len(res.Hits) != 0 {
+		t.Errorf("failing list check: %+v, %v", res.Hits, err)
 	}
 }

@@ -99,12 +99,14 @@ type Engine struct {
 	// Margin widens the index query below the floor (approximate scores);
 	// candidates are then re-scored exactly. Default 0.05.
 	Margin float64
-	// Hide, when set, is asked about every candidate with its decrypted
-	// template: a candidate for which it returns true (its person objected
-	// or is restricted) is dropped before the decision, and appears
-	// neither in the results nor in the search's record. An error fails
-	// the search. Nil hides nothing.
-	Hide func(ctx context.Context, t []float32) (bool, error)
+	// Hide, when set, is called once per search, before its candidates are
+	// checked, and returns the function asked about every candidate with
+	// its decrypted template: a candidate for which it returns true (its
+	// person objected or is restricted) is dropped before the decision,
+	// and appears neither in the results nor in the search's record. An
+	// error of either fails the search. Nil hides nothing. (Once per
+	// search: the vault checks once that its list is current.)
+	Hide func(ctx context.Context) (func(t []float32) (bool, error), error)
 	// SealProbe, when set, returns the searched face's crop of the probe
 	// photo, sealed, to be kept with the search record for the verifiers.
 	// Nil keeps no crop.
@@ -405,6 +407,12 @@ func (e *Engine) match(ctx context.Context, actor string, q []float32, threshold
 			return nil, 0, nil, err
 		}
 	}
+	var hide func([]float32) (bool, error)
+	if e.Hide != nil {
+		if hide, err = e.Hide(ctx); err != nil {
+			return nil, 0, nil, fmt.Errorf("hide check: %w", err)
+		}
+	}
 	var cands []candidate
 	for _, c := range found {
 		ref, ok := refs[c.ID]
@@ -439,12 +447,12 @@ func (e *Engine) match(ctx context.Context, actor string, q []float32, threshold
 		if sim < least {
 			continue
 		}
-		if e.Hide != nil {
-			hide, err := e.Hide(ctx, t)
+		if hide != nil {
+			hidden, err := hide(t)
 			if err != nil {
 				return nil, 0, nil, fmt.Errorf("face %d: hide check: %w", ref.ID, err)
 			}
-			if hide {
+			if hidden {
 				continue
 			}
 		}

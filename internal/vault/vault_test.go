@@ -3,6 +3,7 @@ package vault
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"math"
@@ -14,27 +15,67 @@ import (
 
 	"gabarit/internal/face"
 	"gabarit/internal/keyring"
+	"gabarit/internal/store"
+	_ "gabarit/internal/store/drivers" // the store's database drivers
+	"gabarit/internal/store/storetest"
 )
 
 const model = "m1"
 
-func master(t *testing.T, name string) *keyring.Master {
+// instance is one gabarit process's view of a data directory: its own
+// store handle and keyring over the shared database and master key.
+type instance struct {
+	db   *store.DB
+	keys *keyring.Keyring
+	path string // the SQLite file, for the tests that look at its bytes
+}
+
+// openInstances opens n instances over one new SQLite file and one master
+// key. The cross-instance tests take it as a parameter, so that the same
+// tests can run over PostgreSQL.
+func openInstances(t testing.TB, n int) []instance {
 	t.Helper()
-	m, err := keyring.LoadOrCreateMaster(filepath.Join(t.TempDir(), name))
+	dir := t.TempDir()
+	m, err := keyring.LoadOrCreateMaster(filepath.Join(dir, "master.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return m
+	path := filepath.Join(dir, "gabarit.db")
+	out := make([]instance, n)
+	for i := range out {
+		db, err := store.Open(context.Background(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		kr := keyring.New(m, db.KeyStore())
+		t.Cleanup(func() { kr.Close() })
+		out[i] = instance{db: db, keys: kr, path: path}
+	}
+	return out
 }
 
-func open(t *testing.T, path string, m *keyring.Master) *Vault {
+func openOne(t testing.TB) instance { return openInstances(t, 1)[0] }
+
+func open(t testing.TB, in instance, opts ...Option) *Vault {
 	t.Helper()
-	v, err := Open(context.Background(), path, m)
+	v, err := Open(context.Background(), in.db, in.keys, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { v.Close() })
 	return v
+}
+
+// rawDB opens the instance's SQLite file directly, for tampering.
+func rawDB(t *testing.T, in instance) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", in.path+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }
 
 // unit returns the unit vector of dimension dim along axis i, turned by
@@ -50,9 +91,8 @@ func unit(dim, i int, a float64) []float32 {
 func TestRoundTripAndReopen(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	m := master(t, "master.key")
-	path := filepath.Join(t.TempDir(), "vault.db")
-	v := open(t, path, m)
+	in := openOne(t)
+	v := open(t, in)
 	selfies := [][]float32{{0.5, -0.25, 1e-7, 3}, {1, 2, 3, 4}}
 	ids, err := v.Add(ctx, Selfie, 7, model, selfies)
 	if err != nil || len(ids) != 2 {
@@ -84,8 +124,11 @@ func TestRoundTripAndReopen(t *testing.T) {
 	if _, err := v.Match(ctx, model, unit(4, 0, 0), []Kind{Objection}, 0.9); !errors.Is(err, ErrClosed) {
 		t.Errorf("Match after Close: %v", err)
 	}
+	if _, err := v.Add(ctx, Objection, 8, model, [][]float32{unit(4, 0, 0)}); !errors.Is(err, ErrClosed) {
+		t.Errorf("Add after Close: %v", err)
+	}
 
-	v = open(t, path, m)
+	v = open(t, in)
 	if got, err := v.Templates(ctx, 7, Selfie); err != nil || fmt.Sprint(got) != fmt.Sprint(selfies) {
 		t.Fatalf("after reopen: Templates = %v, %v", got, err)
 	}
@@ -96,23 +139,30 @@ func TestRoundTripAndReopen(t *testing.T) {
 	if err != nil || n[Selfie] != 2 || n[Objection] != 1 || n[Restriction] != 0 {
 		t.Errorf("Count = %v, %v", n, err)
 	}
-	// The file holds no template in clear.
-	raw := fileBytes(t, path)
-	if bytes.Contains(raw, le(selfies[1])) {
-		t.Error("the file holds a selfie template in clear")
+	// The store holds no template in clear.
+	raw := fileBytes(t, in.path)
+	for i, s := range selfies {
+		if bytes.Contains(raw, le(s)) {
+			t.Errorf("the store holds selfie template %d in clear", i)
+		}
 	}
 }
 
 func TestWrongMasterKey(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "vault.db")
-	v := open(t, path, master(t, "a.key"))
+	in := openOne(t)
+	v := open(t, in)
 	if _, err := v.Add(ctx, Restriction, 1, model, [][]float32{unit(4, 0, 0)}); err != nil {
 		t.Fatal(err)
 	}
-	v.Close()
-	if v, err := Open(ctx, path, master(t, "b.key")); !errors.Is(err, keyring.ErrTampered) {
+	other, err := keyring.LoadOrCreateMaster(filepath.Join(t.TempDir(), "b.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr := keyring.New(other, in.db.KeyStore())
+	defer kr.Close()
+	if v, err := Open(ctx, in.db, kr); !errors.Is(err, keyring.ErrTampered) {
 		if v != nil {
 			v.Close()
 		}
@@ -130,24 +180,23 @@ func TestBlobMovedFails(t *testing.T) {
 		kind   Kind
 		update string // run on the row of the first entry; ? is the second entry's id
 	}{
-		{"selfie blob moved to another row", Selfie, "UPDATE entries SET template = (SELECT template FROM entries WHERE id = ?) WHERE id = %d"},
-		{"objection blob moved to another row", Objection, "UPDATE entries SET template = (SELECT template FROM entries WHERE id = ?) WHERE id = %d"},
-		{"selfie turned into another request's", Selfie, "UPDATE entries SET request_id = 2 WHERE id = %d AND ? > 0"},
-		{"objection turned into a restriction", Objection, "UPDATE entries SET kind = 'restriction' WHERE id = %d AND ? > 0"},
-		{"another model", Objection, "UPDATE entries SET model_id = 'm2' WHERE id = %d AND ? > 0"},
-		{"appended byte", Selfie, "UPDATE entries SET template = template || x'00' WHERE id = %d AND ? > 0"},
+		{"selfie blob moved to another row", Selfie, "UPDATE vault_entries SET template = (SELECT template FROM vault_entries WHERE id = ?) WHERE id = %d"},
+		{"objection blob moved to another row", Objection, "UPDATE vault_entries SET template = (SELECT template FROM vault_entries WHERE id = ?) WHERE id = %d"},
+		{"selfie turned into another request's", Selfie, "UPDATE vault_entries SET request_id = 2 WHERE id = %d AND ? > 0"},
+		{"objection turned into a restriction", Objection, "UPDATE vault_entries SET kind = 'restriction' WHERE id = %d AND ? > 0"},
+		{"another model", Objection, "UPDATE vault_entries SET model_id = 'm2' WHERE id = %d AND ? > 0"},
+		{"appended byte", Selfie, "UPDATE vault_entries SET template = CAST(template || x'00' AS BLOB) WHERE id = %d AND ? > 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			path := filepath.Join(t.TempDir(), "vault.db")
-			m := master(t, "master.key")
-			v := open(t, path, m)
+			in := openOne(t)
+			v := open(t, in)
 			ids, err := v.Add(ctx, tt.kind, 1, model, [][]float32{unit(4, 0, 0), unit(4, 1, 0)})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := v.db.ExecContext(ctx, fmt.Sprintf(tt.update, ids[0]), ids[1]); err != nil {
+			if _, err := rawDB(t, in).ExecContext(ctx, fmt.Sprintf(tt.update, ids[0]), ids[1]); err != nil {
 				t.Fatal(err)
 			}
 			if tt.kind == Selfie {
@@ -160,12 +209,18 @@ func TestBlobMovedFails(t *testing.T) {
 				}
 				return
 			}
-			v.Close()
-			if v, err := Open(ctx, path, m); !errors.Is(err, keyring.ErrTampered) {
+			if v, err := Open(ctx, in.db, in.keys); !errors.Is(err, keyring.ErrTampered) {
 				if v != nil {
 					v.Close()
 				}
 				t.Errorf("Open of a vault with a moved blob: %v, want ErrTampered", err)
+			}
+			// An open vault that reloads meets it too, and answers nothing.
+			if _, err := v.Add(ctx, Objection, 9, model, [][]float32{unit(4, 3, 0)}); err != nil {
+				t.Fatal(err)
+			}
+			if ok, err := v.Match(ctx, model, unit(4, 3, 0), []Kind{Objection}, 0.5); !errors.Is(err, keyring.ErrTampered) || ok {
+				t.Errorf("Match after a reload of a moved blob = %v, %v; want ErrTampered", ok, err)
 			}
 		})
 	}
@@ -174,7 +229,7 @@ func TestBlobMovedFails(t *testing.T) {
 func TestMatch(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	v := open(t, filepath.Join(t.TempDir(), "vault.db"), master(t, "master.key"))
+	v := open(t, openOne(t))
 	const dim = 8
 	if _, err := v.Add(ctx, Objection, 1, model, [][]float32{unit(dim, 0, 0), unit(dim, 2, 0)}); err != nil {
 		t.Fatal(err)
@@ -255,7 +310,7 @@ func TestMatch(t *testing.T) {
 func TestAddRefusesBadInput(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	v := open(t, filepath.Join(t.TempDir(), "vault.db"), master(t, "master.key"))
+	v := open(t, openOne(t))
 	nan := float32(math.NaN())
 	tests := []struct {
 		name      string
@@ -286,14 +341,13 @@ func TestAddRefusesBadInput(t *testing.T) {
 }
 
 // TestRemoveRequestDeletes: the removed templates no longer match, are gone
-// after reopening, and no copy of their ciphertext is left in the file or
-// its write-ahead log.
+// for a new vault, and no copy of their ciphertext is left in the store's
+// file or its write-ahead log.
 func TestRemoveRequestDeletes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	m := master(t, "master.key")
-	path := filepath.Join(t.TempDir(), "vault.db")
-	v := open(t, path, m)
+	in := openOne(t)
+	v := open(t, in)
 	const dim = 16
 	obj, sel, keep := unit(dim, 0, 0), unit(dim, 3, 0.4), unit(dim, 8, 0)
 	if _, err := v.Add(ctx, Objection, 7, model, [][]float32{obj}); err != nil {
@@ -305,21 +359,12 @@ func TestRemoveRequestDeletes(t *testing.T) {
 	if _, err := v.Add(ctx, Objection, 8, model, [][]float32{keep}); err != nil {
 		t.Fatal(err)
 	}
-	var blobs [][]byte
-	rows, err := v.db.QueryContext(ctx, "SELECT template FROM entries WHERE request_id = 7")
-	if err != nil {
-		t.Fatal(err)
+	rows, err := in.db.VaultSealedOf(ctx, 7, store.VaultObjection, store.VaultSelfie)
+	if err != nil || len(rows) != 2 {
+		t.Fatalf("sealed entries of request 7: %d, %v", len(rows), err)
 	}
-	for rows.Next() {
-		var b []byte
-		if err := rows.Scan(&b); err != nil {
-			t.Fatal(err)
-		}
-		blobs = append(blobs, b)
-	}
-	rows.Close()
-	if len(blobs) != 2 {
-		t.Fatalf("%d blobs of request 7", len(blobs))
+	if ok, err := v.Match(ctx, model, obj, []Kind{Objection}, 0.5); err != nil || !ok {
+		t.Fatalf("objection before removal: %v, %v", ok, err)
 	}
 
 	if n, err := v.RemoveRequest(ctx, 7, Objection); err != nil || n != 1 {
@@ -337,22 +382,14 @@ func TestRemoveRequestDeletes(t *testing.T) {
 	if n, err := v.RemoveRequest(ctx, 7, Selfie); err != nil || n != 0 {
 		t.Errorf("second RemoveRequest = %d, %v", n, err)
 	}
-	// While the vault is open (a crash now must leave no copy), then closed.
-	for _, when := range []string{"open", "closed"} {
-		if when == "closed" {
-			if err := v.Close(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		raw := fileBytes(t, path)
-		for i, b := range blobs {
-			if bytes.Contains(raw, b[1:33]) {
-				t.Errorf("vault %s: blob %d of the removed request is still in the file or its log", when, i)
-			}
+	raw := fileBytes(t, in.path)
+	for i, r := range rows {
+		if bytes.Contains(raw, r.Sealed[1:33]) {
+			t.Errorf("blob %d of the removed request is still in the store's file or its log", i)
 		}
 	}
 
-	v = open(t, path, m)
+	v = open(t, in)
 	if ts, err := v.Templates(ctx, 7, Selfie); err != nil || len(ts) != 0 {
 		t.Errorf("after reopen: selfies = %v, %v", ts, err)
 	}
@@ -367,28 +404,36 @@ func TestRemoveRequestDeletes(t *testing.T) {
 	}
 }
 
-func TestFileMode(t *testing.T) {
+// TestRemoveRequestAudited: the removal and its audit entry commit
+// together; an audit entry the store refuses leaves the entries in place.
+func TestRemoveRequestAudited(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "vault.db")
-	v := open(t, path, master(t, "master.key"))
-	if _, err := v.Add(ctx, Selfie, 1, model, [][]float32{{1, 2}}); err != nil {
+	in := openOne(t)
+	v := open(t, in)
+	if _, err := v.Add(ctx, Restriction, 4, model, [][]float32{unit(4, 0, 0), unit(4, 1, 0)}); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{path, path + "-wal", path + "-shm"} {
-		fi, err := os.Stat(p)
-		if errors.Is(err, os.ErrNotExist) && p != path {
-			continue
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if fi.Mode().Perm()&0o077 != 0 {
-			t.Errorf("%s has mode %04o, want 0600", filepath.Base(p), fi.Mode().Perm())
-		}
+	bad := func(n int) *store.AuditEntry { return &store.AuditEntry{Action: "rights.restriction-lifted"} } // no actor
+	if _, err := v.RemoveRequestAudited(ctx, 4, Restriction, bad); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("RemoveRequestAudited with an invalid audit entry: %v", err)
 	}
-	if _, err := Open(ctx, "file:"+path, master(t, "b.key")); !errors.Is(err, ErrInvalid) {
-		t.Errorf("Open of a URI: %v", err)
+	if ok, err := v.Match(ctx, model, unit(4, 0, 0), []Kind{Restriction}, 0.9); err != nil || !ok {
+		t.Fatalf("restriction after a failed removal: %v, %v", ok, err)
+	}
+	n, err := v.RemoveRequestAudited(ctx, 4, Restriction, func(n int) *store.AuditEntry {
+		return &store.AuditEntry{Actor: "cli:dpo", Action: "rights.restriction-lifted", Object: "rights/4",
+			Detail: fmt.Appendf(nil, `{"entries":%d}`, n)}
+	})
+	if err != nil || n != 2 {
+		t.Fatalf("RemoveRequestAudited = %d, %v", n, err)
+	}
+	es, err := in.db.AuditEntries(ctx, 1, 0)
+	if err != nil || len(es) != 1 || es[0].Action != "rights.restriction-lifted" || string(es[0].Detail) != `{"entries":2}` {
+		t.Fatalf("audit = %+v, %v", es, err)
+	}
+	if ok, err := v.Match(ctx, model, unit(4, 0, 0), []Kind{Restriction}, 0.9); err != nil || ok {
+		t.Errorf("lifted restriction matches: %v, %v", ok, err)
 	}
 }
 
@@ -397,7 +442,7 @@ func TestFileMode(t *testing.T) {
 func TestConcurrentMatchDuringAdd(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	v := open(t, filepath.Join(t.TempDir(), "vault.db"), master(t, "master.key"))
+	v := open(t, openOne(t))
 	const dim, n = 32, 40
 	if _, err := v.Add(ctx, Objection, 1000, model, [][]float32{unit(dim, dim-1, 0)}); err != nil {
 		t.Fatal(err)
@@ -450,6 +495,109 @@ func TestConcurrentMatchDuringAdd(t *testing.T) {
 	c, err := v.Count(ctx)
 	if err != nil || c[Objection]+c[Restriction] != 1+n-(n+2)/3 {
 		t.Errorf("Count = %v, %v", c, err)
+	}
+}
+
+// TestOtherInstanceSeesChanges: two instances (two store handles over one
+// database, a vault on each): what one commits, the other's very next
+// Match enforces, without reopening.
+func TestOtherInstanceSeesChanges(t *testing.T) {
+	t.Parallel()
+	testOtherInstanceSeesChanges(t, func(t *testing.T) (a, b instance) {
+		ins := openInstances(t, 2)
+		return ins[0], ins[1]
+	})
+}
+
+// TestOtherInstanceSeesChangesPostgres: the same, with two instances over
+// one PostgreSQL database.
+func TestOtherInstanceSeesChangesPostgres(t *testing.T) {
+	dsn := storetest.Postgres(t)
+	testOtherInstanceSeesChanges(t, func(t *testing.T) (a, b instance) {
+		m, err := keyring.LoadOrCreateMaster(filepath.Join(t.TempDir(), "master.key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out [2]instance
+		for i := range out {
+			db, err := store.Open(context.Background(), dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			kr := keyring.New(m, db.KeyStore())
+			t.Cleanup(func() { kr.Close() })
+			out[i] = instance{db: db, keys: kr}
+		}
+		return out[0], out[1]
+	})
+}
+
+func testOtherInstanceSeesChanges(t *testing.T, openTwo func(t *testing.T) (a, b instance)) {
+	ctx := context.Background()
+	ia, ib := openTwo(t)
+	a, b := open(t, ia), open(t, ib)
+	const dim = 8
+	person, stranger := unit(dim, 0, 0), unit(dim, 4, 0)
+	both := []Kind{Objection, Restriction}
+	// B has loaded its (empty) cache and matched already.
+	if ok, err := b.Match(ctx, model, person, both, 0.5); err != nil || ok {
+		t.Fatalf("B before the objection: %v, %v", ok, err)
+	}
+	if _, err := a.Add(ctx, Objection, 1, model, [][]float32{unit(dim, 0, 0.1)}); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := b.Match(ctx, model, person, []Kind{Objection}, 0.9); err != nil || !ok {
+		t.Errorf("B's next Match after A's objection = %v, %v; want a match", ok, err)
+	}
+	// A search on B: its Matcher, taken when it starts, sees what A
+	// committed before.
+	if _, err := a.Add(ctx, Objection, 4, model, [][]float32{unit(dim, 6, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := b.Matcher(ctx, model, both, 0.9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		probe []float32
+		want  bool
+	}{{unit(dim, 6, 0.1), true}, {person, true}, {stranger, false}} {
+		if ok, err := m(tt.probe); err != nil || ok != tt.want {
+			t.Errorf("B's next search's check of %v = %v, %v; want %v", tt.probe, ok, err, tt.want)
+		}
+	}
+	if n, err := a.RemoveRequest(ctx, 4, Objection); err != nil || n != 1 {
+		t.Fatalf("A removes objection 4: %d, %v", n, err)
+	}
+	if ok, err := b.Match(ctx, model, stranger, both, 0.5); err != nil || ok {
+		t.Errorf("B matches a stranger: %v, %v", ok, err)
+	}
+	// A restriction through B, seen by A; lifted through A, gone from B.
+	if _, err := b.Add(ctx, Restriction, 2, model, [][]float32{stranger}); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := a.Match(ctx, model, stranger, []Kind{Restriction}, 0.9); err != nil || !ok {
+		t.Errorf("A's next Match after B's restriction = %v, %v; want a match", ok, err)
+	}
+	if n, err := a.RemoveRequest(ctx, 2, Restriction); err != nil || n != 1 {
+		t.Fatalf("A lifts the restriction: %d, %v", n, err)
+	}
+	if ok, err := b.Match(ctx, model, stranger, both, 0.5); err != nil || ok {
+		t.Errorf("B's next Match after A lifted the restriction = %v, %v; want none", ok, err)
+	}
+	if n, err := b.RemoveRequest(ctx, 1, Objection); err != nil || n != 1 {
+		t.Fatalf("B removes the objection: %d, %v", n, err)
+	}
+	if ok, err := a.Match(ctx, model, person, both, 0.5); err != nil || ok {
+		t.Errorf("A's next Match after B removed the objection = %v, %v; want none", ok, err)
+	}
+	// Selfies added by one are read by the other.
+	if _, err := a.Add(ctx, Selfie, 3, model, [][]float32{{1, 2, 3}}); err != nil {
+		t.Fatal(err)
+	}
+	if ts, err := b.Templates(ctx, 3, Selfie); err != nil || fmt.Sprint(ts) != "[[1 2 3]]" {
+		t.Errorf("B reads A's selfies: %v, %v", ts, err)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"gabarit/internal/app"
 	"gabarit/internal/retention"
 )
 
@@ -49,6 +50,11 @@ func (e *cmdEnv) purge(ctx context.Context, args []string) error {
 	}
 	defer h.Close()
 	rep, err := retention.Purge(ctx, dk.DB, h.Index, now, actor())
+	if err == nil {
+		// The index outbox's old operations go too, as the server's
+		// housekeeping does (an index saved before them is rebuilt).
+		_, err = dk.DB.PruneIndexOutbox(ctx, now.Add(-app.OutboxKeep))
+	}
 	if saveErr := h.Save(context.WithoutCancel(ctx)); saveErr != nil {
 		err = errors.Join(err, saveErr)
 	}

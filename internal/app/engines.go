@@ -50,8 +50,9 @@ func SearchEngine(ctx context.Context, d *Data, m Model, v *vault.Vault, idx vin
 	}
 	modelID, same := m.ModelID(), m.SamePerson()
 	return &search.Engine{An: m, Store: d.DB, Keys: d.Keys, Index: idx, ModelID: modelID, Decider: cal, FPIR: fpir,
-		Hide: func(ctx context.Context, t []float32) (bool, error) {
-			return v.Match(ctx, modelID, t, []vault.Kind{vault.Objection, vault.Restriction}, same)
+		// Checked once per search: what the vault holds when it starts.
+		Hide: func(ctx context.Context) (func([]float32) (bool, error), error) {
+			return v.Matcher(ctx, modelID, []vault.Kind{vault.Objection, vault.Restriction}, same)
 		},
 		// The searched face's crop is kept sealed with the search record,
 		// for its verifiers; the photo is not kept.
@@ -184,9 +185,9 @@ func Ingest(ctx context.Context, d *Data, m Model, v *vault.Vault, h *vstore.Han
 	// The run is recorded (who ingested which source, when, with what
 	// outcome), whatever its outcome.
 	err = journal.End(context.WithoutCancel(ctx), sum, interrupted, runErr != nil && !interrupted)
-	// What was committed is in the store and in the index: save it, whatever
-	// the outcome (the next open would catch up anyway).
-	h.Added(sum.MaxFaceID)
+	// What was committed is in the store and in the index (h.Index caught
+	// up with the index outbox after every batch): save it, whatever the
+	// outcome (the next open would catch up anyway).
 	if saveErr := h.Save(context.WithoutCancel(ctx)); saveErr != nil {
 		err = errors.Join(err, saveErr)
 	}

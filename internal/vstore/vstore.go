@@ -5,14 +5,41 @@
 // template, and the index can always be rebuilt from them (Rebuild, `gabarit
 // reindex`). It is saved atomically (a temporary file, fsync, rename, fsync
 // of the directory) as one file holding a header (format, model, dimension,
-// the largest face id it includes, its size) and the index's own encoding.
+// the last index outbox seq it applied, its size) and the index's own
+// encoding.
 //
-// Open loads the saved index and brings it up to date: faces committed after
-// it was saved (an ingest killed before saving) are decrypted and added; if
-// faces it holds were deleted since (a purge or an erasure by a process that
-// did not save the index), it is rebuilt. Searches also check every hit
-// against the store (package search), so a stale index never shows a deleted
-// face.
+// Every change of faces writes its index operations to the store's index
+// outbox in the same transaction (see store.IndexOp): "add" for a face
+// committed by an ingest or released from quarantine, "del" for a face
+// erased, purged, retired, quarantined or crypto-shredded. A Handle applies
+// the operations of its model after the last seq it applied, in seq order
+// (CatchUp): an add loads the face's template from the store and opens it
+// (a face no longer stored is skipped), a del removes the face (removing
+// an absent face is not an error). Applying is idempotent, so a file saved
+// in the middle of a catch-up, or an operation applied twice, is harmless;
+// the applied seq only moves once a batch is in the index, so a failed
+// catch-up is retried from the same place and never skips an operation.
+// The store guarantees that seq values commit in seq order (one writer on
+// SQLite, one advisory lock on PostgreSQL), which is what lets the applier
+// take every operation up to the head it read as final.
+//
+// Open loads the saved index and catches it up; Handle.Index catches up
+// after every Add (an ingest batch it adds has just been committed), Save
+// before it saves, and `gabarit serve` every few seconds, so that an
+// instance sees the changes made by the others. Direct deletes through
+// Handle.Index still make an erasure immediate in the process that made
+// it; the outbox makes it durable and reach every other index.
+//
+// Old operations are pruned from the store (store.PruneIndexOutbox). An
+// index that had not applied all of them, or whose applied seq is above
+// the store's head (a store restored from an older copy), is rebuilt from
+// the store (Handle.Behind, Applied.Rebuilt). A file saved before the
+// outbox existed has no applied seq: it is rebuilt once and saved in its
+// place (on SQLite its old face-id watermark could have been trusted, but
+// a rebuild is always right and happens once).
+//
+// Searches also check every hit against the store (package search), so a
+// stale index never shows a deleted face.
 //
 // A face whose sealed template cannot be opened (altered or swapped bytes)
 // never stops a rebuild or a catch-up: it is put in quarantine and left out
@@ -33,9 +60,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
+	"sync/atomic"
 
 	"gabarit/internal/keyring"
 	"gabarit/internal/store"
@@ -48,11 +78,28 @@ const magic = "GBVSTORE1\n"
 // maxHeader bounds the JSON header of a file.
 const maxHeader = 1 << 16
 
+// opsBatch is how many outbox operations a catch-up reads at a time.
+const opsBatch = 4096
+
+// TemplateFunc receives one stored face's sealed template; template is
+// valid only until it returns.
+type TemplateFunc = func(faceID, sourceID int64, modelID string, template []byte) error
+
 // Store is what vstore reads from the relational store; *store.DB implements it.
 type Store interface {
-	TemplatesAfter(ctx context.Context, after int64, fn func(faceID, sourceID int64, modelID string, template []byte) error) error
-	FaceCountUpTo(ctx context.Context, modelID string, maxID int64) (n, maxStored int64, err error)
+	// TemplatesAfter streams every template of a face whose id is above
+	// after, in id order (a rebuild reads them all).
+	TemplatesAfter(ctx context.Context, after int64, fn TemplateFunc) error
+	// FaceTemplates streams the templates of the faces among ids that are
+	// stored.
+	FaceTemplates(ctx context.Context, ids []int64, fn TemplateFunc) error
+	// IndexOutboxHead and IndexOpsAfter read the index outbox; see
+	// store.DB.
+	IndexOutboxHead(ctx context.Context) (int64, error)
+	IndexOpsAfter(ctx context.Context, modelID string, after int64, limit int) (ops []store.IndexOp, head, pruned int64, err error)
 }
+
+var _ Store = (*store.DB)(nil)
 
 // Quarantine records faces whose sealed template cannot be opened; a Store
 // that also implements it (as *store.DB does) has such faces skipped:
@@ -61,7 +108,10 @@ type Store interface {
 // Store that does not, such a face fails Open and Rebuild.
 type Quarantine interface {
 	QuarantineFace(ctx context.Context, id int64, found, reason, actor string) (bool, error)
+	// QuarantinedIDs returns the faces of a model in quarantine (for a
+	// rebuild), QuarantinedAmong those among ids (for a catch-up).
 	QuarantinedIDs(ctx context.Context, modelID string) (map[int64]bool, error)
+	QuarantinedAmong(ctx context.Context, ids []int64) (map[int64]bool, error)
 }
 
 // Opener decrypts templates; *keyring.Keyring implements it.
@@ -82,23 +132,42 @@ type header struct {
 	Kind    string `json:"kind"`
 	ModelID string `json:"model_id"`
 	Dim     int    `json:"dim"`
-	MaxFace int64  `json:"max_face_id"` // every face with a larger id is missing from the index
-	Len     int    `json:"len"`
+	// OutboxSeq is the last index outbox seq applied: every operation up
+	// to it is in the index. Files saved before the outbox have none
+	// (they held max_face_id, a watermark of face ids) and are rebuilt.
+	OutboxSeq *int64 `json:"outbox_seq,omitempty"`
+	Len       int    `json:"len"`
 }
 
-// Handle is an open index and what it was saved up to.
+// Handle is an open index, kept in step with the store's index outbox.
 type Handle struct {
-	Index   vindex.Index
+	// Index is the index to search and to change: its Add (an ingest's
+	// batch, just committed) and Delete (an erasure, to make it
+	// immediate) go to the index under the handle's lock, and Add then
+	// catches up with the outbox. It stays valid when a catch-up rebuilds
+	// the index underneath.
+	Index vindex.Index
+
 	path    string
 	kind    Kind
 	modelID string
 	dim     int
-	mu      sync.Mutex // guards maxFace and serialises saves
-	maxFace int64      // the largest face id added through this handle or loaded
+	st      Store
+	keys    Opener
+	cur     atomic.Pointer[slot] // the index in use; replaced by a rebuild
+
+	mu      sync.Mutex     // serialises catch-ups, changes through Index and saves
+	applied int64          // the last outbox seq applied
+	fresh   map[int64]bool // ids just added through Index, whose add need not be loaded again
+
 	// Rebuilt and CaughtUp say what Open had to do: rebuild the index from
-	// the store, or add that many faces committed after the last save.
+	// the store, and how many faces it added (rebuilding or catching up).
 	Rebuilt  bool
 	CaughtUp int
+	// Behind is set when Open rebuilt the index because operations it had
+	// not applied were pruned from the outbox (or the store is older than
+	// the file): worth a warning.
+	Behind bool
 	// Damaged is why the saved file could not be loaded (nil when it was
 	// loaded, or when there was none). Open then rebuilt the index and saved
 	// it in the file's place, so that the next Open loads it instead of
@@ -106,56 +175,83 @@ type Handle struct {
 	Damaged error
 }
 
+// slot holds the index in use.
+type slot struct{ idx vindex.Index }
+
+// Applied says what a catch-up did.
+type Applied struct {
+	Added   int // faces added to the index
+	Deleted int // faces deleted from it (some may have been absent)
+	// Rebuilt is set when the index was rebuilt from the store: it had not
+	// applied operations since pruned from the outbox, or its applied seq
+	// was above the store's head.
+	Rebuilt bool
+}
+
+func newHandle(path string, kind Kind, modelID string, dim int, st Store, keys Opener) *Handle {
+	h := &Handle{path: path, kind: kind, modelID: modelID, dim: dim, st: st, keys: keys}
+	h.Index = live{h}
+	return h
+}
+
+// index returns the index in use.
+func (h *Handle) index() vindex.Index { return h.cur.Load().idx }
+
 // Open loads the index of model modelID saved at path, or makes it from the
 // store when there is none or it cannot be used (another kind, model or
-// dimension, a corrupt file, faces deleted since), then adds the faces
-// committed since it was saved.
+// dimension, a corrupt file, a file saved before the outbox), then applies
+// the outbox operations written since it was saved.
 func Open(ctx context.Context, path string, kind Kind, modelID string, dim int, st Store, keys Opener) (*Handle, error) {
-	h := &Handle{path: path, kind: kind, modelID: modelID, dim: dim}
+	h := newHandle(path, kind, modelID, dim, st, keys)
 	hd, idx, err := load(path, kind)
+	replace := false // save the rebuilt index in the file's place
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		h.Rebuilt = true
 	case err != nil:
 		h.Rebuilt = true // derived data: rebuild rather than fail
 		h.Damaged = err
+		replace = true
 	case hd.Kind != kind.Name || hd.ModelID != modelID || hd.Dim != dim:
 		_ = idx.Close() // not used; a Close error changes nothing
 		h.Rebuilt = true
+	case hd.OutboxSeq == nil:
+		_ = idx.Close() // saved before the outbox: rebuilt once
+		h.Rebuilt = true
+		replace = true
 	default:
-		n, _, err := st.FaceCountUpTo(ctx, modelID, hd.MaxFace)
-		if err == nil {
-			// Faces quarantined since the save leave the index; none of
-			// them counts.
-			var out int64
-			out, err = dropQuarantined(ctx, st, idx, modelID, hd.MaxFace)
-			n -= out
-		}
+		h.cur.Store(&slot{idx})
+		h.applied = *hd.OutboxSeq
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.Rebuilt {
+		n, err := h.rebuild(ctx)
 		if err != nil {
-			_ = idx.Close() // the store error is the one to report
 			return nil, err
 		}
-		if n != int64(idx.Len()) {
-			_ = idx.Close() // faces were deleted since the save: rebuild
-			h.Rebuilt = true
-		} else {
-			h.Index, h.maxFace = idx, hd.MaxFace
-		}
+		h.CaughtUp = n
 	}
-	if h.Rebuilt {
-		h.Index, h.maxFace = kind.New(dim), 0
-	}
-	added, err := h.addFrom(ctx, st, keys, h.maxFace)
+	a, err := h.catchUp(ctx)
 	if err != nil {
-		_ = h.Index.Close() // the catch-up error is the one to report
+		_ = h.index().Close() // the catch-up error is the one to report
 		return nil, err
 	}
-	h.CaughtUp = added
-	if h.Damaged != nil {
+	h.CaughtUp += a.Added
+	if a.Rebuilt {
+		h.Rebuilt, h.Behind = true, true
+		replace = true
+	}
+	if replace {
 		// Rebuild once, not at every open: the rebuilt index replaces the
-		// damaged file. A failed save leaves the index usable in memory.
-		if err := h.Save(ctx); err != nil {
-			h.Damaged = fmt.Errorf("%w (the rebuilt index could not be saved: %w)", h.Damaged, err)
+		// file. A failed save leaves the index usable in memory.
+		if err := h.save(ctx); err != nil {
+			err = fmt.Errorf("the rebuilt index could not be saved: %w", err)
+			if h.Damaged == nil {
+				h.Damaged = err
+			} else {
+				h.Damaged = fmt.Errorf("%w (%w)", h.Damaged, err)
+			}
 		}
 	}
 	return h, nil
@@ -163,56 +259,143 @@ func Open(ctx context.Context, path string, kind Kind, modelID string, dim int, 
 
 // Rebuild makes a new index from every template of the store and saves it.
 func Rebuild(ctx context.Context, path string, kind Kind, modelID string, dim int, st Store, keys Opener) (*Handle, error) {
-	h := &Handle{path: path, kind: kind, modelID: modelID, dim: dim, Index: kind.New(dim), Rebuilt: true}
-	if _, err := h.addFrom(ctx, st, keys, 0); err != nil {
-		_ = h.Index.Close() // the rebuild error is the one to report
+	h := newHandle(path, kind, modelID, dim, st, keys)
+	h.Rebuilt = true
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, err := h.rebuild(ctx); err != nil {
 		return nil, err
 	}
-	if err := h.Save(ctx); err != nil {
-		_ = h.Index.Close() // the save error is the one to report
+	if _, err := h.catchUp(ctx); err != nil {
+		_ = h.index().Close() // the catch-up error is the one to report
 		return nil, err
+	}
+	if err := h.save(ctx); err != nil {
+		_ = h.index().Close() // the save error is the one to report
+		return nil, fmt.Errorf("save vector index: %w", err)
 	}
 	return h, nil
 }
 
-// dropQuarantined deletes from idx the faces of model modelID in
-// quarantine with ids up to maxID, and returns how many there are; 0 when
-// st keeps no quarantine.
-func dropQuarantined(ctx context.Context, st Store, idx vindex.Index, modelID string, maxID int64) (int64, error) {
-	q, ok := st.(Quarantine)
-	if !ok {
-		return 0, nil
-	}
-	set, err := q.QuarantinedIDs(ctx, modelID)
+// rebuild makes a new index from every template of the store, puts it in
+// use and returns how many faces it holds. The outbox head is read before
+// the templates: every operation up to it is in the scan, and the later
+// ones are applied by the next catch-up (again, perhaps: harmless). The
+// index it replaces is left to the garbage collector, not closed: searches
+// may still be using it. h.mu is held.
+func (h *Handle) rebuild(ctx context.Context) (int, error) {
+	head, err := h.st.IndexOutboxHead(ctx)
 	if err != nil {
+		return 0, fmt.Errorf("vector index: %w", err)
+	}
+	idx := h.kind.New(h.dim)
+	held := func(q Quarantine) (map[int64]bool, error) { return q.QuarantinedIDs(ctx, h.modelID) }
+	n, err := h.addTemplates(ctx, idx, held, func(fn TemplateFunc) error { return h.st.TemplatesAfter(ctx, 0, fn) })
+	if err != nil {
+		_ = idx.Close() // the rebuild error is the one to report
 		return 0, err
 	}
-	var ids []int64
-	for id := range set {
-		if id <= maxID {
-			ids = append(ids, id)
-		}
-	}
-	if len(ids) == 0 {
-		return 0, nil
-	}
-	if err := idx.Delete(ctx, ids); err != nil {
-		return 0, fmt.Errorf("drop quarantined faces from the index: %w", err)
-	}
-	return int64(len(ids)), nil
+	h.cur.Store(&slot{idx})
+	h.applied = head
+	return n, nil
 }
 
-// addFrom adds the templates of model h.modelID with ids above after.
-// Templates of a shredded source are skipped: they are unreadable by design.
-// So are faces in quarantine, and faces whose template cannot be opened,
-// which are put in quarantine (see Quarantine).
-func (h *Handle) addFrom(ctx context.Context, st Store, keys Opener, after int64) (int, error) {
+// CatchUp applies the index outbox operations of h's model written since
+// the last it applied, in order; see the package documentation. It is safe
+// for concurrent use; an error leaves the operations not yet applied for
+// the next call.
+func (h *Handle) CatchUp(ctx context.Context) (Applied, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.catchUp(ctx)
+}
+
+// catchUp is CatchUp with h.mu held.
+func (h *Handle) catchUp(ctx context.Context) (Applied, error) {
+	var a Applied
+	for {
+		ops, head, pruned, err := h.st.IndexOpsAfter(ctx, h.modelID, h.applied, opsBatch)
+		if err != nil {
+			return a, fmt.Errorf("vector index: catch up: %w", err)
+		}
+		if pruned > h.applied || head < h.applied {
+			if a.Rebuilt {
+				// Pruned again while rebuilding: the next call goes on.
+				return a, nil
+			}
+			n, err := h.rebuild(ctx)
+			if err != nil {
+				return a, err
+			}
+			a.Rebuilt, a.Added = true, a.Added+n
+			continue
+		}
+		if err := h.apply(ctx, ops, &a); err != nil {
+			return a, err
+		}
+		if len(ops) < opsBatch {
+			h.applied = head
+			return a, nil
+		}
+		h.applied = ops[len(ops)-1].Seq
+	}
+}
+
+// apply applies ops: for each face, its last operation is the one that
+// counts (an add loads the template the store holds now). h.mu is held.
+func (h *Handle) apply(ctx context.Context, ops []store.IndexOp, a *Applied) error {
+	if len(ops) == 0 {
+		return nil
+	}
+	last := make(map[int64]string, len(ops))
+	for _, o := range ops {
+		last[o.FaceID] = o.Op
+	}
+	var dels, adds []int64
+	for id, op := range last {
+		switch {
+		case op == store.OpDel:
+			dels = append(dels, id)
+			delete(h.fresh, id)
+		case h.fresh[id]:
+			delete(h.fresh, id) // added through Index with this very template
+		default:
+			adds = append(adds, id)
+		}
+	}
+	slices.Sort(dels)
+	slices.Sort(adds)
+	idx := h.index()
+	if len(dels) > 0 {
+		if err := idx.Delete(ctx, dels); err != nil {
+			return fmt.Errorf("vector index: delete %d faces: %w", len(dels), err)
+		}
+		a.Deleted += len(dels)
+	}
+	if len(adds) > 0 {
+		held := func(q Quarantine) (map[int64]bool, error) { return q.QuarantinedAmong(ctx, adds) }
+		n, err := h.addTemplates(ctx, idx, held, func(fn TemplateFunc) error { return h.st.FaceTemplates(ctx, adds, fn) })
+		a.Added += n
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addTemplates adds to idx the templates of model h.modelID that scan
+// streams, and returns how many it added. Templates of a shredded source
+// are skipped: they are unreadable by design. So are faces in quarantine
+// (quarantined lists those the scan may meet), and faces whose template
+// cannot be opened, which are put in quarantine (see Quarantine).
+func (h *Handle) addTemplates(ctx context.Context, idx vindex.Index, quarantined func(Quarantine) (map[int64]bool, error),
+	scan func(TemplateFunc) error) (int, error) {
 	const batch = 1024
-	q, _ := st.(Quarantine)
+	q, _ := h.st.(Quarantine)
 	var held map[int64]bool
 	if q != nil {
 		var err error
-		if held, err = q.QuarantinedIDs(ctx, h.modelID); err != nil {
+		if held, err = quarantined(q); err != nil {
 			return 0, fmt.Errorf("vector index: %w", err)
 		}
 	}
@@ -223,19 +406,18 @@ func (h *Handle) addFrom(ctx context.Context, st Store, keys Opener, after int64
 		if len(ids) == 0 {
 			return nil
 		}
-		if err := h.Index.Add(ctx, ids, vecs); err != nil {
+		if err := idx.Add(ctx, ids, vecs); err != nil {
 			return fmt.Errorf("index %d faces: %w", len(ids), err)
 		}
 		added += len(ids)
 		ids, vecs = ids[:0], vecs[:0]
 		return nil
 	}
-	err := st.TemplatesAfter(ctx, after, func(faceID, sourceID int64, modelID string, blob []byte) error {
-		h.maxFace = max(h.maxFace, faceID)
+	err := scan(func(faceID, sourceID int64, modelID string, blob []byte) error {
 		if modelID != h.modelID || held[faceID] {
 			return nil
 		}
-		v, err := keys.Open(ctx, sourceID, faceID, modelID, blob)
+		v, err := h.keys.Open(ctx, sourceID, faceID, modelID, blob)
 		if errors.Is(err, keyring.ErrShredded) {
 			return nil
 		}
@@ -262,28 +444,98 @@ func (h *Handle) addFrom(ctx context.Context, st Store, keys Opener, after int64
 	return added, nil
 }
 
-// Added records that faces up to id maxID have been added to the index
-// through h (by an ingest), so that the next Save includes them.
-// It is safe to call concurrently with Save.
-func (h *Handle) Added(maxID int64) {
-	h.mu.Lock()
-	h.maxFace = max(h.maxFace, maxID)
-	h.mu.Unlock()
+// live is Handle.Index: the index in use, changed under the handle's lock.
+type live struct{ h *Handle }
+
+var _ vindex.Index = live{}
+
+func (l live) Dim() int { return l.h.dim }
+func (l live) Len() int { return l.h.index().Len() }
+
+func (l live) Search(ctx context.Context, q []float32, k int, minScore float32, f vindex.Filter) ([]vindex.Hit, error) {
+	return l.h.index().Search(ctx, q, k, minScore, f)
 }
 
-// Save writes the index atomically to its path. Saves are serialised.
-func (h *Handle) Save(ctx context.Context) error {
+func (l live) Save(ctx context.Context, w io.Writer) error { return l.h.index().Save(ctx, w) }
+func (l live) Close() error                                { return l.h.index().Close() }
+
+// Delete deletes ids from the index at once; the outbox operations of the
+// erasure that deleted them are applied later, harmlessly.
+func (l live) Delete(ctx context.Context, ids []int64) error {
+	l.h.mu.Lock()
+	defer l.h.mu.Unlock()
+	return l.h.index().Delete(ctx, ids)
+}
+
+// Add adds vectors of faces the store has just committed (an ingest's
+// batch), then catches up: their own add operations are not loaded again,
+// and any other change since (another instance's, say) is applied. A face
+// whose add operation an earlier catch-up had applied (one that ran between
+// the commit and this call) stays only if the store still holds it.
+func (l live) Add(ctx context.Context, ids []int64, vecs [][]float32) error {
+	h := l.h
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	hd := header{Kind: h.kind.Name, ModelID: h.modelID, Dim: h.dim, MaxFace: h.maxFace, Len: h.Index.Len()}
-	if err := save(ctx, h.path, hd, h.Index); err != nil {
-		return fmt.Errorf("save vector index: %w", err)
+	if err := h.index().Add(ctx, ids, vecs); err != nil {
+		return err
+	}
+	h.fresh = make(map[int64]bool, len(ids))
+	for _, id := range ids {
+		h.fresh[id] = true
+	}
+	defer func() { h.fresh = nil }()
+	if _, err := h.catchUp(ctx); err != nil {
+		return err
+	}
+	if len(h.fresh) == 0 {
+		return nil
+	}
+	left := make(map[int64]bool, len(h.fresh))
+	for id := range h.fresh {
+		left[id] = true
+	}
+	err := h.st.FaceTemplates(ctx, slices.Collect(maps.Keys(left)), func(id, _ int64, _ string, _ []byte) error {
+		delete(left, id)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("vector index: %w", err)
+	}
+	if len(left) == 0 {
+		return nil
+	}
+	gone := slices.Sorted(maps.Keys(left))
+	if err := h.index().Delete(ctx, gone); err != nil {
+		return fmt.Errorf("vector index: delete %d faces: %w", len(gone), err)
 	}
 	return nil
 }
 
+// Save catches up (what this process or another changed since is in the
+// file) and writes the index atomically to its path, with the last outbox
+// seq applied. A failed catch-up does not stop the save (the file then
+// records the seq applied before it) and is returned. Saves are
+// serialised with catch-ups and changes through Index.
+func (h *Handle) Save(ctx context.Context) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, cerr := h.catchUp(ctx)
+	if err := h.save(ctx); err != nil {
+		return errors.Join(cerr, fmt.Errorf("save vector index: %w", err))
+	}
+	return cerr
+}
+
+// save writes the index with h.mu held.
+func (h *Handle) save(ctx context.Context) error {
+	idx := h.index()
+	seq := h.applied
+	hd := header{Kind: h.kind.Name, ModelID: h.modelID, Dim: h.dim, OutboxSeq: &seq, Len: idx.Len()}
+	return save(ctx, h.path, hd, idx)
+}
+
 // Close closes the index without saving it.
-func (h *Handle) Close() error { return h.Index.Close() }
+func (h *Handle) Close() error { return h.index().Close() }
 
 func load(path string, kind Kind) (header, vindex.Index, error) {
 	f, err := os.Open(path)

@@ -45,6 +45,7 @@ import (
 	"gabarit/internal/dsr/access"
 	"gabarit/internal/face"
 	"gabarit/internal/fsutil"
+	"gabarit/internal/keyring"
 	"gabarit/internal/openset"
 	"gabarit/internal/rights/preselect"
 	"gabarit/internal/store"
@@ -66,6 +67,8 @@ type Store interface {
 	AddRightsSelfies(ctx context.Context, id int64, selfies []store.RightsSelfie) error
 	RightsSelfies(ctx context.Context, id int64) ([]store.RightsSelfie, error)
 	RightsRecordOf(ctx context.Context, id int64) (store.RightsRecord, error)
+	PutRightsPackage(ctx context.Context, p store.RightsPackage) error
+	RightsPackageOf(ctx context.Context, id int64) (store.RightsPackage, error)
 	RecordRightsNotice(ctx context.Context, id, searchID int64, actor string) error
 	AppendAudit(ctx context.Context, tx *store.Tx, e store.AuditEntry) (int64, error)
 	AllTemplates(ctx context.Context, fn func(faceID, sourceID int64, modelID string, template []byte) error) error
@@ -142,7 +145,9 @@ type Engine struct {
 	Image func(ctx context.Context, src store.Source, locator string) ([]byte, error)
 	// Controller, DPO and Authority are printed in access packages.
 	Controller, DPO, Authority string
-	// OutDir is where access packages are written.
+	// OutDir, when set, is where access packages are also written as
+	// files (the CLI); each is kept in the store, sealed, whichever
+	// instance made it (Package reads it back).
 	OutDir string
 }
 
@@ -305,7 +310,7 @@ func (e *Engine) Refuse(ctx context.Context, id int64, reason, actor string) (ds
 type Outcome struct {
 	Request      dsr.Request
 	ActedOn      int    // faces in the reviewed set
-	Package      string // access: the package's path
+	Package      string // access: the package's path, when written to OutDir
 	PackageSHA   string // access: its SHA-256, also in the request's result
 	Erased       int    // erasure, objection: faces erased
 	ErasedImages int    // images erased with them (left without any face)
@@ -642,14 +647,54 @@ func (e *Engine) access(ctx context.Context, r dsr.Request, faces []int64, rec *
 	if err != nil {
 		return Result{}, err
 	}
-	path := PackagePath(e.OutDir, r.ID)
-	if err := writeAtomic(path, buf.Bytes()); err != nil {
+	out.PackageSHA = fmt.Sprintf("%x", sha256.Sum256(buf.Bytes()))
+	sealed, err := e.Keys.SealBytes(PurposeRightsRequest, packageBinding(r.ID), buf.Bytes())
+	if err != nil {
+		return Result{}, fmt.Errorf("seal the access package: %w", err)
+	}
+	if err := e.Store.PutRightsPackage(ctx, store.RightsPackage{RequestID: r.ID, Sealed: sealed, SHA256: out.PackageSHA,
+		Size: int64(buf.Len())}); err != nil {
 		return Result{}, err
 	}
-	out.Package = path
-	out.PackageSHA = fmt.Sprintf("%x", sha256.Sum256(buf.Bytes()))
+	if e.OutDir != "" {
+		path := PackagePath(e.OutDir, r.ID)
+		if err := writeAtomic(path, buf.Bytes()); err != nil {
+			return Result{}, err
+		}
+		out.Package = path
+	}
 	return Result{PackageSHA: out.PackageSHA, Faces: &sum.Faces, Images: sum.Images,
 		Unreadable: sum.Unreadable, UnreadableFaces: len(held), Searches: sum.Searches}, nil
+}
+
+func packageBinding(id int64) []byte { return fmt.Appendf(nil, "rights/%d/access-package", id) }
+
+// ErrPackageAltered: the access package kept in the store does not match
+// the SHA-256 recorded when it was made.
+var ErrPackageAltered = errors.New("the access package does not match its recorded SHA-256")
+
+// Package returns the access package of request id, kept sealed in the
+// store by whichever instance acted on the request, after checking it
+// against the SHA-256 kept with it; store.ErrNotFound when the store holds
+// none (a request not acted on, or answered before packages were kept in
+// the store: see PackagePath), ErrPackageAltered when its sealed bytes do
+// not open or it does not match.
+func (e *Engine) Package(ctx context.Context, id int64) ([]byte, error) {
+	p, err := e.Store.RightsPackageOf(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	b, err := e.Keys.OpenBytes(PurposeRightsRequest, packageBinding(id), p.Sealed)
+	if errors.Is(err, keyring.ErrTampered) { // altered, or sealed for another request
+		return nil, fmt.Errorf("open the access package of request %d: %w: %w", id, ErrPackageAltered, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open the access package of request %d: %w", id, err)
+	}
+	if sum := sha256.Sum256(b); fmt.Sprintf("%x", sum) != p.SHA256 {
+		return nil, fmt.Errorf("access package of request %d: %w", id, ErrPackageAltered)
+	}
+	return b, nil
 }
 
 // PackagePath is where the access package of request id is written in dir.

@@ -500,20 +500,20 @@ func (s *Server) apiStartIngest(ctx context.Context, id int64, p *principal) (jo
 }
 
 func (s *Server) apiJobs(w http.ResponseWriter, r *http.Request, _ *principal) error {
-	writeJSON(w, http.StatusOK, s.jobs.list())
+	js, err := s.jobs.list(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, js)
 	return nil
 }
 
-func (s *Server) apiJob(_ context.Context, id int64, _ *principal) (job, error) {
-	j, ok := s.jobs.get(id)
-	if !ok {
-		return job{}, errNotFound
-	}
-	return j, nil
+func (s *Server) apiJob(ctx context.Context, id int64, _ *principal) (job, error) {
+	return s.jobs.get(ctx, id)
 }
 
-func (s *Server) apiCancelJob(_ context.Context, id int64, p *principal) (job, error) {
-	return s.jobs.cancel(id, p.actor())
+func (s *Server) apiCancelJob(ctx context.Context, id int64, p *principal) (job, error) {
+	return s.jobs.cancel(ctx, id, p.actor())
 }
 
 // --- search, faces, verification ---

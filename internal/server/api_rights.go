@@ -190,7 +190,7 @@ func (s *Server) processRights(ctx context.Context, id int64, confirm int, p *pr
 		}
 	}
 	return outcomeJSON{Request: app.NewRequestView(o.Request, s.cfg.Now()), ActedOn: o.ActedOn, Erased: o.Erased,
-		ErasedImages: o.ErasedImages, Proof: o.Proof, Recipients: o.Recipients, Package: o.Package != "", PackageSHA: o.PackageSHA}, nil
+		ErasedImages: o.ErasedImages, Proof: o.Proof, Recipients: o.Recipients, Package: o.PackageSHA != "", PackageSHA: o.PackageSHA}, nil
 }
 
 func (s *Server) apiProcessRights(w http.ResponseWriter, r *http.Request, p *principal) error {
@@ -310,17 +310,24 @@ func (s *Server) rightsPackage(ctx context.Context, id int64) ([]byte, error) {
 		return nil, newError(http.StatusConflict, "no_package",
 			"request %d has no access package: only an access request acted on (after its review and identity check) has one", id)
 	}
-	b, err := os.ReadFile(rights.PackagePath(s.rights.OutDir, id))
-	if errors.Is(err, os.ErrNotExist) {
+	b, err := s.rights.Package(ctx, id)
+	if errors.Is(err, store.ErrNotFound) && s.oldPackages != "" {
+		// Made before access packages were kept in the store: a file.
+		b, err = os.ReadFile(rights.PackagePath(s.oldPackages, id))
+		if errors.Is(err, os.ErrNotExist) {
+			err = store.ErrNotFound
+		}
+	}
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, newError(http.StatusGone, "package_gone", "the access package of request %d is no longer on the server", id)
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, rights.ErrPackageAltered) {
 		return nil, err
 	}
-	if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != res.SHA {
+	if sum := sha256.Sum256(b); err != nil || hex.EncodeToString(sum[:]) != res.SHA {
 		s.log.Error("access package altered", "request", id)
 		return nil, newError(http.StatusConflict, "package_altered",
-			"the access package of request %d on disk does not match the SHA-256 recorded when it was made", id)
+			"the access package of request %d kept on the server does not match the SHA-256 recorded when it was made", id)
 	}
 	return b, nil
 }

@@ -64,29 +64,6 @@ func (s *Server) retireSource(ctx context.Context, id int64, reason string, p *p
 	return rep, nil
 }
 
-// stopSource cancels the queued and running ingest jobs of source
-// sourceID and waits until they have ended.
-func (j *jobs) stopSource(ctx context.Context, sourceID int64, actor string) error {
-	j.mu.Lock()
-	var ids []int64
-	for _, x := range j.all {
-		if x.SourceID == sourceID && (x.State == jobQueued || x.State == jobRunning) {
-			ids = append(ids, x.ID)
-		}
-	}
-	j.mu.Unlock()
-	for _, id := range ids {
-		var ae *apiError
-		if _, err := j.cancel(id, actor); err != nil && !(errors.As(err, &ae) && ae.Status == http.StatusConflict) {
-			return err
-		}
-		if _, err := j.wait(ctx, id); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // retiredConflict answers a change refused because the source is retired
 // with 409 and what cannot be done.
 func retiredConflict(err error) error {

@@ -51,11 +51,13 @@ func TestRetireSourceAPI(t *testing.T) {
 		t.Fatalf("retire without confirm changed the source: %+v", h)
 	}
 
-	// A queued ingest of the source is cancelled by the retirement.
-	e.srv.jobs.mu.Lock()
-	queued := &job{ID: 99, SourceID: id, State: jobQueued, StartedBy: "olga", done: make(chan struct{})}
-	e.srv.jobs.all = append(e.srv.jobs.all, queued)
-	e.srv.jobs.mu.Unlock()
+	// A queued ingest of the source is cancelled by the retirement (the
+	// worker is stopped, so that it stays queued).
+	e.srv.jobs.stop()
+	queued, err := e.data.DB.EnqueueIngestJob(t.Context(), id, "olga")
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	st, body = op.json("POST", path, confirm)
 	if st != http.StatusOK {
@@ -64,7 +66,7 @@ func TestRetireSourceAPI(t *testing.T) {
 	if v := decode[app.SourceView](t, body); v.ID != id || v.State != "retired" || v.Images != 0 || v.Faces != 0 {
 		t.Errorf("retired source: %+v", v)
 	}
-	if j, _ := e.srv.jobs.get(99); j.State != jobCancelled || j.CancelledBy != "olga" {
+	if j, _ := e.srv.jobs.get(t.Context(), queued.ID); j.State != jobCancelled || j.CancelledBy != "olga" {
 		t.Errorf("queued job after the retirement: %+v", j)
 	}
 	if n := e.srv.cfg.Index.Index.Len(); n != 0 {

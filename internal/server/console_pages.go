@@ -50,7 +50,11 @@ func (s *Server) pageHome(w http.ResponseWriter, r *http.Request, p *principal) 
 	for _, v := range views {
 		b.Images += v.Images
 	}
-	for _, j := range s.jobs.list() {
+	js, err := s.jobs.list(ctx)
+	if err != nil {
+		return err
+	}
+	for _, j := range js {
 		if j.State == jobQueued || j.State == jobRunning {
 			b.Running++
 		}

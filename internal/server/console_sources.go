@@ -48,7 +48,9 @@ func (s *Server) sourcesPage(w http.ResponseWriter, r *http.Request, p *principa
 		if b.Quarantine, err = s.cfg.Data.DB.Quarantined(r.Context()); err != nil {
 			return err
 		}
-		b.Jobs = s.jobs.list()
+		if b.Jobs, err = s.jobs.list(r.Context()); err != nil {
+			return err
+		}
 		for _, j := range b.Jobs {
 			if j.State == jobQueued || j.State == jobRunning {
 				b.Active = true
@@ -130,7 +132,7 @@ func (s *Server) pageCancelJob(w http.ResponseWriter, r *http.Request, p *princi
 	if err != nil {
 		return err
 	}
-	if _, err := s.jobs.cancel(id, p.actor()); err != nil {
+	if _, err := s.jobs.cancel(r.Context(), id, p.actor()); err != nil {
 		var ae *apiError
 		if errors.As(err, &ae) && ae.Status == http.StatusConflict {
 			return s.sourcesPage(w, r, p, ae.Status, app.Declaration{}, capitalize(ae.Message)+".")
@@ -160,11 +162,11 @@ func (s *Server) retireStep(w http.ResponseWriter, r *http.Request, p *principal
 		return err
 	}
 	b := retireBody{Source: v, Left: h.Images > 0 || h.Key, Reason: reason}
-	for _, j := range s.jobs.list() {
-		if j.SourceID == id && (j.State == jobQueued || j.State == jobRunning) {
-			b.Busy = true
-		}
+	active, err := s.cfg.Data.DB.ActiveIngestJobs(r.Context(), id)
+	if err != nil {
+		return err
 	}
+	b.Busy = len(active) > 0
 	d := s.newPage(r, p, fmt.Sprintf("Retire source %d", id), b)
 	d.Error = msg
 	return s.render(w, status, "source_retire", d)

@@ -25,10 +25,12 @@ import (
 	"time"
 
 	"gabarit/internal/app"
+	"gabarit/internal/config"
 	"gabarit/internal/face"
 	"gabarit/internal/imageproc"
 	"gabarit/internal/passwd"
 	"gabarit/internal/store"
+	_ "gabarit/internal/store/drivers" // the tests open stores
 )
 
 // fakeModel stands in for the face path in tests of the logic around it
@@ -116,7 +118,7 @@ func newTestEnvConfig(t testing.TB, model app.Model, set func(*Config)) *testEnv
 	}
 	ctx := context.Background()
 	dir := t.TempDir()
-	d, err := app.OpenData(ctx, filepath.Join(dir, "data"), app.IndexFlat, true)
+	d, err := app.OpenData(ctx, config.Config{DataDir: filepath.Join(dir, "data"), Index: app.IndexFlat}, true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,9 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -15,11 +18,11 @@ import (
 
 // Job states.
 const (
-	jobQueued    = "queued"
-	jobRunning   = "running"
-	jobDone      = "done"      // finished; per-file errors are listed
-	jobFailed    = "failed"    // stopped by an error; what it committed is kept
-	jobCancelled = "cancelled" // cancelled by a user or by shutdown, at a safe point
+	jobQueued    = string(store.JobQueued)
+	jobRunning   = string(store.JobRunning)
+	jobDone      = string(store.JobDone)      // finished; per-file errors are listed
+	jobFailed    = string(store.JobFailed)    // stopped by an error; what it committed is kept
+	jobCancelled = string(store.JobCancelled) // cancelled by a user or by shutdown, at a safe point
 )
 
 // job is one ingest run of a source, as the API shows it.
@@ -43,150 +46,241 @@ type job struct {
 	Errors      []ingest.FileError `json:"errors,omitempty"`
 	Error       string             `json:"error,omitempty"`
 	CancelledBy string             `json:"cancelled_by,omitempty"`
-
-	cancel context.CancelFunc
-	done   chan struct{} // closed when the job has ended
 }
 
-// jobs runs ingest jobs one at a time, in the order they were started:
-// ingestion uses every core, so two at once would only share them.
+// jobView is the API's view of a stored job.
+func jobView(x store.IngestJob) job {
+	v := job{ID: x.ID, SourceID: x.SourceID, State: string(x.State), StartedBy: x.StartedBy, Queued: x.Queued,
+		Total: x.Progress.Total, Seen: x.Progress.Seen, Images: x.Progress.Images, Faces: x.Progress.Faces,
+		Skipped: x.Progress.Skipped, Suppressed: x.Progress.Suppressed, Failed: x.Progress.Failed,
+		ImagesPerS: x.Progress.ImagesPerS, FacesPerS: x.Progress.FacesPerS, Error: x.Error, CancelledBy: x.CancelledBy}
+	if !x.Started.IsZero() {
+		t := x.Started
+		v.Started = &t
+	}
+	if !x.Finished.IsZero() {
+		t := x.Finished
+		v.Finished = &t
+	}
+	if len(x.Errors) > 0 {
+		_ = json.Unmarshal(x.Errors, &v.Errors) // written by jobs.run from []ingest.FileError
+	}
+	return v
+}
+
+// jobs runs ingest jobs, which are rows of the store shared by every
+// instance over it: any instance queues a job; an instance's worker claims
+// the oldest queued one under a lease it renews, so that one job runs on
+// one instance at a time, and runs jobs one at a time (ingestion uses
+// every core, so two at once would only share them). A job whose instance
+// died (its lease expired) is claimed by another instance and run again
+// from the start of its source: ingestion is idempotent (ingest_progress
+// and the images' SHA-256), so it ends with no duplicate and no loss. A
+// cancel is a column of the row, which the owner reads at each heartbeat
+// and applies at its next safe point.
 type jobs struct {
-	s      *Server
-	mu     sync.Mutex
-	next   int64
-	all    []*job // newest last; the last maxJobs are kept
-	queue  chan *job
-	ctx    context.Context
-	stopFn context.CancelFunc
-	wg     sync.WaitGroup
+	s        *Server
+	db       *store.DB
+	instance string // the Server's id among the instances
+	ctx      context.Context
+	stopFn   context.CancelFunc
+	wg       sync.WaitGroup
+	wake     chan struct{} // a job was queued by this instance
+
+	mu      sync.Mutex
+	running map[int64]context.CancelCauseFunc // the job this instance runs
+	changed chan struct{}                     // closed (and replaced) when a job run here changes state
 }
 
 const (
-	maxJobs     = 200
-	maxJobQueue = 64
+	maxJobs       = 200              // jobs listed, the newest
+	maxJobErrors  = 100              // per-file errors kept with a job, the first
+	jobLease      = 30 * time.Second // how long a claim holds without a heartbeat
+	jobHeartbeat  = 5 * time.Second  // how often the owner renews its lease
+	jobProgress   = time.Second      // how often progress is written, while it changes
+	jobPoll       = 2 * time.Second  // how often an idle worker looks for jobs queued elsewhere or left by a dead instance
+	jobWaitPoll   = 250 * time.Millisecond
+	jobsStopWrite = 10 * time.Second // bounds the last write of a job on shutdown
 )
 
+// Causes of a running job's cancellation.
+var (
+	errJobCancelled = errors.New("job cancelled")
+	errJobLeaseLost = errors.New("job taken over by another instance")
+)
+
+// newInstanceID returns a random id for a server instance, which owns the
+// jobs it claims and the leases it holds.
+func newInstanceID() string {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on supported systems
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// newJobs returns s's jobs with their worker started.
 func newJobs(s *Server) *jobs {
-	ctx, cancel := context.WithCancel(context.Background())
-	j := &jobs{s: s, queue: make(chan *job, maxJobQueue), ctx: ctx, stopFn: cancel}
+	j := idleJobs(s)
 	j.wg.Add(1)
 	go j.worker()
 	return j
 }
 
+// idleJobs returns s's jobs without a worker: it queues, lists and
+// cancels jobs, and runs none.
+func idleJobs(s *Server) *jobs {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &jobs{s: s, db: s.cfg.Data.DB, instance: s.instance, ctx: ctx, stopFn: cancel,
+		wake: make(chan struct{}, 1), running: map[int64]context.CancelCauseFunc{}, changed: make(chan struct{})}
+}
+
+// poke wakes the worker to look for a job now.
+func (j *jobs) poke() {
+	select {
+	case j.wake <- struct{}{}:
+	default:
+	}
+}
+
+// notify wakes those waiting for a job run here to change state.
+func (j *jobs) notify() {
+	j.mu.Lock()
+	close(j.changed)
+	j.changed = make(chan struct{})
+	j.mu.Unlock()
+}
+
 // start queues an ingest of source id.
 func (j *jobs) start(ctx context.Context, sourceID int64, actor string) (job, error) {
-	src, err := j.s.cfg.Data.DB.Source(ctx, sourceID)
+	src, err := j.db.Source(ctx, sourceID)
 	if err != nil {
 		return job{}, err
 	}
 	if src.State != store.StateActive {
 		return job{}, newError(http.StatusConflict, "not_active", "source %d is %s: nothing is ingested from it", sourceID, app.StateName(src.State))
 	}
-	j.mu.Lock()
-	defer j.mu.Unlock()
 	if j.ctx.Err() != nil {
 		return job{}, errBusy
 	}
-	for _, x := range j.all {
-		if x.SourceID == sourceID && (x.State == jobQueued || x.State == jobRunning) {
-			return job{}, newError(http.StatusConflict, "already_running", "source %d is already being ingested (job %d)", sourceID, x.ID)
-		}
+	x, err := j.db.EnqueueIngestJob(ctx, sourceID, actor)
+	var ae *store.ActiveJobError
+	switch {
+	case errors.As(err, &ae):
+		return job{}, newError(http.StatusConflict, "already_running", "source %d is already being ingested (job %d)", sourceID, ae.JobID)
+	case errors.Is(err, store.ErrQueueFull):
+		return job{}, newError(http.StatusServiceUnavailable, "queue_full", "%d ingest jobs are waiting; try later", store.MaxQueuedJobs)
+	case err != nil:
+		return job{}, err
 	}
-	j.next++
-	x := &job{ID: j.next, SourceID: sourceID, State: jobQueued, StartedBy: actor, Queued: j.s.cfg.Now(), done: make(chan struct{})}
-	select {
-	case j.queue <- x:
-	default:
-		return job{}, newError(http.StatusServiceUnavailable, "queue_full", "%d ingest jobs are waiting; try later", maxJobQueue)
-	}
-	j.all = append(j.all, x)
-	if len(j.all) > maxJobs {
-		j.all = j.all[len(j.all)-maxJobs:]
-	}
-	j.s.metrics.jobsQueued.Set(float64(len(j.queue)))
-	return x.view(), nil
+	j.setQueued(ctx)
+	j.poke()
+	return jobView(x), nil
 }
 
-// view copies a job for answering, under j.mu.
-func (x *job) view() job {
-	v := *x
-	v.cancel, v.done = nil, nil
-	v.Errors = append([]ingest.FileError(nil), x.Errors...)
-	return v
+// setQueued updates the queue depth metric.
+func (j *jobs) setQueued(ctx context.Context) {
+	if n, err := j.db.QueuedIngestJobs(ctx); err == nil {
+		j.s.metrics.jobsQueued.Set(float64(n))
+	}
 }
 
-// wait waits until job id has ended (done, failed or cancelled) and
-// returns it; errNotFound for an unknown job.
-func (j *jobs) wait(ctx context.Context, id int64) (job, error) {
-	j.mu.Lock()
-	var done chan struct{}
-	for _, x := range j.all {
-		if x.ID == id {
-			done = x.done
-		}
+// list returns the newest jobs of every instance, newest first.
+func (j *jobs) list(ctx context.Context) ([]job, error) {
+	xs, err := j.db.IngestJobs(ctx, maxJobs)
+	if err != nil {
+		return nil, err
 	}
-	j.mu.Unlock()
-	if done == nil {
+	out := make([]job, 0, len(xs))
+	for _, x := range xs {
+		out = append(out, jobView(x))
+	}
+	return out, nil
+}
+
+// get returns job id; errNotFound for an unknown job.
+func (j *jobs) get(ctx context.Context, id int64) (job, error) {
+	x, err := j.db.IngestJob(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
 		return job{}, errNotFound
 	}
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return job{}, ctx.Err()
+	if err != nil {
+		return job{}, err
 	}
-	x, _ := j.get(id)
-	return x, nil
+	return jobView(x), nil
 }
 
-func (j *jobs) list() []job {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	out := make([]job, 0, len(j.all))
-	for i := len(j.all) - 1; i >= 0; i-- {
-		out = append(out, j.all[i].view())
-	}
-	return out
-}
-
-func (j *jobs) get(id int64) (job, bool) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	for _, x := range j.all {
-		if x.ID == id {
-			return x.view(), true
+// wait waits until job id has ended (done, failed or cancelled), whichever
+// instance runs it, and returns it; errNotFound for an unknown job.
+func (j *jobs) wait(ctx context.Context, id int64) (job, error) {
+	t := time.NewTicker(jobWaitPoll)
+	defer t.Stop()
+	for {
+		j.mu.Lock()
+		changed := j.changed
+		j.mu.Unlock()
+		x, err := j.get(ctx, id)
+		if err != nil || store.JobState(x.State).Final() {
+			return x, err
+		}
+		select {
+		case <-changed:
+		case <-t.C:
+		case <-ctx.Done():
+			return job{}, ctx.Err()
 		}
 	}
-	return job{}, false
 }
 
 // cancel stops a queued job at once, or a running one at its next safe
-// point (what it committed is kept, and a new job resumes after it).
-func (j *jobs) cancel(id int64, actor string) (job, error) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	for _, x := range j.all {
-		if x.ID != id {
-			continue
-		}
-		switch x.State {
-		case jobQueued:
-			x.State, x.CancelledBy = jobCancelled, actor
-			now := j.s.cfg.Now()
-			x.Finished = &now
-			close(x.done)
-		case jobRunning:
-			x.CancelledBy = actor
-			x.cancel()
-		default:
-			return job{}, newError(http.StatusConflict, "finished", "job %d has already ended (%s)", id, x.State)
-		}
-		return x.view(), nil
+// point, whichever instance runs it (what it committed is kept, and a new
+// job resumes after it).
+func (j *jobs) cancel(ctx context.Context, id int64, actor string) (job, error) {
+	x, err := j.db.CancelIngestJob(ctx, id, actor, j.s.cfg.Now())
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return job{}, errNotFound
+	case errors.Is(err, store.ErrJobEnded):
+		return job{}, newError(http.StatusConflict, "finished", "job %d has already ended (%s)", id, x.State)
+	case err != nil:
+		return job{}, err
 	}
-	return job{}, errNotFound
+	if x.State == store.JobRunning {
+		// Run here: stop it now rather than at the next heartbeat.
+		j.mu.Lock()
+		if stop := j.running[id]; stop != nil {
+			stop(errJobCancelled)
+		}
+		j.mu.Unlock()
+	} else {
+		j.setQueued(ctx)
+		j.notify()
+	}
+	return jobView(x), nil
 }
 
-// stop cancels the running job and waits for the worker to exit.
+// stopSource cancels the queued and running ingest jobs of source
+// sourceID and waits until they have ended.
+func (j *jobs) stopSource(ctx context.Context, sourceID int64, actor string) error {
+	xs, err := j.db.ActiveIngestJobs(ctx, sourceID)
+	if err != nil {
+		return err
+	}
+	for _, x := range xs {
+		var ae *apiError
+		if _, err := j.cancel(ctx, x.ID, actor); err != nil && !(errors.As(err, &ae) && ae.Status == http.StatusConflict) {
+			return err
+		}
+		if _, err := j.wait(ctx, x.ID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stop cancels the job running here (it ends cancelled, by "shutdown")
+// and waits for the worker to exit. Queued jobs stay queued, for the
+// other instances or the next start.
 func (j *jobs) stop() {
 	j.stopFn()
 	j.wg.Wait()
@@ -194,87 +288,170 @@ func (j *jobs) stop() {
 
 func (j *jobs) worker() {
 	defer j.wg.Done()
-	for {
+	t := time.NewTicker(jobPoll)
+	defer t.Stop()
+	for j.ctx.Err() == nil {
+		x, ok, err := j.db.ClaimIngestJob(j.ctx, j.instance, j.s.cfg.Now(), jobLease)
+		switch {
+		case err != nil && j.ctx.Err() == nil:
+			j.s.log.Error("claim an ingest job", "err", err)
+		case ok:
+			j.setQueued(j.ctx)
+			if x.Claims > 1 {
+				j.s.log.Warn("ingest job taken over from an instance that stopped renewing its lease; it runs again from the start of its source",
+					"job", x.ID, "source", x.SourceID, "instance", j.instance)
+			}
+			j.run(x)
+			continue
+		}
 		select {
 		case <-j.ctx.Done():
-			j.mu.Lock()
-			for _, x := range j.all {
-				if x.State == jobQueued {
-					x.State, x.CancelledBy = jobCancelled, "shutdown"
-					close(x.done)
-				}
-			}
-			j.mu.Unlock()
-			return
-		case x := <-j.queue:
-			j.run(x)
+		case <-j.wake:
+		case <-t.C:
 		}
 	}
 }
 
-// run carries out one job.
-func (j *jobs) run(x *job) {
-	ctx, cancel := context.WithCancel(j.ctx)
-	defer cancel()
+// run carries out job x, claimed by this instance.
+func (j *jobs) run(x store.IngestJob) {
+	ctx, cancel := context.WithCancelCause(j.ctx)
+	defer cancel(nil)
 	j.mu.Lock()
-	j.s.metrics.jobsQueued.Set(float64(len(j.queue)))
-	if x.State != jobQueued { // cancelled while queued
-		j.mu.Unlock()
-		return
-	}
-	now := j.s.cfg.Now()
-	x.State, x.Started, x.cancel = jobRunning, &now, cancel
-	actor := x.StartedBy
+	j.running[x.ID] = cancel
 	j.mu.Unlock()
+	defer func() {
+		j.mu.Lock()
+		delete(j.running, x.ID)
+		j.mu.Unlock()
+		j.notify()
+	}()
+	j.notify()
 	j.s.metrics.jobsRunning.Set(1)
 	defer j.s.metrics.jobsRunning.Set(0)
 
-	var last ingest.Stats
+	var (
+		pmu  sync.Mutex
+		prog store.JobProgress
+		last ingest.Stats
+	)
 	progress := func(st ingest.Stats) {
+		pmu.Lock()
+		defer pmu.Unlock()
 		j.s.metrics.ingestImages.Add(float64(st.Images - last.Images))
 		j.s.metrics.ingestFaces.Add(float64(st.Faces - last.Faces))
 		last = st
-		j.mu.Lock()
-		defer j.mu.Unlock()
-		x.Seen, x.Images, x.Faces, x.Skipped, x.Suppressed, x.Failed = st.Seen, st.Images, st.Faces, st.Skipped, st.Suppressed, st.Failed
+		prog.Seen, prog.Images, prog.Faces, prog.Skipped, prog.Suppressed, prog.Failed = st.Seen, st.Images, st.Faces, st.Skipped, st.Suppressed, st.Failed
 		if sec := st.Elapsed.Seconds(); sec > 0 {
-			x.ImagesPerS = round2(float64(st.Images+st.Failed) / sec)
-			x.FacesPerS = round2(float64(st.Faces) / sec)
+			prog.ImagesPerS = round2(float64(st.Images+st.Failed) / sec)
+			prog.FacesPerS = round2(float64(st.Faces) / sec)
 		}
-		j.s.metrics.ingestImagesRate.Set(x.ImagesPerS)
-		j.s.metrics.ingestFacesRate.Set(x.FacesPerS)
+		j.s.metrics.ingestImagesRate.Set(prog.ImagesPerS)
+		j.s.metrics.ingestFacesRate.Set(prog.FacesPerS)
 	}
 	counted := func(n int) {
-		j.mu.Lock()
-		x.Total = n
-		j.mu.Unlock()
+		pmu.Lock()
+		prog.Total = n
+		pmu.Unlock()
 	}
+	snapshot := func() store.JobProgress {
+		pmu.Lock()
+		defer pmu.Unlock()
+		return prog
+	}
+	stopBeat := make(chan struct{})
+	beatDone := make(chan struct{})
+	go func() {
+		defer close(beatDone)
+		j.heartbeat(ctx, cancel, x.ID, snapshot, stopBeat)
+	}()
+
 	sum, err := app.Ingest(ctx, j.s.cfg.Data, j.s.cfg.Model, j.s.cfg.Vault, j.s.cfg.Index, x.SourceID,
-		app.IngestOptions{Actor: actor, Progress: progress, Counted: counted})
+		app.IngestOptions{Actor: x.StartedBy, Progress: progress, Counted: counted})
 	progress(sum.Stats)
+	close(stopBeat)
+	<-beatDone
 	j.s.metrics.ingestImagesRate.Set(0)
 	j.s.metrics.ingestFacesRate.Set(0)
 
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	defer close(x.done)
-	end := j.s.cfg.Now()
-	x.Finished, x.cancel = &end, nil
-	x.Errors = sum.Errors
+	end := store.JobEnd{Progress: snapshot(), Errors: jobErrors(sum.Errors)}
 	switch {
+	case errors.Is(context.Cause(ctx), errJobLeaseLost):
+		j.s.log.Warn("ingest job taken over by another instance: this one stops", "job", x.ID, "source", x.SourceID)
+		return
 	case err != nil && ctx.Err() != nil:
-		x.State = jobCancelled
-		if x.CancelledBy == "" {
-			x.CancelledBy = "shutdown"
-		}
+		end.State, end.CancelledBy = store.JobCancelled, "shutdown"
 	case err != nil:
-		x.State = jobFailed
-		x.Error = publicJobError(err)
+		end.State, end.Error = store.JobFailed, publicJobError(err)
 		j.s.log.Error("ingest job failed", "job", x.ID, "source", x.SourceID, "err", err)
 	default:
-		x.State = jobDone
+		end.State = store.JobDone
 	}
-	j.s.metrics.jobsFinished.WithLabelValues(x.State).Inc()
+	wctx, done := context.WithTimeout(context.WithoutCancel(ctx), jobsStopWrite)
+	defer done()
+	if err := j.db.FinishIngestJob(wctx, x.ID, j.instance, j.s.cfg.Now(), end); errors.Is(err, store.ErrLeaseLost) {
+		j.s.log.Warn("ingest job taken over by another instance before it ended here", "job", x.ID, "source", x.SourceID)
+		return
+	} else if err != nil {
+		// Its lease expires and another instance runs it again.
+		j.s.log.Error("record the end of an ingest job", "job", x.ID, "err", err)
+		return
+	}
+	j.s.metrics.jobsFinished.WithLabelValues(string(end.State)).Inc()
+}
+
+// heartbeat renews the lease of running job id every jobHeartbeat and
+// writes its progress every jobProgress while it changes, until stop is
+// closed. A cancel asked through any instance, or the loss of the lease,
+// cancels the job's ctx.
+func (j *jobs) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, id int64, snapshot func() store.JobProgress, stop <-chan struct{}) {
+	t := time.NewTicker(jobProgress)
+	defer t.Stop()
+	var (
+		written store.JobProgress
+		renewed = time.Now()
+	)
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		p := snapshot()
+		if p == written && time.Since(renewed) < jobHeartbeat {
+			continue
+		}
+		by, err := j.db.HeartbeatIngestJob(context.WithoutCancel(ctx), id, j.instance, j.s.cfg.Now(), jobLease, p)
+		switch {
+		case errors.Is(err, store.ErrLeaseLost):
+			cancel(errJobLeaseLost)
+			return
+		case err != nil:
+			// The next beat tries again; past the lease, another
+			// instance takes the job and this one learns it then.
+			j.s.log.Error("renew an ingest job's lease", "job", id, "err", err)
+			continue
+		}
+		written, renewed = p, time.Now()
+		if by != "" && ctx.Err() == nil {
+			cancel(errJobCancelled)
+		}
+	}
+}
+
+// jobErrors is the JSON list of a job's first maxJobErrors file errors,
+// within the store's bound.
+func jobErrors(fe []ingest.FileError) json.RawMessage {
+	fe = fe[:min(len(fe), maxJobErrors)]
+	for {
+		b, err := json.Marshal(fe)
+		if err == nil && len(b) <= store.MaxJobErrorsBytes {
+			return b
+		}
+		if len(fe) == 0 {
+			return nil
+		}
+		fe = fe[:len(fe)/2]
+	}
 }
 
 // publicJobError says why a job failed without internal details (paths,

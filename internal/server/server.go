@@ -14,9 +14,15 @@
 // {"code","message"} and never carry internal details: those go to the
 // log, under the request id the error names.
 //
-// The server holds the data directory's writer lock for its lifetime: it
-// is the one process that ingests, purges and erases, so its vector index
-// and vault in memory are never stale.
+// The server holds its data directory's writer lock for its lifetime (its
+// vector index file). Over a PostgreSQL store, many servers, each with its
+// own data directory and the same master key, share the rest: ingest jobs
+// are rows that one instance claims under a lease (another takes a job
+// over when its lease expires), the retention purge runs under a leader
+// lease, access packages are sealed in the store, the vault is read from
+// the store before every search and ingest batch, and each instance's index
+// follows the store's index outbox every few seconds (at once for the
+// changes it makes itself).
 package server
 
 import (
@@ -51,6 +57,10 @@ type Config struct {
 	SecureCookies bool
 	// PurgeEvery is the interval of the retention purge (default 1 h; < 0: never).
 	PurgeEvery time.Duration
+	// CatchUpEvery is how often the vector index applies the changes of
+	// faces made by other instances (the store's index outbox; default
+	// 5 s; < 0: never).
+	CatchUpEvery time.Duration
 	// SessionTTL is how long a console session lasts (default 8 h).
 	SessionTTL time.Duration
 	// MaxUpload is the largest request body with photos (default 20 MiB).
@@ -87,6 +97,13 @@ type Server struct {
 	portal  *limiter // portal requests registered, by client address
 	slots   chan struct{}
 	ready   func() error
+
+	// instance is this server's random id among the instances over the
+	// store: it owns the jobs it claims and the leader leases it holds.
+	instance string
+	// oldPackages is the folder of the access packages made before they
+	// were kept in the store (rightsPackage reads them from there).
+	oldPackages string
 
 	// portalStatus limits the portal's status look-ups (reference and
 	// code), and faceCheck its checks of selfies, by client address.
@@ -139,6 +156,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	if cfg.CatchUpEvery == 0 {
+		cfg.CatchUpEvery = defaultCatchUpEvery
+	}
 	if cfg.PurgeEvery == 0 {
 		cfg.PurgeEvery = time.Hour
 	}
@@ -172,6 +192,10 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.rights = re
+	// Access packages are kept in the store, for every instance, not in a
+	// folder of this one.
+	s.oldPackages, re.OutDir = re.OutDir, ""
+	s.instance = newInstanceID()
 	s.jobs = newJobs(s)
 	s.logins = newLimiter(failedLoginsPerAddr, limitWindowLogins)
 	s.loginAccounts = newLimiter(failedLoginsPerAccount, limitWindowLogins)
@@ -239,9 +263,11 @@ func (s *Server) saveIndex(ctx context.Context) error {
 	return s.cfg.Index.Save(ctx)
 }
 
-// startBackground starts the scheduled work: the retention purge and the
-// removal of expired sessions.
+// startBackground starts the scheduled work: the vector index's catch-up
+// with the index outbox, the retention purge and the removal of expired
+// sessions.
 func (s *Server) startBackground(ctx context.Context) {
+	s.followIndex(ctx)
 	if s.cfg.PurgeEvery < 0 {
 		return
 	}

@@ -92,7 +92,7 @@ func TestGracefulShutdown(t *testing.T) {
 	if st, body := op.json("POST", fmt.Sprintf("/api/v1/sources/%d/ingest", id), nil); st != http.StatusAccepted {
 		t.Fatalf("ingest: %d %s", st, body)
 	}
-	eventually(t, 30*time.Second, "committing images", func() bool { j, _ := e.srv.jobs.get(1); return j.Images > 0 })
+	eventually(t, 30*time.Second, "committing images", func() bool { j, _ := e.srv.jobs.get(t.Context(), 1); return j.Images > 0 })
 	searched := make(chan int, 1)
 	go func() {
 		st, _ := inv.multipart("/api/v1/searches", map[string]string{"purpose": "in flight"}, map[string][][]byte{"photo": {probe}})
@@ -113,7 +113,10 @@ func TestGracefulShutdown(t *testing.T) {
 	if st := <-searched; st != http.StatusOK {
 		t.Errorf("search in flight: status %d, want 200", st)
 	}
-	jobs := e.srv.jobs.list()
+	jobs, err := e.srv.jobs.list(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(jobs) != 1 || jobs[0].State != jobCancelled || jobs[0].Images == 0 || jobs[0].Images > int(m.free) {
 		t.Fatalf("job after shutdown = %+v", jobs)
 	}

@@ -64,9 +64,16 @@ vet: deps
 # a missing installation into a failure instead of a skip) and the browser
 # tests of the web console in headless Debian chromium (screenshots in
 # var/test-artefacts/browser), then a short pass of every fuzz target.
+# Where PostgreSQL 15 is installed (scripts/install-deps.sh installs it), the
+# local cluster of scripts/postgres.sh is started first (and left running:
+# scripts/postgres.sh stop) and the PostgreSQL tests run on it, unless
+# GABARIT_TEST_POSTGRES already names a database.
+PG_BIN := /usr/lib/postgresql/15/bin
+PG_TEST_ENV = GABARIT_TEST_POSTGRES="$${GABARIT_TEST_POSTGRES:-$$(scripts/postgres.sh status >/dev/null 2>&1 && scripts/postgres.sh url || true)}"
 test: setup vet
-	CGO_ENABLED=0 $(GO) test -count=1 ./...
-	GABARIT_REQUIRE_MODELS=1 GABARIT_REQUIRE_FFMPEG=1 GABARIT_REQUIRE_BROWSER=1 CGO_ENABLED=1 $(GO) test -count=1 -timeout 40m -tags "$(TAGS)" ./...
+	if [ -z "$${GABARIT_TEST_POSTGRES:-}" ] && [ -x $(PG_BIN)/postgres ]; then scripts/postgres.sh start; fi
+	$(PG_TEST_ENV) CGO_ENABLED=0 $(GO) test -count=1 ./...
+	$(PG_TEST_ENV) GABARIT_REQUIRE_MODELS=1 GABARIT_REQUIRE_FFMPEG=1 GABARIT_REQUIRE_BROWSER=1 CGO_ENABLED=1 $(GO) test -count=1 -timeout 40m -tags "$(TAGS)" ./...
 	$(MAKE) fuzz-short GO="$(GO)"
 
 test-race: setup
@@ -124,4 +131,5 @@ bench-search: build
 	bin/gabarit bench search --n 1000000 --faiss
 
 clean:
+	if [ -d var/postgres/data ]; then scripts/postgres.sh stop; fi
 	rm -rf bin var

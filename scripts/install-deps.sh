@@ -4,7 +4,8 @@
 # (to fetch ONNX Runtime and the models), ffmpeg (video sources), headless
 # Chromium with the DejaVu fonts (browser tests of the web console; the fonts
 # make screenshots readable), the sqlite3 shell (a test restores a store's .dump
-# with it) and a Go
+# with it), PostgreSQL 15 (the shared store; scripts/postgres.sh runs a local
+# cluster for the tests, and no system cluster is created or started) and a Go
 # toolchain ≥ 1.21, which then fetches the go.mod version through the Go
 # module proxy. With --faiss it also installs Debian's python3-faiss, the peer
 # of `gabarit bench search`. Prints the go binary to use on its last line.
@@ -24,13 +25,26 @@ command -v chromium >/dev/null || missing+=(chromium)
 # Debian's sqlite3 shell: the test that dumps and restores a store with it.
 command -v sqlite3 >/dev/null || missing+=(sqlite3)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
+# PostgreSQL 15: the server binaries under /usr/lib/postgresql/15/bin and psql.
+pg_missing=()
+[ -x /usr/lib/postgresql/15/bin/postgres ] || pg_missing+=(postgresql-15)
+[ -x /usr/lib/postgresql/15/bin/psql ] || pg_missing+=(postgresql-client-15)
 # FAISS with OpenBLAS (Debian's reference BLAS makes IVF training take minutes).
 if [ "${1:-}" = --faiss ] && ! { /usr/bin/python3 -c 'import faiss' 2>/dev/null && [ -e /usr/lib/x86_64-linux-gnu/openblas-pthread ]; }; then missing+=(python3-faiss libopenblas0-pthread); fi
 if ! command -v go >/dev/null && [ ! -x /usr/local/go/bin/go ]; then missing+=(golang-go); fi
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "install-deps: apt-get install ${missing[*]}" >&2
+if [ ${#missing[@]} -gt 0 ] || [ ${#pg_missing[@]} -gt 0 ]; then
+  echo "install-deps: apt-get install ${missing[*]} ${pg_missing[*]}" >&2
   as_root apt-get update -qq >&2
+fi
+if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends ca-certificates "${missing[@]}" >&2
+fi
+if [ ${#pg_missing[@]} -gt 0 ]; then
+  # postgresql-common first, told not to create (and start) the system's
+  # "main" cluster when postgresql-15 is installed: gabarit runs its own.
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends postgresql-common >&2
+  as_root sed -ri 's/^#?\s*create_main_cluster\s*=.*/create_main_cluster = false/' /etc/postgresql-common/createcluster.conf
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${pg_missing[@]}" >&2
 fi
 
 go_bin=$(command -v go || echo /usr/local/go/bin/go)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"gabarit/internal/app"
+	"gabarit/internal/config"
 	"gabarit/internal/store"
 )
 
@@ -23,7 +24,7 @@ func auditListFixture(t *testing.T) (data string, olga, pat, bulk []int64, searc
 	t.Helper()
 	ctx := context.Background()
 	data = t.TempDir()
-	d, err := app.OpenData(ctx, data, app.IndexFlat, false)
+	d, err := app.OpenData(ctx, config.Config{DataDir: data, Index: app.IndexFlat}, false)
 	if err != nil {
 		t.Fatal(err)
 	}

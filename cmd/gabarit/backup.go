@@ -77,11 +77,11 @@ func (e *cmdEnv) restore(ctx context.Context, args []string) error {
 	if df.dir == "" {
 		return usageErr(e, fs, "--data DIR is required: the new data directory to restore into")
 	}
-	dir, err := app.DataDir(df.dir)
+	cfg, err := df.config()
 	if err != nil {
 		return err
 	}
-	res, err := app.Restore(ctx, *from, dir, df.index, actor())
+	res, err := app.Restore(ctx, *from, cfg, actor())
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"gabarit/internal/app"
+	"gabarit/internal/config"
 	"gabarit/internal/face"
 	"gabarit/internal/imageproc"
 	"gabarit/internal/loadgen"
@@ -33,6 +34,7 @@ import (
 type benchServeJSON struct {
 	Faces       int64          `json:"faces"`
 	Index       string         `json:"index"`
+	Store       string         `json:"store"` // sqlite or postgres
 	CPUs        int            `json:"cpus"`
 	FillSeconds float64        `json:"fill_seconds"`
 	OpenSeconds float64        `json:"index_open_seconds"`
@@ -43,7 +45,7 @@ type benchServeJSON struct {
 }
 
 func (e *cmdEnv) benchServe(ctx context.Context, args []string) error {
-	fs := e.flags("bench serve", "usage: gabarit bench serve [--n 100000] [--clients 32] [--duration 60s] [--single 20s] [--json]\n\n"+
+	fs := e.flags("bench serve", "usage: gabarit bench serve [--n 100000] [--clients 32] [--duration 60s] [--single 20s] [--store URL] [--json]\n\n"+
 		"Builds a store of N faces in a new data directory (the demo photos ingested with the real\n"+
 		"models, the rest synthetic templates calibrated on real ones, sealed like any other), starts\n"+
 		"`gabarit serve` on it in this process, and measures POST /api/v1/searches (a real photo:\n"+
@@ -58,6 +60,7 @@ func (e *cmdEnv) benchServe(ctx context.Context, args []string) error {
 	dataDir := fs.String("data", "", "data directory to create (default: a temporary one, removed after)")
 	index := fs.String("index", app.IndexHNSW, "vector index: hnsw or flat")
 	probeName := fs.String("probe", "sample2.jpg", "the search photo, among the installed demo photos")
+	storeURL := fs.String("store", "", "an empty PostgreSQL database to fill, as a postgres:// URL (default: a new SQLite store in the data directory)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	if err := parseArgs(fs, args); err != nil {
 		return exitError{2}
@@ -85,16 +88,31 @@ func (e *cmdEnv) benchServe(ctx context.Context, args []string) error {
 		return err
 	}
 	defer kit.Close()
-	d, err := app.OpenData(ctx, dir, *index, true)
+	// A new SQLite store, or the empty database --store names: never
+	// $GABARIT_STORE, which may name a deployment's database.
+	if dir, err = filepath.Abs(dir); err != nil {
+		return err
+	}
+	if *storeURL != "" && !store.IsPostgres(*storeURL) {
+		return usageErr(e, fs, "--store: want a postgres:// URL of an empty database")
+	}
+	d, err := app.OpenData(ctx, config.Config{DataDir: dir, Index: *index, Store: *storeURL}, true)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
+	if *storeURL != "" {
+		if srcs, err := d.DB.Sources(ctx); err != nil {
+			return err
+		} else if len(srcs) > 0 {
+			return fmt.Errorf("--store %s holds %d sources: bench serve fills an empty database only", store.RedactDSN(*storeURL), len(srcs))
+		}
+	}
 	v, err := d.Vault(ctx)
 	if err != nil {
 		return err
 	}
-	out := benchServeJSON{Index: *index, CPUs: runtime.GOMAXPROCS(0), Probe: *probeName}
+	out := benchServeJSON{Index: *index, Store: d.DB.Dialect(), CPUs: runtime.GOMAXPROCS(0), Probe: *probeName}
 
 	// The store: synthetic faces first, then the demo photos through the
 	// real face path, as a new collection arriving in a large store. (In

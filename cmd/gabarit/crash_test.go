@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"gabarit/internal/app"
+	"gabarit/internal/config"
 	"gabarit/internal/dsr"
 	"gabarit/internal/imageproc"
 	"gabarit/internal/modeltest"
@@ -362,7 +363,7 @@ func checkIndex(t *testing.T, data, what string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dd, err := app.OpenData(ctx, data, app.IndexHNSW, false)
+	dd, err := app.OpenData(ctx, config.Config{DataDir: data, Index: app.IndexHNSW}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -782,7 +783,7 @@ func requestState(t *testing.T, data string, id int64) dsr.State {
 func selfiesKept(t *testing.T, data string, id int64) int {
 	t.Helper()
 	ctx := context.Background()
-	dd, err := app.OpenData(ctx, data, app.IndexHNSW, false)
+	dd, err := app.OpenData(ctx, config.Config{DataDir: data, Index: app.IndexHNSW}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -847,7 +848,7 @@ func crashServe(t *testing.T, rng *rand.Rand, ref, photos2, probePath string) []
 	}
 	// Through OpenData, as gabarit writes: the token's audit entry moves
 	// the witness.
-	dd, err := app.OpenData(ctx, base, app.IndexHNSW, false)
+	dd, err := app.OpenData(ctx, config.Config{DataDir: base, Index: app.IndexHNSW}, false)
 	if err != nil {
 		t.Fatal(err)
 	}

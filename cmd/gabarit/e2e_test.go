@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"gabarit/internal/app"
+	"gabarit/internal/config"
 	"gabarit/internal/imageproc"
 	"gabarit/internal/keyring"
 	"gabarit/internal/modeltest"
@@ -786,7 +787,7 @@ func TestTwoPersonVerification(t *testing.T) {
 	}
 
 	// Another investigator's search of the same face.
-	dd, err := app.OpenData(ctx, data, app.IndexHNSW, false)
+	dd, err := app.OpenData(ctx, config.Config{DataDir: data, Index: app.IndexHNSW}, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,13 +61,15 @@ Usage:
   gabarit help [COMMAND [SUBCOMMAND]]      this text, or a command's usage and flags
   gabarit completion bash|zsh              shell completion: source <(gabarit completion bash)
 
-Common flags (after the command): --data DIR (or GABARIT_DATA), --pack DIR, --device cpu|cuda,
+Common flags (after the command): --data DIR (or GABARIT_DATA), --store URL, --pack DIR, --device cpu|cuda,
 --threads N, --workers N, --min-face PX, --memory-budget SIZE, --cache DIR. Flags go before or after the arguments;
 commands that print data print text, and JSON with --json. Exit codes: 0 done, 1 failed or done in
 part, 2 wrong arguments. Run "gabarit help COMMAND" for details.
 Environment: GABARIT_DATA (data directory, default ~/.local/share/gabarit), GABARIT_CACHE
 (installation directory, default ~/.cache/gabarit), GABARIT_MASTER_KEY_FILE (master key file,
-default DATA/master.key), GABARIT_MEMORY_BUDGET (memory for the images decoded at once, default 768M).
+default DATA/master.key; every instance over one PostgreSQL store needs the same key), GABARIT_STORE
+(a postgres:// URL: the store in PostgreSQL; default the SQLite file DATA/gabarit.db) or GABARIT_STORE_FILE
+(a file whose first line is that URL), GABARIT_MEMORY_BUDGET (memory for the images decoded at once, default 768M).
 `
 
 // exitError carries an exit status to main.

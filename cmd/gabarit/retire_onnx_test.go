@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"gabarit/internal/app"
+	"gabarit/internal/config"
 	"gabarit/internal/modeltest"
 )
 
@@ -45,7 +46,7 @@ func TestSourceRetireWithModels(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dk, err := app.OpenData(context.Background(), data, app.IndexHNSW, false)
+	dk, err := app.OpenData(context.Background(), config.Config{DataDir: data, Index: app.IndexHNSW}, false)
 	if err != nil {
 		t.Fatal(err)
 	}

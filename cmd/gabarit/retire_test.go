@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"gabarit/internal/app"
+	"gabarit/internal/config"
 	"gabarit/internal/face"
 	"gabarit/internal/store"
 )
@@ -22,7 +23,7 @@ func TestSourceRetire(t *testing.T) {
 	ctx := context.Background()
 	t.Setenv("GABARIT_CACHE", t.TempDir()) // no model pack: the index is left to be rebuilt
 	data := t.TempDir()
-	d, err := app.OpenData(ctx, data, app.IndexFlat, false)
+	d, err := app.OpenData(ctx, config.Config{DataDir: data, Index: app.IndexFlat}, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,8 @@ func (e *cmdEnv) serve(ctx context.Context, args []string) error {
 		"Serves the REST API (/api/v1, described at /api/v1/openapi.json), the web console (/), the\n"+
 		"public rights portal (/portal), /metrics and health probes, over the data directory. It holds\n"+
 		"the directory's writer lock: ingest, purge and rights processing go through it while it runs.\n"+
+		"It reads the configuration the other commands read: --data, --store (or $GABARIT_STORE,\n"+
+		"$GABARIT_STORE_FILE), --index, $GABARIT_MASTER_KEY_FILE and $GABARIT_AUDIT_WITNESS.\n"+
 		"Users sign in with a password set by `gabarit user add --password-file`. On SIGINT/SIGTERM it\n"+
 		"finishes requests in flight, stops a running ingest at a safe point and saves the index.\n"+
 		"Behind a reverse proxy, name it with --trusted-proxy (or $"+envTrustedProxies+", comma-separated):\n"+
@@ -93,7 +95,11 @@ func (e *cmdEnv) serve(ctx context.Context, args []string) error {
 		ln.Close()
 		return err
 	}
+	served := dk.Dir
+	if dk.Config.Postgres() {
+		served += " with the store " + dk.Config.RedactedStore()
+	}
 	fmt.Fprintf(e.stdout, "gabarit serving %s on http://%s/ (console), /portal (rights portal), /api/v1 (API), /metrics (admins and auditors)\n",
-		dk.Dir, ln.Addr())
+		served, ln.Addr())
 	return srv.Serve(ctx, ln)
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"gabarit/internal/app"
+	"gabarit/internal/config"
 	"gabarit/internal/face"
 	"gabarit/internal/store"
 )
@@ -50,7 +51,7 @@ func verifyFixture(t *testing.T) (data string, other, own int64, faces []int64) 
 	t.Helper()
 	ctx := context.Background()
 	data = t.TempDir()
-	d, err := app.OpenData(ctx, data, app.IndexFlat, false)
+	d, err := app.OpenData(ctx, config.Config{DataDir: data, Index: app.IndexFlat}, false)
 	if err != nil {
 		t.Fatal(err)
 	}

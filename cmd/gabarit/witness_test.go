@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"gabarit/internal/app"
+	"gabarit/internal/config"
 	_ "gabarit/internal/store" // the sqlite driver
 )
 
@@ -95,7 +96,7 @@ func TestMasterKeyNotRecreated(t *testing.T) {
 	ctx := context.Background()
 	data := t.TempDir()
 	id := addSource(t, data, t.TempDir())
-	d, err := app.OpenData(ctx, data, app.IndexFlat, false)
+	d, err := app.OpenData(ctx, config.Config{DataDir: data, Index: app.IndexFlat}, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"gabarit/internal/config"
 	"gabarit/internal/fsutil"
 	"gabarit/internal/keyring"
 	"gabarit/internal/records"
@@ -72,6 +73,9 @@ type BackupResult struct {
 // with counts and the file's SHA-256, never contents); if that fails, the
 // file is removed.
 func Backup(ctx context.Context, d *Data, out, actor string) (BackupResult, error) {
+	if d.Config.Postgres() {
+		return BackupResult{}, ErrBackupPostgres
+	}
 	out, err := filepath.Abs(out)
 	if err != nil {
 		return BackupResult{}, err
@@ -254,26 +258,36 @@ type RestoreResult struct {
 	AuditID       int64            `json:"audit_id"`        // the witness reset that records the restore
 }
 
-// Restore restores the backup file from into the data directory dir
-// (resolved by DataDir), which must be missing or empty but for the master
-// key: the key (DIR/master.key, or GABARIT_MASTER_KEY_FILE) must be there
+// ErrBackupPostgres is returned by Backup and Restore for a PostgreSQL store.
+var ErrBackupPostgres = errors.New("gabarit backup and restore work on the SQLite store only: back up a PostgreSQL store with " +
+	"pg_dump (pg_dump --format=custom --file=gabarit.dump \"$GABARIT_STORE\"), restore it with pg_restore into an empty " +
+	"database, and keep the master key file in its own backup")
+
+// Restore restores the backup file from into the data directory
+// cfg.DataDir, which must be missing or empty but for the master key, with
+// the SQLite store (a PostgreSQL store is refused: ErrBackupPostgres): the
+// key (cfg.KeyFile: DIR/master.key, or GABARIT_MASTER_KEY_FILE) must be there
 // already, since backups never hold it, and is never created. It checks
 // the files' digests, PRAGMA integrity_check, the audit chain and that the
 // log ends at the entry the backup's manifest names (signed with the key),
 // and opens one template of every source and the vault with the key; then
 // it writes a fresh audit witness (an audit.witness-reset entry saying
-// "restored from backup …") and rebuilds the vector index. index is
-// IndexHNSW or IndexFlat. On failure the directory is left as it was.
-func Restore(ctx context.Context, from, dir, index, actor string) (res RestoreResult, err error) {
+// "restored from backup …") and rebuilds the vector index (of kind
+// cfg.Index). On failure the directory is left as it was.
+func Restore(ctx context.Context, from string, cfg config.Config, actor string) (res RestoreResult, err error) {
+	if cfg.Postgres() {
+		return res, ErrBackupPostgres
+	}
+	if err := cfg.Validate(); err != nil {
+		return res, err
+	}
+	dir := cfg.DataDir
 	res.Dir = dir
 	created, err := prepareRestoreDir(dir)
 	if err != nil {
 		return res, err
 	}
-	keyFile := os.Getenv(keyring.EnvMasterKeyFile)
-	if keyFile == "" {
-		keyFile = filepath.Join(dir, "master.key")
-	}
+	keyFile := cfg.KeyFile()
 	if _, serr := os.Stat(keyFile); serr != nil {
 		if created {
 			_ = os.Remove(dir) // the new, empty directory; the refusal is what matters
@@ -334,7 +348,14 @@ func Restore(ctx context.Context, from, dir, index, actor string) (res RestoreRe
 		return res, fmt.Errorf("restore: %w", err)
 	}
 
-	d, err := OpenData(ctx, dir, index, true)
+	// The key first: the templates of each source and the vault open only
+	// with the key they were sealed with.
+	wrongKey := fmt.Errorf("the master key at %s is not the key of the deployment this backup was made from: "+
+		"put that deployment's master key there and run restore again", keyFile)
+	d, err := OpenData(ctx, cfg, true)
+	if errors.Is(err, store.ErrWrongMasterKey) {
+		return res, wrongKey // the store's check value, before any template
+	}
 	if err != nil {
 		return res, err
 	}
@@ -346,10 +367,6 @@ func Restore(ctx context.Context, from, dir, index, actor string) (res RestoreRe
 	if !ok {
 		return res, fmt.Errorf("%w: audit entry %d of the backup does not follow the chain", ErrBadBackup, bad)
 	}
-	// The key first: the templates of each source and the vault open only
-	// with the key they were sealed with.
-	wrongKey := fmt.Errorf("the master key at %s is not the key of the deployment this backup was made from: "+
-		"put that deployment's master key there and run restore again", keyFile)
 	keyOpened := false
 	samples, err := d.DB.TemplateSamples(ctx)
 	if err != nil {

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"gabarit/internal/config"
 )
 
 // TestOpenIndexDamagedWarnsOnce checks that a damaged index file is
@@ -13,7 +15,7 @@ import (
 // next OpenIndex loads the saved rebuild without a warning.
 func TestOpenIndexDamagedWarnsOnce(t *testing.T) {
 	ctx := t.Context()
-	d, err := OpenData(ctx, t.TempDir(), IndexFlat, false)
+	d, err := OpenData(ctx, config.Config{DataDir: t.TempDir(), Index: IndexFlat}, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"gabarit/internal/config"
 	"gabarit/internal/face"
 	"gabarit/internal/keyring"
 	"gabarit/internal/store"
@@ -32,7 +33,7 @@ type retireFixture struct {
 func newRetireFixture(t *testing.T) *retireFixture {
 	t.Helper()
 	ctx := context.Background()
-	d, err := OpenData(ctx, t.TempDir(), IndexFlat, true)
+	d, err := OpenData(ctx, config.Config{DataDir: t.TempDir(), Index: IndexFlat}, true)
 	if err != nil {
 		t.Fatal(err)
 	}

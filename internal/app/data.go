@@ -7,6 +7,7 @@ package app
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -14,7 +15,9 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 
+	"gabarit/internal/config"
 	"gabarit/internal/keyring"
 	"gabarit/internal/store"
 	"gabarit/internal/vault"
@@ -25,34 +28,23 @@ import (
 )
 
 // EnvData names the data directory when none is given.
-const EnvData = "GABARIT_DATA"
+const EnvData = config.EnvData
 
 // Index kinds.
 const (
-	IndexHNSW = "hnsw" // approximate, the default
-	IndexFlat = "flat" // exact
+	IndexHNSW = config.IndexHNSW // approximate, the default
+	IndexFlat = config.IndexFlat // exact
 )
 
 // DataDir resolves the data directory: dir if given, else $GABARIT_DATA,
-// else ~/.local/share/gabarit.
-func DataDir(dir string) (string, error) {
-	if dir != "" {
-		return filepath.Abs(dir)
-	}
-	if v := os.Getenv(EnvData); v != "" {
-		return filepath.Abs(v)
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "", fmt.Errorf("no data directory: give --data or set %s (%w)", EnvData, err)
-	}
-	return filepath.Join(home, ".local", "share", "gabarit"), nil
-}
+// else ~/.local/share/gabarit (see config.DataDir).
+func DataDir(dir string) (string, error) { return config.DataDir(dir, os.Getenv) }
 
 // Data is an open data directory: the store, the keyring and, for those
 // that change faces, the writer lock.
 type Data struct {
 	Dir    string
+	Config config.Config // what it was opened with (print it, never its Store: see config.Config.String)
 	DB     *store.DB
 	Keys   *keyring.Keyring
 	Master *keyring.Master
@@ -64,19 +56,22 @@ type Data struct {
 	Warnings io.Writer
 }
 
-// OpenData opens the data directory dir (already resolved by DataDir),
-// creating it (mode 0700) and its master key (mode 0600, unless
-// GABARIT_MASTER_KEY_FILE names one) on first use. index is IndexHNSW or
-// IndexFlat. With exclusive, it also takes the directory's writer lock, so
-// that two processes never change faces and the index at once.
-func OpenData(ctx context.Context, dir, index string, exclusive bool) (*Data, error) {
-	if index != IndexHNSW && index != IndexFlat {
-		return nil, fmt.Errorf("--index %q: want hnsw or flat", index)
+// OpenData opens the data directory cfg.DataDir and the store cfg names
+// (the SQLite file in the directory, or a PostgreSQL database), creating
+// the directory (mode 0700) and the master key (cfg.KeyFile, mode 0600) on
+// first use: a key is created only while the store holds nothing sealed,
+// so every instance over one PostgreSQL store must be given the same key
+// file. With exclusive, it also takes the directory's writer lock, so that
+// two processes never change faces and the index at once.
+func OpenData(ctx context.Context, cfg config.Config, exclusive bool) (*Data, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
+	dir, index := cfg.DataDir, cfg.Index
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", diskFull(dir, err))
 	}
-	d := &Data{Dir: dir, index: index}
+	d := &Data{Dir: dir, Config: cfg, index: index}
 	var err error
 	if exclusive {
 		if d.lock, err = lockDir(dir); err != nil {
@@ -92,16 +87,15 @@ func OpenData(ctx context.Context, dir, index string, exclusive bool) (*Data, er
 			}
 			return d.Master.MAC(keyring.PurposeAuditWitness, msg)
 		})}
-	if w := os.Getenv(EnvAuditWitness); w != "" {
-		if !filepath.IsAbs(w) {
-			d.Close()
-			return nil, fmt.Errorf("%s=%s: give an absolute path", EnvAuditWitness, w)
-		}
-		opts = append(opts, store.WithAuditWitness(w))
+	if cfg.AuditWitness != "" {
+		opts = append(opts, store.WithAuditWitness(cfg.AuditWitness))
 	}
-	d.DB, err = store.Open(ctx, filepath.Join(dir, "gabarit.db"), opts...)
+	d.DB, err = store.Open(ctx, cfg.StoreTarget(), opts...)
 	if err != nil {
 		d.Close()
+		if cfg.Postgres() {
+			return nil, err // it names the database, without its password
+		}
 		return nil, diskFull(dir, err)
 	}
 	if d.Master, err = d.loadMaster(ctx); err != nil {
@@ -114,23 +108,32 @@ func OpenData(ctx context.Context, dir, index string, exclusive bool) (*Data, er
 
 // EnvAuditWitness names a second audit witness file, outside the data
 // directory (see store.WithAuditWitness).
-const EnvAuditWitness = "GABARIT_AUDIT_WITNESS"
+const EnvAuditWitness = config.EnvAuditWitness
 
 // loadMaster loads the master key (GABARIT_MASTER_KEY_FILE, or master.key
-// in the data directory), creating it only for a data directory that holds
-// nothing sealed yet: a new key would make every template, search record,
-// the vault and the audit witness's signatures unreadable for good.
+// in the data directory), creating it only for a store that holds nothing
+// sealed yet: a new key would make every template, search record, the
+// vault and the audit witness's signatures unreadable for good.
 func (d *Data) loadMaster(ctx context.Context) (*keyring.Master, error) {
-	keyFile := os.Getenv(keyring.EnvMasterKeyFile)
-	if keyFile == "" {
-		keyFile = filepath.Join(d.Dir, "master.key")
-	}
+	keyFile := d.Config.KeyFile()
 	if _, err := os.Stat(keyFile); errors.Is(err, fs.ErrNotExist) {
 		sealed, err := d.DB.HoldsSealedData(ctx)
 		if err != nil {
 			return nil, err
 		}
-		_, verr := os.Stat(filepath.Join(d.Dir, "vault.db"))
+		if !sealed { // the vault's templates are sealed too
+			vaulted, err := d.DB.VaultCounts(ctx)
+			if err != nil {
+				return nil, err
+			}
+			sealed = len(vaulted) > 0
+		}
+		_, verr := os.Stat(filepath.Join(d.Dir, "vault.db")) // the vault of older versions, not yet imported
+		if sealed && d.Config.Postgres() {
+			return nil, fmt.Errorf("master key file %s is missing, but the PostgreSQL store %s holds data sealed with a master key: "+
+				"give this instance the key file every other instance over this store uses (%s names it), or restore it from "+
+				"its backup. gabarit creates a master key only for a store that holds nothing sealed", keyFile, d.Config.RedactedStore(), keyring.EnvMasterKeyFile)
+		}
 		if sealed || verr == nil {
 			return nil, fmt.Errorf("master key file %s is missing, but this data directory holds data sealed with a master key "+
 				"(encrypted templates, search records, the vault): restore the key from your backup (see the README, Backups). "+
@@ -141,14 +144,25 @@ func (d *Data) loadMaster(ctx context.Context) (*keyring.Master, error) {
 	if err != nil {
 		return nil, fmt.Errorf("master key: %w", err)
 	}
+	check, err := master.MAC(keyring.PurposeKeyCheck, []byte("gabarit master key check v1"))
+	if err != nil {
+		return nil, fmt.Errorf("master key: %w", err)
+	}
+	if err := d.DB.CheckMasterKey(ctx, hex.EncodeToString(check)); errors.Is(err, store.ErrWrongMasterKey) {
+		return nil, wrongKeyError{fmt.Sprintf("master key file %s is not the key the store %s is sealed with: give this process the key file "+
+			"the store was first opened with (every instance over one store uses the same key, %s names it)", keyFile, d.Config.RedactedStore(), keyring.EnvMasterKeyFile)}
+	} else if err != nil {
+		return nil, err
+	}
 	return master, nil
 }
 
 // Vault opens the data directory's vault (suppression, restriction and
-// selfie templates, in their own encrypted file vault.db).
+// selfie templates, sealed in the store). The first time, it imports the
+// vault file of older versions, vault.db, and removes it.
 func (d *Data) Vault(ctx context.Context) (*vault.Vault, error) {
 	if d.vlt == nil {
-		v, err := vault.Open(ctx, filepath.Join(d.Dir, "vault.db"), d.Master)
+		v, err := vault.Open(ctx, d.DB, d.Keys, vault.ImportFile(filepath.Join(d.Dir, "vault.db"), d.Master))
 		if err != nil {
 			return nil, err
 		}
@@ -156,6 +170,13 @@ func (d *Data) Vault(ctx context.Context) (*vault.Vault, error) {
 	}
 	return d.vlt, nil
 }
+
+// wrongKeyError says which key file does not match the store; it is
+// store.ErrWrongMasterKey for errors.Is.
+type wrongKeyError struct{ msg string }
+
+func (e wrongKeyError) Error() string { return e.msg }
+func (e wrongKeyError) Unwrap() error { return store.ErrWrongMasterKey }
 
 // lockDir takes the exclusive writer lock of a data directory. The kernel
 // releases it when the process dies, so a killed ingest never leaves it held.
@@ -226,16 +247,26 @@ func (d *Data) IndexKind() vstore.Kind {
 const EfSearch = 160
 
 // OpenIndex opens the vector index of model modelID, caught up with the store.
-// A damaged index file is rebuilt and saved once, and reported to
-// d.Warnings.
+// A damaged index file, or one older than the index outbox keeps
+// (OutboxKeep), is rebuilt and saved once, and reported to d.Warnings.
 func (d *Data) OpenIndex(ctx context.Context, modelID string, dim int) (*vstore.Handle, error) {
 	h, err := vstore.Open(ctx, d.IndexPath(modelID), d.IndexKind(), modelID, dim, d.DB, d.Keys)
 	if err == nil && h.Damaged != nil && d.Warnings != nil {
 		fmt.Fprintf(d.Warnings, "gabarit: warning: the vector index file could not be read (%v); it was rebuilt from the store "+
 			"and saved. If this happens again, check the disk and run `gabarit reindex`.\n", h.Damaged)
 	}
+	if err == nil && h.Behind && d.Warnings != nil {
+		fmt.Fprint(d.Warnings, "gabarit: warning: the vector index file could not be brought up to date (saved more than "+
+			"a week ago, or the store was restored from an older copy); it was rebuilt from the store and saved.\n")
+	}
 	return h, err
 }
+
+// OutboxKeep is how long the index outbox keeps an operation before the
+// housekeeping prunes it (store.PruneIndexOutbox): an index file saved
+// longer ago, or an instance stopped for longer, is rebuilt from the store
+// when it next catches up.
+const OutboxKeep = 7 * 24 * time.Hour
 
 // RebuildIndex rebuilds the index of model modelID from the store and saves it.
 func (d *Data) RebuildIndex(ctx context.Context, modelID string, dim int) (*vstore.Handle, error) {

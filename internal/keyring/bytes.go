@@ -21,6 +21,12 @@ const PurposeSearchRecord = "search record"
 // enough.
 const PurposePortalStatus = "portal status"
 
+// PurposeKeyCheck names the MAC key of the master key's check value: a
+// MAC of a fixed message, kept in the store, so that an instance given a
+// different master key than the one the store's data is sealed with stops
+// at once instead of sealing new data under a key the others cannot open.
+const PurposeKeyCheck = "master key check"
+
 // PurposeAuditWitness names the MAC key that signs the audit heads kept by
 // the audit witness files (store.WithAuditWitnessKey).
 const PurposeAuditWitness = "audit witness"

@@ -66,6 +66,50 @@ ON CONFLICT (name) DO UPDATE SET value = excluded.value, set_by = excluded.set_b
 	})
 }
 
+// ErrWrongMasterKey is returned by CheckMasterKey when the store's data is
+// sealed with another master key than the one given.
+var ErrWrongMasterKey = errors.New("the master key is not the one this store's data is sealed with")
+
+// masterKeyCheck is the settings row that holds the master key's check
+// value. It is not a policy: it is written once, by the first process to
+// open the store with a key, and never shown.
+const masterKeyCheck = "master-key-check"
+
+// CheckMasterKey compares check, a value derived from the master key (a
+// MAC of a fixed message), with the one the store recorded when it was
+// first opened with a key, recording it if none was. Another value fails
+// with ErrWrongMasterKey: two instances over one database must seal with
+// the same key.
+func (db *DB) CheckMasterKey(ctx context.Context, check string) error {
+	if check == "" {
+		return fmt.Errorf("check master key: empty check value: %w", ErrInvalid)
+	}
+	var got string
+	switch err := db.r.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = ?`, masterKeyCheck).Scan(&got); {
+	case err == nil && got == check:
+		return nil
+	case err == nil:
+		return ErrWrongMasterKey
+	case !errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("check master key: %w", err)
+	}
+	return db.Tx(ctx, func(tx *Tx) error {
+		if _, err := tx.tx.ExecContext(ctx, `
+INSERT INTO settings (name, value, set_by, set_at) VALUES (?, ?, 'gabarit', ?) ON CONFLICT (name) DO NOTHING`,
+			masterKeyCheck, check, ms(tx.now())); err != nil {
+			return fmt.Errorf("check master key: %w", err)
+		}
+		var got string
+		if err := tx.tx.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = ?`, masterKeyCheck).Scan(&got); err != nil {
+			return fmt.Errorf("check master key: %w", err)
+		}
+		if got != check {
+			return ErrWrongMasterKey
+		}
+		return nil
+	})
+}
+
 func nullable(s sql.NullString) *string {
 	if !s.Valid {
 		return nil

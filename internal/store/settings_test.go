@@ -46,3 +46,24 @@ func TestSettingsAreAudited(t *testing.T) {
 		t.Errorf("audit of the settings: %v", sets)
 	}
 }
+
+func TestCheckMasterKey(t *testing.T) {
+	ctx := context.Background()
+	db, _ := storetest.Open(t)
+	if err := db.CheckMasterKey(ctx, "aaaa"); err != nil {
+		t.Fatalf("first check: %v", err)
+	}
+	if err := db.CheckMasterKey(ctx, "aaaa"); err != nil {
+		t.Fatalf("same key again: %v", err)
+	}
+	if err := db.CheckMasterKey(ctx, "bbbb"); !errors.Is(err, store.ErrWrongMasterKey) {
+		t.Fatalf("another key: %v; want ErrWrongMasterKey", err)
+	}
+	if err := db.CheckMasterKey(ctx, ""); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("empty check: %v; want ErrInvalid", err)
+	}
+	// The check value is not a policy: no audit entry.
+	if n, err := db.AuditHeadID(ctx); err != nil || n != 0 {
+		t.Errorf("audit entries after key checks = %d, %v; want 0", n, err)
+	}
+}

@@ -66,6 +66,23 @@ func TestDeps(t *testing.T) {
 			t.Errorf("%s imports database/sql directly", pkg)
 		}
 	}
+	// The database drivers are linked by the command alone (through
+	// internal/store/drivers): the store, the vault and every use case work
+	// on the store's API, whichever database is behind it.
+	const sqliteDriver, pgDriver = "modernc.org/sqlite", "github.com/jackc/pgx/v5"
+	for _, pkg := range []string{"gabarit/internal/store", "gabarit/internal/vault", "gabarit/internal/ingest", "gabarit/internal/search",
+		"gabarit/internal/retention", "gabarit/internal/vstore", "gabarit/internal/rights", "gabarit/internal/dsr",
+		"gabarit/internal/app", "gabarit/internal/server"} {
+		deps := list([]string{"CGO_ENABLED=1"}, pkg, "onnx", "jpegturbo")
+		for _, banned := range []string{sqliteDriver, pgDriver} {
+			if deps[banned] {
+				t.Errorf("%s links the database driver %s", pkg, banned)
+			}
+		}
+	}
+	if deps := list([]string{"CGO_ENABLED=0"}, "gabarit/cmd/gabarit"); !deps[sqliteDriver] || !deps[pgDriver] {
+		t.Errorf("cmd/gabarit does not link both database drivers (%s: %v, %s: %v)", sqliteDriver, deps[sqliteDriver], pgDriver, deps[pgDriver])
+	}
 	for _, pkg := range []string{"gabarit/internal/pipeline", "gabarit/internal/face", "gabarit/internal/imageproc", "gabarit/internal/eval"} {
 		deps := list([]string{"CGO_ENABLED=1"}, pkg, "onnx", "jpegturbo")
 		for _, banned := range []string{ort, "gabarit/internal/onnx", "database/sql", "net/http"} {

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"gabarit/internal/store"
+	_ "gabarit/internal/store/drivers" // the tests open stores
 )
 
 // declared is a complete declaration.

@@ -12,6 +12,7 @@ import (
 	"gabarit/internal/face"
 	"gabarit/internal/retention"
 	"gabarit/internal/store"
+	_ "gabarit/internal/store/drivers" // the tests open stores
 	"gabarit/internal/vindex/flat"
 )
 

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -50,6 +49,29 @@ func one(v face.Embedding) []face.Face {
 	return []face.Face{{Box: face.Box{W: 50, H: 50}, Quality: 0.8, Embedding: v}}
 }
 
+// pgPrefix starts the names of the tests that TestRightsOnPostgres runs
+// again over a PostgreSQL store: their fixtures open one.
+const pgPrefix = "TestRightsOnPostgres/"
+
+// TestRightsOnPostgres runs the rights requests end to end (register,
+// find, review, identity check, act; erasure, access, restriction,
+// notices, a crash half-way) over a PostgreSQL store, as the other tests
+// do over SQLite.
+func TestRightsOnPostgres(t *testing.T) {
+	storetest.Postgres(t) // skips (or fails) here, once, without a server
+	for _, tt := range []struct {
+		name string
+		fn   func(*testing.T)
+	}{
+		{"Access", TestAccess}, {"Candidates", TestCandidates}, {"NothingBeforeReview", TestNothingBeforeReview},
+		{"Erasure", TestErasure}, {"ReviewDecides", TestReviewDecides}, {"Restriction", TestRestriction},
+		{"NotHeld", TestNotHeld}, {"Notices", TestNotices}, {"IdentityCheckRevealsNothing", TestIdentityCheckRevealsNothing},
+		{"FinishAfterCrash", TestFinishAfterCrash}, {"SweepClosed", TestSweepClosed}, {"AccessPackageInStore", TestAccessPackageInStore},
+	} {
+		t.Run(tt.name, tt.fn)
+	}
+}
+
 type fixture struct {
 	db  *store.DB
 	kr  *keyring.Keyring
@@ -66,12 +88,20 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	db, kr, path := storetest.OpenFile(t)
-	m, err := keyring.LoadOrCreateMaster(filepath.Join(t.TempDir(), "vault.key"))
-	if err != nil {
-		t.Fatal(err)
+	var (
+		db   *store.DB
+		kr   *keyring.Keyring
+		path string
+	)
+	if strings.HasPrefix(t.Name(), pgPrefix) {
+		db, kr = storetest.OpenTarget(t, storetest.Postgres(t))
+		if db.Dialect() != "postgres" {
+			t.Fatalf("the store of %s is %s, not PostgreSQL", t.Name(), db.Dialect())
+		}
+	} else {
+		db, kr, path = storetest.OpenFile(t)
 	}
-	v, err := vault.Open(ctx, filepath.Join(t.TempDir(), "vault.db"), m)
+	v, err := vault.Open(ctx, db, kr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,9 @@ import (
 // INTO, which reads in one read transaction). The copy is created with the
 // umask's mode: put dst in a private directory.
 func (db *DB) Snapshot(ctx context.Context, dst string) error {
+	if db.d == postgresDialect {
+		return fmt.Errorf("snapshot: the store is a PostgreSQL database; back it up with pg_dump (or the server's own backups): %w", ErrInvalid)
+	}
 	var seq int
 	var name, file string
 	if err := db.r.QueryRowContext(ctx, `PRAGMA database_list`).Scan(&seq, &name, &file); err != nil {

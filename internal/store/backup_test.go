@@ -154,6 +154,10 @@ func TestMigrationKeepsRightsRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Stepping back over migration 12 drops the index outbox, which it does
+	// not backfill (an older index file is rebuilt instead).
+	delete(before.Rows, "index_outbox")
+	delete(after.Rows, "index_outbox")
 	if !reflect.DeepEqual(before, after) {
 		t.Errorf("across migration 10:\n got %+v\nwant %+v", after, before)
 	}

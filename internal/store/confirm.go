@@ -236,7 +236,7 @@ func (tx *Tx) Reject(ctx context.Context, searchID, faceID int64, verifier, reas
 // the order they were made, inside the transaction.
 func (tx *Tx) rejections(ctx context.Context, searchID, faceID int64) ([]Rejection, error) {
 	rows, err := tx.tx.QueryContext(ctx, `
-SELECT search_id, face_id, verifier, reason, at FROM rejections WHERE search_id = ? AND face_id = ? ORDER BY at, rowid`,
+SELECT search_id, face_id, verifier, reason, at FROM rejections WHERE search_id = ? AND face_id = ? ORDER BY at, `+tx.tx.d.insertOrder(""),
 		searchID, faceID)
 	if err != nil {
 		return nil, err
@@ -266,7 +266,7 @@ func (db *DB) Rejections(ctx context.Context, searchID int64) (map[int64][]Rejec
 		return nil, fmt.Errorf("%s: %w", what, ErrNotFound)
 	}
 	rows, err := db.r.QueryContext(ctx, `
-SELECT search_id, face_id, verifier, reason, at FROM rejections WHERE search_id = ? ORDER BY face_id, at, rowid`, searchID)
+SELECT search_id, face_id, verifier, reason, at FROM rejections WHERE search_id = ? ORDER BY face_id, at, `+db.d.insertOrder(""), searchID)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
@@ -285,7 +285,7 @@ SELECT search_id, face_id, verifier, reason, at FROM rejections WHERE search_id 
 // order they confirmed, inside the transaction.
 func (tx *Tx) verifiers(ctx context.Context, searchID, faceID int64) ([]string, error) {
 	rows, err := tx.tx.QueryContext(ctx, `
-SELECT verifier FROM confirmations WHERE search_id = ? AND face_id = ? ORDER BY at, rowid`, searchID, faceID)
+SELECT verifier FROM confirmations WHERE search_id = ? AND face_id = ? ORDER BY at, `+tx.tx.d.insertOrder(""), searchID, faceID)
 	if err != nil {
 		return nil, err
 	}
@@ -307,7 +307,7 @@ func (db *DB) Confirmations(ctx context.Context, searchID int64) (map[int64]Conf
 	rows, err := db.r.QueryContext(ctx, `
 SELECT c.face_id, c.verifier, EXISTS (SELECT 1 FROM rejections r WHERE r.search_id = c.search_id AND r.face_id = c.face_id)
 FROM searches s LEFT JOIN confirmations c ON c.search_id = s.id
-WHERE s.id = ? ORDER BY c.face_id, c.at, c.rowid`, searchID)
+WHERE s.id = ? ORDER BY c.face_id, c.at, `+db.d.insertOrder("c."), searchID)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}

@@ -373,13 +373,10 @@ func (tx *Tx) CreateAPIToken(ctx context.Context, user, label string, hash [32]b
 	if n > 0 {
 		return 0, fmt.Errorf("%s: %w", what, ErrExists)
 	}
-	res, err := tx.tx.ExecContext(ctx, `
-INSERT INTO api_tokens (user_name, label, token_hash, created_at, created_by, expires_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		user, label, hash[:], ms(now), by, nullMS(expires))
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", what, err)
-	}
-	id, err := res.LastInsertId()
+	var id int64
+	err = tx.tx.QueryRowContext(ctx, `
+INSERT INTO api_tokens (user_name, label, token_hash, created_at, created_by, expires_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id`,
+		user, label, hash[:], ms(now), by, nullMS(expires)).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", what, err)
 	}

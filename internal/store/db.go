@@ -10,8 +10,6 @@ import (
 	"runtime"
 	"strings"
 	"time"
-
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver (pure Go)
 )
 
 // Sentinel errors returned (wrapped) by the store; test them with errors.Is.
@@ -31,11 +29,13 @@ var (
 // process before giving up with SQLITE_BUSY, in milliseconds.
 const busyTimeoutMS = 5000
 
-// DB is the relational store over one SQLite file. It is safe for concurrent
-// use by multiple goroutines.
+// DB is the relational store over one SQLite file or one PostgreSQL
+// database. It is safe for concurrent use by multiple goroutines and, on
+// PostgreSQL, by many processes on many hosts.
 type DB struct {
-	w       *sql.DB // the writer: one connection, IMMEDIATE transactions
-	r       *sql.DB // the readers: read-only connections
+	w       conn // the writer: on SQLite one connection, IMMEDIATE transactions
+	r       conn // the readers: on SQLite read-only connections; on PostgreSQL the same pool as w
+	d       dialect
 	now     func() time.Time
 	witness *witness // the audit head kept outside the database; nil when none
 }
@@ -62,14 +62,42 @@ func withSynchronous(mode string) Option {
 	return func(o *options) { o.synchronous = mode }
 }
 
-// Open opens (creating it if needed) the SQLite database at path, migrates
-// it to the current schema and returns it. Opening a file whose schema is
-// newer than this binary fails with ErrSchemaTooNew.
-func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
+// IsPostgres reports whether target names a PostgreSQL database (a
+// postgres:// or postgresql:// URL) rather than a SQLite file.
+func IsPostgres(target string) bool {
+	return strings.HasPrefix(target, "postgres://") || strings.HasPrefix(target, "postgresql://")
+}
+
+// Open opens the store at target, migrates it to the current schema and
+// returns it. target is the path of a SQLite file (created if needed), or a
+// postgres:// URL of a PostgreSQL database (which must exist). Opening a
+// store whose schema is newer than this binary fails with ErrSchemaTooNew.
+func Open(ctx context.Context, target string, opts ...Option) (*DB, error) {
 	o := options{now: time.Now, synchronous: "FULL", readers: max(4, runtime.NumCPU())}
 	for _, opt := range opts {
 		opt(&o)
 	}
+	var (
+		db  *DB
+		err error
+	)
+	if IsPostgres(target) {
+		db, err = openPostgres(ctx, target, o)
+	} else {
+		db, err = openSQLite(ctx, target, o)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(o.witnesses) > 0 {
+		db.witness = &witness{files: o.witnesses, mac: o.witnessMAC, shared: db.d == postgresDialect}
+	}
+	return db, nil
+}
+
+// openSQLite opens the SQLite file at path: one writer connection and a
+// pool of read-only ones.
+func openSQLite(ctx context.Context, path string, o options) (*DB, error) {
 	if path == "" || strings.ContainsAny(path, "?#") || strings.HasPrefix(path, "file:") {
 		return nil, fmt.Errorf("open store: path must be a plain file name: %w", ErrInvalid)
 	}
@@ -96,38 +124,35 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	wq.Add("_pragma", "synchronous("+o.synchronous+")")
 	wq.Add("_pragma", "secure_delete(1)") // overwrite deleted keys and templates in the file
 	wq.Set("_txlock", "immediate")
-	w, err := sql.Open("sqlite", path+"?"+wq.Encode())
+	wdb, err := sql.Open("sqlite", path+"?"+wq.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("open store writer: %w", err)
 	}
-	w.SetMaxOpenConns(1)
-	w.SetMaxIdleConns(1)
-	w.SetConnMaxLifetime(0)
-	w.SetConnMaxIdleTime(0)
+	wdb.SetMaxOpenConns(1)
+	wdb.SetMaxIdleConns(1)
+	wdb.SetConnMaxLifetime(0)
+	wdb.SetConnMaxIdleTime(0)
+	w := conn{DB: wdb, d: sqliteDialect}
 	if err := w.PingContext(ctx); err != nil {
 		return nil, errors.Join(fmt.Errorf("open store writer: %w", err), w.Close())
 	}
-	if err := migrate(ctx, w); err != nil {
+	if err := migrate(ctx, w.DB); err != nil {
 		return nil, errors.Join(fmt.Errorf("open store: %w", err), w.Close())
 	}
 
 	rq := cloneValues(common)
 	rq.Add("_pragma", "query_only(1)")
 	rq.Set("_txlock", "deferred")
-	r, err := sql.Open("sqlite", path+"?"+rq.Encode())
+	rdb, err := sql.Open("sqlite", path+"?"+rq.Encode())
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("open store readers: %w", err), w.Close())
 	}
-	r.SetMaxOpenConns(o.readers)
-	r.SetMaxIdleConns(o.readers)
-	if err := r.PingContext(ctx); err != nil {
-		return nil, errors.Join(fmt.Errorf("open store readers: %w", err), r.Close(), w.Close())
+	rdb.SetMaxOpenConns(o.readers)
+	rdb.SetMaxIdleConns(o.readers)
+	if err := rdb.PingContext(ctx); err != nil {
+		return nil, errors.Join(fmt.Errorf("open store readers: %w", err), rdb.Close(), w.Close())
 	}
-	db := &DB{w: w, r: r, now: o.now}
-	if len(o.witnesses) > 0 {
-		db.witness = &witness{files: o.witnesses, mac: o.witnessMAC}
-	}
-	return db, nil
+	return &DB{w: w, r: conn{DB: rdb, d: sqliteDialect}, d: sqliteDialect, now: o.now}, nil
 }
 
 func cloneValues(v url.Values) url.Values {
@@ -141,6 +166,9 @@ func cloneValues(v url.Values) url.Values {
 // Close closes the reader pool and the writer. Pending transactions must
 // have finished.
 func (db *DB) Close() error {
+	if db.r.DB == db.w.DB {
+		return db.w.Close()
+	}
 	return errors.Join(db.r.Close(), db.w.Close())
 }
 
@@ -148,6 +176,9 @@ func (db *DB) Close() error {
 // that deleted data does not linger in it. A reader still using an older
 // snapshot can keep the WAL from being reset; that is not an error.
 func (db *DB) Checkpoint(ctx context.Context) error {
+	if db.d == postgresDialect {
+		return nil // PostgreSQL recycles its write-ahead log itself
+	}
 	if _, err := db.w.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
@@ -158,7 +189,7 @@ func (db *DB) Checkpoint(ctx context.Context) error {
 // given to DB.Tx. Its methods are the store's write operations; a Tx must not
 // be used after that function returns.
 type Tx struct {
-	tx   *sql.Tx
+	tx   *txConn
 	now  func() time.Time
 	head *AuditHead // the last audit entry appended in this transaction
 	base AuditHead  // the log's last entry before this transaction's first
@@ -187,6 +218,15 @@ func (db *DB) tx(ctx context.Context, resetWitness bool, fn func(*Tx) error) (er
 			}
 		}
 	}()
+	if db.d == postgresDialect {
+		// One writer at a time, as on SQLite, across every instance: audit
+		// entries chain in commit order, ids commit in the order they were
+		// drawn (the index outbox relies on it), and the checks the store
+		// makes before writing still hold when it writes.
+		if _, err := stx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?)`, writerLockKey); err != nil {
+			return fmt.Errorf("take the store's write lock: %w", err)
+		}
+	}
 	tx := &Tx{tx: stx, now: db.now}
 	if err := fn(tx); err != nil {
 		return err

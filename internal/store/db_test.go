@@ -237,15 +237,15 @@ func TestPragmas(t *testing.T) {
 		pragma string
 		want   string
 	}{
-		{name: "writer journal", pool: db.w, pragma: "journal_mode", want: "wal"},
-		{name: "reader journal", pool: db.r, pragma: "journal_mode", want: "wal"},
-		{name: "writer synchronous", pool: db.w, pragma: "synchronous", want: "2"},
-		{name: "writer foreign keys", pool: db.w, pragma: "foreign_keys", want: "1"},
-		{name: "reader foreign keys", pool: db.r, pragma: "foreign_keys", want: "1"},
-		{name: "writer busy timeout", pool: db.w, pragma: "busy_timeout", want: "5000"},
-		{name: "reader busy timeout", pool: db.r, pragma: "busy_timeout", want: "5000"},
-		{name: "writer secure delete", pool: db.w, pragma: "secure_delete", want: "1"},
-		{name: "reader query only", pool: db.r, pragma: "query_only", want: "1"},
+		{name: "writer journal", pool: db.w.DB, pragma: "journal_mode", want: "wal"},
+		{name: "reader journal", pool: db.r.DB, pragma: "journal_mode", want: "wal"},
+		{name: "writer synchronous", pool: db.w.DB, pragma: "synchronous", want: "2"},
+		{name: "writer foreign keys", pool: db.w.DB, pragma: "foreign_keys", want: "1"},
+		{name: "reader foreign keys", pool: db.r.DB, pragma: "foreign_keys", want: "1"},
+		{name: "writer busy timeout", pool: db.w.DB, pragma: "busy_timeout", want: "5000"},
+		{name: "reader busy timeout", pool: db.r.DB, pragma: "busy_timeout", want: "5000"},
+		{name: "writer secure delete", pool: db.w.DB, pragma: "secure_delete", want: "1"},
+		{name: "reader query only", pool: db.r.DB, pragma: "query_only", want: "1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -386,6 +386,9 @@ func TestFileMode(t *testing.T) {
 // i-1), for the tests that open a file written by an older binary. Only the
 // migrations those tests step back over are listed.
 var downs = map[int]string{
+	13: `DROP TABLE rights_packages; DROP TABLE leases; DROP INDEX ingest_jobs_state; DROP INDEX ingest_jobs_active; DROP TABLE ingest_jobs`,
+	12: `DROP TABLE index_outbox_pruned; DROP INDEX index_outbox_model; DROP TABLE index_outbox`,
+	11: `DROP TABLE vault_imports; DROP TABLE vault_state; DROP INDEX vault_entries_request; DROP TABLE vault_entries`,
 	// 10 rebuilt rights_requests with a check that means the same in the
 	// driver's SQLite as before; running it again is harmless.
 	10: `SELECT 1`,

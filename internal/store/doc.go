@@ -2,9 +2,28 @@
 // keys, images, faces, searches, ingest progress, the rights-request register
 // and the hash-chained audit log (whose head can be kept in a witness file
 // outside the database, WithAuditWitness), in one SQLite file (the embedded
-// default) through database/sql and the pure-Go driver modernc.org/sqlite.
+// default, driver modernc.org/sqlite) or one PostgreSQL database shared by
+// many instances (driver github.com/jackc/pgx/v5), through database/sql.
+// The store does not register the drivers: a program that opens a store
+// imports gabarit/internal/store/drivers, so that the use cases link neither.
 //
-// # Connections
+// # Two dialects
+//
+// The queries are written once, with ? placeholders, in SQL both databases
+// accept (RETURNING ids, ON CONFLICT); a conn rebinds them to $1… for
+// PostgreSQL, and the few differences (a list of ids: json_each or a
+// bigint[]; insertion order: rowid or an identity column) ask the dialect.
+// Each dialect has its own migrations (migrations.go, migrations_pg.go),
+// which describe the same tables. On PostgreSQL every write transaction
+// first takes one transaction-scoped advisory lock: as on SQLite, the store
+// has one writer at a time across every instance, so that audit entries
+// chain in commit order (one linear chain whatever the number of
+// instances), ids commit in the order they were drawn (the index outbox
+// relies on it), and what a write checks before writing still holds when it
+// writes (the unique constraints back those checks). Reads take no lock.
+// storetest.Run is the behaviour both dialects promise, and runs on both.
+//
+// # Connections (SQLite)
 //
 // A DB opens the file twice: a writer pool of exactly one connection, whose
 // transactions begin IMMEDIATE so that they take the write lock up front and

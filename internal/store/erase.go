@@ -18,12 +18,9 @@ func (db *DB) EraseFaces(ctx context.Context, faceIDs []int64, actor, object str
 	if len(faceIDs) == 0 {
 		return nil, nil, nil
 	}
-	list, err := json.Marshal(faceIDs)
-	if err != nil {
-		return nil, nil, fmt.Errorf("erase faces: %w", err)
-	}
+	in, list := db.d.inInt64s("id", faceIDs)
 	err = db.Tx(ctx, func(tx *Tx) error {
-		rows, err := tx.tx.QueryContext(ctx, `SELECT id, image_id FROM faces WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id`, string(list))
+		rows, err := tx.tx.QueryContext(ctx, `SELECT id, image_id FROM faces WHERE `+in+` ORDER BY id`, list)
 		if err != nil {
 			return err
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"math"
 	"strings"
@@ -150,7 +149,7 @@ func (db *DB) Faces(ctx context.Context, imageID int64) ([]Face, error) {
 }
 
 // faceIDs returns the ids of an image's faces in id order, read through q.
-func faceIDs(ctx context.Context, q *sql.Tx, imageID int64) ([]int64, error) {
+func faceIDs(ctx context.Context, q *txConn, imageID int64) ([]int64, error) {
 	rows, err := q.QueryContext(ctx, `SELECT id FROM faces WHERE image_id = ? ORDER BY id`, imageID)
 	if err != nil {
 		return nil, err
@@ -223,11 +222,12 @@ func (tx *Tx) DeleteFaces(ctx context.Context, ids []int64) (int64, error) {
 	if len(ids) == 0 {
 		return 0, nil
 	}
-	list, err := json.Marshal(ids)
-	if err != nil {
+	in, list := tx.tx.d.inInt64s("id", ids)
+	// Every index learns of it through the outbox (see outbox.go).
+	if err := tx.outboxFaces(ctx, OpDel, in, list); err != nil {
 		return 0, fmt.Errorf("delete %d faces: %w", len(ids), err)
 	}
-	res, err := tx.tx.ExecContext(ctx, `DELETE FROM faces WHERE id IN (SELECT value FROM json_each(?))`, string(list))
+	res, err := tx.tx.ExecContext(ctx, `DELETE FROM faces WHERE `+in, list)
 	if err != nil {
 		return 0, fmt.Errorf("delete %d faces: %w", len(ids), err)
 	}
@@ -269,14 +269,11 @@ func (db *DB) FaceRefs(ctx context.Context, ids []int64) (map[int64]FaceRef, err
 	if len(ids) == 0 {
 		return out, nil
 	}
+	in, list := db.d.inInt64s("f.id", ids)
 	q := `SELECT ` + prefixed("f.", faceColumns) + `, i.source_id, i.locator, s.legal_basis, s.controller
 FROM faces f JOIN images i ON i.id = f.image_id JOIN sources s ON s.id = i.source_id
-WHERE f.id IN (SELECT value FROM json_each(?))`
-	list, err := json.Marshal(ids)
-	if err != nil {
-		return nil, fmt.Errorf("face refs: %w", err)
-	}
-	rows, err := db.r.QueryContext(ctx, q, string(list))
+WHERE ` + in
+	rows, err := db.r.QueryContext(ctx, q, list)
 	if err != nil {
 		return nil, fmt.Errorf("face refs: %w", err)
 	}

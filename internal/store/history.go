@@ -97,7 +97,9 @@ func (s SearchSummary) State() Verification {
 }
 
 // heldFaces counts the faces a search row s returned that are still held.
-const heldFaces = `(SELECT count(*) FROM json_each(s.returned) j WHERE EXISTS (SELECT 1 FROM faces f WHERE f.id = j.value))`
+func (d dialect) heldFaces() string {
+	return `(SELECT count(*) FROM ` + d.jsonInt64s("s.returned") + ` j WHERE EXISTS (SELECT 1 FROM faces f WHERE f.id = j.value))`
+}
 
 // listColumns are searchColumns without the probe crop, which lists do
 // not need.
@@ -137,7 +139,7 @@ func (db *DB) ListSearches(ctx context.Context, f SearchFilter) ([]SearchSummary
 	}
 	switch f.State {
 	case VerifyUnverified:
-		where = append(where, "coalesce(v.identified, 0) = 0 AND coalesce(v.pending, 0) = 0 AND rj.search_id IS NULL AND "+heldFaces+" > 0")
+		where = append(where, "coalesce(v.identified, 0) = 0 AND coalesce(v.pending, 0) = 0 AND rj.search_id IS NULL AND "+db.d.heldFaces()+" > 0")
 	case VerifyPending:
 		where = append(where, "coalesce(v.pending, 0) > 0")
 	case VerifyConfirmed:
@@ -157,13 +159,13 @@ WITH confirmed AS (
 		EXISTS (SELECT 1 FROM faces f WHERE f.id = c.face_id) AS held
 	FROM confirmations c GROUP BY c.search_id, c.face_id
 ), v AS (
-	SELECT search_id, sum(NOT rejected AND n >= ` + fmt.Sprint(ConfirmationsRequired) + `) AS identified,
-		sum(NOT rejected AND held AND n < ` + fmt.Sprint(ConfirmationsRequired) + `) AS pending
+	SELECT search_id, sum(CASE WHEN NOT rejected AND n >= ` + fmt.Sprint(ConfirmationsRequired) + ` THEN 1 ELSE 0 END) AS identified,
+		sum(CASE WHEN NOT rejected AND held AND n < ` + fmt.Sprint(ConfirmationsRequired) + ` THEN 1 ELSE 0 END) AS pending
 	FROM confirmed GROUP BY search_id
 ), rj AS (
 	SELECT search_id, count(DISTINCT face_id) AS rejected FROM rejections GROUP BY search_id
 )
-SELECT ` + listColumns + `, coalesce(v.identified, 0), coalesce(v.pending, 0), coalesce(rj.rejected, 0), ` + heldFaces + `
+SELECT ` + listColumns + `, coalesce(v.identified, 0), coalesce(v.pending, 0), coalesce(rj.rejected, 0), ` + db.d.heldFaces() + `
 FROM searches s LEFT JOIN v ON v.search_id = s.id LEFT JOIN rj ON rj.search_id = s.id
 WHERE ` + strings.Join(where, " AND ") + `
 ORDER BY s.id DESC LIMIT ?`

@@ -141,15 +141,12 @@ func (tx *Tx) addImage(ctx context.Context, img Image, faces []Face, seal Sealer
 	if ingested.IsZero() {
 		ingested = tx.now()
 	}
-	res, err := tx.tx.ExecContext(ctx, `
+	var imageID int64
+	err = tx.tx.QueryRowContext(ctx, `
 INSERT INTO images (source_id, sha256, locator, size_bytes, width, height, taken_at, ingested_at, retention_deadline)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 		img.SourceID, img.SHA256[:], img.Locator, img.SizeBytes, img.Width, img.Height,
-		nullMS(img.TakenAt), ms(ingested), ms(ingested)+retentionMS)
-	if err != nil {
-		return 0, nil, wrap(err)
-	}
-	imageID, err := res.LastInsertId()
+		nullMS(img.TakenAt), ms(ingested), ms(ingested)+retentionMS).Scan(&imageID)
 	if err != nil {
 		return 0, nil, wrap(err)
 	}
@@ -157,18 +154,14 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		return imageID, nil, nil
 	}
 
-	stmt, err := tx.tx.PrepareContext(ctx, insertFace)
+	stmt, err := tx.tx.PrepareContext(ctx, insertFace+` RETURNING id`)
 	if err != nil {
 		return 0, nil, wrap(err)
 	}
 	defer stmt.Close()
 	ids := make([]int64, len(faces))
 	for i := range faces {
-		res, err := stmt.ExecContext(ctx, faces[i].args(imageID)...)
-		if err != nil {
-			return 0, nil, wrap(fmt.Errorf("face %d: %w", i, err))
-		}
-		if ids[i], err = res.LastInsertId(); err != nil {
+		if err := stmt.QueryRowContext(ctx, faces[i].args(imageID)...).Scan(&ids[i]); err != nil {
 			return 0, nil, wrap(fmt.Errorf("face %d: %w", i, err))
 		}
 		if seal == nil {
@@ -186,6 +179,10 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		if _, err := tx.tx.ExecContext(ctx, `UPDATE faces SET template = ? WHERE id = ?`, blob, ids[i]); err != nil {
 			return 0, nil, wrap(fmt.Errorf("face %d: %w", i, err))
 		}
+	}
+	// Every index learns of the faces through the outbox (see outbox.go).
+	if err := tx.outboxFaces(ctx, OpAdd, "f.image_id = ?", imageID); err != nil {
+		return 0, nil, wrap(err)
 	}
 	return imageID, ids, nil
 }
@@ -252,6 +249,9 @@ func (db *DB) DeleteImage(ctx context.Context, id int64) error {
 // fails with ErrNotFound. The image's ingest progress is kept, so a resumed
 // ingest does not bring an expired or erased image back.
 func (tx *Tx) DeleteImage(ctx context.Context, id int64) error {
+	if err := tx.outboxFaces(ctx, OpDel, "f.image_id = ?", id); err != nil {
+		return fmt.Errorf("delete image %d: %w", id, err)
+	}
 	res, err := tx.tx.ExecContext(ctx, `DELETE FROM images WHERE id = ?`, id)
 	if err != nil {
 		return fmt.Errorf("delete image %d: %w", id, err)

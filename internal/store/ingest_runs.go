@@ -11,7 +11,11 @@ import (
 // counted even if it is killed before it records its end.
 func (db *DB) LastImageID(ctx context.Context) (int64, error) {
 	var id int64
-	err := db.r.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'images'`).Scan(&id)
+	q := `SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'images'`
+	if db.d == postgresDialect {
+		q = `SELECT coalesce((SELECT last_value FROM pg_sequences WHERE schemaname = current_schema() AND sequencename = 'images_id_seq'), 0)`
+	}
+	err := db.r.QueryRowContext(ctx, q).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("last image id: %w", err)
 	}

@@ -77,7 +77,11 @@ func (tx *Tx) DeleteSourceKey(ctx context.Context, sourceID int64) error {
 	if err != nil {
 		return fmt.Errorf("delete source %d key: %w", sourceID, err)
 	}
-	return affectedOne(res, fmt.Sprintf("delete source %d key", sourceID))
+	if err := affectedOne(res, fmt.Sprintf("delete source %d key", sourceID)); err != nil {
+		return err
+	}
+	// Its templates are unreadable from now on: every index drops them.
+	return tx.outboxFaces(ctx, OpDel, "f.image_id IN (SELECT id FROM images WHERE source_id = ?)", sourceID)
 }
 
 // KeyStore returns db as a keyring.KeyStore: the wrapped data keys live in

@@ -430,6 +430,112 @@ ALTER TABLE rights_requests_new RENAME TO rights_requests;
 		_, err = tx.Exec(`INSERT INTO sqlite_sequence (name, seq) VALUES ('rights_requests', ?)`, seq.Int64)
 		return err
 	},
+	// 11: the vault (internal/vault) moves from its own file, vault.db, into
+	// the store, so that every process over one database enforces the same
+	// objections and restrictions: its entries (templates sealed by the
+	// keyring, bound to their row), a change counter bumped by every write
+	// to them, and the vault files of older versions already imported.
+	func(tx *sql.Tx) error {
+		_, err := tx.Exec(`
+CREATE TABLE vault_entries (
+	id         INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: sealed templates are bound to it
+	kind       TEXT    NOT NULL CHECK (kind IN ('objection', 'restriction', 'selfie')),
+	request_id INTEGER NOT NULL CHECK (request_id > 0), -- a rights request; kept until removed, even if the request is gone
+	model_id   TEXT    NOT NULL CHECK (model_id <> ''),
+	dim        INTEGER NOT NULL CHECK (dim > 0),
+	created_at INTEGER NOT NULL,
+	template   BLOB    NOT NULL -- sealed: version, nonce, ciphertext and tag
+) STRICT;
+CREATE INDEX vault_entries_request ON vault_entries (request_id, kind);
+CREATE TABLE vault_state (
+	id      INTEGER PRIMARY KEY CHECK (id = 1),
+	version INTEGER NOT NULL -- bumped in the transaction of every write to vault_entries
+) STRICT;
+INSERT INTO vault_state (id, version) VALUES (1, 0);
+CREATE TABLE vault_imports (
+	fingerprint BLOB    PRIMARY KEY, -- SHA-256 of the imported file's wrapped data key
+	imported_at INTEGER NOT NULL,
+	entries     INTEGER NOT NULL
+) STRICT;
+`)
+		return err
+	},
+	// 12: the index outbox (see outbox.go). Every change of faces writes
+	// its index operations here in its own transaction, and every vector
+	// index, in whichever instance, applies them in seq order from the last
+	// seq it applied (recorded in its file). Old operations are pruned;
+	// index_outbox_pruned keeps the highest seq deleted, below which an
+	// index must be rebuilt. No backfill: an index file saved before this
+	// version is rebuilt once (package vstore).
+	func(tx *sql.Tx) error {
+		_, err := tx.Exec(`
+CREATE TABLE index_outbox (
+	seq        INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: indexes record the last one they applied
+	model_id   TEXT    NOT NULL,
+	op         TEXT    NOT NULL CHECK (op IN ('add', 'del')),
+	face_id    INTEGER NOT NULL, -- not a foreign key: a 'del' outlives its face
+	created_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX index_outbox_model ON index_outbox (model_id, seq);
+CREATE TABLE index_outbox_pruned (
+	id  INTEGER PRIMARY KEY CHECK (id = 1),
+	seq INTEGER NOT NULL -- the highest seq deleted from index_outbox
+) STRICT;
+INSERT INTO index_outbox_pruned (id, seq) VALUES (1, 0);
+`)
+		return err
+	},
+	// 13: server state shared by every instance over one database (see
+	// jobs.go and packages.go). Ingest jobs are rows that an instance
+	// claims with a lease it renews; a job whose lease expired (its
+	// instance died) is claimed again by another. At most one job of a
+	// source is queued or running (a partial unique index). leases holds
+	// named leader leases (the retention purge). rights_packages keeps the
+	// access package of a request, sealed by the keyring, with the SHA-256
+	// of the plain package, instead of a file on one instance's disk.
+	func(tx *sql.Tx) error {
+		_, err := tx.Exec(`
+CREATE TABLE ingest_jobs (
+	id           INTEGER PRIMARY KEY AUTOINCREMENT,
+	source_id    INTEGER NOT NULL REFERENCES sources (id),
+	state        TEXT    NOT NULL CHECK (state IN ('queued', 'running', 'done', 'failed', 'cancelled')),
+	started_by   TEXT    NOT NULL CHECK (started_by <> ''),
+	queued_at    INTEGER NOT NULL,
+	started_at   INTEGER,
+	finished_at  INTEGER,
+	total_files  INTEGER NOT NULL DEFAULT 0,
+	files_seen   INTEGER NOT NULL DEFAULT 0,
+	images       INTEGER NOT NULL DEFAULT 0,
+	faces        INTEGER NOT NULL DEFAULT 0,
+	skipped      INTEGER NOT NULL DEFAULT 0,
+	suppressed   INTEGER NOT NULL DEFAULT 0,
+	failed_files INTEGER NOT NULL DEFAULT 0,
+	images_per_s REAL    NOT NULL DEFAULT 0,
+	faces_per_s  REAL    NOT NULL DEFAULT 0,
+	errors       TEXT    NOT NULL DEFAULT '[]', -- the files that failed, JSON, capped
+	error        TEXT    NOT NULL DEFAULT '',   -- why the job failed, for users
+	cancelled_by TEXT    NOT NULL DEFAULT '',   -- set while running: a cancel the owner applies at its next safe point
+	owner        TEXT    NOT NULL DEFAULT '',   -- the instance running it
+	lease_until  INTEGER,                       -- the owner's claim ends then unless renewed
+	claims       INTEGER NOT NULL DEFAULT 0     -- how many times it was claimed (more than 1: taken over)
+) STRICT;
+CREATE UNIQUE INDEX ingest_jobs_active ON ingest_jobs (source_id) WHERE state IN ('queued', 'running');
+CREATE INDEX ingest_jobs_state ON ingest_jobs (state, id);
+CREATE TABLE leases (
+	name       TEXT    PRIMARY KEY,
+	owner      TEXT    NOT NULL CHECK (owner <> ''),
+	expires_at INTEGER NOT NULL
+) STRICT;
+CREATE TABLE rights_packages (
+	request_id INTEGER PRIMARY KEY REFERENCES rights_requests (id),
+	sealed     BLOB    NOT NULL,
+	sha256     TEXT    NOT NULL CHECK (length(sha256) = 64), -- of the plain package
+	size_bytes INTEGER NOT NULL CHECK (size_bytes >= 0),
+	created_at INTEGER NOT NULL
+) STRICT;
+`)
+		return err
+	},
 }
 
 // migrate brings the database on the writer w to schemaVersion, one

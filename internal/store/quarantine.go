@@ -69,6 +69,9 @@ SELECT id, ?, ?, ? FROM faces WHERE id = ? ON CONFLICT (face_id) DO NOTHING`, ms
 			return err
 		}
 		added = true
+		if err := tx.outboxFaces(ctx, OpDel, "f.id = ?", id); err != nil {
+			return err
+		}
 		detail, err := json.Marshal(map[string]string{"reason": reason, "found_by": found})
 		if err != nil {
 			return err
@@ -137,11 +140,8 @@ func (db *DB) QuarantinedAmong(ctx context.Context, ids []int64) (map[int64]bool
 	if len(ids) == 0 {
 		return map[int64]bool{}, nil
 	}
-	list, err := json.Marshal(ids)
-	if err != nil {
-		return nil, fmt.Errorf("quarantined faces: %w", err)
-	}
-	rows, err := db.r.QueryContext(ctx, `SELECT face_id FROM quarantine WHERE face_id IN (SELECT value FROM json_each(?))`, string(list))
+	in, list := db.d.inInt64s("face_id", ids)
+	rows, err := db.r.QueryContext(ctx, `SELECT face_id FROM quarantine WHERE `+in, list)
 	return quarantinedSet(rows, err)
 }
 
@@ -182,6 +182,9 @@ func (db *DB) ReleaseFace(ctx context.Context, id int64, actor string) error {
 			return err
 		} else if k == 0 {
 			return fmt.Errorf("face %d is not in quarantine: %w", id, ErrNotFound)
+		}
+		if err := tx.outboxFaces(ctx, OpAdd, "f.id = ?", id); err != nil {
+			return err
 		}
 		_, err = tx.AppendAudit(ctx, AuditEntry{At: tx.now(), Actor: actor, Action: "face.quarantine.release",
 			Object: fmt.Sprintf("face/%d", id)})

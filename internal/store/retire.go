@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 )
@@ -137,16 +136,13 @@ func (db *DB) DeleteRetiredImages(ctx context.Context, sourceID int64, imageIDs 
 	if len(imageIDs) == 0 {
 		return nil, nil
 	}
-	list, err := json.Marshal(imageIDs)
-	if err != nil {
-		return nil, fmt.Errorf("delete images of source %d: %w", sourceID, err)
-	}
+	in, list := db.d.inInt64s("id", imageIDs)
 	err = db.Tx(ctx, func(tx *Tx) error {
 		if err := tx.requireRetired(ctx, sourceID); err != nil {
 			return err
 		}
-		const these = `SELECT id FROM images WHERE source_id = ? AND id IN (SELECT value FROM json_each(?))`
-		rows, err := tx.tx.QueryContext(ctx, `SELECT id FROM faces WHERE image_id IN (`+these+`) ORDER BY id`, sourceID, string(list))
+		these := `SELECT id FROM images WHERE source_id = ? AND ` + in
+		rows, err := tx.tx.QueryContext(ctx, `SELECT id FROM faces WHERE image_id IN (`+these+`) ORDER BY id`, sourceID, list)
 		if err != nil {
 			return err
 		}
@@ -156,8 +152,11 @@ func (db *DB) DeleteRetiredImages(ctx context.Context, sourceID int64, imageIDs 
 		}); err != nil {
 			return err
 		}
+		if err := tx.outboxFaces(ctx, OpDel, `f.image_id IN (`+these+`)`, sourceID, list); err != nil {
+			return err
+		}
 		// The faces go with their images (ON DELETE CASCADE).
-		_, err = tx.tx.ExecContext(ctx, `DELETE FROM images WHERE id IN (`+these+`)`, sourceID, string(list))
+		_, err = tx.tx.ExecContext(ctx, `DELETE FROM images WHERE id IN (`+these+`)`, sourceID, list)
 		return err
 	})
 	if err != nil {

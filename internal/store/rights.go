@@ -51,14 +51,11 @@ func (tx *Tx) CreateRightsRequest(ctx context.Context, r dsr.Request, actor stri
 	if err != nil {
 		return 0, fmt.Errorf("create rights request: %w", err)
 	}
-	res, err := tx.tx.ExecContext(ctx, `
+	var id int64
+	err = tx.tx.QueryRowContext(ctx, `
 INSERT INTO rights_requests (kind, state, contact, zone, received_at, due_at, matched_faces, result)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		r.Kind, r.State, r.Contact, r.Zone, ms(r.Received), ms(r.Due), matches, result)
-	if err != nil {
-		return 0, fmt.Errorf("create rights request: %w", err)
-	}
-	id, err := res.LastInsertId()
+VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		r.Kind, r.State, r.Contact, r.Zone, ms(r.Received), ms(r.Due), matches, result).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("create rights request: %w", err)
 	}

@@ -142,16 +142,13 @@ func (tx *Tx) AddSearch(ctx context.Context, s Search) (int64, error) {
 	if len(s.ProbeCrop) > 0 {
 		probeCrop = s.ProbeCrop
 	}
-	res, err := tx.tx.ExecContext(ctx, `
+	var id int64
+	err = tx.tx.QueryRowContext(ctx, `
 INSERT INTO searches (actor, at, purpose, case_ref, probe_sha256, k, threshold, returned,
 	operating_point, group_point, fpir, gallery, exploratory, above, results, probe_face, probe_crop)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 		s.Actor, ms(at), s.Purpose, caseRef, s.ProbeSHA256[:], s.K, s.Threshold, string(list),
-		s.OperatingPoint, s.GroupPoint, s.FPIR, s.Gallery, exploratory, s.Above, results, probeFace, probeCrop)
-	if err != nil {
-		return 0, fmt.Errorf("add search: %w", err)
-	}
-	id, err := res.LastInsertId()
+		s.OperatingPoint, s.GroupPoint, s.FPIR, s.Gallery, exploratory, s.Above, results, probeFace, probeCrop).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("add search: %w", err)
 	}
@@ -212,13 +209,10 @@ func (db *DB) SearchesReturning(ctx context.Context, faceIDs []int64) ([]Search,
 	if len(faceIDs) == 0 {
 		return nil, nil
 	}
-	list, err := json.Marshal(faceIDs)
-	if err != nil {
-		return nil, fmt.Errorf("searches returning faces: %w", err)
-	}
+	in, list := db.d.inInt64s("r.value", faceIDs)
 	rows, err := db.r.QueryContext(ctx, `SELECT `+searchColumns+` FROM searches s
-WHERE EXISTS (SELECT 1 FROM json_each(s.returned) r WHERE r.value IN (SELECT value FROM json_each(?)))
-ORDER BY id`, string(list))
+WHERE EXISTS (SELECT 1 FROM `+db.d.jsonInt64s("s.returned")+` r WHERE `+in+`)
+ORDER BY id`, list)
 	if err != nil {
 		return nil, fmt.Errorf("searches returning faces: %w", err)
 	}
@@ -287,7 +281,7 @@ type PurposeStats struct {
 // SearchStats returns the searches counted by purpose, most frequent first.
 func (db *DB) SearchStats(ctx context.Context) ([]PurposeStats, error) {
 	rows, err := db.r.QueryContext(ctx, `
-SELECT purpose, count(*), sum(json_array_length(returned) > 0), min(at), max(at) FROM searches
+SELECT purpose, count(*), sum(CASE WHEN returned <> '[]' THEN 1 ELSE 0 END), min(at), max(at) FROM searches
 GROUP BY purpose ORDER BY count(*) DESC, purpose`)
 	if err != nil {
 		return nil, fmt.Errorf("search stats: %w", err)

@@ -146,16 +146,13 @@ func (tx *Tx) CreateSource(ctx context.Context, s Source) (int64, error) {
 	if s.State == "" {
 		s.State = StateActive
 	}
-	res, err := tx.tx.ExecContext(ctx, `
+	var id int64
+	err := tx.tx.QueryRowContext(ctx, `
 INSERT INTO sources (kind, locator, controller, purpose, legal_basis, art9_condition,
 	jurisdiction, retention_ms, created_by, created_at, state)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 		s.Kind, s.Locator, s.Controller, s.Purpose, s.LegalBasis, s.Art9Condition,
-		s.Jurisdiction, s.Retention.Milliseconds(), s.CreatedBy, ms(tx.now()), s.State)
-	if err != nil {
-		return 0, fmt.Errorf("create source: %w", err)
-	}
-	id, err := res.LastInsertId()
+		s.Jurisdiction, s.Retention.Milliseconds(), s.CreatedBy, ms(tx.now()), s.State).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("create source: %w", err)
 	}

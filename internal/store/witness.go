@@ -65,7 +65,25 @@ type witness struct {
 	mu    sync.Mutex
 	last  int64 // the highest head this process saw committed
 	err   error // the last failed write after a commit; the file may lag
+	// shared: the log is shared by instances on other hosts (PostgreSQL),
+	// each with witnesses of its own (see "Witnesses of a shared log").
+	shared bool
 }
+
+// Witnesses of a shared log: how witnesses work when the log is a PostgreSQL
+// database shared by instances on several hosts. Each instance keeps its
+// own witness files (on its own host, plus GABARIT_AUDIT_WITNESS), and the
+// others append entries it never sees being written. So a shared witness
+// accepts a log that grew past its head, as long as the entry it names is
+// still there with the same hash; it still detects, at its next audited
+// action or audit verify, every removal of entries up to the last one it
+// saw, a changed entry it saw, and a witness rolled back or unsigned. What
+// one host's witness cannot see is the removal of entries written after its
+// head by other instances: their own witnesses see that. A witness missing
+// on a host (a new instance) starts witnessing from the log's head; its
+// deletion is therefore not evidence in itself on PostgreSQL, but the other
+// hosts' witnesses and the heads kept off the machines (AuditHeadLine,
+// CheckAuditHead) are.
 
 // witnessHeader starts a witness file of the current format. Files of one
 // line "ID HASH" (before heads were signed) are read as a committed head.
@@ -253,7 +271,7 @@ func (w *witness) compare(ctx context.Context, path string, st witnessState, hea
 	at func(context.Context, int64) ([]byte, error)) error {
 	name := filepath.Base(path)
 	switch {
-	case st.missing && head.ID == 0:
+	case st.missing && (head.ID == 0 || w.shared):
 		return nil
 	case st.missing:
 		return fmt.Errorf("audit witness %s is missing while the log has %d entries: %w", name, head.ID, ErrAuditTampered)
@@ -264,7 +282,9 @@ func (w *witness) compare(ctx context.Context, path string, st witnessState, hea
 		return nil
 	}
 	wid := st.committed.ID
-	if st.pending != nil {
+	if st.pending != nil && !w.shared {
+		// On a shared log, another instance may have committed its own
+		// entry under the id of a pending one that never committed.
 		wid = st.pending.ID
 	}
 	if wid > head.ID {
@@ -277,6 +297,9 @@ func (w *witness) compare(ctx context.Context, path string, st witnessState, hea
 	}
 	if !bytes.Equal(got, st.committed.Hash[:]) {
 		return fmt.Errorf("entry %d differs from the one the witness %s saw: %w", st.committed.ID, name, ErrAuditTampered)
+	}
+	if w.shared {
+		return nil // other instances appended after it (a shared log)
 	}
 	if st.legacy {
 		// The unsigned format of earlier versions, written after the
@@ -293,7 +316,7 @@ func (w *witness) compare(ctx context.Context, path string, st witnessState, hea
 // the last one appended. Every witness must name base; each then records
 // next as pending. Without force, a witness that does not name base fails
 // the transaction with ErrAuditTampered and is left as it is.
-func (w *witness) prepare(ctx context.Context, tx *sql.Tx, base, next AuditHead, force bool) error {
+func (w *witness) prepare(ctx context.Context, tx *txConn, base, next AuditHead, force bool) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	release, err := w.lock()

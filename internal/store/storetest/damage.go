@@ -14,20 +14,28 @@ import (
 // that damage it from outside the store (SwapTemplates).
 func OpenFile(t testing.TB, opts ...store.Option) (*store.DB, *keyring.Keyring, string) {
 	t.Helper()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "gabarit.db")
-	db, err := store.Open(context.Background(), path, opts...)
+	path := filepath.Join(t.TempDir(), "gabarit.db")
+	db, kr := OpenTarget(t, path, opts...)
+	return db, kr, path
+}
+
+// OpenTarget opens the store at target (a SQLite file or a postgres:// URL,
+// see Postgres), with a keyring under a new master key; both are closed at
+// cleanup.
+func OpenTarget(t testing.TB, target string, opts ...store.Option) (*store.DB, *keyring.Keyring) {
+	t.Helper()
+	db, err := store.Open(context.Background(), target, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	master, err := keyring.LoadOrCreateMaster(filepath.Join(dir, "master.key"))
+	master, err := keyring.LoadOrCreateMaster(filepath.Join(t.TempDir(), "master.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	kr := keyring.New(master, db.KeyStore())
 	t.Cleanup(func() { kr.Close() })
-	return db, kr, path
+	return db, kr
 }
 
 // SwapTemplates swaps the sealed templates of faces a and b in the SQLite

@@ -1,5 +1,7 @@
 // Package storetest gives tests a real store: an SQLite file and a keyring
 // with its own master key in a temporary directory, and declared sources.
+// It also holds the store conformance suite (Run), which every dialect of
+// the store passes, and Postgres, a fresh PostgreSQL database for a test.
 package storetest
 
 import (

@@ -1,0 +1,3 @@
+package main
+
+import _ "gabarit/internal/store/drivers" // the command opens stores: SQLite files and PostgreSQL databases

@@ -1,0 +1,3 @@
+package store
+
+import _ "gabarit/internal/store/drivers" // the tests open stores

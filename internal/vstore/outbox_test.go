@@ -122,11 +122,20 @@ func TestOpenAppliesMissedOperations(t *testing.T) {
 // index (two instances over one database). An ingest and an erasure through
 // one reach the other's index at its next catch-up.
 func TestTwoInstances(t *testing.T) {
+	testTwoInstances(t, filepath.Join(t.TempDir(), "gabarit.db"))
+}
+
+// TestTwoInstancesPostgres: the same over one PostgreSQL database.
+func TestTwoInstancesPostgres(t *testing.T) {
+	testTwoInstances(t, storetest.Postgres(t))
+}
+
+func testTwoInstances(t *testing.T, target string) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	open := func() (*store.DB, *keyring.Keyring) {
 		t.Helper()
-		db, err := store.Open(ctx, filepath.Join(dir, "gabarit.db"))
+		db, err := store.Open(ctx, target)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -3,9 +3,12 @@ package search_test
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"slices"
 	"testing"
 
+	"gabarit/internal/keyring"
+	"gabarit/internal/store"
 	"gabarit/internal/store/storetest"
 	"gabarit/internal/vault"
 )
@@ -119,5 +122,65 @@ func TestObjectionHidden(t *testing.T) {
 	f.eng.Hide = func(context.Context) (func([]float32) (bool, error), error) { return nil, errVault }
 	if res, err := f.eng.Search(ctx, req("bob")); !errors.Is(err, errVault) || len(res.Hits) != 0 {
 		t.Errorf("failing list check: %+v, %v", res.Hits, err)
+	}
+}
+
+// TestObjectionOnOtherInstanceHides: the vault of instance A and that of
+// instance B over one PostgreSQL store; an objection accepted through A is
+// enforced by B's very next search, without B reopening anything.
+func TestObjectionOnOtherInstanceHides(t *testing.T) {
+	pr := probes{"alice": {{Box: box(50), Embedding: vec(1, 0.05, 0.05, 0)}}}
+	f := newFixture(t, pr)
+	ctx := context.Background()
+	dsn := storetest.Postgres(t)
+	master, err := keyring.LoadOrCreateMaster(filepath.Join(t.TempDir(), "master.key")) // shared by the instances
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vaults [2]*vault.Vault
+	for i := range vaults {
+		db, err := store.Open(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		kr := keyring.New(master, db.KeyStore())
+		t.Cleanup(func() { kr.Close() })
+		v, err := vault.Open(ctx, db, kr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { v.Close() })
+		vaults[i] = v
+	}
+	a, b := vaults[0], vaults[1]
+	f.eng.Hide = func(ctx context.Context) (func([]float32) (bool, error), error) {
+		return b.Matcher(ctx, "m1", []vault.Kind{vault.Objection, vault.Restriction}, 0.9)
+	}
+	alice := []int64{f.ids["alice/1.jpg"], f.ids["alice/2.jpg"]}
+	found := func() int {
+		t.Helper()
+		r := req("alice")
+		r.Threshold = ptr(0.5)
+		res, err := f.eng.Search(ctx, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, h := range res.All {
+			if slices.Contains(alice, h.FaceID) {
+				n++
+			}
+		}
+		return n
+	}
+	if n := found(); n == 0 {
+		t.Fatal("B's search does not find alice before the objection: the test tests nothing")
+	}
+	if _, err := a.Add(ctx, vault.Objection, 7, "m1", [][]float32{vec(1, 0.08, 0.1, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	if n := found(); n != 0 {
+		t.Errorf("B's next search returned %d of alice's faces after her objection through A", n)
 	}
 }

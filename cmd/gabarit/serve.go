@@ -26,6 +26,8 @@ func (e *cmdEnv) serve(ctx context.Context, args []string) error {
 		"$GABARIT_STORE_FILE), --index, $GABARIT_MASTER_KEY_FILE and $GABARIT_AUDIT_WITNESS.\n"+
 		"Users sign in with a password set by `gabarit user add --password-file`. On SIGINT/SIGTERM it\n"+
 		"finishes requests in flight, stops a running ingest at a safe point and saves the index.\n"+
+		"Over a PostgreSQL store, ingest jobs are shared: each is split into --job-parts parts that any\n"+
+		"instance claims, one at a time, and a part whose instance died is taken over after --job-lease.\n"+
 		"Behind a reverse proxy, name it with --trusted-proxy (or $"+envTrustedProxies+", comma-separated):\n"+
 		"only then is its X-Forwarded-For (or Forwarded) believed for the client's address, which the\n"+
 		"rate limits count by; without it every client counts as the proxy.")
@@ -35,6 +37,8 @@ func (e *cmdEnv) serve(ctx context.Context, args []string) error {
 	df.register(fs)
 	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on")
 	purgeEvery := fs.Duration("purge-every", time.Hour, "interval of the retention purge (0: never)")
+	jobParts := fs.Int("job-parts", 4, "parts an ingest job is split into, run by whichever instances over the store claim them (1 to 64)")
+	jobLease := fs.Duration("job-lease", 30*time.Second, "how long an instance's claim on a part of an ingest job holds unrenewed: a dead instance's part is taken over after it")
 	var proxies multiFlag
 	fs.Var(&proxies, "trusted-proxy", "address or CIDR of a reverse proxy whose X-Forwarded-For is believed (repeatable or comma-separated; default $"+envTrustedProxies+")")
 	insecure := fs.Bool("insecure-cookies", false, "send the session cookie over plain HTTP on a non-loopback address (behind a TLS proxy that rewrites nothing, never on an open network)")
@@ -43,6 +47,12 @@ func (e *cmdEnv) serve(ctx context.Context, args []string) error {
 	}
 	if fs.NArg() > 0 {
 		return usageErr(e, fs, "unexpected arguments")
+	}
+	if *jobParts < 1 || *jobParts > 64 {
+		return usageErr(e, fs, "--job-parts %d: give 1 to 64", *jobParts)
+	}
+	if *jobLease < time.Second {
+		return usageErr(e, fs, "--job-lease %s: give at least 1s", *jobLease)
 	}
 	if len(proxies) == 0 {
 		if v := os.Getenv(envTrustedProxies); v != "" {
@@ -90,7 +100,8 @@ func (e *cmdEnv) serve(ctx context.Context, args []string) error {
 	}
 	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	srv, err := server.New(server.Config{Data: dk, Model: kit, Index: h, Vault: v, Log: logger,
-		SecureCookies: !loopback && !*insecure, PurgeEvery: every, TrustedProxies: trusted, Budget: ff.budget})
+		SecureCookies: !loopback && !*insecure, PurgeEvery: every, TrustedProxies: trusted, Budget: ff.budget,
+		JobParts: *jobParts, JobLease: *jobLease})
 	if err != nil {
 		ln.Close()
 		return err

@@ -125,6 +125,12 @@ type IngestOptions struct {
 	// Counted, when set, receives the number of entries of a collection
 	// before the run starts (0 when unknown), for an ETA.
 	Counted func(int)
+	// Part, when set, limits the run to the entries it accepts (a part of
+	// a job, see ingest.InPart); Counted then counts those.
+	Part func(locator string) bool
+	// Unjournaled leaves the run out of the audit log: the caller records
+	// it (a part of a job: the job is one run, see ingest.Begin).
+	Unjournaled bool
 }
 
 // ErrNotActive refuses to ingest a suspended source.
@@ -157,10 +163,10 @@ func Ingest(ctx context.Context, d *Data, m Model, v *vault.Vault, h *vstore.Han
 		return ingest.Summary{}, fmt.Errorf("source %d: %w", id, err)
 	}
 	if o.Counted != nil && coll != nil {
-		o.Counted(countEntries(ctx, coll))
+		o.Counted(countEntries(ctx, coll, o.Part))
 	}
 	modelID, same := m.ModelID(), m.SamePerson()
-	cfg := ingest.Config{SourceID: id, ModelID: modelID, Workers: o.Workers, Batch: o.Batch, Progress: o.Progress,
+	cfg := ingest.Config{SourceID: id, ModelID: modelID, Workers: o.Workers, Batch: o.Batch, Progress: o.Progress, Part: o.Part,
 		// "Never collect me again": faces of people who objected are dropped
 		// before anything is stored.
 		Suppress: func(ctx context.Context, t []float32) (bool, error) {
@@ -169,9 +175,11 @@ func Ingest(ctx context.Context, d *Data, m Model, v *vault.Vault, h *vstore.Han
 	// The start is in the audit log before anything is committed: a run
 	// killed later (which runs no code) still has its trail, which the next
 	// run closes with what it committed.
-	journal, err := ingest.Begin(ctx, d.DB, o.Actor, id)
-	if err != nil {
-		return ingest.Summary{}, err
+	var journal *ingest.Journal
+	if !o.Unjournaled {
+		if journal, err = ingest.Begin(ctx, d.DB, o.Actor, id); err != nil {
+			return ingest.Summary{}, err
+		}
 	}
 	var sum ingest.Summary
 	var runErr error
@@ -184,7 +192,10 @@ func Ingest(ctx context.Context, d *Data, m Model, v *vault.Vault, h *vstore.Han
 	interrupted := runErr != nil && ctx.Err() != nil
 	// The run is recorded (who ingested which source, when, with what
 	// outcome), whatever its outcome.
-	err = journal.End(context.WithoutCancel(ctx), sum, interrupted, runErr != nil && !interrupted)
+	err = nil
+	if journal != nil {
+		err = journal.End(context.WithoutCancel(ctx), sum, interrupted, runErr != nil && !interrupted)
+	}
 	// What was committed is in the store and in the index (h.Index caught
 	// up with the index outbox after every batch): save it, whatever the
 	// outcome (the next open would catch up anyway).
@@ -205,10 +216,16 @@ func OpenCollection(src store.Source) (source.Source, error) {
 	return nil, fmt.Errorf("%s sources cannot be ingested yet", src.Kind)
 }
 
-// countEntries counts the entries of a collection; 0 (unknown) if listing fails.
-func countEntries(ctx context.Context, src source.Source) int {
+// countEntries counts the entries of a collection that part accepts (nil:
+// every entry); 0 (unknown) if listing fails.
+func countEntries(ctx context.Context, src source.Source, part func(string) bool) int {
 	n := 0
-	err := src.Walk(ctx, func(source.Item, error) error { n++; return nil })
+	err := src.Walk(ctx, func(it source.Item, _ error) error {
+		if part == nil || part(it.Locator) {
+			n++
+		}
+		return nil
+	})
 	if err != nil {
 		return 0
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"runtime"
 	"sync"
@@ -59,6 +60,28 @@ type Config struct {
 	// image is stored: suppression fails closed. It must be safe for
 	// concurrent use; nil checks nothing.
 	Suppress func(ctx context.Context, t []float32) (bool, error)
+	// Part, when set, limits the run to the entries for which it returns
+	// true (a part of a job shared by instances, see InPart): the others
+	// are passed over before they are read, and not counted at all.
+	Part func(locator string) bool
+}
+
+// ResumeJournal returns the journal of the run whose ActionStart entry is
+// start, written by Begin, possibly in another process: the run of a job
+// whose parts several instances ran ends where its last part ended.
+func ResumeJournal(a Auditor, actor string, sourceID, start int64) *Journal {
+	return &Journal{a: a, actor: actor, sourceID: sourceID, start: start}
+}
+
+// InPart returns the filter of part part of parts (Config.Part): the
+// entries whose locator's FNV-1a 32-bit hash is part modulo parts. Every
+// entry is in exactly one part, whatever the order of the walk.
+func InPart(part, parts int) func(locator string) bool {
+	return func(locator string) bool {
+		h := fnv.New32a()
+		h.Write([]byte(locator)) //nolint:errcheck // a hash.Hash does not fail
+		return int(h.Sum32()%uint32(parts)) == part
+	}
 }
 
 // Stats are the running totals of a run.
@@ -213,6 +236,9 @@ func (r *run) summary() Summary {
 // for analysis, or straight for the writer when it failed. It runs on the
 // walk goroutine, where archive entries can be opened.
 func (r *run) produce(ctx context.Context, it source.Item, listErr error, jobs, done chan<- *item) error {
+	if r.cfg.Part != nil && !r.cfg.Part(it.Locator) {
+		return nil // another part's
+	}
 	r.count(func(s *Stats) { s.Seen++ })
 	x := &item{locator: it.Locator, size: it.Size, mod: it.ModTime}
 	send := func(ch chan<- *item) error {

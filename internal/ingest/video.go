@@ -68,6 +68,9 @@ func RunVideos(ctx context.Context, src Videos, an FrameAnalyzer, st Store, keys
 	}
 	r := &run{cfg: cfg, st: st, keys: keys, idx: idx, start: time.Now()}
 	err := src.Walk(ctx, func(v video.Video, listErr error) error {
+		if cfg.Part != nil && !cfg.Part(v.Locator) {
+			return nil // another part's
+		}
 		r.count(func(s *Stats) { s.Seen++ })
 		x := &item{locator: v.Locator, size: v.Size, mod: v.ModTime}
 		if listErr != nil {

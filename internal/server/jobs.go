@@ -46,6 +46,24 @@ type job struct {
 	Errors      []ingest.FileError `json:"errors,omitempty"`
 	Error       string             `json:"error,omitempty"`
 	CancelledBy string             `json:"cancelled_by,omitempty"`
+	Parts       []jobPart          `json:"parts,omitempty"`
+}
+
+// jobPart is one part of a job, as the API shows it: the files of the
+// source whose locator hashes to it, run by one instance at a time.
+type jobPart struct {
+	Part       int    `json:"part"`
+	State      string `json:"state"`
+	Instance   string `json:"instance,omitempty"` // the instance that runs (or last ran) it
+	Claims     int    `json:"claims"`             // more than 1: taken over from an instance that stopped
+	Total      int    `json:"total_files"`
+	Seen       int    `json:"files_seen"`
+	Images     int    `json:"images"`
+	Faces      int    `json:"faces"`
+	Skipped    int    `json:"skipped"`
+	Suppressed int    `json:"suppressed"`
+	Failed     int    `json:"failed_files"`
+	Error      string `json:"error,omitempty"`
 }
 
 // jobView is the API's view of a stored job.
@@ -65,19 +83,28 @@ func jobView(x store.IngestJob) job {
 	if len(x.Errors) > 0 {
 		_ = json.Unmarshal(x.Errors, &v.Errors) // written by jobs.run from []ingest.FileError
 	}
+	for _, p := range x.Parts {
+		v.Parts = append(v.Parts, jobPart{Part: p.Part, State: string(p.State), Instance: p.Owner, Claims: p.Claims,
+			Total: p.Progress.Total, Seen: p.Progress.Seen, Images: p.Progress.Images, Faces: p.Progress.Faces,
+			Skipped: p.Progress.Skipped, Suppressed: p.Progress.Suppressed, Failed: p.Progress.Failed, Error: p.Error})
+	}
 	return v
 }
 
 // jobs runs ingest jobs, which are rows of the store shared by every
-// instance over it: any instance queues a job; an instance's worker claims
-// the oldest queued one under a lease it renews, so that one job runs on
-// one instance at a time, and runs jobs one at a time (ingestion uses
-// every core, so two at once would only share them). A job whose instance
-// died (its lease expired) is claimed by another instance and run again
-// from the start of its source: ingestion is idempotent (ingest_progress
-// and the images' SHA-256), so it ends with no duplicate and no loss. A
-// cancel is a column of the row, which the owner reads at each heartbeat
-// and applies at its next safe point.
+// instance over it: any instance queues a job, split into Config.JobParts
+// parts (the files whose locator hashes to the part); an instance's worker
+// claims the first part waiting, of the oldest job, under a lease it
+// renews, so that one part runs on one instance at a time, and runs parts
+// one at a time (ingestion uses every core, so two at once would only
+// share them): several instances share one job's files. A part whose
+// instance died (its lease expired) is claimed by another instance and run
+// again from its start: ingestion is idempotent (ingest_progress and the
+// images' SHA-256), so it ends with no duplicate and no loss. The job is
+// one run in the audit log: the claimer of its first part writes its
+// start, the instance where its last part ends writes its end. A cancel is
+// a column of the job's row, which the owners read at each heartbeat and
+// apply at their next safe point.
 type jobs struct {
 	s        *Server
 	db       *store.DB
@@ -88,19 +115,19 @@ type jobs struct {
 	wake     chan struct{} // a job was queued by this instance
 
 	mu      sync.Mutex
-	running map[int64]context.CancelCauseFunc // the job this instance runs
+	running map[int64]context.CancelCauseFunc // the job whose part this instance runs
 	changed chan struct{}                     // closed (and replaced) when a job run here changes state
 }
 
 const (
-	maxJobs       = 200              // jobs listed, the newest
-	maxJobErrors  = 100              // per-file errors kept with a job, the first
-	jobLease      = 30 * time.Second // how long a claim holds without a heartbeat
-	jobHeartbeat  = 5 * time.Second  // how often the owner renews its lease
-	jobProgress   = time.Second      // how often progress is written, while it changes
-	jobPoll       = 2 * time.Second  // how often an idle worker looks for jobs queued elsewhere or left by a dead instance
-	jobWaitPoll   = 250 * time.Millisecond
-	jobsStopWrite = 10 * time.Second // bounds the last write of a job on shutdown
+	maxJobs         = 200              // jobs listed, the newest
+	maxJobErrors    = 100              // per-file errors kept with a job part, the first
+	defaultJobParts = 4                // parts of a job (Config.JobParts)
+	defaultJobLease = 30 * time.Second // how long a claim holds without a heartbeat (Config.JobLease)
+	jobProgress     = time.Second      // how often progress is written, while it changes
+	jobPoll         = 2 * time.Second  // how often an idle worker looks for jobs queued elsewhere or left by a dead instance
+	jobWaitPoll     = 250 * time.Millisecond
+	jobsStopWrite   = 10 * time.Second // bounds the last write of a job on shutdown
 )
 
 // Causes of a running job's cancellation.
@@ -163,7 +190,7 @@ func (j *jobs) start(ctx context.Context, sourceID int64, actor string) (job, er
 	if j.ctx.Err() != nil {
 		return job{}, errBusy
 	}
-	x, err := j.db.EnqueueIngestJob(ctx, sourceID, actor)
+	x, err := j.db.EnqueueIngestParts(ctx, sourceID, actor, j.s.cfg.JobParts)
 	var ae *store.ActiveJobError
 	switch {
 	case errors.As(err, &ae):
@@ -246,13 +273,16 @@ func (j *jobs) cancel(ctx context.Context, id int64, actor string) (job, error) 
 		return job{}, err
 	}
 	if x.State == store.JobRunning {
-		// Run here: stop it now rather than at the next heartbeat.
+		// A part runs here: stop it now rather than at the next heartbeat.
 		j.mu.Lock()
 		if stop := j.running[id]; stop != nil {
 			stop(errJobCancelled)
 		}
 		j.mu.Unlock()
 	} else {
+		if x.State.Final() {
+			j.ended(ctx, x)
+		}
 		j.setQueued(ctx)
 		j.notify()
 	}
@@ -278,9 +308,10 @@ func (j *jobs) stopSource(ctx context.Context, sourceID int64, actor string) err
 	return nil
 }
 
-// stop cancels the job running here (it ends cancelled, by "shutdown")
-// and waits for the worker to exit. Queued jobs stay queued, for the
-// other instances or the next start.
+// stop cancels the job whose part runs here (it ends cancelled, by
+// "shutdown", once its other parts have stopped) and waits for the worker
+// to exit. Queued jobs stay queued, for the other instances or the next
+// start.
 func (j *jobs) stop() {
 	j.stopFn()
 	j.wg.Wait()
@@ -291,15 +322,18 @@ func (j *jobs) worker() {
 	t := time.NewTicker(jobPoll)
 	defer t.Stop()
 	for j.ctx.Err() == nil {
-		x, ok, err := j.db.ClaimIngestJob(j.ctx, j.instance, j.s.cfg.Now(), jobLease)
+		x, ok, ended, err := j.db.ClaimIngestPart(j.ctx, j.instance, j.s.cfg.Now(), j.s.cfg.JobLease)
+		for _, e := range ended {
+			j.ended(j.ctx, e)
+		}
 		switch {
 		case err != nil && j.ctx.Err() == nil:
-			j.s.log.Error("claim an ingest job", "err", err)
+			j.s.log.Error("claim an ingest job part", "err", err)
 		case ok:
 			j.setQueued(j.ctx)
 			if x.Claims > 1 {
-				j.s.log.Warn("ingest job taken over from an instance that stopped renewing its lease; it runs again from the start of its source",
-					"job", x.ID, "source", x.SourceID, "instance", j.instance)
+				j.s.log.Warn("ingest job part taken over from an instance that stopped renewing its lease; it runs again from its start",
+					"job", x.JobID, "part", x.Part, "source", x.SourceID, "instance", j.instance)
 			}
 			j.run(x)
 			continue
@@ -312,16 +346,37 @@ func (j *jobs) worker() {
 	}
 }
 
-// run carries out job x, claimed by this instance.
-func (j *jobs) run(x store.IngestJob) {
+// ended records in the audit log the end of job x, which has just ended
+// (in a transaction of this instance): the job is one ingest run, whose
+// start the claimer of its first part wrote. A job that ended before any
+// part started (cancelled while queued) read nothing and has no entry.
+func (j *jobs) ended(ctx context.Context, x store.IngestJob) {
+	j.s.metrics.jobsFinished.WithLabelValues(string(x.State)).Inc()
+	if x.AuditStart == 0 {
+		return
+	}
+	p := x.Progress
+	sum := ingest.Summary{Stats: ingest.Stats{Seen: p.Seen, Images: p.Images, Faces: p.Faces, Skipped: p.Skipped,
+		Failed: p.Failed, Suppressed: p.Suppressed}}
+	wctx, done := context.WithTimeout(context.WithoutCancel(ctx), jobsStopWrite)
+	defer done()
+	err := ingest.ResumeJournal(j.db, x.StartedBy, x.SourceID, x.AuditStart).End(wctx, sum, x.State == store.JobCancelled, x.State == store.JobFailed)
+	if err != nil {
+		// The source's next run records it as interrupted (ingest.Begin).
+		j.s.log.Error("audit the end of an ingest job", "job", x.ID, "err", err)
+	}
+}
+
+// run carries out part x of a job, claimed by this instance.
+func (j *jobs) run(x store.PartClaim) {
 	ctx, cancel := context.WithCancelCause(j.ctx)
 	defer cancel(nil)
 	j.mu.Lock()
-	j.running[x.ID] = cancel
+	j.running[x.JobID] = cancel
 	j.mu.Unlock()
 	defer func() {
 		j.mu.Lock()
-		delete(j.running, x.ID)
+		delete(j.running, x.JobID)
 		j.mu.Unlock()
 		j.notify()
 	}()
@@ -362,11 +417,25 @@ func (j *jobs) run(x store.IngestJob) {
 	beatDone := make(chan struct{})
 	go func() {
 		defer close(beatDone)
-		j.heartbeat(ctx, cancel, x.ID, snapshot, stopBeat)
+		j.heartbeat(ctx, cancel, x, snapshot, stopBeat)
 	}()
 
-	sum, err := app.Ingest(ctx, j.s.cfg.Data, j.s.cfg.Model, j.s.cfg.Vault, j.s.cfg.Index, x.SourceID,
-		app.IngestOptions{Actor: x.StartedBy, Progress: progress, Counted: counted})
+	var (
+		sum ingest.Summary
+		err error
+	)
+	if x.Journal {
+		// The job's first part: its start goes in the audit log before
+		// anything is read, and before any other part is claimed.
+		var jr *ingest.Journal
+		if jr, err = ingest.Begin(ctx, j.db, x.StartedBy, x.SourceID); err == nil {
+			err = j.db.SetIngestJobJournal(ctx, x.JobID, jr.StartID())
+		}
+	}
+	if err == nil {
+		sum, err = app.Ingest(ctx, j.s.cfg.Data, j.s.cfg.Model, j.s.cfg.Vault, j.s.cfg.Index, x.SourceID,
+			app.IngestOptions{Actor: x.StartedBy, Progress: progress, Counted: counted, Part: ingest.InPart(x.Part, x.Of), Unjournaled: true})
+	}
 	progress(sum.Stats)
 	close(stopBeat)
 	<-beatDone
@@ -376,35 +445,37 @@ func (j *jobs) run(x store.IngestJob) {
 	end := store.JobEnd{Progress: snapshot(), Errors: jobErrors(sum.Errors)}
 	switch {
 	case errors.Is(context.Cause(ctx), errJobLeaseLost):
-		j.s.log.Warn("ingest job taken over by another instance: this one stops", "job", x.ID, "source", x.SourceID)
+		j.s.log.Warn("ingest job part taken over by another instance: this one stops", "job", x.JobID, "part", x.Part, "source", x.SourceID)
 		return
 	case err != nil && ctx.Err() != nil:
 		end.State, end.CancelledBy = store.JobCancelled, "shutdown"
 	case err != nil:
 		end.State, end.Error = store.JobFailed, publicJobError(err)
-		j.s.log.Error("ingest job failed", "job", x.ID, "source", x.SourceID, "err", err)
+		j.s.log.Error("ingest job part failed", "job", x.JobID, "part", x.Part, "source", x.SourceID, "err", err)
 	default:
 		end.State = store.JobDone
 	}
 	wctx, done := context.WithTimeout(context.WithoutCancel(ctx), jobsStopWrite)
 	defer done()
-	if err := j.db.FinishIngestJob(wctx, x.ID, j.instance, j.s.cfg.Now(), end); errors.Is(err, store.ErrLeaseLost) {
-		j.s.log.Warn("ingest job taken over by another instance before it ended here", "job", x.ID, "source", x.SourceID)
-		return
-	} else if err != nil {
+	job, ended, err := j.db.FinishIngestPart(wctx, x.JobID, x.Part, j.instance, j.s.cfg.Now(), end)
+	switch {
+	case errors.Is(err, store.ErrLeaseLost):
+		j.s.log.Warn("ingest job part taken over by another instance before it ended here", "job", x.JobID, "part", x.Part, "source", x.SourceID)
+	case err != nil:
 		// Its lease expires and another instance runs it again.
-		j.s.log.Error("record the end of an ingest job", "job", x.ID, "err", err)
-		return
+		j.s.log.Error("record the end of an ingest job part", "job", x.JobID, "part", x.Part, "err", err)
+	case ended:
+		j.ended(wctx, job)
 	}
-	j.s.metrics.jobsFinished.WithLabelValues(string(end.State)).Inc()
 }
 
-// heartbeat renews the lease of running job id every jobHeartbeat and
-// writes its progress every jobProgress while it changes, until stop is
-// closed. A cancel asked through any instance, or the loss of the lease,
-// cancels the job's ctx.
-func (j *jobs) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, id int64, snapshot func() store.JobProgress, stop <-chan struct{}) {
-	t := time.NewTicker(jobProgress)
+// heartbeat renews the lease of running part x every sixth of the lease
+// and writes its progress every jobProgress while it changes, until stop
+// is closed. A cancel asked through any instance, or the loss of the
+// lease, cancels the part's ctx.
+func (j *jobs) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, x store.PartClaim, snapshot func() store.JobProgress, stop <-chan struct{}) {
+	lease := j.s.cfg.JobLease
+	t := time.NewTicker(min(jobProgress, lease/6))
 	defer t.Stop()
 	var (
 		written store.JobProgress
@@ -417,10 +488,10 @@ func (j *jobs) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, id
 		case <-t.C:
 		}
 		p := snapshot()
-		if p == written && time.Since(renewed) < jobHeartbeat {
+		if p == written && time.Since(renewed) < lease/6 {
 			continue
 		}
-		by, err := j.db.HeartbeatIngestJob(context.WithoutCancel(ctx), id, j.instance, j.s.cfg.Now(), jobLease, p)
+		by, err := j.db.HeartbeatIngestPart(context.WithoutCancel(ctx), x.JobID, x.Part, j.instance, j.s.cfg.Now(), lease, p)
 		switch {
 		case errors.Is(err, store.ErrLeaseLost):
 			cancel(errJobLeaseLost)
@@ -428,7 +499,7 @@ func (j *jobs) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, id
 		case err != nil:
 			// The next beat tries again; past the lease, another
 			// instance takes the job and this one learns it then.
-			j.s.log.Error("renew an ingest job's lease", "job", id, "err", err)
+			j.s.log.Error("renew the lease of an ingest job part", "job", x.JobID, "part", x.Part, "err", err)
 			continue
 		}
 		written, renewed = p, time.Now()

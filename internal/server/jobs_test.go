@@ -4,16 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image/color"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"gabarit/internal/app"
+	"gabarit/internal/face"
+	"gabarit/internal/ingest"
 	"gabarit/internal/store"
 )
 
@@ -83,8 +88,15 @@ func TestJobsSharedByInstances(t *testing.T) {
 	if end.State != jobCancelled || end.CancelledBy != "paul" || end.Finished == nil {
 		t.Errorf("job cancelled through b = %+v", end)
 	}
-	if row, err := a.data.DB.IngestJob(ctx, started.ID); err != nil || row.Owner != a.srv.instance || row.Claims != 1 {
-		t.Errorf("row = %+v, %v; want owned by a, claimed once", row, err)
+	row, err := a.data.DB.IngestJob(ctx, started.ID)
+	if err != nil || len(row.Parts) != defaultJobParts {
+		t.Fatalf("row = %+v, %v; want %d parts", row, err, defaultJobParts)
+	}
+	for _, p := range row.Parts {
+		if p.State.Final() && p.Claims <= 1 && (p.Owner == a.srv.instance || p.Owner == "" && p.Claims == 0) {
+			continue
+		}
+		t.Errorf("part %+v; want ended, run by a at most once", p)
 	}
 	counts, err := a.data.DB.SourceCounts(ctx)
 	if err != nil || counts[id][0] != int64(end.Images) || end.Images > 1 {
@@ -101,11 +113,12 @@ func TestJobsSharedByInstances(t *testing.T) {
 	}
 }
 
-// TestJobTakenOverFromDeadInstance: an instance claimed a job, committed
-// part of the source and died (its lease expired): another instance takes
-// the job over, runs it again from the start of the source and finishes
-// it, with every image once (no duplicate, no loss); the dead instance
-// can no longer write to the job.
+// TestJobTakenOverFromDeadInstance: an instance claimed every part of a
+// job, committed some of the source and died (its leases expired): another
+// instance takes the parts over, runs them again from their start and
+// finishes the job, with every image once (no duplicate, no loss); the
+// dead instance can no longer write to the job; the audit log shows one
+// run, started by the dead instance, ended by the live one.
 func TestJobTakenOverFromDeadInstance(t *testing.T) {
 	dead := newTestEnv(t, nil)
 	dead.srv.jobs.stop() // it claims nothing more
@@ -129,11 +142,23 @@ func TestJobTakenOverFromDeadInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	claimedAt := time.Now().Add(-time.Minute)
-	if got, ok, err := dead.data.DB.ClaimIngestJob(ctx, dead.srv.instance, claimedAt, jobLease); err != nil || !ok || got.ID != x.ID {
-		t.Fatalf("claim as the dead instance: %+v, %v, %v", got, ok, err)
+	for i := range x.PartCount {
+		got, ok, _, err := dead.data.DB.ClaimIngestPart(ctx, dead.srv.instance, claimedAt, defaultJobLease)
+		if err != nil || !ok || got.JobID != x.ID || got.Journal != (i == 0) {
+			t.Fatalf("claim %d as the dead instance: %+v, %v, %v", i, got, ok, err)
+		}
+		if got.Journal {
+			jr, err := ingest.Begin(ctx, dead.data.DB, "olga", id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := dead.data.DB.SetIngestJobJournal(ctx, x.ID, jr.StartID()); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	cfg := dead.srv.cfg
-	if _, err := app.Ingest(ctx, cfg.Data, cfg.Model, cfg.Vault, cfg.Index, id, app.IngestOptions{Actor: "olga"}); err != nil {
+	if _, err := app.Ingest(ctx, cfg.Data, cfg.Model, cfg.Vault, cfg.Index, id, app.IngestOptions{Actor: "olga", Unjournaled: true}); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range []string{"p1.png", "p2.png"} {
@@ -142,8 +167,8 @@ func TestJobTakenOverFromDeadInstance(t *testing.T) {
 		}
 	}
 
-	// Its lease (30 s from a minute ago) has expired: a live instance
-	// takes the job as soon as it starts.
+	// Its leases (30 s from a minute ago) have expired: a live instance
+	// takes the parts over as soon as it starts.
 	live := dead.secondInstance(t, nil)
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
@@ -155,8 +180,18 @@ func TestJobTakenOverFromDeadInstance(t *testing.T) {
 		t.Errorf("job taken over = %+v; want done, 2 new images and 1 skipped", end)
 	}
 	row, err := live.data.DB.IngestJob(ctx, x.ID)
-	if err != nil || row.Owner != live.srv.instance || row.Claims != 2 || !row.Started.Equal(claimedAt.Truncate(time.Millisecond)) {
-		t.Errorf("row = %+v, %v; want owned by the live instance, claimed twice, started when first claimed", row, err)
+	if err != nil || !row.Started.Equal(claimedAt.Truncate(time.Millisecond)) {
+		t.Errorf("row = %+v, %v; want started when first claimed", row, err)
+	}
+	for _, p := range row.Parts {
+		if p.Owner != live.srv.instance || p.Claims != 2 || p.State != store.JobDone {
+			t.Errorf("part %+v; want done by the live instance, claimed twice", p)
+		}
+	}
+	runs := ingestRuns(t, live)
+	if len(runs) != 2 || runs[0].Action != ingest.ActionStart || runs[1].Action != ingest.ActionEnd ||
+		!strings.Contains(string(runs[1].Detail), fmt.Sprintf(`"start":%d`, runs[0].ID)) || !strings.Contains(string(runs[1].Detail), `"images":2`) {
+		t.Errorf("audited ingest runs = %+v; want the job's start and its end, with 2 images", runs)
 	}
 	counts, err := live.data.DB.SourceCounts(ctx)
 	if err != nil || counts[id] != [2]int64{3, 3} {
@@ -165,12 +200,171 @@ func TestJobTakenOverFromDeadInstance(t *testing.T) {
 	if n := live.srv.cfg.Index.Index.Len(); n != 3 {
 		t.Errorf("%d faces indexed; want 3", n)
 	}
-	if _, err := dead.data.DB.HeartbeatIngestJob(ctx, x.ID, dead.srv.instance, time.Now(), jobLease, store.JobProgress{}); !errors.Is(err, store.ErrLeaseLost) {
+	if _, err := dead.data.DB.HeartbeatIngestPart(ctx, x.ID, 0, dead.srv.instance, time.Now(), defaultJobLease, store.JobProgress{}); !errors.Is(err, store.ErrLeaseLost) {
 		t.Errorf("the dead instance's heartbeat: %v; want ErrLeaseLost", err)
 	}
 	// Running it again changes nothing: the ingest is idempotent.
 	if j := live.ingest(live.token("olga"), id); j.State != jobDone || j.Images != 0 || j.Skipped != 3 {
 		t.Errorf("ingest again = %+v; want nothing new", j)
+	}
+}
+
+// ingestRuns returns the audit entries of ingest runs, oldest first.
+func ingestRuns(t *testing.T, e *testEnv) []store.AuditEntry {
+	t.Helper()
+	es, err := e.data.DB.QueryAudit(context.Background(), store.AuditFilter{Action: "source.ingest*", Limit: store.MaxAuditLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Reverse(es)
+	return es
+}
+
+// gateModel is fakeModel whose analyses of ingested photos wait until
+// open is closed.
+type gateModel struct {
+	fakeModel
+	open chan struct{}
+}
+
+func (m gateModel) Analyze(ctx context.Context, data []byte) (face.Analysis, error) {
+	select {
+	case <-m.open:
+	case <-ctx.Done():
+		return face.Analysis{}, ctx.Err()
+	}
+	return m.fakeModel.Analyze(ctx, data)
+}
+
+// morePhotos adds photos to e's source, distinct, until every part of
+// parts has some; it returns how many the source holds.
+func morePhotos(t *testing.T, e *testEnv, parts int) int {
+	t.Helper()
+	n := 3
+	for ; n < 24; n++ {
+		c := color.RGBA{uint8(20 + 9*n), uint8(250 - 7*n), uint8(40 + 5*n), 0}
+		if err := os.WriteFile(filepath.Join(e.photos, fmt.Sprintf("p%d.png", n)), testPNG(t, c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in := make([]int, parts)
+	for i := range n {
+		for p := range parts {
+			if ingest.InPart(p, parts)(fmt.Sprintf("p%d.png", i)) {
+				in[p]++
+			}
+		}
+	}
+	if slices.Contains(in, 0) {
+		t.Fatalf("photos per part: %v; want some in each", in)
+	}
+	return n
+}
+
+// storedImages lists the images of the store as "locator sha256".
+func storedImages(t *testing.T, e *testEnv) []string {
+	t.Helper()
+	var out []string
+	for id := int64(1); id < 100; id++ {
+		img, err := e.data.DB.Image(context.Background(), id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("%s %x", img.Locator, img.SHA256))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestJobPartsOnTwoInstances: two servers over one store run parts of one
+// job at the same time; the job is done when every part is, its counts are
+// the sums of its parts', and the store holds what one instance alone
+// stores from the same photos (every image once); the audit log shows the
+// job as one run.
+func TestJobPartsOnTwoInstances(t *testing.T) {
+	m := gateModel{open: make(chan struct{})}
+	a := newTestEnv(t, m)
+	b := a.secondInstance(t, nil)
+	n := morePhotos(t, a, defaultJobParts)
+	a.addUser("olga", store.RoleOperator)
+	op := a.token("olga")
+	id := a.declareSource(op)
+
+	st, body := op.json("POST", fmt.Sprintf("/api/v1/sources/%d/ingest", id), nil)
+	if st != http.StatusAccepted {
+		t.Fatalf("start ingest: %d %s", st, body)
+	}
+	started := decode[job](t, body)
+	if len(started.Parts) != defaultJobParts {
+		t.Fatalf("queued job = %+v; want %d parts", started, defaultJobParts)
+	}
+	ctx := context.Background()
+	eventually(t, 30*time.Second, "a part running on each instance", func() bool {
+		row, err := a.data.DB.IngestJob(ctx, started.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		on := map[string]bool{}
+		for _, p := range row.Parts {
+			if p.State == store.JobRunning {
+				on[p.Owner] = true
+			}
+		}
+		return on[a.srv.instance] && on[b.srv.instance]
+	})
+	close(m.open)
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	end, err := b.srv.jobs.wait(wctx, started.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if end.State != jobDone || end.Total != n || end.Seen != n || end.Images != n || end.Faces != n || end.Skipped != 0 || end.Failed != 0 {
+		t.Errorf("job = %+v; want done, %d files, images and faces", end, n)
+	}
+	var sum jobPart
+	owners := map[string]int{}
+	for _, p := range end.Parts {
+		if p.State != jobDone || p.Claims != 1 {
+			t.Errorf("part %+v; want done, claimed once", p)
+		}
+		owners[p.Instance]++
+		sum.Total, sum.Seen, sum.Images, sum.Faces = sum.Total+p.Total, sum.Seen+p.Seen, sum.Images+p.Images, sum.Faces+p.Faces
+	}
+	if owners[a.srv.instance] == 0 || owners[b.srv.instance] == 0 || len(owners) != 2 {
+		t.Errorf("parts run by %v; want both instances", owners)
+	}
+	if sum.Total != end.Total || sum.Seen != end.Seen || sum.Images != end.Images || sum.Faces != end.Faces {
+		t.Errorf("parts sum to %+v; the job shows %+v", sum, end)
+	}
+	if got := a.srv.cfg.Index.Index.Len(); got != n {
+		t.Errorf("%d faces indexed; want %d", got, n)
+	}
+	runs := ingestRuns(t, a)
+	if len(runs) != 2 || runs[0].Action != ingest.ActionStart || runs[1].Action != ingest.ActionEnd ||
+		!strings.Contains(string(runs[1].Detail), fmt.Sprintf(`"images":%d`, n)) {
+		t.Errorf("audited ingest runs = %+v; want one run of %d images", runs, n)
+	}
+
+	// One instance alone, over another store, from the same photos.
+	one := newTestEnvConfig(t, fakeModel{}, func(c *Config) { c.JobParts = 1 })
+	if err := os.RemoveAll(one.photos); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(one.photos, os.DirFS(a.photos)); err != nil {
+		t.Fatal(err)
+	}
+	one.addUser("olga", store.RoleOperator)
+	oop := one.token("olga")
+	if j := one.ingest(oop, one.declareSource(oop)); j.State != jobDone || j.Images != n || len(j.Parts) != 1 {
+		t.Fatalf("single instance's job = %+v", j)
+	}
+	want, got := storedImages(t, one), storedImages(t, a)
+	if !slices.Equal(got, want) {
+		t.Errorf("two instances stored %v\none alone %v", got, want)
 	}
 }
 

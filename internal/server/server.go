@@ -17,8 +17,9 @@
 // The server holds its data directory's writer lock for its lifetime (its
 // vector index file). Over a PostgreSQL store, many servers, each with its
 // own data directory and the same master key, share the rest: ingest jobs
-// are rows that one instance claims under a lease (another takes a job
-// over when its lease expires), the retention purge runs under a leader
+// are rows split into parts that the instances claim under a lease, one
+// part per instance at a time (another takes a part over when its lease
+// expires), the retention purge runs under a leader
 // lease, access packages are sealed in the store, the vault is read from
 // the store before every search and ingest batch, and each instance's index
 // follows the store's index outbox every few seconds (at once for the
@@ -40,6 +41,7 @@ import (
 	"gabarit/internal/membudget"
 	"gabarit/internal/rights"
 	"gabarit/internal/search"
+	"gabarit/internal/store"
 	"gabarit/internal/vault"
 	"gabarit/internal/vstore"
 )
@@ -61,6 +63,14 @@ type Config struct {
 	// faces made by other instances (the store's index outbox; default
 	// 5 s; < 0: never).
 	CatchUpEvery time.Duration
+	// JobParts is how many parts an ingest job is split into, each run by
+	// whichever instance claims it (default 4; 1 to store.MaxJobParts).
+	JobParts int
+	// JobLease is how long an instance's claim on a part of an ingest job
+	// holds without being renewed (default 30 s): a part whose instance
+	// died is taken over by another this long after its last renewal. The
+	// owner renews it every sixth of it.
+	JobLease time.Duration
 	// SessionTTL is how long a console session lasts (default 8 h).
 	SessionTTL time.Duration
 	// MaxUpload is the largest request body with photos (default 20 MiB).
@@ -161,6 +171,15 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.PurgeEvery == 0 {
 		cfg.PurgeEvery = time.Hour
+	}
+	if cfg.JobParts <= 0 {
+		cfg.JobParts = defaultJobParts
+	}
+	if cfg.JobParts > store.MaxJobParts {
+		return nil, fmt.Errorf("server: %d parts per ingest job, at most %d", cfg.JobParts, store.MaxJobParts)
+	}
+	if cfg.JobLease <= 0 {
+		cfg.JobLease = defaultJobLease
 	}
 	if cfg.SessionTTL <= 0 {
 		cfg.SessionTTL = 8 * time.Hour

@@ -48,9 +48,27 @@ var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 
 const lease = 30 * time.Second
 
-// TestIngestJobClaimLeaseTakeover: instance A claims a job; while A's lease
-// lives, B claims nothing; once it expired, B takes the job over, and A's
-// heartbeat and finish are refused (it must stop without writing).
+// withoutRates is p with its rates zeroed: a job's rates are computed
+// from the time since it started.
+func withoutRates(p store.JobProgress) store.JobProgress {
+	p.ImagesPerS, p.FacesPerS = 0, 0
+	return p
+}
+
+// claim claims a part as owner at at, failing the test on error.
+func claim(t *testing.T, db *store.DB, owner string, at time.Time) (store.PartClaim, bool) {
+	t.Helper()
+	c, ok, _, err := db.ClaimIngestPart(context.Background(), owner, at, lease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, ok
+}
+
+// TestIngestJobClaimLeaseTakeover: instance A claims a job's only part;
+// while A's lease lives, B claims nothing; once it expired, B takes the
+// part over, and A's heartbeat and finish are refused (it must stop
+// without writing).
 func TestIngestJobClaimLeaseTakeover(t *testing.T) {
 	onBothDialects(t, func(t *testing.T, a, b *store.DB) {
 		ctx := context.Background()
@@ -62,54 +80,62 @@ func TestIngestJobClaimLeaseTakeover(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if j.State != store.JobQueued || j.SourceID != src || j.StartedBy != "olga" || j.Owner != "" {
+		if j.State != store.JobQueued || j.SourceID != src || j.StartedBy != "olga" || j.PartCount != 1 || len(j.Parts) != 1 ||
+			j.Parts[0].State != store.JobQueued || j.AuditStart != 0 {
 			t.Fatalf("queued job = %+v", j)
 		}
-		got, ok, err := a.ClaimIngestJob(ctx, "A", t0, lease)
-		if err != nil || !ok || got.ID != j.ID || got.State != store.JobRunning || got.Owner != "A" || got.Claims != 1 ||
-			!got.LeaseUntil.Equal(t0.Add(lease)) || !got.Started.Equal(t0) {
-			t.Fatalf("claim by A = %+v, %v, %v", got, ok, err)
+		got, ok := claim(t, a, "A", t0)
+		if !ok || got.JobID != j.ID || got.Part != 0 || got.Of != 1 || got.State != store.JobRunning || got.Owner != "A" || got.Claims != 1 ||
+			!got.LeaseUntil.Equal(t0.Add(lease)) || !got.Started.Equal(t0) || got.SourceID != src || got.StartedBy != "olga" || !got.Journal {
+			t.Fatalf("claim by A = %+v, %v", got, ok)
 		}
-		if got, ok, err := b.ClaimIngestJob(ctx, "B", t0.Add(10*time.Second), lease); err != nil || ok {
-			t.Fatalf("B claimed %+v (%v, %v) while A's lease lives", got, ok, err)
+		if err := a.SetIngestJobJournal(ctx, j.ID, 42); err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := claim(t, b, "B", t0.Add(10*time.Second)); ok {
+			t.Fatalf("B claimed %+v while A's lease lives", got)
 		}
 		// A's heartbeat at +20 s renews the lease to +50 s and writes progress.
 		p := store.JobProgress{Total: 10, Seen: 4, Images: 3, Faces: 5, Skipped: 1, ImagesPerS: 1.5}
-		if c, err := a.HeartbeatIngestJob(ctx, j.ID, "A", t0.Add(20*time.Second), lease, p); err != nil || c != "" {
+		if c, err := a.HeartbeatIngestPart(ctx, j.ID, 0, "A", t0.Add(20*time.Second), lease, p); err != nil || c != "" {
 			t.Fatalf("heartbeat: %q, %v", c, err)
 		}
-		if got, err := b.IngestJob(ctx, j.ID); err != nil || got.Progress != p || !got.LeaseUntil.Equal(t0.Add(50*time.Second)) {
-			t.Fatalf("B sees %+v, %v", got, err)
+		got2, err := b.IngestJob(ctx, j.ID)
+		if err != nil || withoutRates(got2.Progress) != withoutRates(p) || got2.Progress.ImagesPerS != 0.15 || got2.State != store.JobRunning ||
+			got2.Parts[0].Progress != p || !got2.Parts[0].LeaseUntil.Equal(t0.Add(50*time.Second)) || got2.AuditStart != 42 {
+			t.Fatalf("B sees %+v, %v", got2, err)
 		}
-		if _, ok, err := b.ClaimIngestJob(ctx, "B", t0.Add(45*time.Second), lease); err != nil || ok {
-			t.Fatalf("B claimed a renewed lease (%v, %v)", ok, err)
+		if _, ok := claim(t, b, "B", t0.Add(45*time.Second)); ok {
+			t.Fatal("B claimed a renewed lease")
 		}
-		// A falls silent: at +51 s B takes the job over.
-		got, ok, err = b.ClaimIngestJob(ctx, "B", t0.Add(51*time.Second), lease)
-		if err != nil || !ok || got.ID != j.ID || got.Owner != "B" || got.State != store.JobRunning || got.Claims != 2 || !got.Started.Equal(t0) {
-			t.Fatalf("takeover by B = %+v, %v, %v", got, ok, err)
+		// A falls silent: at +51 s B takes the part over.
+		got, ok = claim(t, b, "B", t0.Add(51*time.Second))
+		if !ok || got.JobID != j.ID || got.Owner != "B" || got.State != store.JobRunning || got.Claims != 2 || !got.Started.Equal(t0) || got.Journal {
+			t.Fatalf("takeover by B = %+v, %v", got, ok)
 		}
-		if _, err := a.HeartbeatIngestJob(ctx, j.ID, "A", t0.Add(52*time.Second), lease, p); !errors.Is(err, store.ErrLeaseLost) {
+		if _, err := a.HeartbeatIngestPart(ctx, j.ID, 0, "A", t0.Add(52*time.Second), lease, p); !errors.Is(err, store.ErrLeaseLost) {
 			t.Errorf("A's heartbeat after the takeover: %v; want ErrLeaseLost", err)
 		}
-		if err := a.FinishIngestJob(ctx, j.ID, "A", t0.Add(52*time.Second), store.JobEnd{State: store.JobFailed, Error: "x"}); !errors.Is(err, store.ErrLeaseLost) {
+		if _, _, err := a.FinishIngestPart(ctx, j.ID, 0, "A", t0.Add(52*time.Second), store.JobEnd{State: store.JobFailed, Error: "x"}); !errors.Is(err, store.ErrLeaseLost) {
 			t.Errorf("A's finish after the takeover: %v; want ErrLeaseLost", err)
 		}
 		errs := json.RawMessage(`[{"locator":"a.jpg","reason":"decode"}]`)
 		end := store.JobEnd{State: store.JobDone, Progress: store.JobProgress{Total: 10, Seen: 10, Images: 9, Faces: 12, Failed: 1}, Errors: errs}
-		if err := b.FinishIngestJob(ctx, j.ID, "B", t0.Add(60*time.Second), end); err != nil {
-			t.Fatal(err)
+		fin, ended, err := b.FinishIngestPart(ctx, j.ID, 0, "B", t0.Add(60*time.Second), end)
+		if err != nil || !ended || fin.State != store.JobDone {
+			t.Fatalf("finish by B: %+v, %v, %v", fin, ended, err)
 		}
-		got, err = a.IngestJob(ctx, j.ID)
-		if err != nil || got.State != store.JobDone || got.Owner != "B" || got.Progress != end.Progress || got.Error != "" ||
-			string(got.Errors) != string(errs) || !got.Finished.Equal(t0.Add(60*time.Second)) || !got.LeaseUntil.IsZero() {
-			t.Fatalf("finished job = %+v, %v", got, err)
+		got2, err = a.IngestJob(ctx, j.ID)
+		if err != nil || got2.State != store.JobDone || withoutRates(got2.Progress) != end.Progress || got2.Error != "" ||
+			string(got2.Errors) != string(errs) || !got2.Finished.Equal(t0.Add(60*time.Second)) || got2.Parts[0].Owner != "B" ||
+			!got2.Parts[0].LeaseUntil.IsZero() || got2.Parts[0].Claims != 2 {
+			t.Fatalf("finished job = %+v, %v", got2, err)
 		}
 		if _, err := a.CancelIngestJob(ctx, j.ID, "olga", t0.Add(61*time.Second)); !errors.Is(err, store.ErrJobEnded) {
 			t.Errorf("cancel a finished job: %v; want ErrJobEnded", err)
 		}
-		if _, ok, err := a.ClaimIngestJob(ctx, "A", t0.Add(time.Hour), lease); err != nil || ok {
-			t.Errorf("a finished job was claimed again (%v, %v)", ok, err)
+		if _, ok := claim(t, a, "A", t0.Add(time.Hour)); ok {
+			t.Error("a finished job was claimed again")
 		}
 		// Both handles list the same jobs.
 		la, err := a.IngestJobs(ctx, 10)
@@ -120,8 +146,132 @@ func TestIngestJobClaimLeaseTakeover(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(la) != 1 || len(lb) != 1 || la[0].ID != lb[0].ID || la[0].State != lb[0].State {
+		if len(la) != 1 || len(lb) != 1 || la[0].ID != lb[0].ID || la[0].State != lb[0].State || len(la[0].Parts) != 1 {
 			t.Errorf("A lists %+v, B lists %+v", la, lb)
+		}
+	})
+}
+
+// TestIngestJobParts: a job in four parts is run by two instances at once:
+// its first part is claimed alone until its start is audited, then every
+// part is claimed exactly once, each instance holding one; the job's
+// progress is the sum of its parts'; it runs while a part does, and ends
+// when the last part ends: failed, naming the part, when one failed, with
+// the errors of every part. A part whose instance died is taken over.
+func TestIngestJobParts(t *testing.T) {
+	onBothDialects(t, func(t *testing.T, a, b *store.DB) {
+		ctx := context.Background()
+		src, err := a.CreateSource(ctx, pgSource())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.EnqueueIngestParts(ctx, src, "olga", 0); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("a job of 0 parts: %v; want ErrInvalid", err)
+		}
+		j, err := a.EnqueueIngestParts(ctx, src, "olga", 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.PartCount != 4 || len(j.Parts) != 4 {
+			t.Fatalf("queued job = %+v", j)
+		}
+		first, ok := claim(t, a, "A", t0)
+		if !ok || first.Part != 0 || !first.Journal || first.Of != 4 {
+			t.Fatalf("first claim = %+v, %v", first, ok)
+		}
+		if c, ok := claim(t, b, "B", t0); ok {
+			t.Fatalf("B claimed %+v before the job's start was audited", c)
+		}
+		if err := a.SetIngestJobJournal(ctx, j.ID, 7); err != nil {
+			t.Fatal(err)
+		}
+		// The three other parts, claimed by four claimers at once.
+		var (
+			wg  sync.WaitGroup
+			mu  sync.Mutex
+			got = map[int]string{0: "A"}
+		)
+		for i, db := range []*store.DB{a, b, a, b} {
+			owner := fmt.Sprintf("i%d", i)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c, ok, _, err := db.ClaimIngestPart(ctx, owner, t0.Add(time.Second), lease)
+				if err != nil || !ok {
+					return // no part left for this one
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if c.Journal || c.JobID != j.ID {
+					t.Errorf("claim by %s = %+v", owner, c)
+				}
+				if prev, dup := got[c.Part]; dup {
+					t.Errorf("part %d claimed by %s and %s", c.Part, prev, owner)
+				}
+				got[c.Part] = owner
+			}()
+		}
+		wg.Wait()
+		if len(got) != 4 {
+			t.Fatalf("parts claimed: %v; want all 4", got)
+		}
+		// Progress of each part: the job shows the sums.
+		for p, owner := range got {
+			prog := store.JobProgress{Total: 10, Seen: 5 + p, Images: 2 + p, Faces: 3, Skipped: 1, Failed: p % 2}
+			if _, err := b.HeartbeatIngestPart(ctx, j.ID, p, owner, t0.Add(10*time.Second), lease, prog); err != nil {
+				t.Fatal(err)
+			}
+		}
+		run, err := b.IngestJob(ctx, j.ID)
+		want := store.JobProgress{Total: 40, Seen: 26, Images: 14, Faces: 12, Skipped: 4, Failed: 2}
+		if err != nil || withoutRates(run.Progress) != want || run.State != store.JobRunning || run.Progress.ImagesPerS != 1.6 {
+			t.Fatalf("job while its parts run = %+v, %v; want progress %+v", run, err, want)
+		}
+		// The owner of part 3 dies: the others renew their leases at +30 s,
+		// and part 3 is taken over at +41 s by B.
+		for p := range 3 {
+			if _, err := a.HeartbeatIngestPart(ctx, j.ID, p, got[p], t0.Add(30*time.Second), lease, store.JobProgress{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		dead := got[3]
+		if c, ok := claim(t, b, "B", t0.Add(41*time.Second)); !ok || c.Part != 3 || c.Claims != 2 {
+			t.Fatalf("claimed %+v, %v; want part 3, whose lease expired", c, ok)
+		}
+		if _, err := a.HeartbeatIngestPart(ctx, j.ID, 3, dead, t0.Add(42*time.Second), lease, store.JobProgress{}); !errors.Is(err, store.ErrLeaseLost) {
+			t.Errorf("the dead owner's heartbeat: %v; want ErrLeaseLost", err)
+		}
+		got[3] = "B"
+		// The parts end: the job runs until the last one has.
+		ends := map[int]store.JobEnd{
+			0: {State: store.JobDone, Progress: store.JobProgress{Total: 10, Seen: 10, Images: 9, Faces: 9, Skipped: 1}},
+			1: {State: store.JobDone, Progress: store.JobProgress{Total: 10, Seen: 10, Images: 8, Faces: 8, Failed: 2},
+				Errors: json.RawMessage(`[{"file":"x","reason":"corrupt"},{"file":"y","reason":"corrupt"}]`)},
+			2: {State: store.JobFailed, Progress: store.JobProgress{Total: 10, Seen: 4, Images: 4, Faces: 4}, Error: "the source was suspended"},
+			3: {State: store.JobDone, Progress: store.JobProgress{Total: 10, Seen: 10, Images: 10, Faces: 11, Failed: 1},
+				Errors: json.RawMessage(`[{"file":"z","reason":"format"}]`)},
+		}
+		for p := range 4 {
+			end, ended, err := a.FinishIngestPart(ctx, j.ID, p, got[p], t0.Add(50*time.Second), ends[p])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ended != (p == 3) {
+				t.Fatalf("part %d finished: the job ended %v (%+v)", p, ended, end)
+			}
+		}
+		fin, err := b.IngestJob(ctx, j.ID)
+		want = store.JobProgress{Total: 40, Seen: 34, Images: 31, Faces: 32, Skipped: 1, Failed: 3}
+		if err != nil || fin.State != store.JobFailed || fin.Error != "part 2 of 4: the source was suspended" || withoutRates(fin.Progress) != want ||
+			!fin.Finished.Equal(t0.Add(50*time.Second)) || fin.AuditStart != 7 {
+			t.Fatalf("job after its parts = %+v, %v; want failed by part 2, progress %+v", fin, err, want)
+		}
+		var errs []map[string]string
+		if err := json.Unmarshal(fin.Errors, &errs); err != nil || len(errs) != 3 || errs[2]["file"] != "z" {
+			t.Errorf("job errors = %s, %v; want the 3 of its parts", fin.Errors, err)
+		}
+		if fin.Parts[3].Claims != 2 || fin.Parts[3].Owner != "B" {
+			t.Errorf("part 3 = %+v; want taken over by B", fin.Parts[3])
 		}
 	})
 }
@@ -153,7 +303,7 @@ func TestIngestJobOnePerSource(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				j, err := db.EnqueueIngestJob(ctx, src, fmt.Sprintf("user%d", i))
+				j, err := db.EnqueueIngestParts(ctx, src, fmt.Sprintf("user%d", i), 3)
 				mu.Lock()
 				defer mu.Unlock()
 				if err == nil {
@@ -174,14 +324,16 @@ func TestIngestJobOnePerSource(t *testing.T) {
 			}
 		}
 		// Running, it still blocks a second one.
-		if _, ok, err := b.ClaimIngestJob(ctx, "B", t0, lease); err != nil || !ok {
-			t.Fatal(ok, err)
+		if _, ok := claim(t, b, "B", t0); !ok {
+			t.Fatal("nothing claimed")
 		}
 		if _, err := a.EnqueueIngestJob(ctx, src, "olga"); !errors.Is(err, store.ErrExists) {
 			t.Errorf("queue while running: %v; want ErrExists", err)
 		}
-		if err := b.FinishIngestJob(ctx, won[0], "B", t0.Add(time.Second), store.JobEnd{State: store.JobFailed, Error: "the source was suspended"}); err != nil {
-			t.Fatal(err)
+		// A shutdown of its instance cancels the job: its queued parts at once.
+		if j, ended, err := b.FinishIngestPart(ctx, won[0], 0, "B", t0.Add(time.Second), store.JobEnd{State: store.JobCancelled, CancelledBy: "shutdown"}); err != nil ||
+			!ended || j.State != store.JobCancelled || j.CancelledBy != "shutdown" {
+			t.Fatalf("cancelled by a shutdown: %+v, %v, %v", j, ended, err)
 		}
 		j, err := a.EnqueueIngestJob(ctx, src, "olga")
 		if err != nil || j.ID == won[0] {
@@ -194,21 +346,25 @@ func TestIngestJobOnePerSource(t *testing.T) {
 }
 
 // TestIngestJobConcurrentClaims: instances claiming at once each get
-// different jobs, oldest first, and every job is claimed exactly once.
+// different parts, oldest job first, and every part is claimed exactly once.
 func TestIngestJobConcurrentClaims(t *testing.T) {
 	onBothDialects(t, func(t *testing.T, a, b *store.DB) {
 		ctx := context.Background()
-		var want []int64
+		var want []string
 		for range 6 {
 			src, err := a.CreateSource(ctx, pgSource())
 			if err != nil {
 				t.Fatal(err)
 			}
-			j, err := a.EnqueueIngestJob(ctx, src, "olga")
+			j, err := a.EnqueueIngestParts(ctx, src, "olga", 2)
 			if err != nil {
 				t.Fatal(err)
 			}
-			want = append(want, j.ID)
+			// The start is audited: both parts may be claimed at once.
+			if err := a.SetIngestJobJournal(ctx, j.ID, 1); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, fmt.Sprintf("%d/0", j.ID), fmt.Sprintf("%d/1", j.ID))
 		}
 		if n, err := b.QueuedIngestJobs(ctx); err != nil || n != 6 {
 			t.Fatalf("queued = %d, %v", n, err)
@@ -216,7 +372,7 @@ func TestIngestJobConcurrentClaims(t *testing.T) {
 		var (
 			wg  sync.WaitGroup
 			mu  sync.Mutex
-			got = map[int64]string{}
+			got = map[string]string{}
 		)
 		for i, db := range []*store.DB{a, b, a, b} {
 			owner := fmt.Sprintf("i%d", i)
@@ -224,7 +380,7 @@ func TestIngestJobConcurrentClaims(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for {
-					j, ok, err := db.ClaimIngestJob(ctx, owner, t0, lease)
+					c, ok, _, err := db.ClaimIngestPart(ctx, owner, t0, lease)
 					if err != nil {
 						t.Error(err)
 						return
@@ -232,31 +388,34 @@ func TestIngestJobConcurrentClaims(t *testing.T) {
 					if !ok {
 						return
 					}
+					k := fmt.Sprintf("%d/%d", c.JobID, c.Part)
 					mu.Lock()
-					if prev, dup := got[j.ID]; dup {
-						t.Errorf("job %d claimed by %s and %s", j.ID, prev, owner)
+					if prev, dup := got[k]; dup {
+						t.Errorf("part %s claimed by %s and %s", k, prev, owner)
 					}
-					got[j.ID] = owner
+					got[k] = owner
 					mu.Unlock()
 				}
 			}()
 		}
 		wg.Wait()
-		var ids []int64
-		for id := range got {
-			ids = append(ids, id)
+		var ks []string
+		for k := range got {
+			ks = append(ks, k)
 		}
-		sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-		if fmt.Sprint(ids) != fmt.Sprint(want) {
-			t.Errorf("claimed %v; want %v", ids, want)
+		sort.Strings(ks)
+		sort.Strings(want)
+		if fmt.Sprint(ks) != fmt.Sprint(want) {
+			t.Errorf("claimed %v; want %v", ks, want)
 		}
 	})
 }
 
 // TestIngestJobCancel: a queued job is cancelled at once and never
-// claimed; a running one is marked, its owner learns it at its next
-// heartbeat and ends it as cancelled by the user who asked; a running job
-// whose owner died after a cancel was asked is cancelled, not taken over.
+// claimed; a running one is marked, its queued parts are cancelled at once,
+// its owner learns it at its next heartbeat and ends its part as cancelled
+// by the user who asked, which ends the job; a running part whose owner
+// died after a cancel was asked is cancelled, not taken over.
 func TestIngestJobCancel(t *testing.T) {
 	onBothDialects(t, func(t *testing.T, a, b *store.DB) {
 		ctx := context.Background()
@@ -267,58 +426,59 @@ func TestIngestJobCancel(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		queued, err := a.EnqueueIngestJob(ctx, srcs[0], "olga")
+		queued, err := a.EnqueueIngestParts(ctx, srcs[0], "olga", 2)
 		if err != nil {
 			t.Fatal(err)
 		}
 		c, err := b.CancelIngestJob(ctx, queued.ID, "paul", t0)
-		if err != nil || c.State != store.JobCancelled || c.CancelledBy != "paul" || !c.Finished.Equal(t0) {
+		if err != nil || c.State != store.JobCancelled || c.CancelledBy != "paul" || !c.Finished.Equal(t0) ||
+			c.Parts[1].State != store.JobCancelled || c.Parts[1].CancelledBy != "paul" {
 			t.Fatalf("cancel a queued job = %+v, %v", c, err)
 		}
-		if j, ok, err := a.ClaimIngestJob(ctx, "A", t0, lease); err != nil || ok {
-			t.Fatalf("a cancelled job was claimed: %+v (%v, %v)", j, ok, err)
+		if j, ok := claim(t, a, "A", t0); ok {
+			t.Fatalf("a cancelled job was claimed: %+v", j)
 		}
 		if _, err := a.CancelIngestJob(ctx, queued.ID+100, "paul", t0); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("cancel an unknown job: %v; want ErrNotFound", err)
 		}
 
-		running, err := a.EnqueueIngestJob(ctx, srcs[1], "olga")
+		running, err := a.EnqueueIngestParts(ctx, srcs[1], "olga", 2)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, ok, err := a.ClaimIngestJob(ctx, "A", t0, lease); err != nil || !ok {
-			t.Fatal(ok, err)
+		if _, ok := claim(t, a, "A", t0); !ok {
+			t.Fatal("nothing claimed")
 		}
 		c, err = b.CancelIngestJob(ctx, running.ID, "paul", t0.Add(time.Second))
-		if err != nil || c.State != store.JobRunning || c.CancelledBy != "paul" {
+		if err != nil || c.State != store.JobRunning || c.CancelledBy != "paul" || c.Parts[0].State != store.JobRunning || c.Parts[1].State != store.JobCancelled {
 			t.Fatalf("cancel a running job = %+v, %v", c, err)
 		}
-		if by, err := a.HeartbeatIngestJob(ctx, running.ID, "A", t0.Add(2*time.Second), lease, store.JobProgress{Images: 2}); err != nil || by != "paul" {
+		if by, err := a.HeartbeatIngestPart(ctx, running.ID, 0, "A", t0.Add(2*time.Second), lease, store.JobProgress{Images: 2}); err != nil || by != "paul" {
 			t.Fatalf("heartbeat after the cancel: %q, %v; want paul", by, err)
 		}
-		if err := a.FinishIngestJob(ctx, running.ID, "A", t0.Add(3*time.Second),
-			store.JobEnd{State: store.JobCancelled, Progress: store.JobProgress{Images: 2}, CancelledBy: "shutdown"}); err != nil {
-			t.Fatal(err)
-		}
-		if j, err := b.IngestJob(ctx, running.ID); err != nil || j.State != store.JobCancelled || j.CancelledBy != "paul" || j.Progress.Images != 2 {
-			t.Errorf("job cancelled by its owner = %+v, %v", j, err)
+		j, ended, err := a.FinishIngestPart(ctx, running.ID, 0, "A", t0.Add(3*time.Second),
+			store.JobEnd{State: store.JobCancelled, Progress: store.JobProgress{Images: 2}, CancelledBy: "shutdown"})
+		if err != nil || !ended || j.State != store.JobCancelled || j.CancelledBy != "paul" || j.Progress.Images != 2 || j.Parts[0].CancelledBy != "paul" {
+			t.Errorf("job cancelled by its owner = %+v, %v, %v", j, ended, err)
 		}
 
 		orphan, err := a.EnqueueIngestJob(ctx, srcs[2], "olga")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, ok, err := a.ClaimIngestJob(ctx, "A", t0, lease); err != nil || !ok {
-			t.Fatal(ok, err)
+		if _, ok := claim(t, a, "A", t0); !ok {
+			t.Fatal("nothing claimed")
 		}
 		if _, err := b.CancelIngestJob(ctx, orphan.ID, "paul", t0.Add(time.Second)); err != nil {
 			t.Fatal(err)
 		}
-		if j, ok, err := b.ClaimIngestJob(ctx, "B", t0.Add(time.Minute), lease); err != nil || ok {
-			t.Fatalf("B took over a job whose cancel was asked: %+v (%v, %v)", j, ok, err)
+		c2, ok, ended2, err := b.ClaimIngestPart(ctx, "B", t0.Add(time.Minute), lease)
+		if err != nil || ok {
+			t.Fatalf("B took over a part whose job's cancel was asked: %+v (%v, %v)", c2, ok, err)
 		}
-		if j, err := b.IngestJob(ctx, orphan.ID); err != nil || j.State != store.JobCancelled || j.CancelledBy != "paul" || !j.Finished.Equal(t0.Add(time.Minute)) {
-			t.Errorf("orphan after the cancel = %+v, %v", j, err)
+		if len(ended2) != 1 || ended2[0].ID != orphan.ID || ended2[0].State != store.JobCancelled || ended2[0].CancelledBy != "paul" ||
+			!ended2[0].Finished.Equal(t0.Add(time.Minute)) {
+			t.Errorf("jobs ended by the claim = %+v; want the orphan, cancelled by paul", ended2)
 		}
 	})
 }

@@ -482,15 +482,20 @@ CREATE TABLE index_outbox_pruned (
 	seq INTEGER NOT NULL -- the highest seq deleted from index_outbox
 ) STRICT;
 INSERT INTO index_outbox_pruned (id, seq) VALUES (1, 0);
+-- The store's identity, drawn once: an index file records it, so that a
+-- data directory pointed at another store rebuilds its index.
+INSERT INTO settings (name, value, set_by, set_at) VALUES ('store-id', lower(hex(randomblob(16))), 'gabarit', 0)
+	ON CONFLICT (name) DO NOTHING;
 `)
 		return err
 	},
 	// 13: server state shared by every instance over one database (see
-	// jobs.go and packages.go). Ingest jobs are rows that an instance
-	// claims with a lease it renews; a job whose lease expired (its
-	// instance died) is claimed again by another. At most one job of a
-	// source is queued or running (a partial unique index). leases holds
-	// named leader leases (the retention purge). rights_packages keeps the
+	// jobs.go and packages.go). An ingest job is a row split into parts
+	// (ingest_job_parts: the files whose locator hashes to the part), each
+	// claimed by one instance with a lease it renews; a part whose lease
+	// expired (its instance died) is claimed again by another. At most one
+	// job of a source is queued or running (a partial unique index). leases
+	// holds named leader leases (the retention purge). rights_packages keeps the
 	// access package of a request, sealed by the keyring, with the SHA-256
 	// of the plain package, instead of a file on one instance's disk.
 	func(tx *sql.Tx) error {
@@ -514,13 +519,36 @@ CREATE TABLE ingest_jobs (
 	faces_per_s  REAL    NOT NULL DEFAULT 0,
 	errors       TEXT    NOT NULL DEFAULT '[]', -- the files that failed, JSON, capped
 	error        TEXT    NOT NULL DEFAULT '',   -- why the job failed, for users
-	cancelled_by TEXT    NOT NULL DEFAULT '',   -- set while running: a cancel the owner applies at its next safe point
-	owner        TEXT    NOT NULL DEFAULT '',   -- the instance running it
-	lease_until  INTEGER,                       -- the owner's claim ends then unless renewed
-	claims       INTEGER NOT NULL DEFAULT 0     -- how many times it was claimed (more than 1: taken over)
+	cancelled_by TEXT    NOT NULL DEFAULT '',   -- set while running: a cancel the owners apply at their next safe point
+	parts        INTEGER NOT NULL DEFAULT 1 CHECK (parts >= 1),
+	audit_start  INTEGER                        -- the audit entry of the job's start, once written
 ) STRICT;
 CREATE UNIQUE INDEX ingest_jobs_active ON ingest_jobs (source_id) WHERE state IN ('queued', 'running');
 CREATE INDEX ingest_jobs_state ON ingest_jobs (state, id);
+CREATE TABLE ingest_job_parts (
+	job_id       INTEGER NOT NULL REFERENCES ingest_jobs (id),
+	part         INTEGER NOT NULL CHECK (part >= 0),
+	state        TEXT    NOT NULL CHECK (state IN ('queued', 'running', 'done', 'failed', 'cancelled')),
+	owner        TEXT    NOT NULL DEFAULT '',   -- the instance running it
+	lease_until  INTEGER,                       -- the owner's claim ends then unless renewed
+	claims       INTEGER NOT NULL DEFAULT 0,    -- how many times it was claimed (more than 1: taken over)
+	started_at   INTEGER,
+	finished_at  INTEGER,
+	total_files  INTEGER NOT NULL DEFAULT 0,
+	files_seen   INTEGER NOT NULL DEFAULT 0,
+	images       INTEGER NOT NULL DEFAULT 0,
+	faces        INTEGER NOT NULL DEFAULT 0,
+	skipped      INTEGER NOT NULL DEFAULT 0,
+	suppressed   INTEGER NOT NULL DEFAULT 0,
+	failed_files INTEGER NOT NULL DEFAULT 0,
+	images_per_s REAL    NOT NULL DEFAULT 0,
+	faces_per_s  REAL    NOT NULL DEFAULT 0,
+	errors       TEXT    NOT NULL DEFAULT '[]',
+	error        TEXT    NOT NULL DEFAULT '',
+	cancelled_by TEXT    NOT NULL DEFAULT '',
+	PRIMARY KEY (job_id, part)
+) STRICT;
+CREATE INDEX ingest_job_parts_state ON ingest_job_parts (state, job_id, part);
 CREATE TABLE leases (
 	name       TEXT    PRIMARY KEY,
 	owner      TEXT    NOT NULL CHECK (owner <> ''),

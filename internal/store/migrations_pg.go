@@ -299,6 +299,8 @@ CREATE TABLE index_outbox_pruned (
 	seq BIGINT NOT NULL
 );
 INSERT INTO index_outbox_pruned (id, seq) VALUES (1, 0);
+INSERT INTO settings (name, value, set_by, set_at) VALUES ('store-id', md5(random()::text || clock_timestamp()::text), 'gabarit', 0)
+	ON CONFLICT (name) DO NOTHING;
 `,
 	// 4: SQLite migration 13, server state shared by the instances.
 	`
@@ -322,12 +324,35 @@ CREATE TABLE ingest_jobs (
 	errors       TEXT   NOT NULL DEFAULT '[]',
 	error        TEXT   NOT NULL DEFAULT '',
 	cancelled_by TEXT   NOT NULL DEFAULT '',
-	owner        TEXT   NOT NULL DEFAULT '',
-	lease_until  BIGINT,
-	claims       BIGINT NOT NULL DEFAULT 0
+	parts        BIGINT NOT NULL DEFAULT 1 CHECK (parts >= 1),
+	audit_start  BIGINT
 );
 CREATE UNIQUE INDEX ingest_jobs_active ON ingest_jobs (source_id) WHERE state IN ('queued', 'running');
 CREATE INDEX ingest_jobs_state ON ingest_jobs (state, id);
+CREATE TABLE ingest_job_parts (
+	job_id       BIGINT NOT NULL REFERENCES ingest_jobs (id),
+	part         BIGINT NOT NULL CHECK (part >= 0),
+	state        TEXT   NOT NULL CHECK (state IN ('queued', 'running', 'done', 'failed', 'cancelled')),
+	owner        TEXT   NOT NULL DEFAULT '',
+	lease_until  BIGINT,
+	claims       BIGINT NOT NULL DEFAULT 0,
+	started_at   BIGINT,
+	finished_at  BIGINT,
+	total_files  BIGINT NOT NULL DEFAULT 0,
+	files_seen   BIGINT NOT NULL DEFAULT 0,
+	images       BIGINT NOT NULL DEFAULT 0,
+	faces        BIGINT NOT NULL DEFAULT 0,
+	skipped      BIGINT NOT NULL DEFAULT 0,
+	suppressed   BIGINT NOT NULL DEFAULT 0,
+	failed_files BIGINT NOT NULL DEFAULT 0,
+	images_per_s DOUBLE PRECISION NOT NULL DEFAULT 0,
+	faces_per_s  DOUBLE PRECISION NOT NULL DEFAULT 0,
+	errors       TEXT   NOT NULL DEFAULT '[]',
+	error        TEXT   NOT NULL DEFAULT '',
+	cancelled_by TEXT   NOT NULL DEFAULT '',
+	PRIMARY KEY (job_id, part)
+);
+CREATE INDEX ingest_job_parts_state ON ingest_job_parts (state, job_id, part);
 CREATE TABLE leases (
 	name       TEXT   PRIMARY KEY,
 	owner      TEXT   NOT NULL CHECK (owner <> ''),

@@ -259,6 +259,10 @@ func (d *Data) OpenIndex(ctx context.Context, modelID string, dim int) (*vstore.
 		fmt.Fprint(d.Warnings, "gabarit: warning: the vector index file could not be brought up to date (saved more than "+
 			"a week ago, or the store was restored from an older copy); it was rebuilt from the store and saved.\n")
 	}
+	if err == nil && h.OtherStore && d.Warnings != nil {
+		fmt.Fprintf(d.Warnings, "gabarit: warning: the vector index file of %s was made over another store than %s; "+
+			"it was rebuilt from this store and saved.\n", d.Dir, d.Config.RedactedStore())
+	}
 	return h, err
 }
 

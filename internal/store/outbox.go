@@ -173,3 +173,15 @@ WHERE `+in+` ORDER BY f.id`, arg)
 	}
 	return nil
 }
+
+// StoreID returns the store's identity: random, drawn when the schema was
+// created (or migrated to the outbox), the same for every instance over
+// the store. An index file records it; a file of another store is not
+// caught up from this one's outbox but rebuilt.
+func (db *DB) StoreID(ctx context.Context) (string, error) {
+	var id string
+	if err := db.r.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = 'store-id'`).Scan(&id); err != nil {
+		return "", fmt.Errorf("store id: %w", err)
+	}
+	return id, nil
+}

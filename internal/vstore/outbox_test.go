@@ -375,3 +375,33 @@ func BenchmarkCatchUp(b *testing.B) {
 		}
 	})
 }
+
+// TestIndexOfAnotherStoreRebuilt: an index file saved over one store and
+// opened over another (a data directory pointed at another database) is
+// rebuilt from the second, even when the second's outbox is further on.
+func TestIndexOfAnotherStoreRebuilt(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "faces.idx")
+	a := newEnv(t)
+	a.add(t, "m1")
+	h := a.open(t, path)
+	if err := h.Save(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b := newEnv(t)
+	var want []int64
+	for range 3 {
+		want = append(want, b.add(t, "m1"))
+	}
+	hb, err := vstore.Open(ctx, path, flatKind, "m1", dim, b.db, b.keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hb.Close() })
+	if !hb.Rebuilt || !hb.OtherStore {
+		t.Errorf("Open over another store: rebuilt %v, other store %v; want both", hb.Rebuilt, hb.OtherStore)
+	}
+	if got := indexed(t, hb); !slices.Equal(got, want) {
+		t.Errorf("index over the second store holds %v, want %v", got, want)
+	}
+}

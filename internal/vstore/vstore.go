@@ -97,6 +97,8 @@ type Store interface {
 	// store.DB.
 	IndexOutboxHead(ctx context.Context) (int64, error)
 	IndexOpsAfter(ctx context.Context, modelID string, after int64, limit int) (ops []store.IndexOp, head, pruned int64, err error)
+	// StoreID is the store's identity, recorded in the index file.
+	StoreID(ctx context.Context) (string, error)
 }
 
 var _ Store = (*store.DB)(nil)
@@ -136,7 +138,10 @@ type header struct {
 	// to it is in the index. Files saved before the outbox have none
 	// (they held max_face_id, a watermark of face ids) and are rebuilt.
 	OutboxSeq *int64 `json:"outbox_seq,omitempty"`
-	Len       int    `json:"len"`
+	// StoreID is the identity of the store whose outbox OutboxSeq counts
+	// (store.DB.StoreID): a file of another store is rebuilt.
+	StoreID string `json:"store_id,omitempty"`
+	Len     int    `json:"len"`
 }
 
 // Handle is an open index, kept in step with the store's index outbox.
@@ -154,6 +159,7 @@ type Handle struct {
 	dim     int
 	st      Store
 	keys    Opener
+	storeID string               // the store's identity, recorded in the file
 	cur     atomic.Pointer[slot] // the index in use; replaced by a rebuild
 
 	mu      sync.Mutex     // serialises catch-ups, changes through Index and saves
@@ -168,6 +174,10 @@ type Handle struct {
 	// not applied were pruned from the outbox (or the store is older than
 	// the file): worth a warning.
 	Behind bool
+	// OtherStore is set when Open rebuilt the index because the file was
+	// saved over another store (the data directory was pointed at another
+	// database): worth a warning.
+	OtherStore bool
 	// Damaged is why the saved file could not be loaded (nil when it was
 	// loaded, or when there was none). Open then rebuilt the index and saved
 	// it in the file's place, so that the next Open loads it instead of
@@ -203,6 +213,11 @@ func (h *Handle) index() vindex.Index { return h.cur.Load().idx }
 // the outbox operations written since it was saved.
 func Open(ctx context.Context, path string, kind Kind, modelID string, dim int, st Store, keys Opener) (*Handle, error) {
 	h := newHandle(path, kind, modelID, dim, st, keys)
+	storeID, err := st.StoreID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h.storeID = storeID
 	hd, idx, err := load(path, kind)
 	replace := false // save the rebuilt index in the file's place
 	switch {
@@ -218,6 +233,10 @@ func Open(ctx context.Context, path string, kind Kind, modelID string, dim int, 
 	case hd.OutboxSeq == nil:
 		_ = idx.Close() // saved before the outbox: rebuilt once
 		h.Rebuilt = true
+		replace = true
+	case hd.StoreID != storeID:
+		_ = idx.Close() // another store's index: its outbox seq means nothing here
+		h.Rebuilt, h.OtherStore = true, true
 		replace = true
 	default:
 		h.cur.Store(&slot{idx})
@@ -260,6 +279,11 @@ func Open(ctx context.Context, path string, kind Kind, modelID string, dim int, 
 // Rebuild makes a new index from every template of the store and saves it.
 func Rebuild(ctx context.Context, path string, kind Kind, modelID string, dim int, st Store, keys Opener) (*Handle, error) {
 	h := newHandle(path, kind, modelID, dim, st, keys)
+	storeID, err := st.StoreID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h.storeID = storeID
 	h.Rebuilt = true
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -530,7 +554,7 @@ func (h *Handle) Save(ctx context.Context) error {
 func (h *Handle) save(ctx context.Context) error {
 	idx := h.index()
 	seq := h.applied
-	hd := header{Kind: h.kind.Name, ModelID: h.modelID, Dim: h.dim, OutboxSeq: &seq, Len: idx.Len()}
+	hd := header{Kind: h.kind.Name, ModelID: h.modelID, Dim: h.dim, OutboxSeq: &seq, StoreID: h.storeID, Len: idx.Len()}
 	return save(ctx, h.path, hd, idx)
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"gabarit/internal/protofield"
 	"slices"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -50,59 +51,19 @@ const (
 	dimParam    = 2 // TensorShapeProto.Dimension.dim_param
 )
 
-// pbField is one encoded protobuf field: raw holds its tag and value
-// verbatim, val the payload of a length-delimited field and v a scalar.
-type pbField struct {
-	num protowire.Number
-	typ protowire.Type
-	raw []byte
-	val []byte
-	v   uint64
-}
+// pbField is one encoded protobuf field (see protofield).
+type pbField = protofield.Field
 
-// parseMessage splits an encoded message into its fields.
-func parseMessage(b []byte) ([]pbField, error) {
-	var fs []pbField
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return nil, protowire.ParseError(n)
-		}
-		f := pbField{num: num, typ: typ}
-		m := protowire.ConsumeFieldValue(num, typ, b[n:])
-		if m < 0 {
-			return nil, protowire.ParseError(m)
-		}
-		f.raw = b[:n+m]
-		v := b[n : n+m]
-		switch typ {
-		case protowire.BytesType:
-			f.val, _ = protowire.ConsumeBytes(v)
-		case protowire.VarintType:
-			f.v, _ = protowire.ConsumeVarint(v)
-		case protowire.Fixed32Type:
-			x, _ := protowire.ConsumeFixed32(v)
-			f.v = uint64(x)
-		case protowire.Fixed64Type:
-			f.v, _ = protowire.ConsumeFixed64(v)
-		}
-		fs = append(fs, f)
-		b = b[n+m:]
-	}
-	return fs, nil
-}
-
-// bytesField encodes a length-delimited field.
-func bytesField(num protowire.Number, val []byte) []byte {
-	b := protowire.AppendTag(nil, num, protowire.BytesType)
-	return protowire.AppendBytes(b, val)
-}
+var (
+	parseMessage = protofield.Parse
+	bytesField   = protofield.Bytes
+)
 
 // firstString returns the first length-delimited field num as a string.
 func firstString(fs []pbField, num protowire.Number) string {
 	for _, f := range fs {
-		if f.num == num && f.typ == protowire.BytesType {
-			return string(f.val)
+		if f.Num == num && f.Typ == protowire.BytesType {
+			return string(f.Val)
 		}
 	}
 	return ""
@@ -112,8 +73,8 @@ func firstString(fs []pbField, num protowire.Number) string {
 func allStrings(fs []pbField, num protowire.Number) []string {
 	var out []string
 	for _, f := range fs {
-		if f.num == num && f.typ == protowire.BytesType {
-			out = append(out, string(f.val))
+		if f.Num == num && f.Typ == protowire.BytesType {
+			out = append(out, string(f.Val))
 		}
 	}
 	return out
@@ -123,11 +84,11 @@ func allStrings(fs []pbField, num protowire.Number) []string {
 func joinFields(fs []pbField) []byte {
 	n := 0
 	for _, f := range fs {
-		n += len(f.raw)
+		n += len(f.Raw)
 	}
 	out := make([]byte, 0, n)
 	for _, f := range fs {
-		out = append(out, f.raw...)
+		out = append(out, f.Raw...)
 	}
 	return out
 }
@@ -149,8 +110,8 @@ func PatchDynamicBatch(model []byte) ([]byte, error) {
 	}
 	gi := -1
 	for i, f := range top {
-		if f.num == modelGraph {
-			if gi >= 0 || f.typ != protowire.BytesType {
+		if f.Num == modelGraph {
+			if gi >= 0 || f.Typ != protowire.BytesType {
 				return nil, errors.New("patch onnx: model has more than one graph field")
 			}
 			gi = i
@@ -159,11 +120,11 @@ func PatchDynamicBatch(model []byte) ([]byte, error) {
 	if gi < 0 {
 		return nil, errors.New("patch onnx: model has no graph")
 	}
-	g, err := patchGraph(top[gi].val)
+	g, err := patchGraph(top[gi].Val)
 	if err != nil {
 		return nil, fmt.Errorf("patch onnx: %w", err)
 	}
-	top[gi].raw = bytesField(modelGraph, g)
+	top[gi].Raw = bytesField(modelGraph, g)
 	return joinFields(top), nil
 }
 
@@ -186,21 +147,21 @@ func patchGraph(graph []byte) ([]byte, error) {
 	names := map[string]bool{}
 	var reshapes []int
 	for i, f := range fs {
-		if f.typ != protowire.BytesType {
+		if f.Typ != protowire.BytesType {
 			continue
 		}
-		switch f.num {
+		switch f.Num {
 		case graphInitializer:
-			tf, err := parseMessage(f.val)
+			tf, err := parseMessage(f.Val)
 			if err != nil {
 				return nil, fmt.Errorf("parse initializer: %w", err)
 			}
 			name := firstString(tf, tensorName)
 			inits[name] = true
 			names[name] = true
-			consts[name] = constSource{field: i, tensor: f.val}
+			consts[name] = constSource{field: i, tensor: f.Val}
 		case graphNode:
-			nf, err := parseMessage(f.val)
+			nf, err := parseMessage(f.Val)
 			if err != nil {
 				return nil, fmt.Errorf("parse node: %w", err)
 			}
@@ -222,16 +183,16 @@ func patchGraph(graph []byte) ([]byte, error) {
 				}
 			}
 		case graphOutput:
-			vf, err := parseMessage(f.val)
+			vf, err := parseMessage(f.Val)
 			if err != nil {
 				return nil, fmt.Errorf("parse output: %w", err)
 			}
 			name := firstString(vf, valueInfoName)
 			uses[name]++
-			dims, _ := valueInfoDims(f.val)
+			dims, _ := valueInfoDims(f.Val)
 			outShapes[name] = dims
 		case graphInput, graphValueInfo:
-			vf, err := parseMessage(f.val)
+			vf, err := parseMessage(f.Val)
 			if err != nil {
 				return nil, fmt.Errorf("parse value_info: %w", err)
 			}
@@ -241,7 +202,7 @@ func patchGraph(graph []byte) ([]byte, error) {
 
 	var added [][]byte // new initializers, appended after the graph's last field
 	for _, i := range reshapes {
-		nf, _ := parseMessage(fs[i].val)
+		nf, _ := parseMessage(fs[i].Val)
 		ins := allStrings(nf, nodeInput)
 		outs := allStrings(nf, nodeOutput)
 		if len(ins) < 2 {
@@ -275,13 +236,13 @@ func patchGraph(graph []byte) ([]byte, error) {
 		if uses[ins[1]] == 1 && !isGraphInput(fs, ins[1]) {
 			// Sole reader: rewrite the constant in place.
 			if inits[ins[1]] {
-				fs[src.field].raw = bytesField(graphInitializer, newTensor)
+				fs[src.field].Raw = bytesField(graphInitializer, newTensor)
 			} else {
-				node, err := setConstantValue(fs[src.field].val, newTensor)
+				node, err := setConstantValue(fs[src.field].Val, newTensor)
 				if err != nil {
 					return nil, err
 				}
-				fs[src.field].raw = bytesField(graphNode, node)
+				fs[src.field].Raw = bytesField(graphNode, node)
 			}
 			consts[ins[1]] = constSource{field: src.field, tensor: newTensor}
 			continue
@@ -298,38 +259,38 @@ func patchGraph(graph []byte) ([]byte, error) {
 		}
 		added = append(added, bytesField(graphInitializer, renamed))
 		node := renameSecondInput(nf, name)
-		fs[i].raw = bytesField(graphNode, node)
+		fs[i].Raw = bytesField(graphNode, node)
 	}
 
 	out := make([]byte, 0, len(graph)+64)
 	for _, f := range fs {
-		if f.typ == protowire.BytesType {
-			switch f.num {
+		if f.Typ == protowire.BytesType {
+			switch f.Num {
 			case graphInput:
-				vf, _ := parseMessage(f.val)
+				vf, _ := parseMessage(f.Val)
 				if inits[firstString(vf, valueInfoName)] {
 					break // an initializer listed as input (IR < 4): not batched
 				}
-				v, err := setBatchDim(f.val)
+				v, err := setBatchDim(f.Val)
 				if err != nil {
 					return nil, err
 				}
-				out = append(out, bytesField(f.num, v)...)
+				out = append(out, bytesField(f.Num, v)...)
 				continue
 			case graphOutput:
-				v, err := setBatchDim(f.val)
+				v, err := setBatchDim(f.Val)
 				if err != nil {
 					return nil, err
 				}
-				out = append(out, bytesField(f.num, v)...)
+				out = append(out, bytesField(f.Num, v)...)
 				continue
 			case graphValueInfo:
-				if dims, ok := valueInfoDims(f.val); ok && len(dims) > 0 && dims[0] == 1 {
+				if dims, ok := valueInfoDims(f.Val); ok && len(dims) > 0 && dims[0] == 1 {
 					continue // pins an intermediate batch to 1: drop the hint
 				}
 			}
 		}
-		out = append(out, f.raw...)
+		out = append(out, f.Raw...)
 	}
 	for _, a := range added {
 		out = append(out, a...)
@@ -340,8 +301,8 @@ func patchGraph(graph []byte) ([]byte, error) {
 // isGraphInput reports whether name is one of the graph's inputs.
 func isGraphInput(fs []pbField, name string) bool {
 	for _, f := range fs {
-		if f.num == graphInput && f.typ == protowire.BytesType {
-			vf, err := parseMessage(f.val)
+		if f.Num == graphInput && f.Typ == protowire.BytesType {
+			vf, err := parseMessage(f.Val)
 			if err == nil && firstString(vf, valueInfoName) == name {
 				return true
 			}
@@ -366,8 +327,8 @@ func staticTail(dims []int64, n int) bool {
 // attr returns the fields of the node attribute called name.
 func attr(node []pbField, name string) []pbField {
 	for _, f := range node {
-		if f.num == nodeAttribute && f.typ == protowire.BytesType {
-			af, err := parseMessage(f.val)
+		if f.Num == nodeAttribute && f.Typ == protowire.BytesType {
+			af, err := parseMessage(f.Val)
 			if err == nil && firstString(af, attrName) == name {
 				return af
 			}
@@ -379,8 +340,8 @@ func attr(node []pbField, name string) []pbField {
 // attrTensor returns the encoded tensor of attribute name, or nil.
 func attrTensor(node []pbField, name string) []byte {
 	for _, f := range attr(node, name) {
-		if f.num == attrT && f.typ == protowire.BytesType {
-			return f.val
+		if f.Num == attrT && f.Typ == protowire.BytesType {
+			return f.Val
 		}
 	}
 	return nil
@@ -389,8 +350,8 @@ func attrTensor(node []pbField, name string) []byte {
 // attrInt returns the integer attribute name, or 0.
 func attrInt(node []pbField, name string) int64 {
 	for _, f := range attr(node, name) {
-		if f.num == attrI && f.typ == protowire.VarintType {
-			return int64(f.v)
+		if f.Num == attrI && f.Typ == protowire.VarintType {
+			return int64(f.V)
 		}
 	}
 	return 0
@@ -406,7 +367,7 @@ func int64Vector(tensor []byte) ([]int64, bool) {
 	var raw []byte
 	var dt uint64
 	for _, f := range tf {
-		switch f.num {
+		switch f.Num {
 		case tensorDims:
 			d, err := varints(f)
 			if err != nil {
@@ -414,7 +375,7 @@ func int64Vector(tensor []byte) ([]int64, bool) {
 			}
 			dims = append(dims, d...)
 		case tensorDataType:
-			dt = f.v
+			dt = f.V
 		case tensorInt64Data:
 			d, err := varints(f)
 			if err != nil {
@@ -422,9 +383,9 @@ func int64Vector(tensor []byte) ([]int64, bool) {
 			}
 			vals = append(vals, d...)
 		case tensorRawData:
-			raw = f.val
+			raw = f.Val
 		case tensorDataLocation:
-			if f.v != 0 {
+			if f.V != 0 {
 				return nil, false // external data
 			}
 		}
@@ -449,12 +410,12 @@ func int64Vector(tensor []byte) ([]int64, bool) {
 
 // varints decodes a packed or unpacked repeated int64 field.
 func varints(f pbField) ([]int64, error) {
-	switch f.typ {
+	switch f.Typ {
 	case protowire.VarintType:
-		return []int64{int64(f.v)}, nil
+		return []int64{int64(f.V)}, nil
 	case protowire.BytesType:
 		var out []int64
-		b := f.val
+		b := f.Val
 		for len(b) > 0 {
 			v, n := protowire.ConsumeVarint(b)
 			if n < 0 {
@@ -465,7 +426,7 @@ func varints(f pbField) ([]int64, error) {
 		}
 		return out, nil
 	}
-	return nil, fmt.Errorf("field %d: unexpected wire type %d", f.num, f.typ)
+	return nil, fmt.Errorf("field %d: unexpected wire type %d", f.Num, f.Typ)
 }
 
 // setInt64Vector re-encodes an int64 tensor with new values of the same
@@ -487,7 +448,7 @@ func setInt64Vector(tensor []byte, vals []int64) ([]byte, error) {
 	var out []byte
 	wrote := false
 	for _, f := range tf {
-		switch f.num {
+		switch f.Num {
 		case tensorRawData:
 			if !wrote {
 				out = append(out, bytesField(tensorRawData, raw)...)
@@ -499,7 +460,7 @@ func setInt64Vector(tensor []byte, vals []int64) ([]byte, error) {
 				wrote = true
 			}
 		default:
-			out = append(out, f.raw...)
+			out = append(out, f.Raw...)
 		}
 	}
 	if !wrote {
@@ -516,8 +477,8 @@ func setTensorName(tensor []byte, name string) ([]byte, error) {
 	}
 	out := bytesField(tensorName, []byte(name))
 	for _, f := range tf {
-		if f.num != tensorName {
-			out = append(out, f.raw...)
+		if f.Num != tensorName {
+			out = append(out, f.Raw...)
 		}
 	}
 	return out, nil
@@ -531,25 +492,25 @@ func setConstantValue(node, tensor []byte) ([]byte, error) {
 	}
 	var out []byte
 	for _, f := range nf {
-		if f.num == nodeAttribute && f.typ == protowire.BytesType {
-			af, err := parseMessage(f.val)
+		if f.Num == nodeAttribute && f.Typ == protowire.BytesType {
+			af, err := parseMessage(f.Val)
 			if err != nil {
 				return nil, err
 			}
 			if firstString(af, attrName) == "value" {
 				var a []byte
 				for _, x := range af {
-					if x.num == attrT {
+					if x.Num == attrT {
 						a = append(a, bytesField(attrT, tensor)...)
 					} else {
-						a = append(a, x.raw...)
+						a = append(a, x.Raw...)
 					}
 				}
 				out = append(out, bytesField(nodeAttribute, a)...)
 				continue
 			}
 		}
-		out = append(out, f.raw...)
+		out = append(out, f.Raw...)
 	}
 	return out, nil
 }
@@ -559,14 +520,14 @@ func renameSecondInput(nf []pbField, name string) []byte {
 	var out []byte
 	k := 0
 	for _, f := range nf {
-		if f.num == nodeInput {
+		if f.Num == nodeInput {
 			k++
 			if k == 2 {
 				out = append(out, bytesField(nodeInput, []byte(name))...)
 				continue
 			}
 		}
-		out = append(out, f.raw...)
+		out = append(out, f.Raw...)
 	}
 	return out
 }
@@ -583,17 +544,17 @@ func valueInfoDims(vi []byte) ([]int64, bool) {
 	}
 	var dims []int64
 	for _, f := range sf {
-		if f.num != shapeDim || f.typ != protowire.BytesType {
+		if f.Num != shapeDim || f.Typ != protowire.BytesType {
 			continue
 		}
-		df, err := parseMessage(f.val)
+		df, err := parseMessage(f.Val)
 		if err != nil {
 			return nil, false
 		}
 		d := int64(-1)
 		for _, x := range df {
-			if x.num == dimValue && x.typ == protowire.VarintType {
-				d = int64(x.v)
+			if x.Num == dimValue && x.Typ == protowire.VarintType {
+				d = int64(x.V)
 			}
 		}
 		dims = append(dims, d)
@@ -608,24 +569,24 @@ func valueInfoShape(vi []byte) []byte {
 		return nil
 	}
 	for _, f := range fs {
-		if f.num != valueInfoType || f.typ != protowire.BytesType {
+		if f.Num != valueInfoType || f.Typ != protowire.BytesType {
 			continue
 		}
-		tf, err := parseMessage(f.val)
+		tf, err := parseMessage(f.Val)
 		if err != nil {
 			return nil
 		}
 		for _, t := range tf {
-			if t.num != typeTensor || t.typ != protowire.BytesType {
+			if t.Num != typeTensor || t.Typ != protowire.BytesType {
 				continue
 			}
-			xf, err := parseMessage(t.val)
+			xf, err := parseMessage(t.Val)
 			if err != nil {
 				return nil
 			}
 			for _, x := range xf {
-				if x.num == tensorShape && x.typ == protowire.BytesType {
-					return x.val
+				if x.Num == tensorShape && x.Typ == protowire.BytesType {
+					return x.Val
 				}
 			}
 		}
@@ -646,16 +607,16 @@ func setBatchDim(vi []byte) ([]byte, error) {
 				var out []byte
 				first := true
 				for _, f := range sf {
-					if f.num == shapeDim && f.typ == protowire.BytesType && first {
+					if f.Num == shapeDim && f.Typ == protowire.BytesType && first {
 						first = false
-						d, err := batchDim(f.val)
+						d, err := batchDim(f.Val)
 						if err != nil {
 							return nil, err
 						}
 						out = append(out, bytesField(shapeDim, d)...)
 						continue
 					}
-					out = append(out, f.raw...)
+					out = append(out, f.Raw...)
 				}
 				return out, nil
 			})
@@ -671,7 +632,7 @@ func batchDim(dim []byte) ([]byte, error) {
 	}
 	isOne := false
 	for _, f := range df {
-		if f.num == dimValue && f.typ == protowire.VarintType && f.v == 1 {
+		if f.Num == dimValue && f.Typ == protowire.VarintType && f.V == 1 {
 			isOne = true
 		}
 	}
@@ -680,12 +641,12 @@ func batchDim(dim []byte) ([]byte, error) {
 	}
 	var out []byte
 	for _, f := range df {
-		switch f.num {
+		switch f.Num {
 		case dimValue:
 			out = append(out, bytesField(dimParam, []byte(BatchDimParam))...)
 		case dimParam:
 		default:
-			out = append(out, f.raw...)
+			out = append(out, f.Raw...)
 		}
 	}
 	return out, nil
@@ -699,15 +660,15 @@ func rewrite(msg []byte, num protowire.Number, fn func([]byte) ([]byte, error)) 
 	}
 	var out []byte
 	for _, f := range fs {
-		if f.num == num && f.typ == protowire.BytesType {
-			v, err := fn(f.val)
+		if f.Num == num && f.Typ == protowire.BytesType {
+			v, err := fn(f.Val)
 			if err != nil {
 				return nil, err
 			}
 			out = append(out, bytesField(num, v)...)
 			continue
 		}
-		out = append(out, f.raw...)
+		out = append(out, f.Raw...)
 	}
 	return out, nil
 }

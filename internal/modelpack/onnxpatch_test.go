@@ -107,13 +107,13 @@ func dimsOf(t *testing.T, vi []byte) []string {
 	}
 	var out []string
 	for _, f := range sf {
-		df, _ := parseMessage(f.val)
+		df, _ := parseMessage(f.Val)
 		for _, d := range df {
-			switch d.num {
+			switch d.Num {
 			case dimValue:
-				out = append(out, strconv.FormatInt(int64(d.v), 10))
+				out = append(out, strconv.FormatInt(int64(d.V), 10))
 			case dimParam:
-				out = append(out, string(d.val))
+				out = append(out, string(d.Val))
 			}
 		}
 	}
@@ -128,34 +128,34 @@ func view(t *testing.T, model []byte) graphView {
 	}
 	v := graphView{inputs: map[string][]string{}, outputs: map[string][]string{}, shapes: map[string][]int64{}, reshapeShape: map[string]string{}}
 	for _, f := range top {
-		if f.num != modelGraph {
-			v.other = append(v.other, f.raw)
+		if f.Num != modelGraph {
+			v.other = append(v.other, f.Raw)
 			continue
 		}
-		g, err := parseMessage(f.val)
+		g, err := parseMessage(f.Val)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, gf := range g {
-			switch gf.num {
+			switch gf.Num {
 			case graphInput, graphOutput, graphValueInfo:
-				vf, _ := parseMessage(gf.val)
+				vf, _ := parseMessage(gf.Val)
 				name := firstString(vf, valueInfoName)
-				switch gf.num {
+				switch gf.Num {
 				case graphInput:
-					v.inputs[name] = dimsOf(t, gf.val)
+					v.inputs[name] = dimsOf(t, gf.Val)
 				case graphOutput:
-					v.outputs[name] = dimsOf(t, gf.val)
+					v.outputs[name] = dimsOf(t, gf.Val)
 				default:
 					v.valueInfo = append(v.valueInfo, name)
 				}
 			case graphInitializer:
-				tf, _ := parseMessage(gf.val)
-				if vals, ok := int64Vector(gf.val); ok {
+				tf, _ := parseMessage(gf.Val)
+				if vals, ok := int64Vector(gf.Val); ok {
 					v.shapes[firstString(tf, tensorName)] = vals
 				}
 			case graphNode:
-				nf, _ := parseMessage(gf.val)
+				nf, _ := parseMessage(gf.Val)
 				switch firstString(nf, nodeOpType) {
 				case "Constant":
 					if vals, ok := int64Vector(attrTensor(nf, "value")); ok {

@@ -171,11 +171,17 @@ func (db *DB) AllTemplates(ctx context.Context, fn func(faceID, sourceID int64, 
 // TemplatesAfter is AllTemplates restricted to the faces whose id is greater
 // than after: the ones added since an index was saved.
 func (db *DB) TemplatesAfter(ctx context.Context, after int64, fn func(faceID, sourceID int64, modelID string, template []byte) error) error {
+	return db.streamTemplates(ctx, "all templates", "f.id > ?", after, fn)
+}
+
+// streamTemplates calls fn with the template of every face that where
+// (with its one argument) selects, in id order; what names the errors.
+func (db *DB) streamTemplates(ctx context.Context, what, where string, arg any, fn func(faceID, sourceID int64, modelID string, template []byte) error) error {
 	rows, err := db.r.QueryContext(ctx, `
 SELECT f.id, i.source_id, f.model_id, f.template FROM faces f JOIN images i ON i.id = f.image_id
-WHERE f.id > ? ORDER BY f.id`, after)
+WHERE `+where+` ORDER BY f.id`, arg)
 	if err != nil {
-		return fmt.Errorf("all templates: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	defer rows.Close()
 	var (
@@ -185,14 +191,14 @@ WHERE f.id > ? ORDER BY f.id`, after)
 	)
 	for rows.Next() {
 		if err := rows.Scan(&faceID, &sourceID, &modelID, &template); err != nil {
-			return fmt.Errorf("all templates: %w", err)
+			return fmt.Errorf("%s: %w", what, err)
 		}
 		if err := fn(faceID, sourceID, modelID, template); err != nil {
 			return err
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("all templates: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
 }

@@ -147,31 +147,8 @@ func (db *DB) FaceTemplates(ctx context.Context, ids []int64, fn func(faceID, so
 	if len(ids) == 0 {
 		return nil
 	}
-	in, arg := db.r.d.inInt64s("f.id", ids)
-	rows, err := db.r.QueryContext(ctx, `
-SELECT f.id, i.source_id, f.model_id, f.template FROM faces f JOIN images i ON i.id = f.image_id
-WHERE `+in+` ORDER BY f.id`, arg)
-	if err != nil {
-		return fmt.Errorf("face templates: %w", err)
-	}
-	defer rows.Close()
-	var (
-		faceID, sourceID int64
-		modelID          string
-		template         sql.RawBytes
-	)
-	for rows.Next() {
-		if err := rows.Scan(&faceID, &sourceID, &modelID, &template); err != nil {
-			return fmt.Errorf("face templates: %w", err)
-		}
-		if err := fn(faceID, sourceID, modelID, template); err != nil {
-			return err
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("face templates: %w", err)
-	}
-	return nil
+	in, arg := db.d.inInt64s("f.id", ids)
+	return db.streamTemplates(ctx, "face templates", in, arg, fn)
 }
 
 // StoreID returns the store's identity: random, drawn when the schema was

@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"gabarit/internal/protofield"
 	"math"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -51,52 +52,19 @@ const (
 	typeFloat16 = 10 // TensorProto.DataType.FLOAT16
 )
 
-// field is one encoded protobuf field: raw holds its tag and value
-// verbatim, val the payload of a length-delimited field and v a scalar.
-type field struct {
-	num protowire.Number
-	typ protowire.Type
-	raw []byte
-	val []byte
-	v   uint64
-}
+// field is one encoded protobuf field (see protofield).
+type field = protofield.Field
 
-func parse(b []byte) ([]field, error) {
-	var fs []field
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return nil, protowire.ParseError(n)
-		}
-		m := protowire.ConsumeFieldValue(num, typ, b[n:])
-		if m < 0 {
-			return nil, protowire.ParseError(m)
-		}
-		f := field{num: num, typ: typ, raw: b[:n+m]}
-		switch typ {
-		case protowire.BytesType:
-			f.val, _ = protowire.ConsumeBytes(b[n : n+m])
-		case protowire.VarintType:
-			f.v, _ = protowire.ConsumeVarint(b[n : n+m])
-		}
-		fs = append(fs, f)
-		b = b[n+m:]
-	}
-	return fs, nil
-}
-
-func bytesField(num protowire.Number, val []byte) []byte {
-	return protowire.AppendBytes(protowire.AppendTag(nil, num, protowire.BytesType), val)
-}
-
-func varintField(num protowire.Number, v uint64) []byte {
-	return protowire.AppendVarint(protowire.AppendTag(nil, num, protowire.VarintType), v)
-}
+var (
+	parse       = protofield.Parse
+	bytesField  = protofield.Bytes
+	varintField = protofield.Varint
+)
 
 func firstString(fs []field, num protowire.Number) string {
 	for _, f := range fs {
-		if f.num == num && f.typ == protowire.BytesType {
-			return string(f.val)
+		if f.Num == num && f.Typ == protowire.BytesType {
+			return string(f.Val)
 		}
 	}
 	return ""
@@ -116,19 +84,19 @@ func Convert(model []byte) ([]byte, error) {
 	out := make([]byte, 0, len(model)/2+1024)
 	found := false
 	for _, f := range top {
-		if f.num == modelGraph && f.typ == protowire.BytesType {
+		if f.Num == modelGraph && f.Typ == protowire.BytesType {
 			if found {
 				return nil, errors.New("fp16: model has more than one graph")
 			}
 			found = true
-			g, err := convertGraph(f.val)
+			g, err := convertGraph(f.Val)
 			if err != nil {
 				return nil, fmt.Errorf("fp16: %w", err)
 			}
 			out = append(out, bytesField(modelGraph, g)...)
 			continue
 		}
-		out = append(out, f.raw...)
+		out = append(out, f.Raw...)
 	}
 	if !found {
 		return nil, errors.New("fp16: model has no graph")
@@ -148,8 +116,8 @@ func convertGraph(graph []byte) ([]byte, error) {
 	var pre, post [][]byte // Cast nodes
 	inits := map[string]bool{}
 	for _, f := range fs {
-		if f.num == graphInitializer && f.typ == protowire.BytesType {
-			tf, err := parse(f.val)
+		if f.Num == graphInitializer && f.Typ == protowire.BytesType {
+			tf, err := parse(f.Val)
 			if err != nil {
 				return nil, err
 			}
@@ -157,10 +125,10 @@ func convertGraph(graph []byte) ([]byte, error) {
 		}
 	}
 	for _, f := range fs {
-		if f.typ != protowire.BytesType || (f.num != graphInput && f.num != graphOutput) {
+		if f.Typ != protowire.BytesType || (f.Num != graphInput && f.Num != graphOutput) {
 			continue
 		}
-		vf, err := parse(f.val)
+		vf, err := parse(f.Val)
 		if err != nil {
 			return nil, err
 		}
@@ -168,7 +136,7 @@ func convertGraph(graph []byte) ([]byte, error) {
 		if inits[name] || elemType(vf) != typeFloat {
 			continue
 		}
-		if f.num == graphInput {
+		if f.Num == graphInput {
 			rename[name] = name + "_fp16"
 			pre = append(pre, castNode(name, name+"_fp16", typeFloat16))
 		} else {
@@ -182,11 +150,11 @@ func convertGraph(graph []byte) ([]byte, error) {
 	out := make([]byte, 0, len(graph)/2+1024)
 	nodesDone := false
 	for _, f := range fs {
-		if f.typ != protowire.BytesType {
-			out = append(out, f.raw...)
+		if f.Typ != protowire.BytesType {
+			out = append(out, f.Raw...)
 			continue
 		}
-		switch f.num {
+		switch f.Num {
 		case graphNode:
 			if !nodesDone {
 				for _, c := range pre {
@@ -194,25 +162,25 @@ func convertGraph(graph []byte) ([]byte, error) {
 				}
 				nodesDone = true
 			}
-			n, err := convertNode(f.val, rename)
+			n, err := convertNode(f.Val, rename)
 			if err != nil {
 				return nil, err
 			}
 			out = append(out, bytesField(graphNode, n)...)
 		case graphInitializer:
-			t, err := convertTensor(f.val)
+			t, err := convertTensor(f.Val)
 			if err != nil {
 				return nil, err
 			}
 			out = append(out, bytesField(graphInitializer, t)...)
 		case graphValueInfo:
-			v, err := setElemType(f.val)
+			v, err := setElemType(f.Val)
 			if err != nil {
 				return nil, err
 			}
 			out = append(out, bytesField(graphValueInfo, v)...)
 		default:
-			out = append(out, f.raw...)
+			out = append(out, f.Raw...)
 		}
 	}
 	for _, c := range post {
@@ -224,22 +192,22 @@ func convertGraph(graph []byte) ([]byte, error) {
 // elemType returns the element type of a tensor ValueInfoProto, or 0.
 func elemType(vf []field) uint64 {
 	for _, f := range vf {
-		if f.num != valueInfoType || f.typ != protowire.BytesType {
+		if f.Num != valueInfoType || f.Typ != protowire.BytesType {
 			continue
 		}
-		tp, err := parse(f.val)
+		tp, err := parse(f.Val)
 		if err != nil {
 			return 0
 		}
 		for _, g := range tp {
-			if g.num == typeTensor && g.typ == protowire.BytesType {
-				tt, err := parse(g.val)
+			if g.Num == typeTensor && g.Typ == protowire.BytesType {
+				tt, err := parse(g.Val)
 				if err != nil {
 					return 0
 				}
 				for _, h := range tt {
-					if h.num == tensorElemType && h.typ == protowire.VarintType {
-						return h.v
+					if h.Num == tensorElemType && h.Typ == protowire.VarintType {
+						return h.V
 					}
 				}
 			}
@@ -259,25 +227,25 @@ func setElemType(vi []byte) ([]byte, error) {
 	}
 	var out []byte
 	for _, f := range vf {
-		if f.num != valueInfoType || f.typ != protowire.BytesType {
-			out = append(out, f.raw...)
+		if f.Num != valueInfoType || f.Typ != protowire.BytesType {
+			out = append(out, f.Raw...)
 			continue
 		}
-		tp, _ := parse(f.val)
+		tp, _ := parse(f.Val)
 		var tpOut []byte
 		for _, g := range tp {
-			if g.num != typeTensor || g.typ != protowire.BytesType {
-				tpOut = append(tpOut, g.raw...)
+			if g.Num != typeTensor || g.Typ != protowire.BytesType {
+				tpOut = append(tpOut, g.Raw...)
 				continue
 			}
-			tt, _ := parse(g.val)
+			tt, _ := parse(g.Val)
 			var ttOut []byte
 			for _, h := range tt {
-				if h.num == tensorElemType && h.typ == protowire.VarintType {
+				if h.Num == tensorElemType && h.Typ == protowire.VarintType {
 					ttOut = append(ttOut, varintField(tensorElemType, typeFloat16)...)
 					continue
 				}
-				ttOut = append(ttOut, h.raw...)
+				ttOut = append(ttOut, h.Raw...)
 			}
 			tpOut = append(tpOut, bytesField(typeTensor, ttOut)...)
 		}
@@ -310,13 +278,13 @@ func convertNode(node []byte, rename map[string]string) ([]byte, error) {
 	var out []byte
 	for _, f := range nf {
 		switch {
-		case (f.num == nodeInput || f.num == nodeOutput) && f.typ == protowire.BytesType:
-			if r, ok := rename[string(f.val)]; ok {
-				out = append(out, bytesField(f.num, []byte(r))...)
+		case (f.Num == nodeInput || f.Num == nodeOutput) && f.Typ == protowire.BytesType:
+			if r, ok := rename[string(f.Val)]; ok {
+				out = append(out, bytesField(f.Num, []byte(r))...)
 				continue
 			}
-		case f.num == nodeAttribute && f.typ == protowire.BytesType:
-			af, err := parse(f.val)
+		case f.Num == nodeAttribute && f.Typ == protowire.BytesType:
+			af, err := parse(f.Val)
 			if err != nil {
 				return nil, err
 			}
@@ -324,25 +292,25 @@ func convertNode(node []byte, rename map[string]string) ([]byte, error) {
 			var aOut []byte
 			for _, g := range af {
 				switch {
-				case op == "Cast" && name == "to" && g.num == attrI && g.typ == protowire.VarintType && g.v == typeFloat:
+				case op == "Cast" && name == "to" && g.Num == attrI && g.Typ == protowire.VarintType && g.V == typeFloat:
 					aOut = append(aOut, varintField(attrI, typeFloat16)...)
-				case g.num == attrT && g.typ == protowire.BytesType:
-					t, err := convertTensor(g.val)
+				case g.Num == attrT && g.Typ == protowire.BytesType:
+					t, err := convertTensor(g.Val)
 					if err != nil {
 						return nil, err
 					}
 					aOut = append(aOut, bytesField(attrT, t)...)
-				case g.num == 6 || g.num == 11:
+				case g.Num == 6 || g.Num == 11:
 					// g / graphs: subgraphs (If, Loop, Scan) are not converted.
 					return nil, fmt.Errorf("node %s has a subgraph: not supported", op)
 				default:
-					aOut = append(aOut, g.raw...)
+					aOut = append(aOut, g.Raw...)
 				}
 			}
 			out = append(out, bytesField(nodeAttribute, aOut)...)
 			continue
 		}
-		out = append(out, f.raw...)
+		out = append(out, f.Raw...)
 	}
 	return out, nil
 }
@@ -357,11 +325,11 @@ func convertTensor(t []byte) ([]byte, error) {
 	var dt uint64
 	var vals []float32
 	for _, f := range tf {
-		switch f.num {
+		switch f.Num {
 		case tensorDataType:
-			dt = f.v
+			dt = f.V
 		case tensorDataLocation:
-			if f.v != 0 {
+			if f.V != 0 {
 				return nil, errors.New("tensor with external data: not supported")
 			}
 		}
@@ -371,19 +339,19 @@ func convertTensor(t []byte) ([]byte, error) {
 	}
 	for _, f := range tf {
 		switch {
-		case f.num == tensorRawData && f.typ == protowire.BytesType:
-			if len(f.val)%4 != 0 {
+		case f.Num == tensorRawData && f.Typ == protowire.BytesType:
+			if len(f.Val)%4 != 0 {
 				return nil, errors.New("float tensor raw_data length is not a multiple of 4")
 			}
-			for i := 0; i < len(f.val); i += 4 {
-				vals = append(vals, math.Float32frombits(binary.LittleEndian.Uint32(f.val[i:])))
+			for i := 0; i < len(f.Val); i += 4 {
+				vals = append(vals, math.Float32frombits(binary.LittleEndian.Uint32(f.Val[i:])))
 			}
-		case f.num == tensorFloatData && f.typ == protowire.BytesType: // packed
-			for i := 0; i+4 <= len(f.val); i += 4 {
-				vals = append(vals, math.Float32frombits(binary.LittleEndian.Uint32(f.val[i:])))
+		case f.Num == tensorFloatData && f.Typ == protowire.BytesType: // packed
+			for i := 0; i+4 <= len(f.Val); i += 4 {
+				vals = append(vals, math.Float32frombits(binary.LittleEndian.Uint32(f.Val[i:])))
 			}
-		case f.num == tensorFloatData && f.typ == protowire.Fixed32Type:
-			x, _ := protowire.ConsumeFixed32(f.raw[protowire.SizeTag(f.num):])
+		case f.Num == tensorFloatData && f.Typ == protowire.Fixed32Type:
+			x, _ := protowire.ConsumeFixed32(f.Raw[protowire.SizeTag(f.Num):])
 			vals = append(vals, math.Float32frombits(x))
 		}
 	}
@@ -394,7 +362,7 @@ func convertTensor(t []byte) ([]byte, error) {
 	var out []byte
 	wrote := false
 	for _, f := range tf {
-		switch f.num {
+		switch f.Num {
 		case tensorDataType:
 			out = append(out, varintField(tensorDataType, typeFloat16)...)
 		case tensorRawData, tensorFloatData:
@@ -403,7 +371,7 @@ func convertTensor(t []byte) ([]byte, error) {
 				wrote = true
 			}
 		default:
-			out = append(out, f.raw...)
+			out = append(out, f.Raw...)
 		}
 	}
 	if !wrote {

@@ -83,22 +83,22 @@ func TestConvertEmbedder(t *testing.T) {
 	}
 	var g []field
 	for _, f := range top {
-		if f.num == modelGraph {
-			g, _ = parse(f.val)
+		if f.Num == modelGraph {
+			g, _ = parse(f.Val)
 		}
 	}
 	casts := 0
 	for _, f := range g {
-		switch f.num {
+		switch f.Num {
 		case graphInitializer:
-			tf, _ := parse(f.val)
+			tf, _ := parse(f.Val)
 			for _, x := range tf {
-				if x.num == tensorDataType && x.v == typeFloat {
+				if x.Num == tensorDataType && x.V == typeFloat {
 					t.Fatalf("float initializer %q left", firstString(tf, 8))
 				}
 			}
 		case graphNode:
-			nf, _ := parse(f.val)
+			nf, _ := parse(f.Val)
 			if len(firstString(nf, nodeName)) > 10 && firstString(nf, nodeName)[:10] == "fp16_cast_" {
 				casts++
 			}

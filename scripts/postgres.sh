@@ -17,12 +17,17 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=/usr/lib/postgresql/15/bin
-base=$root/var/postgres
-data=$base/data
-run=$base/run
-log=$base/postgres.log
-pwfile=$base/password
-portfile=$base/port
+# set_paths names the cluster's files under base. var/postgres may be a link
+# to /var/lib/gabarit-pg/… (see create), followed here.
+set_paths() {
+  base=$1
+  data=$base/data
+  run=$base/run
+  log=$base/postgres.log
+  pwfile=$base/password
+  portfile=$base/port
+}
+if [ -L "$root/var/postgres" ]; then set_paths "$(readlink -f "$root/var/postgres")"; else set_paths "$root/var/postgres"; fi
 pg_user=gabarit-pg # the server's account when the script runs as root
 db=gabarit
 
@@ -68,16 +73,27 @@ create() {
   if [ "$(id -u)" = 0 ] && ! id -u "$pg_user" >/dev/null 2>&1; then
     useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$pg_user"
   fi
-  # The socket's path must fit in 107 bytes.
-  [ ${#run} -le 90 ] || die "$run is too long a path for the server's Unix socket: move the repository to a shorter path"
   mkdir -p "$base"
   chmod 0700 "$base"
-  new_password
   if [ "$(id -u)" = 0 ]; then
     chown "$pg_user:" "$base"
-    runuser -u "$pg_user" -- test -x "$base" ||
-      die "$pg_user cannot reach $base: a directory above it is closed to other users (chmod o+x it, or put the repository elsewhere)"
+    if ! runuser -u "$pg_user" -- test -x "$base"; then
+      # A directory above the repository is closed to other users (a
+      # checkout under /root): the cluster lives under /var/lib/gabarit-pg
+      # instead, one folder per repository, and var/postgres links to it.
+      rmdir "$base"
+      mkdir -p -m 0755 /var/lib/gabarit-pg
+      target=/var/lib/gabarit-pg/$(printf '%s' "$root" | sha256sum | cut -c1-16)
+      mkdir -p -m 0700 "$target"
+      chown "$pg_user:" "$target"
+      ln -s "$target" "$root/var/postgres"
+      set_paths "$target"
+      echo "postgres.sh: $root is closed to $pg_user: the cluster lives in $target (var/postgres links to it)" >&2
+    fi
   fi
+  # The socket's path must fit in 107 bytes.
+  [ ${#run} -le 90 ] || die "$run is too long a path for the server's Unix socket: move the repository to a shorter path"
+  new_password
   echo "$port" >"$portfile"
   echo "postgres.sh: creating a PostgreSQL 15 cluster in $data (port $port)" >&2
   as_pg mkdir -p -m 0700 "$run"

@@ -89,7 +89,7 @@ func TestCrashTrials(t *testing.T) {
 	}
 
 	var kills []trial
-	kills = append(kills, crashIngest(t, rng, ref, photos)...)
+	kills = append(kills, crashIngest(t, rng, ref, photos, refIngest.work)...)
 	kills = append(kills, crashPurge(t, rng, ref)...)
 	// The person of the rights request, and the server's probe: the
 	// largest face of the gallery.
@@ -492,24 +492,41 @@ func copyData(t *testing.T, from string) string {
 	return to
 }
 
-// crashIngest: eight kills of one ingest, each when the store holds a
-// random number of images plus a random delay (so in detection,
-// embedding or a commit), then the ingest run to its end. The same as
-// uninterrupted means: the same images, each with the same faces and the
-// same template bytes (decrypted); and in the audit log, the same entries
-// but the ingest runs' own (source.ingest*: one per run, killed or not),
-// whose counts of images and faces added never exceed the uninterrupted
-// run's.
-func crashIngest(t *testing.T, rng *rand.Rand, ref, photos string) []trial {
+// crashIngest: eight kills of ingests of the same source, each when the
+// store holds a random number of images plus a random delay of up to three
+// images' worth of the uninterrupted run's work (so in detection,
+// embedding or a commit), each round then run to its end. A round is one
+// data directory: when its ingest ends before the next kill, it is
+// checked and a fresh round starts, until eight kills have landed (at most
+// four rounds). The same as uninterrupted means, for every round: the
+// same images, each with the same faces and the same template bytes
+// (decrypted); and in the audit log, the same entries but the ingest runs'
+// own (source.ingest*: one per run, killed or not), whose counts of images
+// and faces added never exceed the uninterrupted run's.
+func crashIngest(t *testing.T, rng *rand.Rand, ref, photos string, refWork time.Duration) []trial {
+	t.Helper()
+	total, _ := storeCounts(t, ref)
+	perImage := refWork / time.Duration(max(1, total))
+	var kills []trial
+	for round := 1; len(kills) < 8 && round <= 4; round++ {
+		kills = append(kills, crashIngestRound(t, rng, ref, photos, round, 8-len(kills), perImage)...)
+	}
+	return kills
+}
+
+// crashIngestRound is one round of crashIngest: up to n kills in a fresh
+// data directory, then the ingest run to its end and checked.
+func crashIngestRound(t *testing.T, rng *rand.Rand, ref, photos string, round, n int, perImage time.Duration) []trial {
 	t.Helper()
 	total, _ := storeCounts(t, ref)
 	data := t.TempDir()
 	id := addSource(t, data, photos)
 	args := []string{"ingest", "--quiet", "--batch", "4", fmt.Sprint(id)}
 	var kills []trial
-	for i := range 8 {
-		at := imagesIn(t, data) + 1 + rng.Int64N(max(1, (total-imagesIn(t, data))/5))
-		extra := time.Duration(rng.Int64N(int64(400 * time.Millisecond)))
+	for i := range n {
+		left := total - imagesIn(t, data)
+		at := imagesIn(t, data) + 1 + rng.Int64N(max(1, left/int64(n-i+1)))
+		extra := time.Duration(rng.Int64N(int64(max(time.Millisecond, 3*perImage))))
 		cmd := gabaritCmd(data, 1, args...)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
@@ -526,47 +543,48 @@ func crashIngest(t *testing.T, rng *rand.Rand, ref, photos string) []trial {
 			}
 		}
 		if ended || !killIn(t, cmd, done, extra) {
-			t.Logf("ingest trial %d: the ingest ended before the kill", i+1)
+			t.Logf("ingest round %d trial %d: the ingest ended before the kill", round, i+1)
 			break
 		}
-		n, _ := storeCounts(t, data)
-		kills = append(kills, trial{"ingest", fmt.Sprintf("%d of %d images stored", n, total)})
-		t.Logf("ingest kill %d: at ≥%d images + %s: %d images stored", i+1, at, extra.Round(time.Millisecond), n)
-		checkAfterKill(t, data, fmt.Sprintf("ingest kill %d", i+1))
+		stored, _ := storeCounts(t, data)
+		kills = append(kills, trial{"ingest", fmt.Sprintf("%d of %d images stored", stored, total)})
+		what := fmt.Sprintf("ingest round %d kill %d", round, i+1)
+		t.Logf("%s: at ≥%d images + %s: %d images stored", what, at, extra.Round(time.Millisecond), stored)
+		checkAfterKill(t, data, what)
 	}
 	runToEnd(t, data, args...)
 
 	want, got := templatesByImage(t, ref), templatesByImage(t, data)
 	if len(got) != len(want) {
-		t.Errorf("ingest: %d images with faces after the kills, %d uninterrupted", len(got), len(want))
+		t.Errorf("ingest round %d: %d images with faces after the kills, %d uninterrupted", round, len(got), len(want))
 	}
 	for sha, w := range want {
 		g := got[sha]
 		if len(g) != len(w) {
-			t.Errorf("ingest: image %x: %d faces, uninterrupted %d", sha[:4], len(g), len(w))
+			t.Errorf("ingest round %d: image %x: %d faces, uninterrupted %d", round, sha[:4], len(g), len(w))
 			continue
 		}
 		for i := range w {
 			if !bytes.Equal(g[i], w[i]) {
-				t.Errorf("ingest: image %x face %d: template bytes differ", sha[:4], i)
+				t.Errorf("ingest round %d: image %x face %d: template bytes differ", round, sha[:4], i)
 			}
 		}
 	}
 	wi, wf := storeCounts(t, ref)
 	gi, gf := storeCounts(t, data)
 	if gi != wi || gf != wf {
-		t.Errorf("ingest: %d images, %d faces after the kills; uninterrupted %d, %d", gi, gf, wi, wf)
+		t.Errorf("ingest round %d: %d images, %d faces after the kills; uninterrupted %d, %d", round, gi, gf, wi, wf)
 	}
-	checkAfterKill(t, data, "ingest, resumed")
+	checkAfterKill(t, data, fmt.Sprintf("ingest round %d, resumed", round))
 	wc, ws := auditSums(t, ref)
 	gc, gs := auditSums(t, data)
 	for a, n := range wc {
 		if !strings.HasPrefix(a, "source.ingest") && gc[a] != n {
-			t.Errorf("ingest: %d %s audit entries, uninterrupted %d", gc[a], a, n)
+			t.Errorf("ingest round %d: %d %s audit entries, uninterrupted %d", round, gc[a], a, n)
 		}
 	}
 	if gc["source.ingest"] < 1 || gs["source.ingest/images"] > ws["source.ingest/images"] || gs["source.ingest/faces"] > ws["source.ingest/faces"] {
-		t.Errorf("ingest: audited runs %d adding %v images, %v faces; uninterrupted %v, %v", gc["source.ingest"],
+		t.Errorf("ingest round %d: audited runs %d adding %v images, %v faces; uninterrupted %v, %v", round, gc["source.ingest"],
 			gs["source.ingest/images"], gs["source.ingest/faces"], ws["source.ingest/images"], ws["source.ingest/faces"])
 	}
 	return kills

@@ -24,8 +24,8 @@ const (
 )
 
 // Postgres returns the URL of a new, empty database gabarit_t_<random> on
-// the server GABARIT_TEST_POSTGRES names, dropped (WITH (FORCE), so that
-// connections left open do not keep it) when t ends. Without the variable
+// the server GABARIT_TEST_POSTGRES names, dropped when t ends (sessions
+// the test left open are ended first). Without the variable
 // the test is skipped, or fails when GABARIT_REQUIRE_POSTGRES is set.
 func Postgres(t testing.TB) string {
 	t.Helper()
@@ -60,7 +60,7 @@ func Postgres(t testing.TB) string {
 		defer cancel()
 		admin := adminExec(t, dsn, u)
 		defer admin.Close()
-		if _, err := admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+		if err := dropDatabase(ctx, admin, name); err != nil {
 			t.Errorf("drop test database %s: %v", name, err)
 		}
 	})
@@ -83,4 +83,28 @@ func adminExec(t testing.TB, dsn string, u *url.URL) *sql.DB {
 		t.Fatalf("connect to %s: %v", strings.TrimSpace(u.Redacted()), err)
 	}
 	return db
+}
+
+// dropDatabase drops the test database name, first ending the sessions of
+// the current user still connected to it. DROP DATABASE ... WITH (FORCE)
+// is not used: it also tries to end an autovacuum worker busy in the
+// database, which a user without pg_signal_backend may not do
+// (SQLSTATE 42501), where a plain DROP DATABASE cancels the worker
+// itself. A session ending takes a moment, so the drop is retried until
+// ctx ends.
+func dropDatabase(ctx context.Context, admin *sql.DB, name string) error {
+	for {
+		// Errors here are not fatal: the sessions may already be gone.
+		_, _ = admin.ExecContext(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+			WHERE datname = $1 AND usename = current_user AND pid <> pg_backend_pid()`, name)
+		_, err := admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }

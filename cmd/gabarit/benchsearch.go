@@ -427,7 +427,7 @@ func (b *searchBench) measure(ctx context.Context, x vindex.Index) searchResult 
 	found, foundMatch, matches := 0, 0, 0
 	for qi, q := range b.queries {
 		t0 := time.Now()
-		hits, err := x.Search(ctx, q, b.k, -2, nil)
+		hits, err := x.Search(ctx, q, b.k, -2)
 		lat[qi] = time.Since(t0)
 		if err != nil {
 			return searchResult{}
@@ -462,7 +462,7 @@ func (b *searchBench) measure(ctx context.Context, x vindex.Index) searchResult 
 		go func() {
 			defer wg.Done()
 			for i := w; time.Now().Before(deadline); i++ {
-				if _, err := x.Search(ctx, b.queries[i%b.nq], b.k, -2, nil); err != nil {
+				if _, err := x.Search(ctx, b.queries[i%b.nq], b.k, -2); err != nil {
 					return
 				}
 				done.Add(1)

@@ -27,6 +27,7 @@ import (
 	"gabarit/internal/pipeline"
 	"gabarit/internal/server"
 	"gabarit/internal/store"
+	"gabarit/internal/vindex"
 	"gabarit/internal/vindex/synth"
 )
 
@@ -158,7 +159,7 @@ func (e *cmdEnv) benchServe(ctx context.Context, args []string) error {
 	}
 	defer h.Close()
 	out.OpenSeconds = time.Since(open).Seconds()
-	fmt.Fprintf(e.stderr, "index: %s over %d faces opened in %.1f s\n", *index, h.Index.Len(), out.OpenSeconds)
+	fmt.Fprintf(e.stderr, "index: %s over %d faces opened in %.1f s\n", *index, vindex.Count(h.Index), out.OpenSeconds)
 
 	// The server, and an investigator's API token.
 	if err := d.DB.AddUser(ctx, "bench", []store.Role{store.RoleInvestigator}, actor()); err != nil {

@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"gabarit/internal/vindex"
 	"io"
 	"io/fs"
 	"math/rand/v2"
@@ -385,16 +386,16 @@ func checkIndex(t *testing.T, data, what string) int {
 	if err != nil {
 		t.Fatalf("%s: %v", what, err)
 	}
-	if h.Index.Len() != len(stored) {
-		t.Errorf("%s: the index holds %d faces, the store %d", what, h.Index.Len(), len(stored))
+	if vindex.Count(h.Index) != len(stored) {
+		t.Errorf("%s: the index holds %d faces, the store %d", what, vindex.Count(h.Index), len(stored))
 	}
 	missing := 0
 	for id, v := range stored {
-		hits, err := h.Index.Search(ctx, v, 1, 0.9, func(x int64) bool { return x == id })
+		hits, err := h.Index.Search(ctx, v, 10, 0.9)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(hits) != 1 || hits[0].ID != id {
+		if !slices.ContainsFunc(hits, func(h vindex.Hit) bool { return h.ID == id }) {
 			missing++
 		}
 	}

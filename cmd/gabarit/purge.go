@@ -94,6 +94,10 @@ func (e *cmdEnv) reindex(ctx context.Context, args []string) error {
 		return err
 	}
 	defer h.Close()
-	fmt.Fprintf(e.stdout, "indexed %d faces in %.1f s (%s)\n", h.Index.Len(), time.Since(start).Seconds(), dk.IndexPath(m.Embedder.ID()))
+	n, err := h.Index.Len(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "indexed %d faces in %.1f s (%s)\n", n, time.Since(start).Seconds(), dk.IndexPath(m.Embedder.ID()))
 	return nil
 }

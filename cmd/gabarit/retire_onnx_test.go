@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"gabarit/internal/vindex"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -54,8 +55,8 @@ func TestSourceRetireWithModels(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h.Rebuilt || h.Index.Len() != 0 {
-		t.Errorf("index after the retirement: rebuilt %v, %d faces", h.Rebuilt, h.Index.Len())
+	if h.Rebuilt || vindex.Count(h.Index) != 0 {
+		t.Errorf("index after the retirement: rebuilt %v, %d faces", h.Rebuilt, vindex.Count(h.Index))
 	}
 	h.Close()
 	dk.Close()

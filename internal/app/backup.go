@@ -425,7 +425,12 @@ func Restore(ctx context.Context, from string, cfg config.Config, actor string) 
 		if err != nil {
 			return res, fmt.Errorf("rebuild the vector index of %s: %w", model, err)
 		}
-		res.Indexed[model] = h.Index.Len()
+		n, err := h.Index.Len(ctx)
+		if err != nil {
+			_ = h.Close() // the count's error is the one to report
+			return res, fmt.Errorf("count the vector index of %s: %w", model, err)
+		}
+		res.Indexed[model] = n
 		if err := h.Close(); err != nil {
 			return res, err
 		}

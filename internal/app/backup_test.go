@@ -182,7 +182,7 @@ func TestBackupRestore(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		hits, err := h.Index.Search(ctx, got, 100, 0.999, nil) // the fixture's faces may share a template
+		hits, err := h.Index.Search(ctx, got, 100, 0.999) // the fixture's faces may share a template
 		h.Close()
 		if err != nil || !slices.ContainsFunc(hits, func(h vindex.Hit) bool { return h.ID == id }) {
 			t.Errorf("search of face %d in the restored index: %v, %v", id, hits, err)

@@ -89,7 +89,7 @@ func (f *retireFixture) indexed(t *testing.T) map[int64]int {
 	t.Helper()
 	out := map[int64]int{}
 	for id, v := range f.vecs {
-		hits, err := f.idx.Search(context.Background(), v, 100, -1, nil)
+		hits, err := f.idx.Search(context.Background(), v, 100, -1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -136,8 +136,8 @@ func TestRetireSource(t *testing.T) {
 		t.Errorf("report %+v, want 3 images and 6 faces, not already retired", rep)
 	}
 	// The index: only the other source's faces are found.
-	if got := f.indexed(t); got[gone] != 0 || got[kept] != 6 || f.idx.Len() != 6 {
-		t.Errorf("indexed by source: %v (len %d), want only source %d's 6", got, f.idx.Len(), kept)
+	if got := f.indexed(t); got[gone] != 0 || got[kept] != 6 || vindex.Count(f.idx) != 6 {
+		t.Errorf("indexed by source: %v (len %d), want only source %d's 6", got, vindex.Count(f.idx), kept)
 	}
 	// The store.
 	h, err := db.SourceHoldings(ctx, gone)

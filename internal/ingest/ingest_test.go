@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"gabarit/internal/vindex"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -123,8 +124,8 @@ func TestIngestIdempotentAndErrors(t *testing.T) {
 	if !got["bad1.jpg"] || !got["zero.jpg"] {
 		t.Errorf("errors = %+v, want bad1.jpg and zero.jpg", sum.Errors)
 	}
-	if n, _ := e.db.FaceCount(ctx); n != 20 || e.idx.Len() != 20 {
-		t.Errorf("faces stored %d, indexed %d; want 20", n, e.idx.Len())
+	if n, _ := e.db.FaceCount(ctx); n != 20 || vindex.Count(e.idx) != 20 {
+		t.Errorf("faces stored %d, indexed %d; want 20", n, vindex.Count(e.idx))
 	}
 	st, ok, err := e.db.Progress(ctx, e.src, "bad1.jpg")
 	if err != nil || !ok || st != store.ProgressFailed {
@@ -237,8 +238,8 @@ func TestIngestInterruptedThenResumed(t *testing.T) {
 			t.Errorf("image %x: template differs", sha[:4])
 		}
 	}
-	if e.idx.Len() != 40 {
-		t.Errorf("index holds %d faces, want 40", e.idx.Len())
+	if vindex.Count(e.idx) != 40 {
+		t.Errorf("index holds %d faces, want 40", vindex.Count(e.idx))
 	}
 }
 

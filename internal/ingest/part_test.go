@@ -2,6 +2,7 @@ package ingest_test
 
 import (
 	"context"
+	"gabarit/internal/vindex"
 	"slices"
 	"testing"
 
@@ -50,8 +51,8 @@ func TestIngestParts(t *testing.T) {
 		}
 		images += sum.Images
 	}
-	if n, _ := e.db.FaceCount(ctx); images != 30 || n != 30 || e.idx.Len() != 30 {
-		t.Errorf("the parts stored %d images, %d faces, indexed %d; want the 30 of the source", images, n, e.idx.Len())
+	if n, _ := e.db.FaceCount(ctx); images != 30 || n != 30 || vindex.Count(e.idx) != 30 {
+		t.Errorf("the parts stored %d images, %d faces, indexed %d; want the 30 of the source", images, n, vindex.Count(e.idx))
 	}
 	// The whole source again: every entry is known.
 	sum, err := e.run(t, ctx, an)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"gabarit/internal/vindex"
 	"math"
 	"os"
 	"path/filepath"
@@ -116,8 +117,8 @@ func TestIngestSuppressed(t *testing.T) {
 	if calls.Load() != 12 {
 		t.Errorf("Suppress asked about %d faces, want every one of the 12", calls.Load())
 	}
-	if n, _ := e.db.FaceCount(ctx); n != 10 || e.idx.Len() != 10 {
-		t.Errorf("faces stored %d, indexed %d; want 10", n, e.idx.Len())
+	if n, _ := e.db.FaceCount(ctx); n != 10 || vindex.Count(e.idx) != 10 {
+		t.Errorf("faces stored %d, indexed %d; want 10", n, vindex.Count(e.idx))
 	}
 	// No stored template is the objector's.
 	err := e.db.AllTemplates(ctx, func(faceID, sourceID int64, modelID string, blob []byte) error {
@@ -133,7 +134,7 @@ func TestIngestSuppressed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hits, err := e.idx.Search(ctx, objector, 100, 0.9, nil)
+	hits, err := e.idx.Search(ctx, objector, 100, 0.9)
 	if err != nil || len(hits) != 0 {
 		t.Errorf("index holds the objector: %v, %v", hits, err)
 	}
@@ -281,7 +282,7 @@ func TestRunVideosSuppressed(t *testing.T) {
 	if f := fs[0]; f.TrackID != 1 || f.Box.X != 40 || f.Quality != 0.6 {
 		t.Errorf("stored face: track %d, box %+v, quality %v; want track 1 (renumbered), the other person", f.TrackID, f.Box, f.Quality)
 	}
-	if hits, err := e.idx.Search(ctx, axis(0, 1), 10, 0.3, nil); err != nil || len(hits) != 0 {
+	if hits, err := e.idx.Search(ctx, axis(0, 1), 10, 0.3); err != nil || len(hits) != 0 {
 		t.Errorf("index holds the objector: %v, %v", hits, err)
 	}
 

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"gabarit/internal/vindex"
 	"path/filepath"
 	"testing"
 	"time"
@@ -67,10 +68,10 @@ func TestPurge(t *testing.T) {
 	if err != nil || rep.Images != 3 || rep.Faces != 6 {
 		t.Fatalf("purge: %+v, %v; want 3 images, 6 faces", rep, err)
 	}
-	if n, _ := db.FaceCount(ctx); n != 6 || idx.Len() != 6 {
-		t.Fatalf("left: %d faces stored, %d indexed; want 6", n, idx.Len())
+	if n, _ := db.FaceCount(ctx); n != 6 || vindex.Count(idx) != 6 {
+		t.Fatalf("left: %d faces stored, %d indexed; want 6", n, vindex.Count(idx))
 	}
-	hits, err := idx.Search(ctx, []float32{1, 0}, 100, -1, nil)
+	hits, err := idx.Search(ctx, []float32{1, 0}, 100, -1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -531,10 +531,14 @@ func (e *Engine) erase(ctx context.Context, r dsr.Request, actor string, ids []i
 	// The erased faces were among the selfies' nearest; a search for many
 	// more than them shows none comes back. Asking for every face of a
 	// large approximate index would walk the whole graph for nothing.
-	k := min(e.Index.Len(), max(1000, 10*len(ids)))
+	held, err := e.Index.Len(ctx)
+	if err != nil {
+		return Result{}, fmt.Errorf("vector index: %w", err)
+	}
+	k := min(held, max(1000, 10*len(ids)))
 	p := &Proof{}
 	for _, s := range selfies {
-		hits, err := e.Index.Search(ctx, s, max(1, k), 0, nil)
+		hits, err := e.Index.Search(ctx, s, max(1, k), 0)
 		if err != nil {
 			return Result{}, err
 		}

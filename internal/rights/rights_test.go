@@ -374,7 +374,7 @@ func TestErasure(t *testing.T) {
 			}
 			// A search at threshold 0 returns none of alice's faces; bob's
 			// and alicia's stay.
-			hits, _ := f.idx.Search(ctx, alice, 100, 0, nil)
+			hits, _ := f.idx.Search(ctx, alice, 100, 0)
 			for _, h := range hits {
 				for _, id := range f.ids["alice"] {
 					if h.ID == id {

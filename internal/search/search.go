@@ -260,7 +260,11 @@ func (e *Engine) Search(ctx context.Context, req Request) (Result, error) {
 	if fpir == 0 {
 		fpir = DefaultFPIR
 	}
-	res := Result{FPIR: fpir, Gallery: e.Index.Len()}
+	gallery, err := e.Index.Len(ctx)
+	if err != nil {
+		return Result{}, fmt.Errorf("index: %w", err)
+	}
+	res := Result{FPIR: fpir, Gallery: gallery}
 	pts := e.Decider.Points(res.Gallery, fpir)
 	res.OperatingPoint, res.GroupPoint = pts.Single, pts.Group
 	res.Threshold = res.OperatingPoint
@@ -297,7 +301,6 @@ func (e *Engine) Search(ctx context.Context, req Request) (Result, error) {
 	}
 	faces := slices.Clone(an.Faces)
 	face.ReadingOrder(faces) // as a person numbers them
-	var err error
 	res.ProbeFaces = len(faces)
 	i := req.Face
 	switch {
@@ -384,7 +387,7 @@ func (e *Engine) match(ctx context.Context, actor string, q []float32, threshold
 	least := math.Min(pts.Floor, threshold)
 	var found []vindex.Hit
 	for k := 256; ; k *= 4 {
-		found, err = e.Index.Search(ctx, q, k, float32(least-margin), nil)
+		found, err = e.Index.Search(ctx, q, k, float32(least-margin))
 		if err != nil {
 			return nil, 0, nil, fmt.Errorf("index: %w", err)
 		}

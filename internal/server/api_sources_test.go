@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"fmt"
+	"gabarit/internal/vindex"
 	"net/http"
 	"net/url"
 	"os"
@@ -69,7 +70,7 @@ func TestRetireSourceAPI(t *testing.T) {
 	if j, _ := e.srv.jobs.get(t.Context(), queued.ID); j.State != jobCancelled || j.CancelledBy != "olga" {
 		t.Errorf("queued job after the retirement: %+v", j)
 	}
-	if n := e.srv.cfg.Index.Index.Len(); n != 0 {
+	if n := vindex.Count(e.srv.cfg.Index.Index); n != 0 {
 		t.Errorf("%d faces left in the index", n)
 	}
 	if h, _ := e.data.DB.SourceHoldings(t.Context(), id); h != (store.Holdings{State: store.StateDeleted}) {

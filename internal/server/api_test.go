@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"gabarit/internal/vindex"
 	"image/color"
 	"image/jpeg"
 	"net/http"
@@ -447,7 +448,7 @@ func TestScheduledPurge(t *testing.T) {
 	e.addUser("olga", store.RoleOperator)
 	e.ingest(e.token("olga"), e.declareSource(e.token("olga")))
 	ctx := context.Background()
-	if n := e.srv.cfg.Index.Index.Len(); n != 3 {
+	if n := vindex.Count(e.srv.cfg.Index.Index); n != 3 {
 		t.Fatalf("index holds %d faces", n)
 	}
 	e.srv.housekeeping(ctx) // nothing is due yet
@@ -459,7 +460,7 @@ func TestScheduledPurge(t *testing.T) {
 	if n, err := e.data.DB.FaceCount(ctx); err != nil || n != 0 {
 		t.Fatalf("after the deadline: %d faces, %v", n, err)
 	}
-	if n := e.srv.cfg.Index.Index.Len(); n != 0 {
+	if n := vindex.Count(e.srv.cfg.Index.Index); n != 0 {
 		t.Errorf("index still holds %d faces", n)
 	}
 	es, err := e.data.DB.AuditEntries(ctx, 1, 0)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -46,7 +47,11 @@ func (s *Server) pageHome(w http.ResponseWriter, r *http.Request, p *principal) 
 	if err != nil {
 		return err
 	}
-	b := homeBody{Sources: len(views), Faces: s.cfg.Index.Index.Len()}
+	faces, err := s.cfg.Index.Index.Len(ctx)
+	if err != nil {
+		return fmt.Errorf("count the indexed faces: %w", err)
+	}
+	b := homeBody{Sources: len(views), Faces: faces}
 	for _, v := range views {
 		b.Images += v.Images
 	}

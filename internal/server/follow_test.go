@@ -41,7 +41,7 @@ func TestFollowIndex(t *testing.T) {
 	}
 	id := res[0].FaceIDs[0]
 	found := func() bool {
-		hits, err := idx.Search(ctx, v, 10, -1, nil)
+		hits, err := idx.Search(ctx, v, 10, -1)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"gabarit/internal/vindex"
 	"image/color"
 	"net/http"
 	"net/http/httptest"
@@ -197,7 +198,7 @@ func TestJobTakenOverFromDeadInstance(t *testing.T) {
 	if err != nil || counts[id] != [2]int64{3, 3} {
 		t.Errorf("source holds %v (images, faces), %v; want 3 and 3", counts[id], err)
 	}
-	if n := live.srv.cfg.Index.Index.Len(); n != 3 {
+	if n := vindex.Count(live.srv.cfg.Index.Index); n != 3 {
 		t.Errorf("%d faces indexed; want 3", n)
 	}
 	if _, err := dead.data.DB.HeartbeatIngestPart(ctx, x.ID, 0, dead.srv.instance, time.Now(), defaultJobLease, store.JobProgress{}); !errors.Is(err, store.ErrLeaseLost) {
@@ -340,7 +341,7 @@ func TestJobPartsOnTwoInstances(t *testing.T) {
 	if sum.Total != end.Total || sum.Seen != end.Seen || sum.Images != end.Images || sum.Faces != end.Faces {
 		t.Errorf("parts sum to %+v; the job shows %+v", sum, end)
 	}
-	if got := a.srv.cfg.Index.Index.Len(); got != n {
+	if got := vindex.Count(a.srv.cfg.Index.Index); got != n {
 		t.Errorf("%d faces indexed; want %d", got, n)
 	}
 	runs := ingestRuns(t, a)
@@ -424,7 +425,7 @@ func TestPurgeLeader(t *testing.T) {
 	if n := images(); n != 0 {
 		t.Errorf("%d images left after b's purge; want 0", n)
 	}
-	if n := b.srv.cfg.Index.Index.Len(); n != 0 {
+	if n := vindex.Count(b.srv.cfg.Index.Index); n != 0 {
 		t.Errorf("%d faces left in the index", n)
 	}
 	// b released the lease: a third instance takes it at once.

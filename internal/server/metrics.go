@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"math"
 	"net/http"
 	"runtime"
 	"strconv"
@@ -76,7 +77,15 @@ func newMetrics(s *Server) *metrics {
 		f(c)
 	}
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gabarit_faces_indexed",
-		Help: "Faces in the vector index."}, func() float64 { return float64(s.cfg.Index.Index.Len()) }))
+		Help: "Faces in the vector index."}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		n, err := s.cfg.Index.Index.Len(ctx)
+		if err != nil {
+			return math.NaN() // unknown: the index cannot be reached
+		}
+		return float64(n)
+	}))
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gabarit_analysis_slots",
 		Help: "Photos analysed at once at most."}, func() float64 { return float64(cap(s.slots)) }))
 	return m

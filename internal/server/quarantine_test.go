@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"gabarit/internal/vindex"
 	"net/http"
 	"net/url"
 	"os"
@@ -145,7 +146,7 @@ func TestQuarantineAPIAndConsole(t *testing.T) {
 	if _, err := e.data.DB.Face(t.Context(), f1); err == nil {
 		t.Errorf("face %d still stored after its erasure", f1)
 	}
-	if ids := e.srv.cfg.Index.Index.Len(); ids != 2 {
+	if ids := vindex.Count(e.srv.cfg.Index.Index); ids != 2 {
 		t.Errorf("%d faces in the index, want 2", ids)
 	}
 	if n := countAudit(t, e, "faces.erase", fmt.Sprint("face/", f1)); n != 1 {

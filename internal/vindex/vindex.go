@@ -19,16 +19,6 @@ type Hit struct {
 	Score float32 // cosine similarity of the L2-normalised vectors, in [-1,1]; higher is closer (see Index.Search on its precision)
 }
 
-// Filter, when non-nil, is called for candidate ids during a search; only
-// ids for which it returns true may be returned. It carries restriction and
-// suppression: the GDPR hides a restricted or suppressed person from every
-// search, so an id the filter rejects must never reach a caller.
-//
-// An index may call a Filter any number of times, for any subset of its ids,
-// from several goroutines at once and while holding internal locks: a Filter
-// must be fast, safe for concurrent use and must not call the index.
-type Filter func(id int64) bool
-
 // Index is a nearest-neighbour index over L2-normalised vectors of one fixed
 // dimension, keyed by int64 ids. All methods are safe for concurrent use.
 //
@@ -60,8 +50,7 @@ type Index interface {
 	// first, ties broken by smaller id, with no id twice. "No match" is an
 	// answer: when no vector reaches minScore the result is empty, never the
 	// nearest stranger. A minScore of -1 or less accepts every vector; k <= 0
-	// gives no hits. When f is non-nil, only ids it accepts are returned.
-	// q must have length Dim (else an error wrapping ErrDim). Exact indexes
+	// gives no hits. q must have length Dim (else an error wrapping ErrDim). Exact indexes
 	// return the true k nearest; approximate ones may miss some, within the
 	// recall they declare to vindextest.
 	//
@@ -72,18 +61,33 @@ type Index interface {
 	// minScore, so a caller that decides "same person" near the threshold
 	// with such an index re-scores the hits with the exact templates (or
 	// gives the index a source of them, as hnsw.Config.Source).
-	Search(ctx context.Context, q []float32, k int, minScore float32, f Filter) ([]Hit, error)
+	Search(ctx context.Context, q []float32, k int, minScore float32) ([]Hit, error)
 
-	// Len returns the number of vectors in the index (0 once closed).
-	Len() int
+	// Len returns the number of vectors in the index. A remote engine
+	// counts them over the network, and may be approximate while its
+	// replicas converge; after Close it returns an error wrapping
+	// ErrClosed, or 0 for an embedded index.
+	Len(ctx context.Context) (int, error)
 
 	// Save writes the whole index to w in a versioned format that the
 	// implementation's Load function reads back into an index giving the
 	// same search results. Save does not close w. Implementations that
-	// persist elsewhere return an error wrapping errors.ErrUnsupported.
+	// persist themselves (a remote engine) return an error wrapping
+	// errors.ErrUnsupported, and their callers must carry on without a
+	// file.
 	Save(ctx context.Context, w io.Writer) error
 
 	// Close releases the index's resources. Later calls to the other
 	// methods return an error wrapping ErrClosed; a second Close returns nil.
 	Close() error
+}
+
+// Count returns ix.Len with a background context, or -1 when it fails: a
+// count for tests, where a failure then shows as a wrong number.
+func Count(ix Index) int {
+	n, err := ix.Len(context.Background())
+	if err != nil {
+		return -1
+	}
+	return n
 }

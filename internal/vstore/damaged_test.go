@@ -2,6 +2,7 @@ package vstore_test
 
 import (
 	"context"
+	"gabarit/internal/vindex"
 	"os"
 	"path/filepath"
 	"testing"
@@ -56,14 +57,14 @@ func TestDamagedFileRebuiltOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 		h := open()
-		if h.Damaged == nil || !h.Rebuilt || h.Index.Len() != 3 {
-			t.Errorf("%s: Damaged %v, rebuilt %v, len %d; want an error, rebuilt, 3", tc.name, h.Damaged, h.Rebuilt, h.Index.Len())
+		if h.Damaged == nil || !h.Rebuilt || vindex.Count(h.Index) != 3 {
+			t.Errorf("%s: Damaged %v, rebuilt %v, len %d; want an error, rebuilt, 3", tc.name, h.Damaged, h.Rebuilt, vindex.Count(h.Index))
 		}
 		// The rebuilt index replaced the file: the next open loads it.
 		h = open()
-		if h.Damaged != nil || h.Rebuilt || h.CaughtUp != 0 || h.Index.Len() != 3 {
+		if h.Damaged != nil || h.Rebuilt || h.CaughtUp != 0 || vindex.Count(h.Index) != 3 {
 			t.Errorf("%s, second open: Damaged %v, rebuilt %v, caught up %d, len %d; want loaded as saved",
-				tc.name, h.Damaged, h.Rebuilt, h.CaughtUp, h.Index.Len())
+				tc.name, h.Damaged, h.Rebuilt, h.CaughtUp, vindex.Count(h.Index))
 		}
 	}
 }

@@ -190,7 +190,7 @@ func testTwoInstances(t *testing.T, target string) {
 	if ap, err := hB.CatchUp(ctx); err != nil || ap.Deleted != 1 || ap.Rebuilt {
 		t.Fatalf("B's catch-up after the erasure: %+v, %v", ap, err)
 	}
-	hits, err := hB.Index.Search(ctx, face.Normalize([]float32{1, 1, 0, 1}), 10, -1, nil)
+	hits, err := hB.Index.Search(ctx, face.Normalize([]float32{1, 1, 0, 1}), 10, -1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"gabarit/internal/vindex"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -16,7 +17,7 @@ import (
 // indexed returns the ids in h's index, in order.
 func indexed(t *testing.T, h *vstore.Handle) []int64 {
 	t.Helper()
-	hits, err := h.Index.Search(context.Background(), []float32{0.5, 0.5, 0.5, 0.5}, 100, -1, nil)
+	hits, err := h.Index.Search(context.Background(), []float32{0.5, 0.5, 0.5, 0.5}, 100, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,8 +63,8 @@ func TestRebuildQuarantinesSwappedTemplates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h.Rebuilt || h.Index.Len() != 2 {
-		t.Errorf("open: rebuilt %v, len %d; want the saved index of 2 used as it is", h.Rebuilt, h.Index.Len())
+	if h.Rebuilt || vindex.Count(h.Index) != 2 {
+		t.Errorf("open: rebuilt %v, len %d; want the saved index of 2 used as it is", h.Rebuilt, vindex.Count(h.Index))
 	}
 	h.Close()
 }

@@ -473,11 +473,11 @@ type live struct{ h *Handle }
 
 var _ vindex.Index = live{}
 
-func (l live) Dim() int { return l.h.dim }
-func (l live) Len() int { return l.h.index().Len() }
+func (l live) Dim() int                             { return l.h.dim }
+func (l live) Len(ctx context.Context) (int, error) { return l.h.index().Len(ctx) }
 
-func (l live) Search(ctx context.Context, q []float32, k int, minScore float32, f vindex.Filter) ([]vindex.Hit, error) {
-	return l.h.index().Search(ctx, q, k, minScore, f)
+func (l live) Search(ctx context.Context, q []float32, k int, minScore float32) ([]vindex.Hit, error) {
+	return l.h.index().Search(ctx, q, k, minScore)
 }
 
 func (l live) Save(ctx context.Context, w io.Writer) error { return l.h.index().Save(ctx, w) }
@@ -554,7 +554,11 @@ func (h *Handle) Save(ctx context.Context) error {
 func (h *Handle) save(ctx context.Context) error {
 	idx := h.index()
 	seq := h.applied
-	hd := header{Kind: h.kind.Name, ModelID: h.modelID, Dim: h.dim, OutboxSeq: &seq, StoreID: h.storeID, Len: idx.Len()}
+	n, err := idx.Len(ctx)
+	if err != nil {
+		return err
+	}
+	hd := header{Kind: h.kind.Name, ModelID: h.modelID, Dim: h.dim, OutboxSeq: &seq, StoreID: h.storeID, Len: n}
 	return save(ctx, h.path, hd, idx)
 }
 
@@ -591,9 +595,9 @@ func load(path string, kind Kind) (header, vindex.Index, error) {
 	if err != nil {
 		return header{}, nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if idx.Len() != hd.Len {
+	if n, err := idx.Len(context.Background()); err != nil || n != hd.Len {
 		_ = idx.Close() // corrupt: the mismatch is the error
-		return header{}, nil, fmt.Errorf("%s: header says %d vectors, index holds %d", path, hd.Len, idx.Len())
+		return header{}, nil, fmt.Errorf("%s: header says %d vectors, index holds %d", path, hd.Len, n)
 	}
 	return hd, idx, nil
 }

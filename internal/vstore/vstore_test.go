@@ -82,8 +82,8 @@ func TestOpenCatchUpRebuild(t *testing.T) {
 	}
 	e.add(t, "other-model")
 	h := open()
-	if !h.Rebuilt || h.CaughtUp != 3 || h.Index.Len() != 3 {
-		t.Fatalf("first open: rebuilt %v, caught up %d, len %d", h.Rebuilt, h.CaughtUp, h.Index.Len())
+	if !h.Rebuilt || h.CaughtUp != 3 || vindex.Count(h.Index) != 3 {
+		t.Fatalf("first open: rebuilt %v, caught up %d, len %d", h.Rebuilt, h.CaughtUp, vindex.Count(h.Index))
 	}
 	if err := h.Save(ctx); err != nil {
 		t.Fatal(err)
@@ -96,8 +96,8 @@ func TestOpenCatchUpRebuild(t *testing.T) {
 	// Faces committed after the save (an ingest killed before saving).
 	late := e.add(t, "m1")
 	h = open()
-	if h.Rebuilt || h.CaughtUp != 1 || h.Index.Len() != 4 {
-		t.Fatalf("after a late commit: rebuilt %v, caught up %d, len %d", h.Rebuilt, h.CaughtUp, h.Index.Len())
+	if h.Rebuilt || h.CaughtUp != 1 || vindex.Count(h.Index) != 4 {
+		t.Fatalf("after a late commit: rebuilt %v, caught up %d, len %d", h.Rebuilt, h.CaughtUp, vindex.Count(h.Index))
 	}
 	if err := h.Save(ctx); err != nil {
 		t.Fatal(err)
@@ -110,10 +110,10 @@ func TestOpenCatchUpRebuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	h = open()
-	if h.Rebuilt || h.Index.Len() != 3 {
-		t.Fatalf("after a delete: rebuilt %v, len %d", h.Rebuilt, h.Index.Len())
+	if h.Rebuilt || vindex.Count(h.Index) != 3 {
+		t.Fatalf("after a delete: rebuilt %v, len %d", h.Rebuilt, vindex.Count(h.Index))
 	}
-	hits, err := h.Index.Search(ctx, face.Normalize([]float32{1, 4, 0, 1}), 10, -1, nil)
+	hits, err := h.Index.Search(ctx, face.Normalize([]float32{1, 4, 0, 1}), 10, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,8 +129,8 @@ func TestOpenCatchUpRebuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	h = open()
-	if !h.Rebuilt || h.Index.Len() != 3 {
-		t.Fatalf("corrupt file: rebuilt %v, len %d", h.Rebuilt, h.Index.Len())
+	if !h.Rebuilt || vindex.Count(h.Index) != 3 {
+		t.Fatalf("corrupt file: rebuilt %v, len %d", h.Rebuilt, vindex.Count(h.Index))
 	}
 	h.Close()
 
@@ -139,8 +139,8 @@ func TestOpenCatchUpRebuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !h.Rebuilt || h.Index.Len() != 1 {
-		t.Fatalf("other model: rebuilt %v, len %d", h.Rebuilt, h.Index.Len())
+	if !h.Rebuilt || vindex.Count(h.Index) != 1 {
+		t.Fatalf("other model: rebuilt %v, len %d", h.Rebuilt, vindex.Count(h.Index))
 	}
 	h.Close()
 }
@@ -157,7 +157,7 @@ func TestShreddedSkipped(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Close()
-	if h.Index.Len() != 0 {
-		t.Fatalf("shredded faces indexed: %d", h.Index.Len())
+	if vindex.Count(h.Index) != 0 {
+		t.Fatalf("shredded faces indexed: %d", vindex.Count(h.Index))
 	}
 }

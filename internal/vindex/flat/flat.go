@@ -55,7 +55,11 @@ func New(dim int) *Index {
 func (x *Index) Dim() int { return x.dim }
 
 // Len returns the number of vectors in the index, 0 once it is closed.
-func (x *Index) Len() int {
+// It never fails; it has vindex.Index's signature.
+func (x *Index) Len(context.Context) (int, error) { return x.Count(), nil }
+
+// Count returns the number of vectors in the index, 0 once it is closed.
+func (x *Index) Count() int {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	return len(x.ids)
@@ -136,7 +140,7 @@ func (x *Index) Delete(ctx context.Context, ids []int64) error {
 // vindex.Index.Search says, by comparing q with every vector. Above 20,000
 // vectors the scan is split across runtime.GOMAXPROCS(0) goroutines; f is
 // then called from several goroutines at once.
-func (x *Index) Search(ctx context.Context, q []float32, k int, minScore float32, f vindex.Filter) ([]vindex.Hit, error) {
+func (x *Index) Search(ctx context.Context, q []float32, k int, minScore float32) ([]vindex.Hit, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("flat search: %w", err)
 	}
@@ -159,7 +163,7 @@ func (x *Index) Search(ctx context.Context, q []float32, k int, minScore float32
 	procs := runtime.GOMAXPROCS(0)
 	if n <= x.parallelMin || procs == 1 {
 		h := newHeap(k)
-		if err := scan(ctx, q, x.slab, x.ids, minScore, f, &h); err != nil {
+		if err := scan(ctx, q, x.slab, x.ids, minScore, &h); err != nil {
 			return nil, fmt.Errorf("flat search: %w", err)
 		}
 		return h.sorted(), nil
@@ -176,7 +180,7 @@ func (x *Index) Search(ctx context.Context, q []float32, k int, minScore float32
 		}
 		heaps[p] = newHeap(k)
 		wg.Go(func() {
-			errs[p] = scan(ctx, q, x.slab[lo*x.dim:hi*x.dim], x.ids[lo:hi], minScore, f, &heaps[p])
+			errs[p] = scan(ctx, q, x.slab[lo*x.dim:hi*x.dim], x.ids[lo:hi], minScore, &heaps[p])
 		})
 	}
 	wg.Wait()
@@ -215,7 +219,7 @@ func (x *Index) vec(s int) []float32 {
 // scan compares q with the vectors of slab (len(ids) of them, each of length
 // len(q)) and pushes those scoring at least minScore and accepted by f into
 // h. It checks ctx every scanChunk vectors and does not allocate.
-func scan(ctx context.Context, q, slab []float32, ids []int64, minScore float32, f vindex.Filter, h *hitHeap) error {
+func scan(ctx context.Context, q, slab []float32, ids []int64, minScore float32, h *hitHeap) error {
 	dim := len(q)
 	for lo := 0; lo < len(ids); lo += scanChunk {
 		if err := ctx.Err(); err != nil {
@@ -228,7 +232,7 @@ func scan(ctx context.Context, q, slab []float32, ids []int64, minScore float32,
 				continue
 			}
 			id := ids[s]
-			if !h.accepts(id, score) || (f != nil && !f(id)) {
+			if !h.accepts(id, score) {
 				continue
 			}
 			h.push(vindex.Hit{ID: id, Score: score})

@@ -37,7 +37,7 @@ func BenchmarkFlatSearch(b *testing.B) {
 			ctx := context.Background()
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := x.Search(ctx, q, 10, 0.3, nil); err != nil {
+				if _, err := x.Search(ctx, q, 10, 0.3); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -56,7 +56,7 @@ func BenchmarkFlatScan(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			h.hits = h.hits[:0]
-			if err := scan(ctx, q, x.slab, x.ids, 0.3, nil, &h); err != nil {
+			if err := scan(ctx, q, x.slab, x.ids, 0.3, &h); err != nil {
 				b.Fatal(err)
 			}
 		}

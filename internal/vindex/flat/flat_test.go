@@ -94,7 +94,7 @@ func TestZeroAllocs(t *testing.T) {
 	ctx := context.Background()
 	allocs := testing.AllocsPerRun(20, func() {
 		h.hits = h.hits[:0]
-		if err := scan(ctx, a, slab, ids, -2, nil, &h); err != nil {
+		if err := scan(ctx, a, slab, ids, -2, &h); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -127,29 +127,26 @@ func TestParallelMatchesSerial(t *testing.T) {
 	if err := ser.Add(ctx, ids, vecs); err != nil {
 		t.Fatal(err)
 	}
-	even := vindex.Filter(func(id int64) bool { return id%2 == 0 })
 	for i := range 50 {
 		q := unit(r, dim)
 		if i%5 == 0 {
 			q = vecs[0]
 		}
-		for _, f := range []vindex.Filter{nil, even} {
-			for _, k := range []int{1, 10, 40} {
-				want, err := ser.Search(ctx, q, k, 0.2, f)
-				if err != nil {
-					t.Fatal(err)
-				}
-				got, err := par.Search(ctx, q, k, 0.2, f)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !slices.Equal(got, want) {
-					t.Fatalf("query %d, k=%d: parallel %v, serial %v", i, k, got, want)
-				}
+		for _, k := range []int{1, 10, 40} {
+			want, err := ser.Search(ctx, q, k, 0.2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := par.Search(ctx, q, k, 0.2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("query %d, k=%d: parallel %v, serial %v", i, k, got, want)
 			}
 		}
 	}
-	got, err := par.Search(ctx, vecs[0], 5, 0.99, nil)
+	got, err := par.Search(ctx, vecs[0], 5, 0.99)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,8 +202,8 @@ func TestDeleteSwapRemove(t *testing.T) {
 			delete(want, id)
 		}
 		x.check(t)
-		if x.Len() != len(want) {
-			t.Fatalf("Len() = %d, want %d", x.Len(), len(want))
+		if x.Count() != len(want) {
+			t.Fatalf("Len() = %d, want %d", x.Count(), len(want))
 		}
 		for id, v := range want {
 			s := x.slot[id]
@@ -229,8 +226,8 @@ func TestAddRejectsNonFinite(t *testing.T) {
 			t.Errorf("Add(non-finite vector) succeeded")
 		}
 	}
-	if x.Len() != 0 {
-		t.Errorf("a rejected batch left %d vectors, want 0 (all or nothing)", x.Len())
+	if x.Count() != 0 {
+		t.Errorf("a rejected batch left %d vectors, want 0 (all or nothing)", x.Count())
 	}
 }
 
@@ -415,17 +412,8 @@ func TestSearchCancelledMidScan(t *testing.T) {
 	if err := x.Add(context.Background(), ids, vecs); err != nil {
 		t.Fatal(err)
 	}
-	calls := 0
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	f := vindex.Filter(func(int64) bool {
-		calls++
-		if calls == 10 {
-			cancel()
-		}
-		return true
-	})
-	if _, err := x.Search(ctx, unit(r, dim), 3*scanChunk, -2, f); !errors.Is(err, context.Canceled) {
+	ctx := vindextest.CancelAfter(context.Background(), 2) // the check at the start and one chunk
+	if _, err := x.Search(ctx, unit(r, dim), 3*scanChunk, -2); !errors.Is(err, context.Canceled) {
 		t.Errorf("Search cancelled during the scan = %v, want context.Canceled", err)
 	}
 }

@@ -14,8 +14,8 @@ import (
 	"slices"
 	"testing"
 
-	"gabarit/internal/vindex"
 	"gabarit/internal/vindex/kernel"
+	"gabarit/internal/vindex/vindextest"
 )
 
 // build returns an index of the given vectors with ids 0, 1, ….
@@ -45,7 +45,7 @@ func recall(t *testing.T, x *Index, live map[int64][]float32, queries [][]float3
 		}
 		slices.SortFunc(scores, func(a, b float32) int { return cmp.Compare(b, a) })
 		kth := scores[min(10, len(scores))-1]
-		hits, err := x.Search(context.Background(), q, 10, -2, nil)
+		hits, err := x.Search(context.Background(), q, 10, -2)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -115,7 +115,7 @@ func TestDeleteEntryPoint(t *testing.T) {
 			if x.g.isDead(x.g.slot[id]) {
 				t.Fatalf("live id %d on a tombstone", id)
 			}
-			hits, err := x.Search(ctx, v, 1, -2, nil)
+			hits, err := x.Search(ctx, v, 1, -2)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -149,17 +149,17 @@ func TestDeleteEverythingThenAdd(t *testing.T) {
 	if err := x.Delete(ctx, all[:150]); err != nil {
 		t.Fatal(err)
 	}
-	if x.Tombstones() != 150 || x.Len() != 150 {
-		t.Fatalf("after deleting half: Len %d, Tombstones %d; want 150, 150", x.Len(), x.Tombstones())
+	if x.Tombstones() != 150 || x.Count() != 150 {
+		t.Fatalf("after deleting half: Len %d, Tombstones %d; want 150, 150", x.Count(), x.Tombstones())
 	}
 	if err := x.Delete(ctx, all); err != nil {
 		t.Fatal(err)
 	}
-	if x.Len() != 0 || x.Tombstones() != 0 || x.g.n() != 0 || x.g.top != -1 {
+	if x.Count() != 0 || x.Tombstones() != 0 || x.g.n() != 0 || x.g.top != -1 {
 		t.Fatalf("after deleting everything: Len %d, Tombstones %d, %d slots, top %d; want an empty graph",
-			x.Len(), x.Tombstones(), x.g.n(), x.g.top)
+			x.Count(), x.Tombstones(), x.g.n(), x.g.top)
 	}
-	if hits, err := x.Search(ctx, vecs[0], 5, -2, nil); err != nil || len(hits) != 0 {
+	if hits, err := x.Search(ctx, vecs[0], 5, -2); err != nil || len(hits) != 0 {
 		t.Fatalf("Search on an emptied index = %v, %v", hits, err)
 	}
 	if err := x.Add(ctx, []int64{7, 8}, vecs[:2]); err != nil {
@@ -167,7 +167,7 @@ func TestDeleteEverythingThenAdd(t *testing.T) {
 	}
 	checkGraph(t, x)
 	for i, id := range []int64{7, 8} {
-		hits, err := x.Search(ctx, vecs[i], 1, -2, nil)
+		hits, err := x.Search(ctx, vecs[i], 1, -2)
 		if err != nil || len(hits) != 1 || hits[0].ID != id {
 			t.Fatalf("Search(vector of %d) = %v, %v", id, hits, err)
 		}
@@ -212,8 +212,8 @@ func TestDeleteHalf(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkGraph(t, x)
-	if x.Tombstones() != 0 || x.Len() != len(live) || x.g.n() != len(live) {
-		t.Fatalf("after Compact: Len %d, Tombstones %d, %d slots; want %d, 0, %d", x.Len(), x.Tombstones(), x.g.n(), len(live), len(live))
+	if x.Tombstones() != 0 || x.Count() != len(live) || x.g.n() != len(live) {
+		t.Fatalf("after Compact: Len %d, Tombstones %d, %d slots; want %d, 0, %d", x.Count(), x.Tombstones(), x.g.n(), len(live), len(live))
 	}
 	got = recall(t, x, live, queries)
 	t.Logf("recall@10 after Compact: %.4f", got)
@@ -278,15 +278,10 @@ func TestSaveLoadSameGraph(t *testing.T) {
 		!maps.EqualFunc(gy.upper, gx.upper, slices.Equal) {
 		t.Fatal("loaded graph differs from the saved one")
 	}
-	odd := vindex.Filter(func(id int64) bool { return id%2 == 1 })
 	for i := range 100 {
 		q := vecs[r.IntN(len(vecs))]
-		f := odd
-		if i%2 == 0 {
-			f = nil
-		}
-		want, err1 := x.Search(ctx, q, 10, 0.2, f)
-		got, err2 := y.Search(ctx, q, 10, 0.2, f)
+		want, err1 := x.Search(ctx, q, 10, 0.2)
+		got, err2 := y.Search(ctx, q, 10, 0.2)
 		if err1 != nil || err2 != nil || !slices.Equal(got, want) {
 			t.Fatalf("query %d: loaded index gives %v, %v; saved one %v, %v", i, got, err2, want, err1)
 		}
@@ -426,7 +421,7 @@ func TestLoadMutated(t *testing.T) {
 			continue
 		}
 		checkGraph(t, x)
-		if _, err := x.Search(context.Background(), unit(r, x.Dim()), 3, -2, nil); err != nil {
+		if _, err := x.Search(context.Background(), unit(r, x.Dim()), 3, -2); err != nil {
 			t.Fatalf("mutation %d: Search: %v", i, err)
 		}
 		if err := x.Add(context.Background(), []int64{100}, [][]float32{unit(r, x.Dim())}); err != nil {
@@ -442,17 +437,10 @@ func TestSearchCancelledDuringWalk(t *testing.T) {
 	r := rand.New(rand.NewPCG(25, 26))
 	vecs, _ := clustered(r, 3000, 8)
 	x := build(t, 8, Config{M: 4, EfConstruction: 16}, vecs)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	calls := 0
-	f := vindex.Filter(func(int64) bool {
-		calls++
-		if calls == 10 {
-			cancel()
-		}
-		return false
-	})
-	if _, err := x.Search(ctx, vecs[0], 10, -2, f); !errors.Is(err, context.Canceled) {
+	// k of all the vectors makes the beam as wide: the walk visits them
+	// all, checking its context as it goes.
+	ctx := vindextest.CancelAfter(context.Background(), 1) // the check at the start
+	if _, err := x.Search(ctx, vecs[0], len(vecs), -2); !errors.Is(err, context.Canceled) {
 		t.Errorf("Search cancelled during the walk = %v, want context.Canceled", err)
 	}
 }

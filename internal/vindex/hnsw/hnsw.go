@@ -144,7 +144,11 @@ func New(dim int, cfg Config) *Index {
 func (x *Index) Dim() int { return x.dim }
 
 // Len returns the number of live vectors in the index, 0 once it is closed.
-func (x *Index) Len() int {
+// It never fails; it has vindex.Index's signature.
+func (x *Index) Len(context.Context) (int, error) { return x.Count(), nil }
+
+// Count returns the number of live vectors in the index, 0 once it is closed.
+func (x *Index) Count() int {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	if x.closed {
@@ -338,7 +342,7 @@ func (x *Index) Delete(ctx context.Context, ids []int64) error {
 // rejects most ids makes the beam walk much of the graph (the context is
 // checked during the walk); f is called at most once per visited id, under
 // the read lock.
-func (x *Index) Search(ctx context.Context, q []float32, k int, minScore float32, f vindex.Filter) ([]vindex.Hit, error) {
+func (x *Index) Search(ctx context.Context, q []float32, k int, minScore float32) ([]vindex.Hit, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("hnsw search: %w", err)
 	}
@@ -351,7 +355,7 @@ func (x *Index) Search(ctx context.Context, q []float32, k int, minScore float32
 	if k <= 0 {
 		return nil, nil
 	}
-	hits, err := x.walk(ctx, q, k, f)
+	hits, err := x.walk(ctx, q, k)
 	if err != nil || len(hits) == 0 {
 		return nil, err
 	}
@@ -377,7 +381,7 @@ func (x *Index) Search(ctx context.Context, q []float32, k int, minScore float32
 
 // walk runs the graph search under the read lock and returns the beam's
 // candidates with their int8 scores, in no particular order.
-func (x *Index) walk(ctx context.Context, q []float32, k int, f vindex.Filter) ([]vindex.Hit, error) {
+func (x *Index) walk(ctx context.Context, q []float32, k int) ([]vindex.Hit, error) {
 	qc := query{code: make([]int8, x.dim)}
 	qc.scale = quantize(q, qc.code)
 
@@ -398,7 +402,7 @@ func (x *Index) walk(ctx context.Context, q []float32, k int, f vindex.Filter) (
 	for l := top; l > 0; l-- {
 		ep = g.greedy(qc, ep, l)
 	}
-	accept := func(s uint32) bool { return !g.isDead(s) && (f == nil || f(g.ids[s])) }
+	accept := func(s uint32) bool { return !g.isDead(s) }
 	vis := x.getVisited(g.n())
 	vis.visit(ep.s)
 	cs, err := g.searchLayer(ctx, qc, []cand{ep}, max(x.cfg.EfSearch, k), 0, accept, vis)

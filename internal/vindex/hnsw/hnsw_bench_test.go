@@ -97,7 +97,7 @@ func benchHNSW(b *testing.B, dim, n int) {
 	matches := 0 // true top-10 hits scoring at least matchScore
 	for i := range queries {
 		queries[i] = face(r, centres[r.IntN(len(centres))])
-		want, err := ref.Search(ctx, queries[i], k, -2, nil)
+		want, err := ref.Search(ctx, queries[i], k, -2)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -119,7 +119,7 @@ func benchHNSW(b *testing.B, dim, n int) {
 				found, foundMatch = 0, 0
 				for i, q := range queries {
 					t0 := time.Now()
-					hits, err := x.Search(ctx, q, k, -2, nil)
+					hits, err := x.Search(ctx, q, k, -2)
 					lat[i] = time.Since(t0)
 					if err != nil {
 						b.Fatal(err)

@@ -329,7 +329,7 @@ func TestSourceRescores(t *testing.T) {
 		t.Fatal(err)
 	}
 	q := vecs[7]
-	hits, err := x.Search(ctx, q, 5, -2, nil)
+	hits, err := x.Search(ctx, q, 5, -2)
 	if err != nil || len(hits) != 5 || hits[0].ID != 7 || hits[0].Score != kernel.Dot(q, vecs[7]) {
 		t.Fatalf("Search = %v, %v; want id 7 first with its exact score", hits, err)
 	}
@@ -341,7 +341,7 @@ func TestSourceRescores(t *testing.T) {
 	// The store's vector of 7 is now another one: its score follows it.
 	other := unit(r, dim)
 	src.v[7] = other
-	hits, err = x.Search(ctx, q, 200, -2, nil)
+	hits, err = x.Search(ctx, q, 200, -2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,17 +352,17 @@ func TestSourceRescores(t *testing.T) {
 	}
 	// An id the Source no longer holds is never returned.
 	delete(src.v, 8)
-	hits, err = x.Search(ctx, vecs[8], 10, -2, nil)
+	hits, err = x.Search(ctx, vecs[8], 10, -2)
 	if err != nil || slices.ContainsFunc(hits, func(h vindex.Hit) bool { return h.ID == 8 }) {
 		t.Errorf("Search = %v, %v; want no id 8", hits, err)
 	}
 	// minScore applies to the exact score: no match is an answer.
 	src.v[7] = vecs[7]
-	hits, err = x.Search(ctx, q, 10, 0.999, nil)
+	hits, err = x.Search(ctx, q, 10, 0.999)
 	if err != nil || len(hits) != 1 || hits[0].ID != 7 {
 		t.Errorf("Search(minScore 0.999) = %v, %v; want id 7 alone", hits, err)
 	}
-	hits, err = x.Search(ctx, normalize(append(make([]float32, dim-1), 1)), 10, 0.9, nil)
+	hits, err = x.Search(ctx, normalize(append(make([]float32, dim-1), 1)), 10, 0.9)
 	if err != nil || len(hits) != 0 {
 		t.Errorf("Search(far query, minScore 0.9) = %v, %v; want no hits", hits, err)
 	}
@@ -372,7 +372,7 @@ func TestSourceRescores(t *testing.T) {
 	if err := bad.Add(ctx, ids[:10], vecs[:10]); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bad.Search(ctx, q, 3, -2, nil); !errors.Is(err, errSource) {
+	if _, err := bad.Search(ctx, q, 3, -2); !errors.Is(err, errSource) {
 		t.Errorf("Search with a failing Source = %v, want errSource", err)
 	}
 }

@@ -47,9 +47,15 @@ type Factory struct {
 	// it gets at the end of its subtest; a second Close must return nil.
 	New func(t *testing.T, dim int) vindex.Index
 
-	// Load reads back an index that Save wrote. Nil skips the save/load
-	// subtest (for indexes whose Save returns errors.ErrUnsupported).
+	// Load reads back an index that Save wrote. An index whose Save
+	// returns errors.ErrUnsupported (an engine that persists itself) gives
+	// Reopen instead; one of the two is required.
 	Load func(r io.Reader) (vindex.Index, error)
+
+	// Reopen returns a second, independent handle on the data ix holds (a
+	// new client of the same remote collection), which the persistence
+	// subtest checks gives the same results as ix. Run closes it.
+	Reopen func(t *testing.T, ix vindex.Index) vindex.Index
 
 	// MinRecall is the recall@10 the index must reach against exact search
 	// on 5,000 random unit vectors of dimension 64 and 200 random queries,
@@ -74,6 +80,9 @@ func Run(t *testing.T, f Factory) {
 	if f.New == nil {
 		t.Fatal("vindextest: Factory.New is nil")
 	}
+	if f.Load == nil && f.Reopen == nil {
+		t.Fatal("vindextest: Factory.Load and Factory.Reopen are both nil: give one")
+	}
 	if !(f.MinRecall > 0 && f.MinRecall <= 1) {
 		t.Fatalf("vindextest: Factory.MinRecall %v not in (0,1]", f.MinRecall)
 	}
@@ -93,7 +102,6 @@ func Run(t *testing.T, f Factory) {
 		{"FindsItself", s.testFindsItself},
 		{"KLargerThanLen", s.testKLargerThanLen},
 		{"MinScore", s.testMinScore},
-		{"Filter", s.testFilter},
 		{"Replace", s.testReplace},
 		{"AddCopies", s.testAddCopies},
 		{"Ties", s.testTies},
@@ -172,11 +180,11 @@ func (m model) fill(t *testing.T, ix vindex.Index, r *rand.Rand, first int64, n 
 }
 
 // exact returns the brute-force answer to a search of m, scored in float64.
-func (m model) exact(q []float32, k int, minScore float32, f vindex.Filter) []vindex.Hit {
+func (m model) exact(q []float32, k int, minScore float32) []vindex.Hit {
 	var all []vindex.Hit
 	for id, v := range m {
 		sc := float32(dot64(q, v))
-		if (minScore <= -1 || sc >= minScore) && (f == nil || f(id)) {
+		if minScore <= -1 || sc >= minScore {
 			all = append(all, vindex.Hit{ID: id, Score: sc})
 		}
 	}
@@ -191,9 +199,9 @@ func (m model) exact(q []float32, k int, minScore float32, f vindex.Filter) []vi
 
 // check returns an error when hits break the contract of a search of m for
 // q: more than k hits, an id that is not in m (deleted, replaced away or
-// never added), a wrong score, a score below minScore, an id f rejects, a
-// duplicate or a wrong order. It never prints vectors.
-func (m model) check(hits []vindex.Hit, q []float32, k int, minScore float32, f vindex.Filter, tol float64) error {
+// never added), a wrong score, a score below minScore, a duplicate or a
+// wrong order. It never prints vectors.
+func (m model) check(hits []vindex.Hit, q []float32, k int, minScore float32, tol float64) error {
 	if len(hits) > max(k, 0) {
 		return fmt.Errorf("got %d hits for k=%d", len(hits), k)
 	}
@@ -213,9 +221,6 @@ func (m model) check(hits []vindex.Hit, q []float32, k int, minScore float32, f 
 		if minScore > -1 && h.Score < minScore {
 			return fmt.Errorf("hit %d: id %d has score %.6f below minScore %.3f", i, h.ID, h.Score, minScore)
 		}
-		if f != nil && !f(h.ID) {
-			return fmt.Errorf("hit %d: id %d is rejected by the filter", i, h.ID)
-		}
 		if i > 0 {
 			p := hits[i-1]
 			if p.Score < h.Score || (p.Score == h.Score && p.ID > h.ID) {
@@ -228,17 +233,17 @@ func (m model) check(hits []vindex.Hit, q []float32, k int, minScore float32, f 
 
 // search runs a search that must succeed and satisfy m.check; for an exact
 // index it must also match the brute-force answer.
-func (s suite) search(t *testing.T, ix vindex.Index, m model, q []float32, k int, minScore float32, f vindex.Filter) []vindex.Hit {
+func (s suite) search(t *testing.T, ix vindex.Index, m model, q []float32, k int, minScore float32) []vindex.Hit {
 	t.Helper()
-	hits, err := ix.Search(context.Background(), q, k, minScore, f)
+	hits, err := ix.Search(context.Background(), q, k, minScore)
 	if err != nil {
 		t.Fatalf("Search(k=%d, minScore=%.3f): %v", k, minScore, err)
 	}
-	if err := m.check(hits, q, k, minScore, f, s.tol); err != nil {
+	if err := m.check(hits, q, k, minScore, s.tol); err != nil {
 		t.Fatalf("Search(k=%d, minScore=%.3f): %v", k, minScore, err)
 	}
 	if s.exact {
-		want := m.exact(q, k, minScore, f)
+		want := m.exact(q, k, minScore)
 		if len(hits) != len(want) {
 			t.Fatalf("Search(k=%d, minScore=%.3f): %d hits, exact search gives %d", k, minScore, len(hits), len(want))
 		}
@@ -253,16 +258,26 @@ func (s suite) search(t *testing.T, ix vindex.Index, m model, q []float32, k int
 	return hits
 }
 
+// count returns ix.Len, failing t on error.
+func count(t *testing.T, ix vindex.Index) int {
+	t.Helper()
+	n, err := ix.Len(context.Background())
+	if err != nil {
+		t.Fatalf("Len: %v", err)
+	}
+	return n
+}
+
 func (s suite) testEmpty(t *testing.T) {
 	ix := s.open(t, 8)
 	if got := ix.Dim(); got != 8 {
 		t.Errorf("Dim() = %d, want 8", got)
 	}
-	if got := ix.Len(); got != 0 {
+	if got := count(t, ix); got != 0 {
 		t.Errorf("Len() = %d on a new index, want 0", got)
 	}
 	r := newRand(t)
-	hits, err := ix.Search(context.Background(), randUnit(r, 8), 10, noMin, nil)
+	hits, err := ix.Search(context.Background(), randUnit(r, 8), 10, noMin)
 	if err != nil || len(hits) != 0 {
 		t.Errorf("Search on an empty index = %v, %v; want no hits, nil", hits, err)
 	}
@@ -276,11 +291,11 @@ func (s suite) testFindsItself(t *testing.T) {
 	m := model{}
 	r := newRand(t)
 	ids := m.fill(t, ix, r, 1, 500)
-	if got := ix.Len(); got != 500 {
+	if got := count(t, ix); got != 500 {
 		t.Fatalf("Len() = %d after adding 500, want 500", got)
 	}
 	for _, id := range ids[:50] {
-		hits := s.search(t, ix, m, m[id], 5, noMin, nil)
+		hits := s.search(t, ix, m, m[id], 5, noMin)
 		if len(hits) == 0 || hits[0].ID != id || float64(hits[0].Score) < min(0.999, 1-s.tol) {
 			t.Fatalf("Search(vector of %d) = %v, want %d first with score ≈1", id, hits, id)
 		}
@@ -293,7 +308,7 @@ func (s suite) testKLargerThanLen(t *testing.T) {
 	r := newRand(t)
 	m.fill(t, ix, r, 100, 20)
 	q := randUnit(r, 16)
-	hits := s.search(t, ix, m, q, 100, noMin, nil)
+	hits := s.search(t, ix, m, q, 100, noMin)
 	if s.exact && len(hits) != 20 {
 		t.Errorf("Search(k=100) on 20 vectors gave %d hits, want 20", len(hits))
 	}
@@ -301,7 +316,7 @@ func (s suite) testKLargerThanLen(t *testing.T) {
 		t.Errorf("Search(k=100, no minimum) on 20 vectors gave no hits")
 	}
 	for _, k := range []int{0, -1} {
-		hits, err := ix.Search(context.Background(), q, k, noMin, nil)
+		hits, err := ix.Search(context.Background(), q, k, noMin)
 		if err != nil || len(hits) != 0 {
 			t.Errorf("Search(k=%d) = %v, %v; want no hits, nil", k, hits, err)
 		}
@@ -325,41 +340,20 @@ func (s suite) testMinScore(t *testing.T) {
 
 	// A query in the other half is far from everything: no match is the answer.
 	far := append(make([]float32, dim/2), randUnit(r, dim/2)...)
-	if hits := s.search(t, ix, m, far, 10, 0.5, nil); len(hits) != 0 {
+	if hits := s.search(t, ix, m, far, 10, 0.5); len(hits) != 0 {
 		t.Errorf("Search(far query, minScore=0.5) = %v, want no hits, never the nearest stranger", hits)
 	}
-	if hits := s.search(t, ix, m, far, 10, noMin, nil); len(hits) == 0 {
+	if hits := s.search(t, ix, m, far, 10, noMin); len(hits) == 0 {
 		t.Errorf("Search(far query, no minimum) gave no hits")
 	}
 	for i := range 20 {
 		q := randUnit(r, dim)
 		for _, ms := range []float32{0.95, 0.3, 0, -0.3} {
-			s.search(t, ix, m, q, 10, ms, nil)
+			s.search(t, ix, m, q, 10, ms)
 		}
-		hits := s.search(t, ix, m, vecs[i], 300, 0.5, nil)
+		hits := s.search(t, ix, m, vecs[i], 300, 0.5)
 		if len(hits) == 0 || hits[0].ID != ids[i] {
 			t.Fatalf("Search(vector of %d, minScore=0.5) = %v, want %d first", ids[i], hits, ids[i])
-		}
-	}
-}
-
-func (s suite) testFilter(t *testing.T) {
-	ix := s.open(t, 16)
-	m := model{}
-	r := newRand(t)
-	ids := m.fill(t, ix, r, 0, 300)
-	even := vindex.Filter(func(id int64) bool { return id%2 == 0 })
-	none := vindex.Filter(func(int64) bool { return false })
-	for _, id := range ids[:60] {
-		hits := s.search(t, ix, m, m[id], 10, noMin, even)
-		if id%2 == 0 && (len(hits) == 0 || hits[0].ID != id) {
-			t.Fatalf("Search(vector of %d, even ids) = %v, want %d first", id, hits, id)
-		}
-		if len(hits) == 0 {
-			t.Fatalf("Search(vector of %d, even ids) gave no hits", id)
-		}
-		if hits := s.search(t, ix, m, m[id], 10, noMin, none); len(hits) != 0 {
-			t.Fatalf("Search(filter rejecting all) = %v, want no hits", hits)
 		}
 	}
 }
@@ -378,13 +372,13 @@ func (s suite) testReplace(t *testing.T) {
 		rvecs = append(rvecs, randUnit(r, 16))
 	}
 	m.add(t, ix, rids, rvecs)
-	if got := ix.Len(); got != 200 {
+	if got := count(t, ix); got != 200 {
 		t.Fatalf("Len() = %d after replacing 50 of 200, want 200", got)
 	}
 	for _, id := range rids {
 		// check fails on any hit scored with the old vector.
-		s.search(t, ix, m, old[id], 200, noMin, nil)
-		hits := s.search(t, ix, m, m[id], 1, noMin, nil)
+		s.search(t, ix, m, old[id], 200, noMin)
+		hits := s.search(t, ix, m, m[id], 1, noMin)
 		if len(hits) != 1 || hits[0].ID != id {
 			t.Fatalf("Search(new vector of %d) = %v, want %d first", id, hits, id)
 		}
@@ -393,8 +387,8 @@ func (s suite) testReplace(t *testing.T) {
 	a, b := randUnit(r, 16), randUnit(r, 16)
 	m.add(t, ix, []int64{7, 7}, [][]float32{a, b})
 	m[7] = b
-	s.search(t, ix, m, a, 200, noMin, nil)
-	if hits := s.search(t, ix, m, b, 1, noMin, nil); len(hits) != 1 || hits[0].ID != 7 {
+	s.search(t, ix, m, a, 200, noMin)
+	if hits := s.search(t, ix, m, b, 1, noMin); len(hits) != 1 || hits[0].ID != 7 {
 		t.Fatalf("Search(second vector of 7) = %v, want 7 first", hits)
 	}
 }
@@ -409,8 +403,8 @@ func (s suite) testAddCopies(t *testing.T) {
 	for i := range v {
 		v[i] = -v[i] // the caller reuses its buffer
 	}
-	s.search(t, ix, m, m[1000], 10, noMin, nil)
-	s.search(t, ix, m, v, 10, noMin, nil)
+	s.search(t, ix, m, m[1000], 10, noMin)
+	s.search(t, ix, m, v, 10, noMin)
 }
 
 func (s suite) testTies(t *testing.T) {
@@ -426,7 +420,7 @@ func (s suite) testTies(t *testing.T) {
 	}
 	m.add(t, ix, same, vecs)
 	for k, want := range map[int][]int64{1: {3}, 3: {3, 7, 19}, 5: {3, 7, 19, 42, 100}} {
-		hits := s.search(t, ix, m, v, k, noMin, nil)
+		hits := s.search(t, ix, m, v, k, noMin)
 		var got []int64
 		for _, h := range hits {
 			got = append(got, h.ID)
@@ -462,7 +456,7 @@ func (s suite) testDeleteThenSearch(t *testing.T) {
 		perm = perm[n:]
 		m.del(t, ix, batch)
 	}
-	if got := ix.Len(); got != 1500 {
+	if got := count(t, ix); got != 1500 {
 		t.Fatalf("Len() = %d after deleting 500 of 2000, want 1500", got)
 	}
 	dids := make([]int64, 0, len(deleted))
@@ -475,7 +469,7 @@ func (s suite) testDeleteThenSearch(t *testing.T) {
 		if i%2 == 0 { // the strongest query for a deleted id is its own vector
 			q = deleted[dids[r.IntN(len(dids))]]
 		}
-		for _, h := range s.search(t, ix, m, q, 20, noMin, nil) {
+		for _, h := range s.search(t, ix, m, q, 20, noMin) {
 			if _, ok := deleted[h.ID]; ok {
 				t.Fatalf("query %d: deleted id %d returned", i, h.ID)
 			}
@@ -489,7 +483,7 @@ func (s suite) testDeleteThenSearch(t *testing.T) {
 	}
 	m.add(t, ix, back, vecs)
 	for _, id := range back {
-		if hits := s.search(t, ix, m, m[id], 1, noMin, nil); len(hits) != 1 || hits[0].ID != id {
+		if hits := s.search(t, ix, m, m[id], 1, noMin); len(hits) != 1 || hits[0].ID != id {
 			t.Fatalf("Search(vector of re-added %d) = %v, want %d first", id, hits, id)
 		}
 	}
@@ -499,10 +493,10 @@ func (s suite) testDeleteThenSearch(t *testing.T) {
 		all = append(all, id)
 	}
 	m.del(t, ix, all)
-	if got := ix.Len(); got != 0 {
+	if got := count(t, ix); got != 0 {
 		t.Fatalf("Len() = %d after deleting every id, want 0", got)
 	}
-	if hits := s.search(t, ix, m, deleted[dids[0]], 10, noMin, nil); len(hits) != 0 {
+	if hits := s.search(t, ix, m, deleted[dids[0]], 10, noMin); len(hits) != 0 {
 		t.Fatalf("Search after deleting every id = %v, want no hits", hits)
 	}
 }
@@ -517,10 +511,10 @@ func (s suite) testDeleteUnknown(t *testing.T) {
 			t.Errorf("Delete(%v): %v", ids, err)
 		}
 	}
-	if got := ix.Len(); got != 50 {
+	if got := count(t, ix); got != 50 {
 		t.Errorf("Len() = %d after deleting unknown ids, want 50", got)
 	}
-	s.search(t, ix, m, randUnit(r, 8), 50, noMin, nil)
+	s.search(t, ix, m, randUnit(r, 8), 50, noMin)
 }
 
 func (s suite) testWrongDimension(t *testing.T) {
@@ -539,7 +533,7 @@ func (s suite) testWrongDimension(t *testing.T) {
 		if err := ix.Add(ctx, []int64{98, 99}, batch); !errors.Is(err, vindex.ErrDim) {
 			t.Errorf("Add(batch with a vector of length %d) = %v, want ErrDim", n, err)
 		}
-		if _, err := ix.Search(ctx, v, 5, noMin, nil); !errors.Is(err, vindex.ErrDim) {
+		if _, err := ix.Search(ctx, v, 5, noMin); !errors.Is(err, vindex.ErrDim) {
 			t.Errorf("Search(query of length %d) = %v, want ErrDim", n, err)
 		}
 	}
@@ -549,7 +543,7 @@ func (s suite) testWrongDimension(t *testing.T) {
 	if _, ok := m[99]; ok {
 		t.Fatal("test bug: 99 in the model")
 	}
-	s.search(t, ix, m, randUnit(r, dim), 20, noMin, nil) // 99 never added
+	s.search(t, ix, m, randUnit(r, dim), 20, noMin) // 99 never added
 }
 
 func (s suite) testContextCancelled(t *testing.T) {
@@ -559,7 +553,7 @@ func (s suite) testContextCancelled(t *testing.T) {
 	m.fill(t, ix, r, 0, 50)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := ix.Search(ctx, randUnit(r, 8), 5, noMin, nil); !errors.Is(err, context.Canceled) {
+	if _, err := ix.Search(ctx, randUnit(r, 8), 5, noMin); !errors.Is(err, context.Canceled) {
 		t.Errorf("Search(cancelled ctx) = %v, want context.Canceled", err)
 	}
 	if err := ix.Add(ctx, []int64{1000}, [][]float32{randUnit(r, 8)}); !errors.Is(err, context.Canceled) {
@@ -570,7 +564,7 @@ func (s suite) testContextCancelled(t *testing.T) {
 	}
 	// The index stays usable; what the cancelled calls did is unspecified.
 	m.del(t, ix, []int64{1, 1000})
-	s.search(t, ix, m, randUnit(r, 8), 60, noMin, nil)
+	s.search(t, ix, m, randUnit(r, 8), 60, noMin)
 }
 
 // testConcurrent searches while other goroutines add and delete, and checks
@@ -650,7 +644,7 @@ func (s suite) testConcurrent(t *testing.T) {
 			for range searches {
 				target := int64(r.IntN(nDoomed))
 				start := epoch.Load()
-				hits, err := ix.Search(ctx, vec[target], 5, noMin, nil)
+				hits, err := ix.Search(ctx, vec[target], 5, noMin)
 				if err != nil {
 					t.Errorf("Search: %v", err)
 					return
@@ -678,7 +672,7 @@ func (s suite) testConcurrent(t *testing.T) {
 	if t.Failed() {
 		return
 	}
-	if got, want := ix.Len(), nKept+nNew; got != want {
+	if got, want := count(t, ix), nKept+nNew; got != want {
 		t.Fatalf("Len() = %d after the concurrent run, want %d", got, want)
 	}
 	m := model{}
@@ -688,22 +682,19 @@ func (s suite) testConcurrent(t *testing.T) {
 		}
 	}
 	for id := range int64(nDoomed) {
-		s.search(t, ix, m, vec[id], 5, noMin, nil)
+		s.search(t, ix, m, vec[id], 5, noMin)
 	}
 }
 
 func (s suite) testSaveLoad(t *testing.T) {
-	if s.f.Load == nil {
-		t.Skip("Factory.Load is nil: the factory declares no Load (an index that persists elsewhere, whose Save returns ErrUnsupported)")
-	}
 	const dim = 24
 	ctx := context.Background()
 	r := newRand(t)
 
 	empty := s.open(t, dim)
 	re := s.roundTrip(t, empty)
-	if re.Dim() != dim || re.Len() != 0 {
-		t.Fatalf("empty index loaded as Dim %d, Len %d; want %d, 0", re.Dim(), re.Len(), dim)
+	if re.Dim() != dim || count(t, re) != 0 {
+		t.Fatalf("empty index loaded as Dim %d, Len %d; want %d, 0", re.Dim(), count(t, re), dim)
 	}
 
 	ix := s.open(t, dim)
@@ -719,16 +710,16 @@ func (s suite) testSaveLoad(t *testing.T) {
 	m.add(t, ix, rids, rvecs)
 
 	re = s.roundTrip(t, ix)
-	if re.Dim() != dim || re.Len() != ix.Len() {
-		t.Fatalf("loaded index has Dim %d, Len %d; want %d, %d", re.Dim(), re.Len(), dim, ix.Len())
+	if re.Dim() != dim || count(t, re) != count(t, ix) {
+		t.Fatalf("loaded index has Dim %d, Len %d; want %d, %d", re.Dim(), count(t, re), dim, count(t, ix))
 	}
 	for i := range 100 {
 		q := randUnit(r, dim)
 		if i%2 == 0 {
 			q = m[ids[100+r.IntN(900)]]
 		}
-		want := s.search(t, ix, m, q, 10, noMin, nil)
-		got := s.search(t, re, m, q, 10, noMin, nil) // check rejects deleted and replaced vectors
+		want := s.search(t, ix, m, q, 10, noMin)
+		got := s.search(t, re, m, q, 10, noMin) // check rejects deleted and replaced vectors
 		if !slices.Equal(got, want) {
 			t.Fatalf("query %d: loaded index gives %v, saved index gave %v", i, got, want)
 		}
@@ -736,8 +727,11 @@ func (s suite) testSaveLoad(t *testing.T) {
 	// The loaded index is a working index.
 	m.del(t, re, ids[150:160])
 	m.fill(t, re, r, 10_000, 10)
-	s.search(t, re, m, m[10_000], 20, noMin, nil)
+	s.search(t, re, m, m[10_000], 20, noMin)
 
+	if s.f.Load == nil {
+		return
+	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
 	if err := ix.Save(cctx, io.Discard); !errors.Is(err, context.Canceled) {
@@ -745,9 +739,22 @@ func (s suite) testSaveLoad(t *testing.T) {
 	}
 }
 
-// roundTrip saves ix and loads it back, closing the copy when t ends.
+// roundTrip saves ix and loads it back (or, for an index that persists
+// itself, opens a second handle on it), closing the copy when t ends.
 func (s suite) roundTrip(t *testing.T, ix vindex.Index) vindex.Index {
 	t.Helper()
+	if s.f.Load == nil {
+		re := s.f.Reopen(t, ix)
+		if re == nil {
+			t.Fatal("Factory.Reopen returned nil")
+		}
+		t.Cleanup(func() {
+			if err := re.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		})
+		return re
+	}
 	var buf bytes.Buffer
 	if err := ix.Save(context.Background(), &buf); err != nil {
 		t.Fatalf("Save: %v", err)
@@ -773,7 +780,7 @@ func (s suite) testClose(t *testing.T) {
 		t.Fatalf("Close: %v", err)
 	}
 	ctx := context.Background()
-	if _, err := ix.Search(ctx, randUnit(r, 8), 5, noMin, nil); !errors.Is(err, vindex.ErrClosed) {
+	if _, err := ix.Search(ctx, randUnit(r, 8), 5, noMin); !errors.Is(err, vindex.ErrClosed) {
 		t.Errorf("Search after Close = %v, want ErrClosed", err)
 	}
 	if err := ix.Add(ctx, []int64{1}, [][]float32{randUnit(r, 8)}); !errors.Is(err, vindex.ErrClosed) {
@@ -785,8 +792,8 @@ func (s suite) testClose(t *testing.T) {
 	if err := ix.Save(ctx, io.Discard); !errors.Is(err, vindex.ErrClosed) && !errors.Is(err, errors.ErrUnsupported) {
 		t.Errorf("Save after Close = %v, want ErrClosed", err)
 	}
-	if got := ix.Len(); got != 0 {
-		t.Errorf("Len after Close = %d, want 0", got)
+	if got, err := ix.Len(ctx); (err == nil && got != 0) || (err != nil && !errors.Is(err, vindex.ErrClosed)) {
+		t.Errorf("Len after Close = %d, %v; want 0 or ErrClosed", got, err)
 	}
 	if err := ix.Close(); err != nil {
 		t.Errorf("second Close = %v, want nil", err)
@@ -813,14 +820,14 @@ func (s suite) testRecall(t *testing.T) {
 	found := 0
 	for range nQueries {
 		q := randUnit(r, dim)
-		hits, err := ix.Search(ctx, q, k, noMin, nil)
+		hits, err := ix.Search(ctx, q, k, noMin)
 		if err != nil {
 			t.Fatalf("Search: %v", err)
 		}
-		if err := m.check(hits, q, k, noMin, nil, s.tol); err != nil {
+		if err := m.check(hits, q, k, noMin, s.tol); err != nil {
 			t.Fatalf("Search: %v", err)
 		}
-		kth := float64(m.exact(q, k, noMin, nil)[k-1].Score)
+		kth := float64(m.exact(q, k, noMin)[k-1].Score)
 		for _, h := range hits {
 			if dot64(q, m[h.ID]) >= kth-1e-6 {
 				found++
@@ -872,4 +879,28 @@ func dot64(a, b []float32) float64 {
 		s += float64(a[i]) * float64(b[i])
 	}
 	return s
+}
+
+// CancelAfter returns a context whose Err reports context.Canceled from
+// its (n+1)th call on (and whose Done channel closes then): a search that
+// checks its context at every step is cancelled in the middle, at a place
+// the test chooses, without timing.
+func CancelAfter(parent context.Context, n int) context.Context {
+	ctx, cancel := context.WithCancel(parent)
+	c := &countdown{Context: ctx, cancel: cancel}
+	c.left.Store(int64(n))
+	return c
+}
+
+type countdown struct {
+	context.Context
+	cancel context.CancelFunc
+	left   atomic.Int64
+}
+
+func (c *countdown) Err() error {
+	if c.left.Add(-1) < 0 {
+		c.cancel()
+	}
+	return c.Context.Err()
 }

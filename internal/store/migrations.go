@@ -564,6 +564,33 @@ CREATE TABLE rights_packages (
 `)
 		return err
 	},
+	// 14: remote vector indexes (a Weaviate collection), shared by every
+	// instance (see indexcursor.go). index_cursors holds, per index, the
+	// last index outbox seq applied to it (what an index file's header holds
+	// for an embedded index) and its vector rotation secret, sealed by the
+	// master key. index_pending_deletes holds the faces whose deletion
+	// reached some replicas but not all (a node was down): they are deleted
+	// again until every replica acknowledges.
+	func(tx *sql.Tx) error {
+		_, err := tx.Exec(`
+CREATE TABLE index_cursors (
+	name        TEXT    PRIMARY KEY CHECK (name <> ''),
+	model_id    TEXT    NOT NULL CHECK (model_id <> ''),
+	dim         INTEGER NOT NULL CHECK (dim > 0),
+	applied_seq INTEGER NOT NULL CHECK (applied_seq >= 0),
+	rotation    BLOB    NOT NULL, -- the sealed rotation secret
+	created_at  INTEGER NOT NULL,
+	updated_at  INTEGER NOT NULL
+) STRICT;
+CREATE TABLE index_pending_deletes (
+	name    TEXT    NOT NULL REFERENCES index_cursors (name) ON DELETE CASCADE,
+	face_id INTEGER NOT NULL,
+	seq     INTEGER NOT NULL, -- the outbox seq of the deletion
+	PRIMARY KEY (name, face_id)
+) STRICT;
+`)
+		return err
+	},
 }
 
 // migrate brings the database on the writer w to schemaVersion, one

@@ -366,4 +366,22 @@ CREATE TABLE rights_packages (
 	created_at BIGINT NOT NULL
 );
 `,
+	// 5: SQLite migration 14, remote vector indexes.
+	`
+CREATE TABLE index_cursors (
+	name        TEXT   PRIMARY KEY CHECK (name <> ''),
+	model_id    TEXT   NOT NULL CHECK (model_id <> ''),
+	dim         BIGINT NOT NULL CHECK (dim > 0),
+	applied_seq BIGINT NOT NULL CHECK (applied_seq >= 0),
+	rotation    BYTEA  NOT NULL,
+	created_at  BIGINT NOT NULL,
+	updated_at  BIGINT NOT NULL
+);
+CREATE TABLE index_pending_deletes (
+	name    TEXT   NOT NULL REFERENCES index_cursors (name) ON DELETE CASCADE,
+	face_id BIGINT NOT NULL,
+	seq     BIGINT NOT NULL,
+	PRIMARY KEY (name, face_id)
+);
+`,
 }

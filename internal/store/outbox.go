@@ -123,6 +123,19 @@ func (db *DB) PruneIndexOutbox(ctx context.Context, before time.Time) (n int64, 
 		if !upTo.Valid {
 			return nil
 		}
+		// A remote index keeps its place in the store: the operations it
+		// has not applied yet (its engine was down) stay, so that it
+		// catches up instead of being rebuilt.
+		var behind sql.NullInt64
+		if err := tx.tx.QueryRowContext(ctx, `SELECT min(applied_seq) FROM index_cursors`).Scan(&behind); err != nil {
+			return err
+		}
+		if behind.Valid && behind.Int64 < upTo.Int64 {
+			upTo.Int64 = behind.Int64
+		}
+		if upTo.Int64 <= 0 {
+			return nil
+		}
 		res, err := tx.tx.ExecContext(ctx, `DELETE FROM index_outbox WHERE seq <= ?`, upTo.Int64)
 		if err != nil {
 			return err

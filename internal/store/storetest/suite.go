@@ -82,6 +82,7 @@ func Run(t *testing.T, newTarget func(t *testing.T) string, opts ...store.Option
 		{"Rejections", s.testRejections},
 		{"Quarantine", s.testQuarantine},
 		{"Settings", s.testSettings},
+		{"IndexCursors", s.testIndexCursors},
 		{"AuditChain", s.testAuditChain},
 		{"AuditRollbackLeavesNoGap", s.testAuditRollback},
 		{"AuditAppendOnly", s.testAuditAppendOnly},

@@ -162,6 +162,8 @@ type Handle struct {
 	storeID string               // the store's identity, recorded in the file
 	cur     atomic.Pointer[slot] // the index in use; replaced by a rebuild
 
+	remote *remote // set for a remote index (OpenRemote)
+
 	mu      sync.Mutex     // serialises catch-ups, changes through Index and saves
 	applied int64          // the last outbox seq applied
 	fresh   map[int64]bool // ids just added through Index, whose add need not be loaded again
@@ -308,6 +310,9 @@ func Rebuild(ctx context.Context, path string, kind Kind, modelID string, dim in
 // index it replaces is left to the garbage collector, not closed: searches
 // may still be using it. h.mu is held.
 func (h *Handle) rebuild(ctx context.Context) (int, error) {
+	if h.remote != nil {
+		return h.rebuildRemote(ctx)
+	}
 	head, err := h.st.IndexOutboxHead(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("vector index: %w", err)
@@ -337,6 +342,11 @@ func (h *Handle) CatchUp(ctx context.Context) (Applied, error) {
 // catchUp is CatchUp with h.mu held.
 func (h *Handle) catchUp(ctx context.Context) (Applied, error) {
 	var a Applied
+	if h.remote != nil {
+		if err := h.remoteCatchUpStart(ctx); err != nil {
+			return a, err
+		}
+	}
 	for {
 		ops, head, pruned, err := h.st.IndexOpsAfter(ctx, h.modelID, h.applied, opsBatch)
 		if err != nil {
@@ -357,11 +367,20 @@ func (h *Handle) catchUp(ctx context.Context) (Applied, error) {
 		if err := h.apply(ctx, ops, &a); err != nil {
 			return a, err
 		}
-		if len(ops) < opsBatch {
-			h.applied = head
+		done := len(ops) < opsBatch
+		if done {
+			h.applied = max(h.applied, head)
+		} else {
+			h.applied = ops[len(ops)-1].Seq
+		}
+		if h.remote != nil && (len(ops) > 0 || done) {
+			if err := h.saveRemote(ctx); err != nil {
+				return a, err
+			}
+		}
+		if done {
 			return a, nil
 		}
-		h.applied = ops[len(ops)-1].Seq
 	}
 }
 
@@ -391,7 +410,13 @@ func (h *Handle) apply(ctx context.Context, ops []store.IndexOp, a *Applied) err
 	slices.Sort(adds)
 	idx := h.index()
 	if len(dels) > 0 {
-		if err := idx.Delete(ctx, dels); err != nil {
+		var err error
+		if h.remote != nil {
+			err = h.remoteDelete(ctx, dels, ops[len(ops)-1].Seq)
+		} else {
+			err = idx.Delete(ctx, dels)
+		}
+		if err != nil {
 			return fmt.Errorf("vector index: delete %d faces: %w", len(dels), err)
 		}
 		a.Deleted += len(dels)
@@ -402,6 +427,9 @@ func (h *Handle) apply(ctx context.Context, ops []store.IndexOp, a *Applied) err
 		a.Added += n
 		if err != nil {
 			return err
+		}
+		if h.remote != nil {
+			return h.recheckAdded(ctx, adds)
 		}
 	}
 	return nil
@@ -488,6 +516,9 @@ func (l live) Close() error                                { return l.h.index().
 func (l live) Delete(ctx context.Context, ids []int64) error {
 	l.h.mu.Lock()
 	defer l.h.mu.Unlock()
+	if l.h.remote != nil {
+		return l.h.remoteDelete(ctx, ids, 0)
+	}
 	return l.h.index().Delete(ctx, ids)
 }
 
@@ -510,6 +541,9 @@ func (l live) Add(ctx context.Context, ids []int64, vecs [][]float32) error {
 	defer func() { h.fresh = nil }()
 	if _, err := h.catchUp(ctx); err != nil {
 		return err
+	}
+	if h.remote != nil {
+		return h.recheckAdded(ctx, ids)
 	}
 	if len(h.fresh) == 0 {
 		return nil
@@ -552,6 +586,9 @@ func (h *Handle) Save(ctx context.Context) error {
 
 // save writes the index with h.mu held.
 func (h *Handle) save(ctx context.Context) error {
+	if h.remote != nil {
+		return h.saveRemote(ctx)
+	}
 	idx := h.index()
 	seq := h.applied
 	n, err := idx.Len(ctx)

@@ -1,0 +1,317 @@
+package vstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	"gabarit/internal/store"
+	"gabarit/internal/vindex"
+	"gabarit/internal/vindex/rotate"
+)
+
+// A remote index (a Weaviate collection) is shared by every instance and
+// outlives them: there is no file. Its place in the index outbox is its
+// cursor in the store (store.IndexCursor), which every instance reads
+// before it catches up and moves forward after; the same operations
+// applied twice by two instances are harmless (add replaces, deleting an
+// absent face is not an error).
+//
+// Two instances applying at once could still reorder an add and a delete
+// of the same face: one loads a template, the other applies the face's
+// erasure, then the first one's add lands. So every add to a remote index
+// is checked afterwards against the store: a face no longer stored, or in
+// quarantine, is deleted again. An erasure that commits after that check
+// writes a delete that is applied after it, so no face erased stays in the
+// engine (and searches check every hit against the store anyway).
+//
+// Vectors are sent through a secret random rotation (package rotate): the
+// engine compares them as well (cosines are unchanged) but holds no
+// template in clear. The secret is drawn with the cursor, sealed by the
+// master key, and the same for every instance.
+//
+// A delete must reach every replica (a replica that missed it would bring
+// the face back when it returns: the engine's repair copies it). When one
+// cannot be reached, the delete is made on the replicas that answer (so no
+// search shows the face meanwhile), the face is recorded as a pending
+// delete in the store, and every catch-up deletes the pending faces again
+// until every replica acknowledged.
+
+// Engine is a remote index as vstore drives it.
+type Engine interface {
+	vindex.Index
+	// DeleteSome deletes ids from the replicas that answer, when Delete
+	// could not reach them all (a node is down); it fails when fewer than
+	// a quorum acknowledged.
+	DeleteSome(ctx context.Context, ids []int64) error
+	// Reset empties the index (drops and re-creates its collection).
+	Reset(ctx context.Context) error
+}
+
+// RemoteStore is what a remote index needs of the store besides Store;
+// *store.DB implements it.
+type RemoteStore interface {
+	Store
+	IndexCursor(ctx context.Context, name string) (store.IndexCursor, error)
+	CreateIndexCursor(ctx context.Context, c store.IndexCursor) (store.IndexCursor, error)
+	SetIndexApplied(ctx context.Context, name string, applied int64, back bool) error
+	AddPendingDeletes(ctx context.Context, name string, ids []int64, seq int64) error
+	PendingDeletes(ctx context.Context, name string, limit int) ([]int64, error)
+	ClearPendingDeletes(ctx context.Context, name string, ids []int64) error
+}
+
+var _ RemoteStore = (*store.DB)(nil)
+
+// Sealer seals the rotation secret; *keyring.Keyring implements it.
+type Sealer interface {
+	SealBytes(purpose string, binding, plain []byte) ([]byte, error)
+	OpenBytes(purpose string, binding, blob []byte) ([]byte, error)
+}
+
+// rotationPurpose is the keyring purpose of rotation secrets.
+const rotationPurpose = "vector-rotation"
+
+// Remote describes a remote index to OpenRemote.
+type Remote struct {
+	// Name identifies the index in the store ("weaviate/<collection>").
+	Name string
+	// Connect opens the engine, which sends every vector it stores or
+	// searches for through transform first.
+	Connect func(ctx context.Context, transform func(dst, src []float32)) (Engine, error)
+	// Seal seals and opens the rotation secret.
+	Seal Sealer
+}
+
+// remote is a Handle's remote state.
+type remote struct {
+	name   string
+	engine Engine
+	st     RemoteStore
+}
+
+// OpenRemote opens the remote index r of model modelID and catches it up
+// with the outbox from its cursor in the store. The first instance to open
+// it draws its rotation secret and fills it from the store (Rebuilt); so
+// does an instance that finds it empty while its cursor says otherwise
+// (the engine lost its data: Behind).
+func OpenRemote(ctx context.Context, r Remote, modelID string, dim int, st RemoteStore, keys Opener) (*Handle, error) {
+	if r.Name == "" || r.Connect == nil || r.Seal == nil {
+		return nil, errors.New("vector index: remote index without a name, a connection or a sealer")
+	}
+	h := newHandle("", Kind{Name: r.Name}, modelID, dim, st, keys)
+	storeID, err := st.StoreID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h.storeID = storeID
+	cur, err := st.IndexCursor(ctx, r.Name)
+	fresh := errors.Is(err, store.ErrNotFound)
+	switch {
+	case fresh:
+		secret := rotate.NewSecret()
+		sealed, err := r.Seal.SealBytes(rotationPurpose, []byte(r.Name), secret)
+		if err != nil {
+			return nil, fmt.Errorf("vector index %s: seal the rotation secret: %w", r.Name, err)
+		}
+		if cur, err = st.CreateIndexCursor(ctx, store.IndexCursor{Name: r.Name, ModelID: modelID, Dim: dim, Rotation: sealed}); err != nil {
+			return nil, fmt.Errorf("vector index %s: %w", r.Name, err)
+		}
+	case err != nil:
+		return nil, fmt.Errorf("vector index %s: %w", r.Name, err)
+	}
+	if cur.ModelID != modelID || cur.Dim != dim {
+		return nil, fmt.Errorf("vector index %s holds model %s (dimension %d), not %s (dimension %d): give another index or run gabarit reindex",
+			r.Name, cur.ModelID, cur.Dim, modelID, dim)
+	}
+	secret, err := r.Seal.OpenBytes(rotationPurpose, []byte(r.Name), cur.Rotation)
+	if err != nil {
+		return nil, fmt.Errorf("vector index %s: open the rotation secret (another master key?): %w", r.Name, err)
+	}
+	rot, err := rotate.New(secret, dim)
+	clear(secret)
+	if err != nil {
+		return nil, fmt.Errorf("vector index %s: %w", r.Name, err)
+	}
+	eng, err := r.Connect(ctx, rot.Apply)
+	if err != nil {
+		return nil, err
+	}
+	h.remote = &remote{name: r.Name, engine: eng, st: st}
+	h.cur.Store(&slot{eng})
+	h.applied = cur.Applied
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	rebuild := fresh
+	if !rebuild && cur.Applied > 0 {
+		// An engine that lost its data (a collection dropped, a cluster
+		// re-created) while the store says it was filled.
+		n, err := eng.Len(ctx)
+		if err != nil {
+			_ = eng.Close() // the count's error is the one to report
+			return nil, fmt.Errorf("vector index %s: %w", r.Name, err)
+		}
+		if n == 0 {
+			if head, err := st.IndexOutboxHead(ctx); err == nil && head > 0 {
+				rebuild, h.Behind = true, true
+			}
+		}
+	}
+	if rebuild {
+		h.Rebuilt = true
+		n, err := h.rebuild(ctx)
+		if err != nil {
+			_ = eng.Close() // the rebuild error is the one to report
+			return nil, err
+		}
+		h.CaughtUp = n
+	}
+	a, err := h.catchUp(ctx)
+	if err != nil {
+		_ = eng.Close() // the catch-up error is the one to report
+		return nil, err
+	}
+	h.CaughtUp += a.Added
+	if a.Rebuilt {
+		h.Rebuilt, h.Behind = true, true
+	}
+	return h, nil
+}
+
+// Remote reports whether h is a remote index.
+func (h *Handle) Remote() bool { return h.remote != nil }
+
+// rebuildRemote empties the remote index and fills it from the store, and
+// moves its cursor to the outbox head read before the scan. h.mu is held.
+func (h *Handle) rebuildRemote(ctx context.Context) (int, error) {
+	rm := h.remote
+	head, err := h.st.IndexOutboxHead(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("vector index: %w", err)
+	}
+	if err := rm.engine.Reset(ctx); err != nil {
+		return 0, fmt.Errorf("vector index %s: empty it: %w", rm.name, err)
+	}
+	held := func(q Quarantine) (map[int64]bool, error) { return q.QuarantinedIDs(ctx, h.modelID) }
+	n, err := h.addTemplates(ctx, rm.engine, held, func(fn TemplateFunc) error { return h.st.TemplatesAfter(ctx, 0, fn) })
+	if err != nil {
+		return n, err
+	}
+	if err := rm.st.SetIndexApplied(ctx, rm.name, head, true); err != nil {
+		return n, fmt.Errorf("vector index: %w", err)
+	}
+	h.applied = head
+	return n, nil
+}
+
+// remoteCatchUpStart is the start of a remote catch-up: the faces whose
+// deletion some replica missed are deleted again, and the catch-up starts
+// from the furthest of this instance's place and the cursor (another
+// instance may have applied more). h.mu is held.
+func (h *Handle) remoteCatchUpStart(ctx context.Context) error {
+	rm := h.remote
+	if err := h.retryPendingDeletes(ctx); err != nil {
+		return err
+	}
+	cur, err := rm.st.IndexCursor(ctx, rm.name)
+	if err != nil {
+		return fmt.Errorf("vector index: %w", err)
+	}
+	h.applied = max(h.applied, cur.Applied)
+	return nil
+}
+
+// retryPendingDeletes deletes again, from every replica, the faces whose
+// deletion some replica missed. A replica still down leaves them pending:
+// that is not an error (the replicas that answer no longer hold them).
+func (h *Handle) retryPendingDeletes(ctx context.Context) error {
+	rm := h.remote
+	for {
+		ids, err := rm.st.PendingDeletes(ctx, rm.name, opsBatch)
+		if err != nil || len(ids) == 0 {
+			return err
+		}
+		if err := rm.engine.Delete(ctx, ids); err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			return nil // still not every replica: the next catch-up tries again
+		}
+		if err := rm.st.ClearPendingDeletes(ctx, rm.name, ids); err != nil {
+			return err
+		}
+		if len(ids) < opsBatch {
+			return nil
+		}
+	}
+}
+
+// remoteDelete deletes ids from every replica; when some replica cannot be
+// reached, from those that answer, and records them as pending deletes
+// (seq: the outbox operation, 0 for a direct delete). h.mu is held.
+func (h *Handle) remoteDelete(ctx context.Context, ids []int64, seq int64) error {
+	rm := h.remote
+	err := rm.engine.Delete(ctx, ids)
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	if serr := rm.engine.DeleteSome(ctx, ids); serr != nil {
+		return fmt.Errorf("%w (and on the replicas that answer: %w)", err, serr)
+	}
+	if perr := rm.st.AddPendingDeletes(ctx, rm.name, ids, seq); perr != nil {
+		return errors.Join(err, perr)
+	}
+	return nil
+}
+
+// recheckAdded deletes again, among ids just added to a remote index, the
+// faces the store no longer holds or holds in quarantine (see the note at
+// the top of this file); added again, they leave the pending deletes.
+// h.mu is held.
+func (h *Handle) recheckAdded(ctx context.Context, ids []int64) error {
+	rm := h.remote
+	left := make(map[int64]bool, len(ids))
+	for _, id := range ids {
+		left[id] = true
+	}
+	err := h.st.FaceTemplates(ctx, ids, func(id, _ int64, _ string, _ []byte) error {
+		delete(left, id)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("vector index: %w", err)
+	}
+	if q, ok := h.st.(Quarantine); ok {
+		held, err := q.QuarantinedAmong(ctx, ids)
+		if err != nil {
+			return fmt.Errorf("vector index: %w", err)
+		}
+		for id := range held {
+			left[id] = true
+		}
+	}
+	kept := slices.DeleteFunc(slices.Clone(ids), func(id int64) bool { return left[id] })
+	if err := rm.st.ClearPendingDeletes(ctx, rm.name, kept); err != nil {
+		return err
+	}
+	if len(left) == 0 {
+		return nil
+	}
+	gone := slices.Sorted(maps.Keys(left))
+	if err := h.remoteDelete(ctx, gone, 0); err != nil {
+		return fmt.Errorf("vector index: delete %d faces: %w", len(gone), err)
+	}
+	return nil
+}
+
+// saveRemote records how far the remote index is in the store (it never
+// moves back). h.mu is held.
+func (h *Handle) saveRemote(ctx context.Context) error {
+	rm := h.remote
+	if err := rm.st.SetIndexApplied(ctx, rm.name, h.applied, false); err != nil {
+		return fmt.Errorf("vector index: %w", err)
+	}
+	return nil
+}

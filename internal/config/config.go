@@ -14,6 +14,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"gabarit/internal/vindex/weaviate"
 	"io"
 	"log/slog"
 	"net/url"
@@ -28,6 +29,7 @@ const (
 	EnvData      = "GABARIT_DATA"       // the data directory
 	EnvStore     = "GABARIT_STORE"      // the store URL
 	EnvStoreFile = "GABARIT_STORE_FILE" // a file whose first line is the store URL
+	EnvIndex     = "GABARIT_INDEX"      // the vector index: hnsw, flat or a weaviate:// URL
 	// EnvMasterKeyFile names the master key file (default DATA/master.key);
 	// keyring.EnvMasterKeyFile is the same variable.
 	EnvMasterKeyFile = "GABARIT_MASTER_KEY_FILE"
@@ -40,6 +42,9 @@ const (
 const (
 	IndexHNSW = "hnsw" // approximate, the default
 	IndexFlat = "flat" // exact
+	// IndexWeaviate is the kind of a weaviate:// index URL: a collection
+	// of a Weaviate cluster, shared by every instance.
+	IndexWeaviate = "weaviate"
 )
 
 // Store dialects, as store.DB.Dialect names them.
@@ -106,7 +111,9 @@ type Config struct {
 	// postgres:// or postgresql:// URL. It may hold a password: print it
 	// only through RedactedStore.
 	Store string
-	// Index is IndexHNSW or IndexFlat; its files are under DataDir/index.
+	// Index is IndexHNSW or IndexFlat, whose files are under
+	// DataDir/index, or a weaviate:// URL (see weaviate.ParseConfig): a
+	// Weaviate cluster, shared by every instance over the store.
 	Index string
 	// MasterKeyFile is the master key's file; "" means DataDir/master.key.
 	// Every instance over one PostgreSQL store must be given the same key.
@@ -137,6 +144,9 @@ func Load(f Flags, getenv func(string) string) (Config, error) {
 		return c, err
 	}
 	c.Index = f.Index
+	if c.Index == "" {
+		c.Index = getenv(EnvIndex)
+	}
 	if c.Index == "" {
 		c.Index = IndexHNSW
 	}
@@ -307,8 +317,14 @@ func (c Config) Validate() error {
 	if c.DataDir == "" || !filepath.IsAbs(c.DataDir) {
 		return invalid("--data", "the data directory must be an absolute path")
 	}
-	if c.Index != IndexHNSW && c.Index != IndexFlat {
-		return invalid("--index", "%q: want hnsw or flat", c.Index)
+	switch {
+	case c.Index == IndexHNSW, c.Index == IndexFlat:
+	case c.IndexKind() == IndexWeaviate:
+		if _, err := weaviate.ParseConfig(c.Index); err != nil {
+			return invalid("--index", "%v", err)
+		}
+	default:
+		return invalid("--index", "%q: want hnsw, flat or a weaviate://host:port[,host:port…] URL", c.Index)
 	}
 	if c.Store != "" {
 		if _, err := parseStore("--store", c.Store); err != nil {
@@ -356,6 +372,15 @@ func (c Config) KeyFile() string {
 		return c.MasterKeyFile
 	}
 	return filepath.Join(c.DataDir, MasterKeyFileName)
+}
+
+// IndexKind is IndexHNSW, IndexFlat or IndexWeaviate (for a weaviate://
+// URL).
+func (c Config) IndexKind() string {
+	if strings.HasPrefix(c.Index, weaviate.Scheme+"://") {
+		return IndexWeaviate
+	}
+	return c.Index
 }
 
 // String prints c on one line, without a password.

@@ -64,7 +64,12 @@ func TestLoad(t *testing.T) {
 		{name: "master key flag", flags: Flags{Data: dir, MasterKey: true}, errName: "--master-key", errText: EnvMasterKeyFile},
 		{name: "master key variable", flags: Flags{Data: dir}, env: map[string]string{EnvMasterKey: secret}, errName: EnvMasterKey, errText: EnvMasterKeyFile},
 		{name: "relative witness", flags: Flags{Data: dir}, env: map[string]string{EnvAuditWitness: "w/head"}, errName: EnvAuditWitness, errText: "absolute"},
-		{name: "unknown index", flags: Flags{Data: dir, Index: "ivf"}, errName: "--index", errText: "want hnsw or flat"},
+		{name: "unknown index", flags: Flags{Data: dir, Index: "ivf"}, errName: "--index", errText: "want hnsw, flat or a weaviate://"},
+		{name: "weaviate without address", flags: Flags{Data: dir, Index: "weaviate://"}, errName: "--index", errText: "no address"},
+		{name: "weaviate bad level", flags: Flags{Data: dir}, env: map[string]string{EnvIndex: "weaviate://h:1?write=some"},
+			errName: "--index", errText: "want one, quorum or all"},
+		{name: "weaviate unknown parameter", flags: Flags{Data: dir, Index: "weaviate://h:1?shard=2"}, errName: "--index", errText: `unknown parameter "shard"`},
+		{name: "weaviate gRPC count", flags: Flags{Data: dir, Index: "weaviate://h:1,h:2?grpc=h:3"}, errName: "--index", errText: "2 nodes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -231,5 +236,21 @@ func TestValidate(t *testing.T) {
 				t.Errorf("Validate: %v, want ok %v", err, tt.ok)
 			}
 		})
+	}
+}
+
+func TestLoadWeaviateIndex(t *testing.T) {
+	dir := t.TempDir()
+	const u = "weaviate://127.0.0.1:55680,127.0.0.1:55690?grpc=127.0.0.1:55681,127.0.0.1:55691&replicas=2&shards=4&compression=rq&read=one"
+	c, err := Load(Flags{Data: dir}, env(map[string]string{EnvIndex: u}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Index != u || c.IndexKind() != IndexWeaviate {
+		t.Fatalf("index %q kind %q, want the URL and %q", c.Index, c.IndexKind(), IndexWeaviate)
+	}
+	// The flag wins over the variable.
+	if c, err := Load(Flags{Data: dir, Index: IndexFlat}, env(map[string]string{EnvIndex: u})); err != nil || c.IndexKind() != IndexFlat {
+		t.Fatalf("--index flat over %s: %q, %v", EnvIndex, c.Index, err)
 	}
 }

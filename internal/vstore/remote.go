@@ -2,6 +2,8 @@ package vstore
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -78,8 +80,10 @@ type Remote struct {
 	// Name identifies the index in the store ("weaviate/<collection>").
 	Name string
 	// Connect opens the engine, which sends every vector it stores or
-	// searches for through transform first.
-	Connect func(ctx context.Context, transform func(dst, src []float32)) (Engine, error)
+	// searches for through transform first. transformID is a public
+	// fingerprint of the transform (a hash of its secret), which the
+	// engine may record to refuse data made with another one.
+	Connect func(ctx context.Context, transform func(dst, src []float32), transformID string) (Engine, error)
 	// Seal seals and opens the rotation secret.
 	Seal Sealer
 }
@@ -130,11 +134,12 @@ func OpenRemote(ctx context.Context, r Remote, modelID string, dim int, st Remot
 		return nil, fmt.Errorf("vector index %s: open the rotation secret (another master key?): %w", r.Name, err)
 	}
 	rot, err := rotate.New(secret, dim)
+	sum := sha256.Sum256(append([]byte("gabarit vector rotation id\x00"), secret...))
 	clear(secret)
 	if err != nil {
 		return nil, fmt.Errorf("vector index %s: %w", r.Name, err)
 	}
-	eng, err := r.Connect(ctx, rot.Apply)
+	eng, err := r.Connect(ctx, rot.Apply, hex.EncodeToString(sum[:8]))
 	if err != nil {
 		return nil, err
 	}
@@ -314,4 +319,21 @@ func (h *Handle) saveRemote(ctx context.Context) error {
 		return fmt.Errorf("vector index: %w", err)
 	}
 	return nil
+}
+
+// RebuildRemote empties the remote index and fills it again from the store
+// (gabarit reindex, a restore), then catches up; it returns how many faces
+// it holds.
+func (h *Handle) RebuildRemote(ctx context.Context) (int, error) {
+	if h.remote == nil {
+		return 0, errors.New("vector index: not a remote index")
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n, err := h.rebuildRemote(ctx)
+	if err != nil {
+		return n, err
+	}
+	a, err := h.catchUp(ctx)
+	return n + a.Added, err
 }

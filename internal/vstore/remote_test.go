@@ -41,7 +41,7 @@ type conn struct {
 	closed    bool
 }
 
-func (e *fakeEngine) connect(ctx context.Context, transform func(dst, src []float32)) (vstore.Engine, error) {
+func (e *fakeEngine) connect(ctx context.Context, transform func(dst, src []float32), _ string) (vstore.Engine, error) {
 	return &conn{e: e, transform: transform}, nil
 }
 

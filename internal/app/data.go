@@ -24,6 +24,7 @@ import (
 	"gabarit/internal/vindex"
 	"gabarit/internal/vindex/flat"
 	"gabarit/internal/vindex/hnsw"
+	"gabarit/internal/vindex/weaviate"
 	"gabarit/internal/vstore"
 )
 
@@ -213,9 +214,32 @@ func (d *Data) Close() error {
 	return errors.Join(errs...)
 }
 
-// IndexPath is where the vector index of model modelID is saved.
+// IndexPath is where the vector index of model modelID is saved; for a
+// remote index (a Weaviate cluster), the index URL and its collection.
 func (d *Data) IndexPath(modelID string) string {
+	if d.Config.IndexKind() == config.IndexWeaviate {
+		return d.Config.Index + " (collection " + weaviate.ClassName(modelID) + ")"
+	}
 	return filepath.Join(d.Dir, "index", modelID+"."+d.index)
+}
+
+// remoteIndex describes the Weaviate collection of model modelID (the
+// configuration's weaviate:// URL) to vstore.
+func (d *Data) remoteIndex(modelID string, dim int) (vstore.Remote, error) {
+	wc, err := weaviate.ParseConfig(d.Config.Index)
+	if err != nil {
+		return vstore.Remote{}, err
+	}
+	wc.Collection, wc.Dim = modelID, dim
+	return vstore.Remote{
+		Name: "weaviate/" + weaviate.ClassName(modelID),
+		Connect: func(ctx context.Context, transform func(dst, src []float32), transformID string) (vstore.Engine, error) {
+			c := wc
+			c.Transform, c.TransformID = transform, transformID
+			return weaviate.Open(ctx, c)
+		},
+		Seal: d.Keys,
+	}, nil
 }
 
 // IndexKind is the vector index implementation chosen at OpenData.
@@ -250,6 +274,18 @@ const EfSearch = 160
 // A damaged index file, or one older than the index outbox keeps
 // (OutboxKeep), is rebuilt and saved once, and reported to d.Warnings.
 func (d *Data) OpenIndex(ctx context.Context, modelID string, dim int) (*vstore.Handle, error) {
+	if d.Config.IndexKind() == config.IndexWeaviate {
+		r, err := d.remoteIndex(modelID, dim)
+		if err != nil {
+			return nil, err
+		}
+		h, err := vstore.OpenRemote(ctx, r, modelID, dim, d.DB, d.Keys)
+		if err == nil && h.Behind && d.Warnings != nil {
+			fmt.Fprintf(d.Warnings, "gabarit: warning: the Weaviate collection %s was empty while the store says it was "+
+				"filled (its data was lost or the cluster re-created); it was filled again from the store.\n", weaviate.ClassName(modelID))
+		}
+		return h, err
+	}
 	h, err := vstore.Open(ctx, d.IndexPath(modelID), d.IndexKind(), modelID, dim, d.DB, d.Keys)
 	if err == nil && h.Damaged != nil && d.Warnings != nil {
 		fmt.Fprintf(d.Warnings, "gabarit: warning: the vector index file could not be read (%v); it was rebuilt from the store "+
@@ -274,5 +310,18 @@ const OutboxKeep = 7 * 24 * time.Hour
 
 // RebuildIndex rebuilds the index of model modelID from the store and saves it.
 func (d *Data) RebuildIndex(ctx context.Context, modelID string, dim int) (*vstore.Handle, error) {
+	if d.Config.IndexKind() == config.IndexWeaviate {
+		h, err := d.OpenIndex(ctx, modelID, dim)
+		if err != nil {
+			return nil, err
+		}
+		if !h.Rebuilt {
+			if _, err := h.RebuildRemote(ctx); err != nil {
+				_ = h.Close() // the rebuild's error is the one to report
+				return nil, err
+			}
+		}
+		return h, nil
+	}
 	return vstore.Rebuild(ctx, d.IndexPath(modelID), d.IndexKind(), modelID, dim, d.DB, d.Keys)
 }

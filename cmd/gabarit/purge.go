@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"gabarit/internal/app"
+	"gabarit/internal/config"
 	"gabarit/internal/retention"
 )
 
@@ -71,11 +72,15 @@ func (e *cmdEnv) purge(ctx context.Context, args []string) error {
 }
 
 func (e *cmdEnv) reindex(ctx context.Context, args []string) error {
-	fs := e.flags("reindex", "usage: gabarit reindex [--index hnsw|flat]\n\nRebuilds the vector index from the encrypted templates of the store.")
+	fs := e.flags("reindex", "usage: gabarit reindex [--index hnsw|flat|weaviate://…] [--new-rotation]\n\n"+
+		"Rebuilds the vector index from the encrypted templates of the store. With a Weaviate index,\n"+
+		"--new-rotation first drops the collection and draws a new secret rotation for its vectors\n"+
+		"(after a copy of the cluster's disks leaked, say); searches find nothing until it is refilled.")
 	var ff faceFlags
 	ff.register(fs)
 	var df dataFlags
 	df.register(fs)
+	newRotation := fs.Bool("new-rotation", false, "Weaviate index only: drop the collection and draw a new rotation secret before refilling it")
 	if err := parseArgs(fs, args); err != nil {
 		return exitError{2}
 	}
@@ -89,6 +94,16 @@ func (e *cmdEnv) reindex(ctx context.Context, args []string) error {
 		return err
 	}
 	start := time.Now()
+	if *newRotation {
+		if dk.Config.IndexKind() != config.IndexWeaviate {
+			fmt.Fprintln(e.stderr, "gabarit reindex: --new-rotation is for a Weaviate index (--index weaviate://…): "+
+				"an embedded index sends no vector anywhere")
+			return exitError{2}
+		}
+		if err := dk.NewIndexRotation(ctx, m.Embedder.ID(), m.Embedder.Dim); err != nil {
+			return err
+		}
+	}
 	h, err := dk.RebuildIndex(ctx, m.Embedder.ID(), m.Embedder.Dim)
 	if err != nil {
 		return err

@@ -308,6 +308,22 @@ func (d *Data) OpenIndex(ctx context.Context, modelID string, dim int) (*vstore.
 // when it next catches up.
 const OutboxKeep = 7 * 24 * time.Hour
 
+// NewIndexRotation drops the Weaviate collection of model modelID and
+// forgets its rotation secret, so that the next OpenIndex or RebuildIndex
+// draws a new secret and fills the collection again (see
+// vstore.NewRotation). It fails for an embedded index, which sends no
+// vector anywhere.
+func (d *Data) NewIndexRotation(ctx context.Context, modelID string, dim int) error {
+	if d.Config.IndexKind() != config.IndexWeaviate {
+		return errors.New("a new rotation is for a Weaviate index (--index weaviate://…): an embedded index keeps its vectors in the data directory")
+	}
+	r, err := d.remoteIndex(modelID, dim)
+	if err != nil {
+		return err
+	}
+	return vstore.NewRotation(ctx, r, d.DB)
+}
+
 // RebuildIndex rebuilds the index of model modelID from the store and saves it.
 func (d *Data) RebuildIndex(ctx context.Context, modelID string, dim int) (*vstore.Handle, error) {
 	if d.Config.IndexKind() == config.IndexWeaviate {

@@ -50,6 +50,8 @@ type Engine interface {
 	DeleteSome(ctx context.Context, ids []int64) error
 	// Reset empties the index (drops and re-creates its collection).
 	Reset(ctx context.Context) error
+	// Drop deletes the index's collection.
+	Drop(ctx context.Context) error
 }
 
 // RemoteStore is what a remote index needs of the store besides Store;
@@ -62,6 +64,7 @@ type RemoteStore interface {
 	AddPendingDeletes(ctx context.Context, name string, ids []int64, seq int64) error
 	PendingDeletes(ctx context.Context, name string, limit int) ([]int64, error)
 	ClearPendingDeletes(ctx context.Context, name string, ids []int64) error
+	DeleteIndexCursor(ctx context.Context, name string) error
 }
 
 var _ RemoteStore = (*store.DB)(nil)
@@ -129,17 +132,7 @@ func OpenRemote(ctx context.Context, r Remote, modelID string, dim int, st Remot
 		return nil, fmt.Errorf("vector index %s holds model %s (dimension %d), not %s (dimension %d): give another index or run gabarit reindex",
 			r.Name, cur.ModelID, cur.Dim, modelID, dim)
 	}
-	secret, err := r.Seal.OpenBytes(rotationPurpose, []byte(r.Name), cur.Rotation)
-	if err != nil {
-		return nil, fmt.Errorf("vector index %s: open the rotation secret (another master key?): %w", r.Name, err)
-	}
-	rot, err := rotate.New(secret, dim)
-	sum := sha256.Sum256(append([]byte("gabarit vector rotation id\x00"), secret...))
-	clear(secret)
-	if err != nil {
-		return nil, fmt.Errorf("vector index %s: %w", r.Name, err)
-	}
-	eng, err := r.Connect(ctx, rot.Apply, hex.EncodeToString(sum[:8]))
+	eng, err := connectRemote(ctx, r, cur)
 	if err != nil {
 		return nil, err
 	}
@@ -183,6 +176,44 @@ func OpenRemote(ctx context.Context, r Remote, modelID string, dim int, st Remot
 		h.Rebuilt, h.Behind = true, true
 	}
 	return h, nil
+}
+
+// connectRemote opens the engine of r with the rotation of cursor cur.
+func connectRemote(ctx context.Context, r Remote, cur store.IndexCursor) (Engine, error) {
+	secret, err := r.Seal.OpenBytes(rotationPurpose, []byte(r.Name), cur.Rotation)
+	if err != nil {
+		return nil, fmt.Errorf("vector index %s: open the rotation secret (another master key?): %w", r.Name, err)
+	}
+	rot, err := rotate.New(secret, cur.Dim)
+	sum := sha256.Sum256(append([]byte("gabarit vector rotation id\x00"), secret...))
+	clear(secret)
+	if err != nil {
+		return nil, fmt.Errorf("vector index %s: %w", r.Name, err)
+	}
+	return r.Connect(ctx, rot.Apply, hex.EncodeToString(sum[:8]))
+}
+
+// NewRotation drops the remote index r and forgets its rotation secret:
+// the next OpenRemote draws a new secret and fills the index again from
+// the store (gabarit reindex --new-rotation). Searches find nothing in
+// between. An index never opened is left alone.
+func NewRotation(ctx context.Context, r Remote, st RemoteStore) error {
+	cur, err := st.IndexCursor(ctx, r.Name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("vector index %s: %w", r.Name, err)
+	}
+	eng, err := connectRemote(ctx, r, cur)
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	if err := eng.Drop(ctx); err != nil {
+		return fmt.Errorf("vector index %s: drop it: %w", r.Name, err)
+	}
+	return st.DeleteIndexCursor(ctx, r.Name)
 }
 
 // Remote reports whether h is a remote index.

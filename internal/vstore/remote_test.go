@@ -28,6 +28,7 @@ type fakeEngine struct {
 	transform func(dst, src []float32)
 	stored    map[int64][]float32 // the vectors as the engine received them
 	resets    int
+	dropped   int
 }
 
 func newFakeEngine() *fakeEngine {
@@ -87,6 +88,13 @@ func (c *conn) Reset(ctx context.Context) error {
 	c.e.mu.Lock()
 	defer c.e.mu.Unlock()
 	c.e.resets++
+	c.e.live, c.e.stale, c.e.stored = flat.New(dim), map[int64][]float32{}, map[int64][]float32{}
+	return nil
+}
+func (c *conn) Drop(ctx context.Context) error {
+	c.e.mu.Lock()
+	defer c.e.mu.Unlock()
+	c.e.dropped++
 	c.e.live, c.e.stale, c.e.stored = flat.New(dim), map[int64][]float32{}, map[int64][]float32{}
 	return nil
 }
@@ -280,6 +288,43 @@ func TestRemoteIndexLostAndKeys(t *testing.T) {
 	if _, err := vstore.OpenRemote(ctx, vstore.Remote{Name: "weaviate/Gabarit_m1", Connect: eng.connect, Seal: other},
 		"m1", dim, e.db, e.keys); err == nil {
 		t.Fatal("the rotation secret opened with another master key")
+	}
+}
+
+// TestRemoteNewRotation: a new rotation drops the index and forgets the
+// secret; the next open draws another one and fills the index again.
+func TestRemoteNewRotation(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	a := e.add(t, "m1")
+	eng := newFakeEngine()
+	if _, err := openRemote(t, e, eng, e.keys, "m1"); err != nil {
+		t.Fatal(err)
+	}
+	before := slices.Clone(eng.stored[a])
+	old, _ := e.db.IndexCursor(ctx, "weaviate/Gabarit_m1")
+	r := vstore.Remote{Name: "weaviate/Gabarit_m1", Connect: eng.connect, Seal: e.keys}
+	if err := vstore.NewRotation(ctx, r, e.db); err != nil {
+		t.Fatal(err)
+	}
+	if eng.dropped != 1 || len(eng.ids()) != 0 {
+		t.Fatalf("after NewRotation: dropped %d times, engine holds %v", eng.dropped, eng.ids())
+	}
+	h, err := openRemote(t, e, eng, e.keys, "m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, _ := e.db.IndexCursor(ctx, "weaviate/Gabarit_m1")
+	if !h.Rebuilt || slices.Equal(cur.Rotation, old.Rotation) || slices.Equal(eng.stored[a], before) || eng.stored[a] == nil {
+		t.Fatalf("after a new rotation: rebuilt %v, same sealed secret %v, same stored vector %v",
+			h.Rebuilt, slices.Equal(cur.Rotation, old.Rotation), slices.Equal(eng.stored[a], before))
+	}
+	if hits, err := h.Index.Search(ctx, template(t, e, a), 1, 0.999); err != nil || len(hits) != 1 || hits[0].ID != a {
+		t.Fatalf("search after a new rotation: %v, %v", hits, err)
+	}
+	// Nothing to rotate: no error.
+	if err := vstore.NewRotation(ctx, vstore.Remote{Name: "weaviate/none", Connect: eng.connect, Seal: e.keys}, e.db); err != nil {
+		t.Fatal(err)
 	}
 }
 

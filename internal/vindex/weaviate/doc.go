@@ -69,7 +69,11 @@
 // 1-minScore and a limit of k+8, then sorts by score and id and keeps k:
 // Weaviate does not order equal scores by id, the extra hits let ties at
 // the cut be resolved as the vindex contract wants. Score is 1 - cosine
-// distance, exact to float32 rounding without compression.
+// distance, exact to float32 rounding without compression. gabarit's
+// searches ask for up to 4 × 10,000 hits (nothing is cut at any k) and a
+// rights erasure's proof for 1,000 or more: the cluster must allow them
+// (QUERY_MAXIMUM_RESULTS, 10,000 by default; scripts/weaviate.sh sets
+// 50,000).
 //
 // HNSW parameters of new collections: ef 128, efConstruction 128,
 // maxConnections 32. On vindextest's recall set (5,000 uniform random unit

@@ -239,6 +239,7 @@ func (d *Data) remoteIndex(modelID string, dim int) (vstore.Remote, error) {
 			return weaviate.Open(ctx, c)
 		},
 		Seal: d.Keys,
+		Drop: func(ctx context.Context) error { return weaviate.DropCollection(ctx, wc) },
 	}, nil
 }
 

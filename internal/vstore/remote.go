@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync/atomic"
 
 	"gabarit/internal/store"
 	"gabarit/internal/vindex"
@@ -89,6 +90,9 @@ type Remote struct {
 	Connect func(ctx context.Context, transform func(dst, src []float32), transformID string) (Engine, error)
 	// Seal seals and opens the rotation secret.
 	Seal Sealer
+	// Drop, when set, deletes the index whatever made it (another store's
+	// rotation, say), without opening it: NewRotation uses it.
+	Drop func(ctx context.Context) error
 }
 
 // remote is a Handle's remote state.
@@ -96,6 +100,10 @@ type remote struct {
 	name   string
 	engine Engine
 	st     RemoteStore
+	// count is the engine's number of faces as last counted (-1: never),
+	// what Len answers: a count over the cluster fails while a node is
+	// down, and searches ask for it every time (the gallery's size).
+	count atomic.Int64
 }
 
 // OpenRemote opens the remote index r of model modelID and catches it up
@@ -137,6 +145,7 @@ func OpenRemote(ctx context.Context, r Remote, modelID string, dim int, st Remot
 		return nil, err
 	}
 	h.remote = &remote{name: r.Name, engine: eng, st: st}
+	h.remote.count.Store(-1)
 	h.cur.Store(&slot{eng})
 	h.applied = cur.Applied
 
@@ -196,8 +205,14 @@ func connectRemote(ctx context.Context, r Remote, cur store.IndexCursor) (Engine
 // NewRotation drops the remote index r and forgets its rotation secret:
 // the next OpenRemote draws a new secret and fills the index again from
 // the store (gabarit reindex --new-rotation). Searches find nothing in
-// between. An index never opened is left alone.
+// between. Without r.Drop, an index never opened is left alone.
 func NewRotation(ctx context.Context, r Remote, st RemoteStore) error {
+	if r.Drop != nil {
+		if err := r.Drop(ctx); err != nil {
+			return fmt.Errorf("vector index %s: drop it: %w", r.Name, err)
+		}
+		return st.DeleteIndexCursor(ctx, r.Name)
+	}
 	cur, err := st.IndexCursor(ctx, r.Name)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
@@ -340,6 +355,27 @@ func (h *Handle) recheckAdded(ctx context.Context, ids []int64) error {
 		return fmt.Errorf("vector index: delete %d faces: %w", len(gone), err)
 	}
 	return nil
+}
+
+// recount counts the remote index's faces again, for Len; a failed count
+// keeps the last one.
+func (h *Handle) recount(ctx context.Context) {
+	if n, err := h.remote.engine.Len(ctx); err == nil {
+		h.remote.count.Store(int64(n))
+	}
+}
+
+// remoteLen is Len of a remote index: the last count, at most one catch-up
+// old (every 5 s in gabarit serve), or a count now if there is none yet.
+func (h *Handle) remoteLen(ctx context.Context) (int, error) {
+	if n := h.remote.count.Load(); n >= 0 {
+		return int(n), nil
+	}
+	n, err := h.remote.engine.Len(ctx)
+	if err == nil {
+		h.remote.count.Store(int64(n))
+	}
+	return n, err
 }
 
 // saveRemote records how far the remote index is in the store (it never

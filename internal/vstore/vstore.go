@@ -379,6 +379,9 @@ func (h *Handle) catchUp(ctx context.Context) (Applied, error) {
 			}
 		}
 		if done {
+			if h.remote != nil {
+				h.recount(ctx)
+			}
 			return a, nil
 		}
 	}
@@ -501,8 +504,13 @@ type live struct{ h *Handle }
 
 var _ vindex.Index = live{}
 
-func (l live) Dim() int                             { return l.h.dim }
-func (l live) Len(ctx context.Context) (int, error) { return l.h.index().Len(ctx) }
+func (l live) Dim() int { return l.h.dim }
+func (l live) Len(ctx context.Context) (int, error) {
+	if l.h.remote != nil {
+		return l.h.remoteLen(ctx)
+	}
+	return l.h.index().Len(ctx)
+}
 
 func (l live) Search(ctx context.Context, q []float32, k int, minScore float32) ([]vindex.Hit, error) {
 	return l.h.index().Search(ctx, q, k, minScore)

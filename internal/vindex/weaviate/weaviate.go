@@ -244,19 +244,9 @@ func Open(ctx context.Context, cfg Config) (*Index, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
-	ix := &Index{cfg: cfg, class: ClassName(cfg.Collection)}
-	for i, addr := range cfg.Endpoints.REST {
-		hc := &http.Client{Timeout: cfg.Timeout}
-		wc := wv.Config{Host: addr, Scheme: "http", ConnectionClient: hc, Timeout: cfg.Timeout}
-		if len(cfg.Endpoints.GRPC) > 0 {
-			wc.GrpcConfig = &wvgrpc.Config{Host: cfg.Endpoints.GRPC[i]}
-		}
-		c, err := newClient(wc) // StartupTimeout 0: no request yet
-		if err != nil {
-			return nil, fmt.Errorf("weaviate node %s: %w", addr, err)
-		}
-		ix.nodes = append(ix.nodes, c)
-		ix.http = append(ix.http, hc)
+	ix, err := connect(cfg)
+	if err != nil {
+		return nil, err
 	}
 	n, err := ix.checkCluster(ctx)
 	if err != nil {
@@ -266,6 +256,26 @@ func Open(ctx context.Context, cfg Config) (*Index, error) {
 	if err := ix.openClass(ctx, n); err != nil {
 		ix.release()
 		return nil, err
+	}
+	return ix, nil
+}
+
+// connect makes the clients of cfg's nodes (filled), sending no request yet.
+func connect(cfg Config) (*Index, error) {
+	ix := &Index{cfg: cfg, class: ClassName(cfg.Collection)}
+	for i, addr := range cfg.Endpoints.REST {
+		hc := &http.Client{Timeout: cfg.Timeout}
+		wc := wv.Config{Host: addr, Scheme: "http", ConnectionClient: hc, Timeout: cfg.Timeout}
+		if len(cfg.Endpoints.GRPC) > 0 {
+			wc.GrpcConfig = &wvgrpc.Config{Host: cfg.Endpoints.GRPC[i]}
+		}
+		c, err := newClient(wc) // StartupTimeout 0: no request yet
+		if err != nil {
+			ix.release()
+			return nil, fmt.Errorf("weaviate node %s: %w", addr, err)
+		}
+		ix.nodes = append(ix.nodes, c)
+		ix.http = append(ix.http, hc)
 	}
 	return ix, nil
 }
@@ -512,7 +522,9 @@ func (ix *Index) checkClass(class *models.Class, want meta) error {
 		return fmt.Errorf("%s was created for model %q / dimension %d, not model %q / dimension %d: it cannot be reused", where, got.Model, got.Dim, want.Model, want.Dim)
 	}
 	if got.Transform != want.Transform {
-		return fmt.Errorf("%s was created with another vector rotation key: reindex into a new collection (drop this one)", where)
+		return fmt.Errorf("%s was created with another vector rotation key (by another store sharing this cluster, or before "+
+			"the store was restored from a copy): give this store another cluster, or run `gabarit reindex --new-rotation` with this "+
+			"store to drop the collection and refill it", where)
 	}
 	if got.Compression != want.Compression {
 		return fmt.Errorf("%s uses compression %q, the configuration asks for %q: set it back, or drop the collection and reindex", where, got.Compression, want.Compression)

@@ -5,7 +5,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,10 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"gabarit/internal/app"
-	"gabarit/internal/config"
 	"gabarit/internal/modeltest"
-	"gabarit/internal/passwd"
 	"gabarit/internal/store"
 	"gabarit/internal/store/storetest"
 )
@@ -226,23 +222,7 @@ type serveJob struct {
 // of theirs, written through an instance on data.
 func serveToken(t *testing.T, data, dsn, keyFile string) string {
 	t.Helper()
-	ctx := context.Background()
-	token, hash, err := passwd.NewToken("gbt_")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := app.OpenData(ctx, config.Config{DataDir: data, Store: dsn, Index: app.IndexFlat, MasterKeyFile: keyFile}, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	if err := d.DB.AddUser(ctx, "olga", []store.Role{store.RoleOperator}, actor()); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := d.DB.CreateAPIToken(ctx, "olga", "serve instances", hash, time.Time{}, actor()); err != nil {
-		t.Fatal(err)
-	}
-	return token
+	return apiToken(t, data, dsn, keyFile, "olga", store.RoleOperator)
 }
 
 // serveProc is a gabarit serve process.

@@ -316,7 +316,7 @@ func apiToken(t *testing.T, data, dsn, keyFile, name string, roles ...store.Role
 	if err := d.DB.AddUser(ctx, name, roles, actor()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.DB.CreateAPIToken(ctx, name, "weaviate tests", hash, time.Time{}, actor()); err != nil {
+	if _, err := d.DB.CreateAPIToken(ctx, name, "test instances", hash, time.Time{}, actor()); err != nil {
 		t.Fatal(err)
 	}
 	return token

@@ -3,6 +3,7 @@ package rotate
 import (
 	"bytes"
 	"fmt"
+	"gabarit/internal/vindex/vindextest"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -12,21 +13,6 @@ import (
 
 func testSecret(b byte) []byte {
 	return bytes.Repeat([]byte{b}, SecretSize)
-}
-
-func randUnit(r *rand.Rand, dim int) []float32 {
-	v := make([]float32, dim)
-	var ss float64
-	for i := range v {
-		x := r.NormFloat64()
-		v[i] = float32(x)
-		ss += x * x
-	}
-	inv := 1 / math.Sqrt(ss)
-	for i := range v {
-		v[i] = float32(float64(v[i]) * inv)
-	}
-	return v
 }
 
 func dot(a, b []float32) float64 {
@@ -78,7 +64,7 @@ func TestPreservesCosines(t *testing.T) {
 	vecs := make([][]float32, 50)
 	rotated := make([][]float32, len(vecs))
 	for i := range vecs {
-		vecs[i] = randUnit(r, dim)
+		vecs[i] = vindextest.RandUnit(r, dim)
 		rotated[i] = make([]float32, dim)
 		rot.Apply(rotated[i], vecs[i])
 	}
@@ -122,7 +108,7 @@ func TestApplyInPlaceAndInvert(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := rand.New(rand.NewPCG(3, 4))
-	v := randUnit(r, dim)
+	v := vindextest.RandUnit(r, dim)
 	want := make([]float32, dim)
 	rot.Apply(want, v)
 	got := slices.Clone(v)
@@ -241,7 +227,7 @@ func BenchmarkApply(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			src := randUnit(rand.New(rand.NewPCG(5, 6)), dim)
+			src := vindextest.RandUnit(rand.New(rand.NewPCG(5, 6)), dim)
 			dst := make([]float32, dim)
 			b.SetBytes(int64(4 * dim))
 			b.ReportAllocs()

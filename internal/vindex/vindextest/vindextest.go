@@ -173,7 +173,7 @@ func (m model) fill(t *testing.T, ix vindex.Index, r *rand.Rand, first int64, n 
 	vecs := make([][]float32, n)
 	for i := range n {
 		ids[i] = first + int64(i)
-		vecs[i] = randUnit(r, ix.Dim())
+		vecs[i] = RandUnit(r, ix.Dim())
 	}
 	m.add(t, ix, ids, vecs)
 	return ids
@@ -277,7 +277,7 @@ func (s suite) testEmpty(t *testing.T) {
 		t.Errorf("Len() = %d on a new index, want 0", got)
 	}
 	r := newRand(t)
-	hits, err := ix.Search(context.Background(), randUnit(r, 8), 10, noMin)
+	hits, err := ix.Search(context.Background(), RandUnit(r, 8), 10, noMin)
 	if err != nil || len(hits) != 0 {
 		t.Errorf("Search on an empty index = %v, %v; want no hits, nil", hits, err)
 	}
@@ -307,7 +307,7 @@ func (s suite) testKLargerThanLen(t *testing.T) {
 	m := model{}
 	r := newRand(t)
 	m.fill(t, ix, r, 100, 20)
-	q := randUnit(r, 16)
+	q := RandUnit(r, 16)
 	hits := s.search(t, ix, m, q, 100, noMin)
 	if s.exact && len(hits) != 20 {
 		t.Errorf("Search(k=100) on 20 vectors gave %d hits, want 20", len(hits))
@@ -333,13 +333,13 @@ func (s suite) testMinScore(t *testing.T) {
 	vecs := make([][]float32, 300)
 	for i := range ids {
 		ids[i] = int64(i)
-		vecs[i] = randUnit(r, dim/2)
+		vecs[i] = RandUnit(r, dim/2)
 		vecs[i] = append(vecs[i], make([]float32, dim/2)...)
 	}
 	m.add(t, ix, ids, vecs)
 
 	// A query in the other half is far from everything: no match is the answer.
-	far := append(make([]float32, dim/2), randUnit(r, dim/2)...)
+	far := append(make([]float32, dim/2), RandUnit(r, dim/2)...)
 	if hits := s.search(t, ix, m, far, 10, 0.5); len(hits) != 0 {
 		t.Errorf("Search(far query, minScore=0.5) = %v, want no hits, never the nearest stranger", hits)
 	}
@@ -347,7 +347,7 @@ func (s suite) testMinScore(t *testing.T) {
 		t.Errorf("Search(far query, no minimum) gave no hits")
 	}
 	for i := range 20 {
-		q := randUnit(r, dim)
+		q := RandUnit(r, dim)
 		for _, ms := range []float32{0.95, 0.3, 0, -0.3} {
 			s.search(t, ix, m, q, 10, ms)
 		}
@@ -369,7 +369,7 @@ func (s suite) testReplace(t *testing.T) {
 	for _, id := range ids[:50] {
 		old[id] = m[id]
 		rids = append(rids, id)
-		rvecs = append(rvecs, randUnit(r, 16))
+		rvecs = append(rvecs, RandUnit(r, 16))
 	}
 	m.add(t, ix, rids, rvecs)
 	if got := count(t, ix); got != 200 {
@@ -384,7 +384,7 @@ func (s suite) testReplace(t *testing.T) {
 		}
 	}
 	// The later of two vectors for one id in one call wins.
-	a, b := randUnit(r, 16), randUnit(r, 16)
+	a, b := RandUnit(r, 16), RandUnit(r, 16)
 	m.add(t, ix, []int64{7, 7}, [][]float32{a, b})
 	m[7] = b
 	s.search(t, ix, m, a, 200, noMin)
@@ -398,7 +398,7 @@ func (s suite) testAddCopies(t *testing.T) {
 	m := model{}
 	r := newRand(t)
 	m.fill(t, ix, r, 0, 100)
-	v := randUnit(r, 16)
+	v := RandUnit(r, 16)
 	m.add(t, ix, []int64{1000}, [][]float32{v})
 	for i := range v {
 		v[i] = -v[i] // the caller reuses its buffer
@@ -412,7 +412,7 @@ func (s suite) testTies(t *testing.T) {
 	m := model{}
 	r := newRand(t)
 	m.fill(t, ix, r, 1000, 100)
-	v := randUnit(r, 16)
+	v := RandUnit(r, 16)
 	same := []int64{42, 7, 19, 3, 100}
 	vecs := make([][]float32, len(same))
 	for i := range vecs {
@@ -465,7 +465,7 @@ func (s suite) testDeleteThenSearch(t *testing.T) {
 	}
 	slices.Sort(dids)
 	for i := range 1000 {
-		q := randUnit(r, dim)
+		q := RandUnit(r, dim)
 		if i%2 == 0 { // the strongest query for a deleted id is its own vector
 			q = deleted[dids[r.IntN(len(dids))]]
 		}
@@ -514,7 +514,7 @@ func (s suite) testDeleteUnknown(t *testing.T) {
 	if got := count(t, ix); got != 50 {
 		t.Errorf("Len() = %d after deleting unknown ids, want 50", got)
 	}
-	s.search(t, ix, m, randUnit(r, 8), 50, noMin)
+	s.search(t, ix, m, RandUnit(r, 8), 50, noMin)
 }
 
 func (s suite) testWrongDimension(t *testing.T) {
@@ -525,11 +525,11 @@ func (s suite) testWrongDimension(t *testing.T) {
 	m.fill(t, ix, r, 0, 10)
 	ctx := context.Background()
 	for _, n := range []int{0, 1, dim - 1, dim + 1, 2 * dim} {
-		v := randUnit(r, max(n, 1))[:n]
+		v := RandUnit(r, max(n, 1))[:n]
 		if err := ix.Add(ctx, []int64{99}, [][]float32{v}); !errors.Is(err, vindex.ErrDim) {
 			t.Errorf("Add(vector of length %d) = %v, want ErrDim", n, err)
 		}
-		batch := [][]float32{randUnit(r, dim), v}
+		batch := [][]float32{RandUnit(r, dim), v}
 		if err := ix.Add(ctx, []int64{98, 99}, batch); !errors.Is(err, vindex.ErrDim) {
 			t.Errorf("Add(batch with a vector of length %d) = %v, want ErrDim", n, err)
 		}
@@ -537,13 +537,13 @@ func (s suite) testWrongDimension(t *testing.T) {
 			t.Errorf("Search(query of length %d) = %v, want ErrDim", n, err)
 		}
 	}
-	if err := ix.Add(ctx, []int64{1, 2}, [][]float32{randUnit(r, dim)}); err == nil {
+	if err := ix.Add(ctx, []int64{1, 2}, [][]float32{RandUnit(r, dim)}); err == nil {
 		t.Errorf("Add(2 ids, 1 vector) succeeded, want an error")
 	}
 	if _, ok := m[99]; ok {
 		t.Fatal("test bug: 99 in the model")
 	}
-	s.search(t, ix, m, randUnit(r, dim), 20, noMin) // 99 never added
+	s.search(t, ix, m, RandUnit(r, dim), 20, noMin) // 99 never added
 }
 
 func (s suite) testContextCancelled(t *testing.T) {
@@ -553,10 +553,10 @@ func (s suite) testContextCancelled(t *testing.T) {
 	m.fill(t, ix, r, 0, 50)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := ix.Search(ctx, randUnit(r, 8), 5, noMin); !errors.Is(err, context.Canceled) {
+	if _, err := ix.Search(ctx, RandUnit(r, 8), 5, noMin); !errors.Is(err, context.Canceled) {
 		t.Errorf("Search(cancelled ctx) = %v, want context.Canceled", err)
 	}
-	if err := ix.Add(ctx, []int64{1000}, [][]float32{randUnit(r, 8)}); !errors.Is(err, context.Canceled) {
+	if err := ix.Add(ctx, []int64{1000}, [][]float32{RandUnit(r, 8)}); !errors.Is(err, context.Canceled) {
 		t.Errorf("Add(cancelled ctx) = %v, want context.Canceled", err)
 	}
 	if err := ix.Delete(ctx, []int64{1}); !errors.Is(err, context.Canceled) {
@@ -564,7 +564,7 @@ func (s suite) testContextCancelled(t *testing.T) {
 	}
 	// The index stays usable; what the cancelled calls did is unspecified.
 	m.del(t, ix, []int64{1, 1000})
-	s.search(t, ix, m, randUnit(r, 8), 60, noMin)
+	s.search(t, ix, m, RandUnit(r, 8), 60, noMin)
 }
 
 // testConcurrent searches while other goroutines add and delete, and checks
@@ -586,7 +586,7 @@ func (s suite) testConcurrent(t *testing.T) {
 	var vecs [][]float32
 	for _, span := range [][2]int64{{0, nDoomed}, {1000, 1000 + nKept}, {firstNew, firstNew + nNew}} {
 		for id := span[0]; id < span[1]; id++ {
-			vec[id] = randUnit(r, dim)
+			vec[id] = RandUnit(r, dim)
 			if id < firstNew {
 				ids = append(ids, id)
 				vecs = append(vecs, vec[id])
@@ -705,7 +705,7 @@ func (s suite) testSaveLoad(t *testing.T) {
 	var rvecs [][]float32
 	for _, id := range ids[100:150] {
 		rids = append(rids, id)
-		rvecs = append(rvecs, randUnit(r, dim))
+		rvecs = append(rvecs, RandUnit(r, dim))
 	}
 	m.add(t, ix, rids, rvecs)
 
@@ -714,7 +714,7 @@ func (s suite) testSaveLoad(t *testing.T) {
 		t.Fatalf("loaded index has Dim %d, Len %d; want %d, %d", re.Dim(), count(t, re), dim, count(t, ix))
 	}
 	for i := range 100 {
-		q := randUnit(r, dim)
+		q := RandUnit(r, dim)
 		if i%2 == 0 {
 			q = m[ids[100+r.IntN(900)]]
 		}
@@ -780,10 +780,10 @@ func (s suite) testClose(t *testing.T) {
 		t.Fatalf("Close: %v", err)
 	}
 	ctx := context.Background()
-	if _, err := ix.Search(ctx, randUnit(r, 8), 5, noMin); !errors.Is(err, vindex.ErrClosed) {
+	if _, err := ix.Search(ctx, RandUnit(r, 8), 5, noMin); !errors.Is(err, vindex.ErrClosed) {
 		t.Errorf("Search after Close = %v, want ErrClosed", err)
 	}
-	if err := ix.Add(ctx, []int64{1}, [][]float32{randUnit(r, 8)}); !errors.Is(err, vindex.ErrClosed) {
+	if err := ix.Add(ctx, []int64{1}, [][]float32{RandUnit(r, 8)}); !errors.Is(err, vindex.ErrClosed) {
 		t.Errorf("Add after Close = %v, want ErrClosed", err)
 	}
 	if err := ix.Delete(ctx, []int64{1}); !errors.Is(err, vindex.ErrClosed) {
@@ -819,7 +819,7 @@ func (s suite) testRecall(t *testing.T) {
 	ctx := context.Background()
 	found := 0
 	for range nQueries {
-		q := randUnit(r, dim)
+		q := RandUnit(r, dim)
 		hits, err := ix.Search(ctx, q, k, noMin)
 		if err != nil {
 			t.Fatalf("Search: %v", err)
@@ -853,7 +853,9 @@ func newRand(t *testing.T) *rand.Rand {
 
 // randUnit returns a random L2-normalised vector of length dim, uniform on
 // the sphere.
-func randUnit(r *rand.Rand, dim int) []float32 {
+// RandUnit returns a random unit vector of dimension dim, uniform on the
+// sphere (normalised Gaussian draws from r).
+func RandUnit(r *rand.Rand, dim int) []float32 {
 	v := make([]float32, dim)
 	for {
 		var ss float64

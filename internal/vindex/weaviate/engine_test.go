@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"gabarit/internal/vindex"
+	"gabarit/internal/vindex/vindextest"
 )
 
 // TestDeleteSomeAndReset: with a node missing, Delete refuses but
@@ -18,7 +19,7 @@ func TestDeleteSomeAndReset(t *testing.T) {
 	ix := open(t, Config{Endpoints: e, Collection: testCollection("engine"), Dim: 8, Replicas: 2})
 	defer ix.Close()
 	r := mrand.New(mrand.NewPCG(5, 5))
-	vecs := [][]float32{randUnit(r, 8), randUnit(r, 8), randUnit(r, 8)}
+	vecs := [][]float32{vindextest.RandUnit(r, 8), vindextest.RandUnit(r, 8), vindextest.RandUnit(r, 8)}
 	if err := ix.Add(ctx, []int64{1, 2, 3}, vecs); err != nil {
 		t.Fatal(err)
 	}

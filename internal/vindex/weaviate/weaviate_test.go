@@ -213,21 +213,6 @@ func TestConformance(t *testing.T) {
 	t.Logf("the suite took %v against %s", time.Since(start).Round(time.Second), e)
 }
 
-func randUnit(r *mrand.Rand, dim int) []float32 {
-	v := make([]float32, dim)
-	var ss float64
-	for i := range v {
-		x := r.NormFloat64()
-		v[i] = float32(x)
-		ss += x * x
-	}
-	inv := 1 / math.Sqrt(ss)
-	for i := range v {
-		v[i] = float32(float64(v[i]) * inv)
-	}
-	return v
-}
-
 // TestRotation checks that with a rotation the vectors Weaviate stores are
 // not the templates, while searches find what exact search on the
 // templates finds, as well as without the rotation.
@@ -256,7 +241,7 @@ func TestRotation(t *testing.T) {
 	vecs := make([][]float32, n)
 	for i := range ids {
 		ids[i] = int64(i + 1)
-		vecs[i] = randUnit(r, dim)
+		vecs[i] = vindextest.RandUnit(r, dim)
 	}
 	for _, ix := range []vindex.Index{rotated, plain, exact} {
 		if err := ix.Add(ctx, ids, vecs); err != nil {
@@ -299,7 +284,7 @@ func TestRotation(t *testing.T) {
 		r := mrand.New(mrand.NewPCG(9, 10))
 		found := 0
 		for range nQueries {
-			q := randUnit(r, dim)
+			q := vindextest.RandUnit(r, dim)
 			want, err := exact.Search(ctx, q, k, -2)
 			if err != nil {
 				t.Fatal(err)
@@ -347,7 +332,7 @@ func TestRefusesOtherCollection(t *testing.T) {
 	base := Config{Endpoints: e, Collection: name, Dim: 16, TransformID: "k1"}
 	ix := open(t, base)
 	defer ix.Close()
-	if err := ix.Add(ctx, []int64{1}, [][]float32{randUnit(mrand.New(mrand.NewPCG(1, 1)), 16)}); err != nil {
+	if err := ix.Add(ctx, []int64{1}, [][]float32{vindextest.RandUnit(mrand.New(mrand.NewPCG(1, 1)), 16)}); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -438,7 +423,7 @@ func TestFailover(t *testing.T) {
 	}
 	ix.cur.Store(0)
 	r := mrand.New(mrand.NewPCG(3, 3))
-	v := randUnit(r, 8)
+	v := vindextest.RandUnit(r, 8)
 	if err := ix.Add(ctx, []int64{5}, [][]float32{v}); err != nil {
 		t.Fatalf("Add with the current node dead: %v", err)
 	}
@@ -467,7 +452,7 @@ func TestDeleteRefusedWhenNodeMissing(t *testing.T) {
 	ctx := context.Background()
 	ix := open(t, Config{Endpoints: e, Collection: testCollection("missing"), Dim: 8})
 	defer ix.Close()
-	v := randUnit(mrand.New(mrand.NewPCG(4, 4)), 8)
+	v := vindextest.RandUnit(mrand.New(mrand.NewPCG(4, 4)), 8)
 	if err := ix.Add(ctx, []int64{1}, [][]float32{v}); err != nil {
 		t.Fatal(err)
 	}

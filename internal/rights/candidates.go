@@ -168,11 +168,21 @@ type scored struct {
 // scan compares every stored face of the model with the selfies and
 // returns those whose best similarity reaches the floor of the gallery
 // (its size counted first, so that only candidates are kept in memory),
-// with the number of faces compared. Faces of crypto-shredded sources are
-// unreadable and skipped (already erased); faces in quarantine, or whose
-// template cannot be opened, are skipped and counted (unreadable).
+// in id order, with the number of faces compared. Faces of crypto-shredded
+// sources are unreadable and skipped (already erased); faces in
+// quarantine, or whose template cannot be opened, are skipped and counted
+// (unreadable). The scan is exhaustive and exact whichever way it runs:
+// on a RangeStore, by e.workers() goroutines over PartsPerWorker parts
+// each of the model's id range (see scanRanges); otherwise by one
+// goroutine through AllTemplates.
 func (e *Engine) scan(ctx context.Context, s *preselect.Scorer, actor string) (out []scored, n, unreadable int, err error) {
-	count, _, err := e.Store.FaceCountUpTo(ctx, e.ModelID, math.MaxInt64)
+	rs, ranged := e.Store.(RangeStore)
+	var count, lo, hi int64
+	if ranged {
+		count, lo, hi, err = rs.FaceIDRange(ctx, e.ModelID)
+	} else {
+		count, _, err = e.Store.FaceCountUpTo(ctx, e.ModelID, math.MaxInt64)
+	}
 	if err != nil {
 		return nil, 0, 0, err
 	}
@@ -184,24 +194,33 @@ func (e *Engine) scan(ctx context.Context, s *preselect.Scorer, actor string) (o
 	// could lower it a little: keep what the floor of half the gallery
 	// admits (Find applies the floor of the faces compared).
 	loosest := preselect.PointsFor(e.Decider, int(count/2), e.fpir()).Floor
-	err = e.Store.AllTemplates(ctx, func(faceID, sourceID int64, modelID string, blob []byte) error {
-		if modelID != e.ModelID {
+	if ranged {
+		// Faces added after the range was read have greater ids: like the
+		// serial scan's snapshot, the scan does not see them. Each page of
+		// a part is read as it stands: a face erased meanwhile may or may
+		// not be compared.
+		w := e.workers()
+		out, n, unreadable, err = e.scanRanges(ctx, rs, s, held, loosest, lo, hi, w, w*PartsPerWorker, actor)
+	} else {
+		err = e.Store.AllTemplates(ctx, func(faceID, sourceID int64, modelID string, blob []byte) error {
+			if modelID != e.ModelID {
+				return nil
+			}
+			t, quarantined, err := e.opened(ctx, held, faceID, sourceID, modelID, blob, actor)
+			if quarantined {
+				unreadable++
+			}
+			if t == nil || err != nil {
+				return err
+			}
+			n++
+			score, sims, best := s.Score(t)
+			if best >= loosest {
+				out = append(out, scored{id: faceID, score: score, best: best, sims: sims, template: t})
+			}
 			return nil
-		}
-		t, quarantined, err := e.opened(ctx, held, faceID, sourceID, modelID, blob, actor)
-		if quarantined {
-			unreadable++
-		}
-		if t == nil || err != nil {
-			return err
-		}
-		n++
-		score, sims, best := s.Score(t)
-		if best >= loosest {
-			out = append(out, scored{id: faceID, score: score, best: best, sims: sims, template: t})
-		}
-		return nil
-	})
+		})
+	}
 	if err != nil {
 		return nil, 0, 0, err
 	}

@@ -137,6 +137,9 @@ type Engine struct {
 	// SelfieMatch is the least similarity between any two selfies of a
 	// request: stricter than Match, since a request hands over data.
 	SelfieMatch float64
+	// Workers is how many goroutines compare the stored faces with the
+	// selfies (GOMAXPROCS when 0); see scan.
+	Workers int
 	// Crop cuts a selfie's face from its photo (a JPEG), for the review.
 	Crop func(photo []byte, f face.Face) ([]byte, error)
 	// Methods are how the DPO may establish a requester's identity.

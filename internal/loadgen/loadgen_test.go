@@ -94,9 +94,11 @@ func TestRunWarmupNotCounted(t *testing.T) {
 	t.Parallel()
 	srv, hits := newServer(t, sleepy)
 	res, err := loadgen.Run(t.Context(), loadgen.Config{
-		Clients:  2,
-		Warmup:   100 * time.Millisecond,
-		Duration: 200 * time.Millisecond,
+		Clients: 2,
+		Warmup:  100 * time.Millisecond,
+		// Long enough that a request is sent in it even on a loaded
+		// machine (with 200 ms, a CI run under load saw none).
+		Duration: time.Second,
 		Request:  get(srv.URL),
 	})
 	if err != nil {

@@ -30,6 +30,9 @@ func (e *cmdEnv) bench(ctx context.Context, args []string) error {
 	if len(args) > 0 && args[0] == "search" {
 		return e.benchSearch(ctx, args[1:])
 	}
+	if len(args) > 0 && args[0] == "scale" {
+		return e.benchScale(ctx, args[1:])
+	}
 	if len(args) > 0 && args[0] == "serve" {
 		return e.benchServe(ctx, args[1:])
 	}
@@ -37,7 +40,7 @@ func (e *cmdEnv) bench(ctx context.Context, args []string) error {
 		return e.benchTemplates(ctx, args[1:])
 	}
 	if len(args) == 0 || args[0] != "pipeline" {
-		fmt.Fprintln(e.stderr, "usage: gabarit bench pipeline|search|serve|templates [flags]")
+		fmt.Fprintln(e.stderr, "usage: gabarit bench pipeline|search|scale|serve|templates [flags]")
 		return exitError{2}
 	}
 	fs := flag.NewFlagSet("bench pipeline", flag.ContinueOnError)

@@ -150,6 +150,7 @@ type searchBench struct {
 	kth       []float32   // exact k-th score per query
 	gtScores  [][]float32 // exact top-k scores per query
 	base      *os.File
+	retries   int // import batches sent again (bench scale)
 }
 
 func (b *searchBench) basePath() string { return filepath.Join(b.dir, "base.f32") }
@@ -374,12 +375,33 @@ func (s *fileSource) Vectors(_ context.Context, ids []int64, dst [][]float32, ok
 
 // runHNSW builds the index from base.f32 and measures every EfSearch.
 func (b *searchBench) runHNSW(ctx context.Context, cfg hnsw.Config, efs []int) ([]searchResult, error) {
+	x, build, perFace, err := b.buildHNSW(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer x.Close()
+	var out []searchResult
+	for _, ef := range efs {
+		x.SetEfSearch(ef)
+		r := b.measure(ctx, x)
+		r.Engine, r.Index = "gabarit", fmt.Sprintf("hnsw M%d", cfg.M)
+		r.Params = fmt.Sprintf("efC=%d ef=%d", cfg.EfConstruction, ef)
+		r.BuildS = build.Seconds()
+		r.BytesPerFace = perFace
+		b.e.progress("  ef %d: recall %.4f, p99 %.2f ms, %.0f q/s", ef, r.Recall, r.P99ms, r.QPS)
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// buildHNSW builds the hnsw index of base.f32 (its Source the file) and
+// returns it with the time its Adds took and its heap growth per face.
+func (b *searchBench) buildHNSW(ctx context.Context, cfg hnsw.Config) (*hnsw.Index, time.Duration, float64, error) {
 	cfg.Source = &fileSource{f: b.base, dim: b.dim, n: b.n}
 	var before runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	x := hnsw.New(b.dim, cfg)
-	defer x.Close()
 	b.e.progress("building hnsw (M %d, efConstruction %d, %d workers)", cfg.M, cfg.EfConstruction, runtime.GOMAXPROCS(0))
 	start := time.Now()
 	var build time.Duration
@@ -397,7 +419,8 @@ func (b *searchBench) runHNSW(ctx context.Context, cfg hnsw.Config, efs []int) (
 		return err
 	})
 	if err != nil {
-		return nil, err
+		x.Close()
+		return nil, 0, 0, err
 	}
 	var after runtime.MemStats
 	runtime.GC()
@@ -406,23 +429,19 @@ func (b *searchBench) runHNSW(ctx context.Context, cfg hnsw.Config, efs []int) (
 	b.e.progress("built in %.1f s; heap %+.0f B/face, index accounting %.0f B/face", build.Seconds(),
 		float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/float64(b.n), float64(used)/float64(b.n))
 	perFace := float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(b.n)
-	var out []searchResult
-	for _, ef := range efs {
-		x.SetEfSearch(ef)
-		r := b.measure(ctx, x)
-		r.Engine, r.Index = "gabarit", fmt.Sprintf("hnsw M%d", cfg.M)
-		r.Params = fmt.Sprintf("efC=%d ef=%d", cfg.EfConstruction, ef)
-		r.BuildS = build.Seconds()
-		r.BytesPerFace = perFace
-		b.e.progress("  ef %d: recall %.4f, p99 %.2f ms, %.0f q/s", ef, r.Recall, r.P99ms, r.QPS)
-		out = append(out, r)
-	}
-	return out, nil
+	return x, build, perFace, nil
 }
 
 // measure runs every query once alone (latency) and then all of them on
 // GOMAXPROCS goroutines for about 2 s (throughput).
 func (b *searchBench) measure(ctx context.Context, x vindex.Index) searchResult {
+	r, _ := b.measureWith(ctx, x, runtime.GOMAXPROCS(0))
+	return r
+}
+
+// measureWith is measure with the throughput measured on clients
+// goroutines; it returns the first search error.
+func (b *searchBench) measureWith(ctx context.Context, x vindex.Index, clients int) (searchResult, error) {
 	lat := make([]time.Duration, b.nq)
 	found, foundMatch, matches := 0, 0, 0
 	for qi, q := range b.queries {
@@ -430,7 +449,7 @@ func (b *searchBench) measure(ctx context.Context, x vindex.Index) searchResult 
 		hits, err := x.Search(ctx, q, b.k, -2)
 		lat[qi] = time.Since(t0)
 		if err != nil {
-			return searchResult{}
+			return searchResult{}, err
 		}
 		exact := make(map[int64]float32, b.k)
 		for i, id := range b.gt[qi] {
@@ -442,7 +461,12 @@ func (b *searchBench) measure(ctx context.Context, x vindex.Index) searchResult 
 		for _, h := range hits {
 			s, ok := exact[h.ID]
 			if !ok {
-				s = h.Score // exact (re-scored) unless the index has no Source
+				// Not in the exact top k: its exact score, from the file
+				// (an engine's own score may be that of compressed codes).
+				var err error
+				if s, err = b.exactScore(q, h.ID); err != nil {
+					return searchResult{}, err
+				}
 			}
 			if s >= b.kth[qi]-1e-6 {
 				found++
@@ -454,15 +478,18 @@ func (b *searchBench) measure(ctx context.Context, x vindex.Index) searchResult 
 	}
 	slices.Sort(lat)
 	var done atomic.Int64
+	var firstErr error
+	var errOnce sync.Once
 	deadline := time.Now().Add(2 * time.Second)
 	start := time.Now()
 	var wg sync.WaitGroup
-	for w := range runtime.GOMAXPROCS(0) {
+	for w := range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := w; time.Now().Before(deadline); i++ {
 				if _, err := x.Search(ctx, b.queries[i%b.nq], b.k, -2); err != nil {
+					errOnce.Do(func() { firstErr = err })
 					return
 				}
 				done.Add(1)
@@ -470,6 +497,9 @@ func (b *searchBench) measure(ctx context.Context, x vindex.Index) searchResult 
 		}()
 	}
 	wg.Wait()
+	if firstErr != nil {
+		return searchResult{}, firstErr
+	}
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	return searchResult{
 		Recall:      float64(found) / float64(b.nq*b.k),
@@ -477,7 +507,21 @@ func (b *searchBench) measure(ctx context.Context, x vindex.Index) searchResult 
 		P50ms:       ms(lat[b.nq/2]),
 		P99ms:       ms(lat[min(b.nq-1, b.nq*99/100)]),
 		QPS:         float64(done.Load()) / time.Since(start).Seconds(),
+	}, nil
+}
+
+// exactScore is the dot product of q with face id of base.f32 (its cosine:
+// the faces are unit vectors); an id outside the file scores -2.
+func (b *searchBench) exactScore(q []float32, id int64) (float32, error) {
+	if id < 0 || id >= int64(b.n) {
+		return -2, nil
 	}
+	v := make([]float32, b.dim)
+	ok := []bool{false}
+	if err := (&fileSource{f: b.base, dim: b.dim, n: b.n}).Vectors(context.Background(), []int64{id}, [][]float32{v}, ok); err != nil {
+		return 0, err
+	}
+	return kernel.Dot(q, v), nil
 }
 
 // runFaiss runs the FAISS peer on the same files and parses its JSON lines.

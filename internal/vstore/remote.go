@@ -161,9 +161,12 @@ func OpenRemote(ctx context.Context, r Remote, modelID string, dim int, st Remot
 			return nil, fmt.Errorf("vector index %s: %w", r.Name, err)
 		}
 		if n == 0 {
-			if head, err := st.IndexOutboxHead(ctx); err == nil && head > 0 {
-				rebuild, h.Behind = true, true
+			held, err := h.holdsFaces(ctx)
+			if err != nil {
+				_ = eng.Close() // the store's error is the one to report
+				return nil, err
 			}
+			rebuild, h.Behind = held, held
 		}
 	}
 	if rebuild {
@@ -185,6 +188,28 @@ func OpenRemote(ctx context.Context, r Remote, modelID string, dim int, st Remot
 		h.Rebuilt, h.Behind = true, true
 	}
 	return h, nil
+}
+
+// errFound stops a template scan at the first face it looks for.
+var errFound = errors.New("found")
+
+// holdsFaces reports whether the store holds a face of h's model (an
+// empty engine is then an engine that lost its data, not an empty
+// gallery).
+func (h *Handle) holdsFaces(ctx context.Context) (bool, error) {
+	err := h.st.TemplatesAfter(ctx, 0, func(_, _ int64, modelID string, _ []byte) error {
+		if modelID == h.modelID {
+			return errFound
+		}
+		return nil
+	})
+	if errors.Is(err, errFound) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("vector index: %w", err)
+	}
+	return false, nil
 }
 
 // connectRemote opens the engine of r with the rotation of cursor cur.

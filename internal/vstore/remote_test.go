@@ -284,6 +284,17 @@ func TestRemoteIndexLostAndKeys(t *testing.T) {
 	if !h.Rebuilt || !h.Behind || vindex.Count(h.Index) != 1 {
 		t.Fatalf("open over an emptied engine: rebuilt %v, behind %v, %d faces; want it filled again", h.Rebuilt, h.Behind, vindex.Count(h.Index))
 	}
+	// A gallery emptied by erasures is not an engine that lost its data.
+	for _, id := range eng.ids() {
+		e.erase(t, id)
+	}
+	if _, err := h.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	resets := eng.resets
+	if h2, err := openRemote(t, e, eng, e.keys, "m1"); err != nil || h2.Rebuilt || eng.resets != resets {
+		t.Fatalf("open over an emptied gallery: %v, rebuilt %v, %d resets (was %d); want no rebuild", err, h2 != nil && h2.Rebuilt, eng.resets, resets)
+	}
 	_, other := storetest.Open(t)
 	if _, err := vstore.OpenRemote(ctx, vstore.Remote{Name: "weaviate/Gabarit_m1", Connect: eng.connect, Seal: other},
 		"m1", dim, e.db, e.keys); err == nil {

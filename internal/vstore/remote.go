@@ -324,20 +324,23 @@ func (h *Handle) retryPendingDeletes(ctx context.Context) error {
 	}
 }
 
-// remoteDelete deletes ids from every replica; when some replica cannot be
-// reached, from those that answer, and records them as pending deletes
-// (seq: the outbox operation, 0 for a direct delete). h.mu is held.
+// remoteDelete deletes ids from every replica. When some replica cannot
+// be reached, it deletes them from those that answer (best effort: right
+// after a node died the cluster may refuse even that) and records them as
+// pending deletes (seq: the outbox operation, 0 for a direct delete), which
+// every catch-up deletes again from every replica until all acknowledge.
+// So an erasure goes on while a node is down: the store is the truth, and
+// searches check every hit against it meanwhile. It fails only when the
+// pending deletes cannot be recorded. h.mu is held.
 func (h *Handle) remoteDelete(ctx context.Context, ids []int64, seq int64) error {
 	rm := h.remote
 	err := rm.engine.Delete(ctx, ids)
 	if err == nil || ctx.Err() != nil {
 		return err
 	}
-	if serr := rm.engine.DeleteSome(ctx, ids); serr != nil {
-		return fmt.Errorf("%w (and on the replicas that answer: %w)", err, serr)
-	}
+	_ = rm.engine.DeleteSome(ctx, ids) // best effort; the pending deletes are what holds
 	if perr := rm.st.AddPendingDeletes(ctx, rm.name, ids, seq); perr != nil {
-		return errors.Join(err, perr)
+		return fmt.Errorf("%w (and the faces could not be kept as pending deletes: %w)", err, perr)
 	}
 	return nil
 }

@@ -25,6 +25,7 @@ type fakeEngine struct {
 	live      *flat.Index         // what the replicas that answer hold
 	stale     map[int64][]float32 // what the down replica still holds
 	down      bool
+	refuse    bool // even the replicas that answer refuse (a node just died)
 	transform func(dst, src []float32)
 	stored    map[int64][]float32 // the vectors as the engine received them
 	resets    int
@@ -77,6 +78,9 @@ func (c *conn) Delete(ctx context.Context, ids []int64) error {
 func (c *conn) DeleteSome(ctx context.Context, ids []int64) error {
 	c.e.mu.Lock()
 	defer c.e.mu.Unlock()
+	if c.e.refuse {
+		return errors.New("node 1: send http request: connection refused")
+	}
 	for _, id := range ids {
 		if v, ok := c.e.stored[id]; ok {
 			c.e.stale[id] = v // the down replica keeps it
@@ -237,6 +241,25 @@ func TestRemoteIndexNodeDown(t *testing.T) {
 	}
 	if pend, _ := e.db.PendingDeletes(ctx, "weaviate/Gabarit_m1", 10); len(pend) != 0 || len(eng.stale) != 0 {
 		t.Fatalf("after the replica came back: pending %v, stale copies %d; want none", pend, len(eng.stale))
+	}
+
+	// Right after a node died the cluster may refuse even the replicas
+	// that answer: the erasure still goes on, the faces kept pending, and
+	// deleted once the cluster answers.
+	eng.down, eng.refuse = true, true
+	e.erase(t, b)
+	if err := h.Index.Delete(ctx, []int64{b}); err != nil {
+		t.Fatalf("delete refused by every replica: %v; want it kept pending", err)
+	}
+	if pend, _ := e.db.PendingDeletes(ctx, "weaviate/Gabarit_m1", 10); !slices.Equal(pend, []int64{b}) {
+		t.Fatalf("pending deletes %v, want [%d]", pend, b)
+	}
+	eng.down, eng.refuse = false, false
+	if _, err := h.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if pend, _ := e.db.PendingDeletes(ctx, "weaviate/Gabarit_m1", 10); len(pend) != 0 || slices.Contains(eng.ids(), b) {
+		t.Fatalf("after the cluster answered: pending %v, engine holds %v", pend, eng.ids())
 	}
 }
 

@@ -49,9 +49,9 @@
 // caller checks, but may briefly miss a face just added.)
 //
 // When Delete at ALL cannot reach every replica, DeleteSome deletes at
-// QUORUM from the replicas that answer, and the caller (package vstore)
-// keeps the faces as pending deletes, deleted again at ALL until every
-// node acknowledged.
+// ONE from the replicas that answer (QUORUM is refused across shards while
+// a node is down), and the caller (package vstore) keeps the faces as
+// pending deletes, deleted again at ALL until every node acknowledged.
 //
 // Weaviate's default replica-conflict handling can resurrect a deleted
 // object: a replica that missed the delete (down at the time) brings the

@@ -167,27 +167,14 @@ func (e *cmdEnv) benchScale(ctx context.Context, args []string) error {
 	opened = append(opened, first)
 
 	rep := scaleReport{N: *n, Queries: *nq, K: *k, CPUs: runtime.NumCPU(), LoadBefore: loadAvg()}
-	work := *dir
-	if work == "" {
-		if work, err = os.MkdirTemp("", "gabarit-bench-scale-"); err != nil {
-			return err
-		}
-		defer os.RemoveAll(work)
-	}
-	b := &searchBench{e: e, n: *n, nq: *nq, k: *k, dir: work}
-	p := synth.Calibrated()
-	b.dim = p.Dim
-	rep.Dim = p.Dim
-	e.progress("generating %d faces and %d queries (seed %d)", *n, *nq, *seed)
-	if err := b.generate(ctx, p, *seed, *perID); err != nil {
+	b, cleanup, err := e.prepareSearchBench(ctx, "scale", *n, *nq, *k, *dir, *seed, *perID)
+	defer cleanup()
+	if err != nil {
 		return err
 	}
 	defer b.base.Close()
+	rep.Dim = b.dim
 	rep.Identities = b.nIDs
-	e.progress("exact top-%d of %d queries", *k, *nq)
-	if err := b.groundTruth(ctx); err != nil {
-		return err
-	}
 
 	if *embedded {
 		// The deployed configuration (internal/app): default M and

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"gabarit/internal/vindex/weaviate"
+	"gabarit/internal/vindex/weaviate/weaviatetest"
 )
 
 func TestVmRSS(t *testing.T) {
@@ -107,14 +108,7 @@ func TestBenchScaleUsage(t *testing.T) {
 // cluster of GABARIT_TEST_WEAVIATE and checks its measurements and that it
 // dropped its collections.
 func TestBenchScaleWeaviate(t *testing.T) {
-	u := os.Getenv("GABARIT_TEST_WEAVIATE")
-	if u == "" {
-		msg := "GABARIT_TEST_WEAVIATE is not set: start a cluster with scripts/weaviate.sh start and export GABARIT_TEST_WEAVIATE=$(scripts/weaviate.sh url)"
-		if os.Getenv("GABARIT_REQUIRE_WEAVIATE") != "" {
-			t.Fatal(msg + " (GABARIT_REQUIRE_WEAVIATE is set)")
-		}
-		t.Skip(msg)
-	}
+	u := weaviatetest.URL(t)
 	ep, err := weaviate.ParseURL(u)
 	if err != nil {
 		t.Fatalf("GABARIT_TEST_WEAVIATE: %v", err)

@@ -69,22 +69,9 @@ func (e *cmdEnv) benchSearch(ctx context.Context, args []string) error {
 		fmt.Fprintln(e.stderr, "gabarit bench search: need --n ≥ --k ≥ 1, --queries ≥ 1 and --ef a list of integers")
 		return exitError{2}
 	}
-	work := *dir
-	if work == "" {
-		if work, err = os.MkdirTemp("", "gabarit-bench-search-"); err != nil {
-			return err
-		}
-		defer os.RemoveAll(work)
-	}
-	b := &searchBench{e: e, n: *n, nq: *nq, k: *k, dir: work}
-	p := synth.Calibrated()
-	b.dim = p.Dim
-	e.progress("generating %d faces and %d queries (seed %d)", *n, *nq, *seed)
-	if err := b.generate(ctx, p, *seed, *perID); err != nil {
-		return err
-	}
-	e.progress("exact top-%d of %d queries", *k, *nq)
-	if err := b.groundTruth(ctx); err != nil {
+	b, cleanup, err := e.prepareSearchBench(ctx, "search", *n, *nq, *k, *dir, *seed, *perID)
+	defer cleanup()
+	if err != nil {
 		return err
 	}
 	results, err := b.runHNSW(ctx, hnsw.Config{M: *m, EfConstruction: *efC}, efs)
@@ -116,6 +103,33 @@ func (e *cmdEnv) benchSearch(ctx context.Context, args []string) error {
 			r.Engine, r.Index, r.Params, r.BuildS, r.Recall, r.RecallMatch, r.P50ms, r.P99ms, r.QPS, r.BytesPerFace)
 	}
 	return nil
+}
+
+// prepareSearchBench makes the data of `bench NAME`: n calibrated
+// synthetic faces, nq queries and their exact top k, in dir (a temporary
+// folder when dir is "", which cleanup removes; cleanup is never nil).
+func (e *cmdEnv) prepareSearchBench(ctx context.Context, name string, n, nq, k int, dir string, seed uint64, perID float64) (*searchBench, func(), error) {
+	cleanup := func() {}
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "gabarit-bench-"+name+"-")
+		if err != nil {
+			return nil, cleanup, err
+		}
+		dir, cleanup = tmp, func() { os.RemoveAll(tmp) }
+	}
+	b := &searchBench{e: e, n: n, nq: nq, k: k, dir: dir}
+	p := synth.Calibrated()
+	b.dim = p.Dim
+	e.progress("generating %d faces and %d queries (seed %d)", n, nq, seed)
+	if err := b.generate(ctx, p, seed, perID); err != nil {
+		return nil, cleanup, err
+	}
+	e.progress("exact top-%d of %d queries", k, nq)
+	if err := b.groundTruth(ctx); err != nil {
+		b.base.Close()
+		return nil, cleanup, err
+	}
+	return b, cleanup, nil
 }
 
 // progress writes a progress line on stderr.

@@ -23,6 +23,7 @@ import (
 	"gabarit/internal/passwd"
 	"gabarit/internal/store"
 	"gabarit/internal/vindex/weaviate"
+	"gabarit/internal/vindex/weaviate/weaviatetest"
 )
 
 // The Weaviate tests of the command line. The collection of a model is
@@ -38,14 +39,7 @@ import (
 // when GABARIT_REQUIRE_WEAVIATE is set.
 func sharedWeaviate(t *testing.T) string {
 	t.Helper()
-	u := os.Getenv("GABARIT_TEST_WEAVIATE")
-	if u == "" {
-		msg := "GABARIT_TEST_WEAVIATE is not set: start a cluster with scripts/weaviate.sh start and export GABARIT_TEST_WEAVIATE=$(scripts/weaviate.sh url)"
-		if os.Getenv("GABARIT_REQUIRE_WEAVIATE") != "" {
-			t.Fatal(msg + " (GABARIT_REQUIRE_WEAVIATE is set)")
-		}
-		t.Skip(msg)
-	}
+	u := weaviatetest.URL(t)
 	if _, err := weaviate.ParseConfig(u); err != nil {
 		t.Fatalf("GABARIT_TEST_WEAVIATE: %v", err)
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"math"
 	mrand "math/rand/v2"
-	"os"
 	"regexp"
 	"runtime"
 	"slices"
@@ -23,6 +22,7 @@ import (
 	"gabarit/internal/vindex/flat"
 	"gabarit/internal/vindex/rotate"
 	"gabarit/internal/vindex/vindextest"
+	"gabarit/internal/vindex/weaviate/weaviatetest"
 )
 
 // conformanceRecall is the recall@10 the suite requires (see doc.go for
@@ -148,14 +148,7 @@ func TestUnreachable(t *testing.T) {
 // when GABARIT_REQUIRE_WEAVIATE is set).
 func cluster(t *testing.T) Endpoints {
 	t.Helper()
-	u := os.Getenv("GABARIT_TEST_WEAVIATE")
-	if u == "" {
-		msg := "GABARIT_TEST_WEAVIATE is not set: start a cluster with scripts/weaviate.sh start and export GABARIT_TEST_WEAVIATE=$(scripts/weaviate.sh url)"
-		if os.Getenv("GABARIT_REQUIRE_WEAVIATE") != "" {
-			t.Fatal(msg + " (GABARIT_REQUIRE_WEAVIATE is set)")
-		}
-		t.Skip(msg)
-	}
+	u := weaviatetest.URL(t)
 	e, err := ParseURL(u)
 	if err != nil {
 		t.Fatalf("GABARIT_TEST_WEAVIATE: %v", err)

@@ -189,7 +189,7 @@ func TestJobTakenOverFromDeadInstance(t *testing.T) {
 			t.Errorf("part %+v; want done by the live instance, claimed twice", p)
 		}
 	}
-	runs := ingestRuns(t, live)
+	runs := endedRuns(t, live)
 	if len(runs) != 2 || runs[0].Action != ingest.ActionStart || runs[1].Action != ingest.ActionEnd ||
 		!strings.Contains(string(runs[1].Detail), fmt.Sprintf(`"start":%d`, runs[0].ID)) || !strings.Contains(string(runs[1].Detail), `"images":2`) {
 		t.Errorf("audited ingest runs = %+v; want the job's start and its end, with 2 images", runs)
@@ -219,6 +219,19 @@ func ingestRuns(t *testing.T, e *testEnv) []store.AuditEntry {
 	}
 	slices.Reverse(es)
 	return es
+}
+
+// endedRuns is ingestRuns once a run's end is in the audit log: the
+// instance whose part ends last writes it just after the job is settled,
+// which a waiter may see first.
+func endedRuns(t *testing.T, e *testEnv) []store.AuditEntry {
+	t.Helper()
+	var runs []store.AuditEntry
+	eventually(t, 30*time.Second, "the ingest run's end in the audit log", func() bool {
+		runs = ingestRuns(t, e)
+		return slices.ContainsFunc(runs, func(a store.AuditEntry) bool { return a.Action == ingest.ActionEnd })
+	})
+	return runs
 }
 
 // gateModel is fakeModel whose analyses of ingested photos wait until
@@ -344,7 +357,7 @@ func TestJobPartsOnTwoInstances(t *testing.T) {
 	if got := vindex.Count(a.srv.cfg.Index.Index); got != n {
 		t.Errorf("%d faces indexed; want %d", got, n)
 	}
-	runs := ingestRuns(t, a)
+	runs := endedRuns(t, a)
 	if len(runs) != 2 || runs[0].Action != ingest.ActionStart || runs[1].Action != ingest.ActionEnd ||
 		!strings.Contains(string(runs[1].Detail), fmt.Sprintf(`"images":%d`, n)) {
 		t.Errorf("audited ingest runs = %+v; want one run of %d images", runs, n)

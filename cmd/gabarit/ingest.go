@@ -30,6 +30,9 @@ type ingestJSON struct {
 	Seconds      float64            `json:"seconds"`
 	ImagesPerSec float64            `json:"images_per_second"`
 	Interrupted  bool               `json:"interrupted,omitempty"`
+	// IndexDeferred says why a remote vector index has not taken every
+	// face yet: they are stored, and the next catch-up indexes them.
+	IndexDeferred string `json:"index_deferred,omitempty"`
 	// Error says why the ingest stopped before the end (the source
 	// cannot be read or walked, the data directory cannot be opened…).
 	Error string `json:"error,omitempty"`
@@ -107,6 +110,12 @@ func (e *cmdEnv) ingest(ctx context.Context, args []string) error {
 	}
 	if s := sum.Elapsed.Seconds(); s > 0 {
 		out.ImagesPerSec = float64(sum.Images+sum.Failed) / s
+	}
+	if d := h.Deferred(); d != nil {
+		out.IndexDeferred = d.Error()
+		fmt.Fprintf(e.stderr, "gabarit: warning: the vector index has not taken every face yet (%v); "+
+			"they are stored, and the next catch-up indexes them (gabarit serve every 5 s, or any command that opens the index); "+
+			"until then searches do not find them\n", d)
 	}
 	if errors.Is(runErr, store.ErrNotFound) {
 		return fail(fmt.Errorf("%w (see gabarit source list)", runErr))

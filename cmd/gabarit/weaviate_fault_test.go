@@ -299,7 +299,9 @@ func TestWeaviateFault(t *testing.T) {
 		}
 	}
 	srv.stop(t)
-	t.Logf("%d faces at the end, %d erased, %d added during the outage; the test took %v", stored, len(erased), job.Faces,
+	deferred := strings.Count(srv.stderr.String(), "the vector index has not taken every face yet")
+	t.Logf("%d faces at the end, %d erased, %d added during the outage (%d of the job's %d parts left them to the catch-up: "+
+		"the cluster refused their writes); the test took %v", stored, len(erased), job.Faces, deferred, len(job.Parts),
 		time.Since(start).Round(time.Second))
 }
 

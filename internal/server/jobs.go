@@ -455,6 +455,10 @@ func (j *jobs) run(x store.PartClaim) {
 	default:
 		end.State = store.JobDone
 	}
+	if d := j.s.cfg.Index.Deferred(); d != nil {
+		j.s.log.Warn("ingest job part: the vector index has not taken every face yet; they are stored, and the index catch-up adds them",
+			"job", x.JobID, "part", x.Part, "err", d)
+	}
 	wctx, done := context.WithTimeout(context.WithoutCancel(ctx), jobsStopWrite)
 	defer done()
 	job, ended, err := j.db.FinishIngestPart(wctx, x.JobID, x.Part, j.instance, j.s.cfg.Now(), end)

@@ -179,7 +179,7 @@ func OpenRemote(ctx context.Context, r Remote, modelID string, dim int, st Remot
 		h.CaughtUp = n
 	}
 	a, err := h.catchUp(ctx)
-	if err != nil {
+	if err = h.deferIfEngine(err); err != nil {
 		_ = eng.Close() // the catch-up error is the one to report
 		return nil, err
 	}
@@ -343,6 +343,84 @@ func (h *Handle) remoteDelete(ctx context.Context, ids []int64, seq int64) error
 		return fmt.Errorf("%w (and the faces could not be kept as pending deletes: %w)", err, perr)
 	}
 	return nil
+}
+
+// remoteAdd is Index.Add on a remote index (h.mu is held). The faces are
+// committed and their add operations wait in the outbox past the cursor, so
+// an engine that refuses them (a replica of their shard down, under write
+// consistency QUORUM) does not fail the ingest: the next catch-up that
+// reaches every replica adds them from the store, and until then searches
+// do not find them (Deferred says why). Only a failure of the store is
+// returned.
+func (h *Handle) remoteAdd(ctx context.Context, ids []int64, vecs [][]float32) error {
+	var cerr error
+	if err := h.index().Add(ctx, ids, vecs); err != nil {
+		// No catch-up now: it would try the same faces again at once.
+		cerr = fmt.Errorf("vector index: index %d faces: %w", len(ids), engineError{err})
+	} else {
+		h.fresh = make(map[int64]bool, len(ids))
+		for _, id := range ids {
+			h.fresh[id] = true
+		}
+		_, cerr = h.catchUp(ctx)
+		h.fresh = nil
+	}
+	// Even a refused batch may have reached some replicas: a face erased
+	// meanwhile is deleted again.
+	rerr := h.recheckAdded(ctx, ids)
+	if ctx.Err() != nil {
+		return errors.Join(cerr, rerr)
+	}
+	return errors.Join(h.deferIfEngine(cerr), rerr)
+}
+
+// engineError marks a remote engine's refusal of changes the store has
+// committed: they stay in the outbox, and a later catch-up applies them.
+type engineError struct{ err error }
+
+func (e engineError) Error() string { return e.err.Error() }
+func (e engineError) Unwrap() error { return e.err }
+
+// onlyEngine reports whether every error err is made of is an engineError.
+func onlyEngine(err error) bool {
+	switch e := err.(type) {
+	case nil:
+		return false
+	case engineError:
+		return true
+	case interface{ Unwrap() []error }:
+		for _, x := range e.Unwrap() {
+			if !onlyEngine(x) {
+				return false
+			}
+		}
+		return true
+	case interface{ Unwrap() error }:
+		return onlyEngine(e.Unwrap())
+	}
+	return false
+}
+
+// deferIfEngine returns err, unless it is only an engine's refusal of
+// committed changes on a remote index: that is recorded for Deferred, and
+// nil is returned. h.mu is held.
+func (h *Handle) deferIfEngine(err error) error {
+	if h.remote == nil || !onlyEngine(err) {
+		return err
+	}
+	h.deferred = err
+	return nil
+}
+
+// Deferred returns why the remote index has not taken every change the
+// store committed (nil if it has, as of the last catch-up that reached the
+// outbox's head): the faces are stored, wait in the outbox, and are indexed
+// by the next catch-up that the engine accepts (gabarit serve tries every
+// 5 s; every command that opens the index tries once).
+func (h *Handle) Deferred() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.deferred
 }
 
 // recheckAdded deletes again, among ids just added to a remote index, the

@@ -6,6 +6,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -26,6 +27,7 @@ type fakeEngine struct {
 	stale     map[int64][]float32 // what the down replica still holds
 	down      bool
 	refuse    bool // even the replicas that answer refuse (a node just died)
+	noWrites  bool // adds refused (a replica down under write consistency QUORUM)
 	transform func(dst, src []float32)
 	stored    map[int64][]float32 // the vectors as the engine received them
 	resets    int
@@ -56,6 +58,9 @@ func (c *conn) rot(v []float32) []float32 {
 func (c *conn) Add(ctx context.Context, ids []int64, vecs [][]float32) error {
 	c.e.mu.Lock()
 	defer c.e.mu.Unlock()
+	if c.e.noWrites {
+		return errors.New("add: 1 of 1 objects failed (first: broadcast: cannot reach enough replicas)")
+	}
 	rv := make([][]float32, len(vecs))
 	for i, v := range vecs {
 		rv[i] = c.rot(v)
@@ -260,6 +265,64 @@ func TestRemoteIndexNodeDown(t *testing.T) {
 	}
 	if pend, _ := e.db.PendingDeletes(ctx, "weaviate/Gabarit_m1", 10); len(pend) != 0 || slices.Contains(eng.ids(), b) {
 		t.Fatalf("after the cluster answered: pending %v, engine holds %v", pend, eng.ids())
+	}
+}
+
+// TestRemoteIndexAddRefused: an engine that refuses the adds of an ingest
+// batch (a replica down under write consistency QUORUM) does not fail the
+// ingest: the faces are stored, Deferred says why they are not indexed, the
+// cursor stays before their add operations, and the first catch-up the
+// engine accepts adds them. A face erased meanwhile is not added.
+func TestRemoteIndexAddRefused(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	a := e.add(t, "m1")
+	eng := newFakeEngine()
+	h, err := openRemote(t, e, eng, e.keys, "m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := h.Deferred(); d != nil {
+		t.Fatalf("Deferred after a clean open: %v", d)
+	}
+	before, _ := e.db.IndexCursor(ctx, "weaviate/Gabarit_m1")
+	eng.noWrites = true
+	b, c := e.add(t, "m1"), e.add(t, "m1")
+	if err := h.Index.Add(ctx, []int64{b, c}, [][]float32{template(t, e, b), template(t, e, c)}); err != nil {
+		t.Fatalf("an ingest batch the engine refused: %v; want it deferred", err)
+	}
+	d := h.Deferred()
+	if d == nil || !strings.Contains(d.Error(), "cannot reach enough replicas") {
+		t.Fatalf("Deferred = %v; want the engine's refusal", d)
+	}
+	if got := eng.ids(); !slices.Equal(got, []int64{a}) {
+		t.Fatalf("the engine holds %v while refusing writes", got)
+	}
+	if cur, _ := e.db.IndexCursor(ctx, "weaviate/Gabarit_m1"); cur.Applied != before.Applied {
+		t.Fatalf("cursor moved from %d to %d past adds the engine refused", before.Applied, cur.Applied)
+	}
+	// The periodic catch-up reports the refusal and keeps it deferred.
+	if _, err := h.CatchUp(ctx); err == nil || h.Deferred() == nil {
+		t.Fatalf("catch-up while writes are refused: %v (deferred %v); want the refusal", err, h.Deferred())
+	}
+	// A save (the end of an ingest run) does not fail on it either.
+	if err := h.Save(ctx); err != nil {
+		t.Fatalf("save while writes are refused: %v", err)
+	}
+	e.erase(t, c)
+	eng.noWrites = false
+	if _, err := h.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := eng.ids(); !slices.Equal(got, []int64{a, b}) {
+		t.Fatalf("after the engine accepted writes again it holds %v, want [%d %d]", got, a, b)
+	}
+	if d := h.Deferred(); d != nil {
+		t.Fatalf("Deferred after a full catch-up: %v", d)
+	}
+	head, _ := e.db.IndexOutboxHead(ctx)
+	if cur, _ := e.db.IndexCursor(ctx, "weaviate/Gabarit_m1"); cur.Applied != head {
+		t.Fatalf("cursor %d after the catch-up, head %d", cur.Applied, head)
 	}
 }
 

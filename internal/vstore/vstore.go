@@ -167,6 +167,10 @@ type Handle struct {
 	mu      sync.Mutex     // serialises catch-ups, changes through Index and saves
 	applied int64          // the last outbox seq applied
 	fresh   map[int64]bool // ids just added through Index, whose add need not be loaded again
+	// deferred is the last failure of a remote engine to take changes the
+	// store had committed (nil once a catch-up reached the outbox's head):
+	// see Deferred.
+	deferred error
 
 	// Rebuilt and CaughtUp say what Open had to do: rebuild the index from
 	// the store, and how many faces it added (rebuilding or catching up).
@@ -336,7 +340,11 @@ func (h *Handle) rebuild(ctx context.Context) (int, error) {
 func (h *Handle) CatchUp(ctx context.Context) (Applied, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.catchUp(ctx)
+	a, err := h.catchUp(ctx)
+	if h.remote != nil && onlyEngine(err) {
+		h.deferred = err
+	}
+	return a, err
 }
 
 // catchUp is CatchUp with h.mu held.
@@ -370,6 +378,7 @@ func (h *Handle) catchUp(ctx context.Context) (Applied, error) {
 		done := len(ops) < opsBatch
 		if done {
 			h.applied = max(h.applied, head)
+			h.deferred = nil
 		} else {
 			h.applied = ops[len(ops)-1].Seq
 		}
@@ -462,6 +471,9 @@ func (h *Handle) addTemplates(ctx context.Context, idx vindex.Index, quarantined
 			return nil
 		}
 		if err := idx.Add(ctx, ids, vecs); err != nil {
+			if h.remote != nil {
+				err = engineError{err}
+			}
 			return fmt.Errorf("index %d faces: %w", len(ids), err)
 		}
 		added += len(ids)
@@ -539,6 +551,9 @@ func (l live) Add(ctx context.Context, ids []int64, vecs [][]float32) error {
 	h := l.h
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.remote != nil {
+		return h.remoteAdd(ctx, ids, vecs)
+	}
 	if err := h.index().Add(ctx, ids, vecs); err != nil {
 		return err
 	}
@@ -549,9 +564,6 @@ func (l live) Add(ctx context.Context, ids []int64, vecs [][]float32) error {
 	defer func() { h.fresh = nil }()
 	if _, err := h.catchUp(ctx); err != nil {
 		return err
-	}
-	if h.remote != nil {
-		return h.recheckAdded(ctx, ids)
 	}
 	if len(h.fresh) == 0 {
 		return nil
@@ -586,6 +598,7 @@ func (h *Handle) Save(ctx context.Context) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	_, cerr := h.catchUp(ctx)
+	cerr = h.deferIfEngine(cerr)
 	if err := h.save(ctx); err != nil {
 		return errors.Join(cerr, fmt.Errorf("save vector index: %w", err))
 	}

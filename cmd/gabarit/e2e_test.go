@@ -45,7 +45,7 @@ func TestMain(m *testing.M) {
 // cli runs the command line in-process with the data directory data.
 func cli(t *testing.T, data string, args ...string) (string, string, error) {
 	t.Helper()
-	if len(args) > 1 && (args[0] == "source" || args[0] == "audit" || args[0] == "export" || args[0] == "rights" || args[0] == "user" || args[0] == "policy") {
+	if len(args) > 1 && (args[0] == "source" || args[0] == "audit" || args[0] == "export" || args[0] == "rights" || args[0] == "user" || args[0] == "policy" || args[0] == "index") {
 		args = append([]string{args[0], args[1], "--data", data}, args[2:]...)
 	} else {
 		args = append([]string{args[0], "--data", data}, args[1:]...)
@@ -308,6 +308,16 @@ func TestIngestSearchPurge(t *testing.T) {
 	out, _, err = cli(t, data, "reindex")
 	if err != nil || !strings.HasPrefix(out, "indexed 0 faces") {
 		t.Errorf("reindex: %q, %v", out, err)
+	}
+	// The embedded index follows the outbox from its file: no remote index.
+	out, _, err = cli(t, data, "index", "status", "--json")
+	var ist indexStatusJSON
+	if err != nil || json.Unmarshal([]byte(out), &ist) != nil || ist.Outbox.Head == 0 || ist.Remote == nil || len(ist.Remote) != 0 {
+		t.Errorf("index status: %q, %v; want the outbox's head and no remote index", out, err)
+	}
+	if _, stderr, err := cli(t, data, "index", "forget", "--confirm", "weaviate/Gabarit_none"); exitCode(err) != 1 ||
+		!strings.Contains(stderr+fmt.Sprint(err), "not found") {
+		t.Errorf("index forget of an unknown index: %v %s; want exit 1, not found", err, stderr)
 	}
 
 	// The authority export holds it all, with digests, and is audited.

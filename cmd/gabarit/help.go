@@ -13,7 +13,7 @@ import (
 )
 
 // commandNames are the commands run knows, in the order of the usage.
-var commandNames = []string{"source", "ingest", "search", "purge", "reindex", "quarantine", "serve", "confirm", "reject", "user",
+var commandNames = []string{"source", "ingest", "search", "purge", "reindex", "index", "quarantine", "serve", "confirm", "reject", "user",
 	"policy", "rights", "audit", "export", "backup", "restore", "setup", "faces", "compare", "eval", "bench", "version", "help", "completion"}
 
 // help prints the usage and flags of the command args names (a command,
@@ -38,7 +38,7 @@ func help(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 var usageLine = regexp.MustCompile(`usage: gabarit \S+ (\S+)`)
 
 // withSubcommands are the commands that take a subcommand.
-var withSubcommands = []string{"source", "quarantine", "user", "policy", "rights", "audit", "export", "eval", "bench"}
+var withSubcommands = []string{"source", "index", "quarantine", "user", "policy", "rights", "audit", "export", "eval", "bench"}
 
 // subcommandsOf returns the subcommands of command cmd, read from the
 // usage it prints when asked for help, or none. Only the commands of

@@ -29,6 +29,7 @@ Usage:
   gabarit search --purpose TEXT [--case REF] [--k N | --all] [--threshold T --reason TEXT] [--face I] [--json] PHOTO
   gabarit purge [--json]                   delete what is past its source's retention period (and probe crops after 6 months)
   gabarit reindex                          rebuild the vector index from the store
+  gabarit index status [--json] | forget --confirm NAME   the index outbox and the remote indexes following it
   gabarit quarantine list [--json] | release ID | erase ID   faces whose template cannot be opened
   gabarit serve [--addr HOST:PORT] [--trusted-proxy CIDR]   the REST API, web console, rights portal and /metrics
   gabarit confirm SEARCH_ID FACE_ID        confirm a result as a verifier (two make an identification)
@@ -123,6 +124,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return env.purge(ctx, rest)
 	case "reindex":
 		return env.reindex(ctx, rest)
+	case "index":
+		return env.index(ctx, rest)
 	case "quarantine":
 		return env.quarantine(ctx, rest)
 	case "audit":

@@ -323,6 +323,54 @@ func TestWeaviateBadInput(t *testing.T) {
 		t.Errorf("after reindex --new-rotation the collection holds %d objects (%v), want the second store's faces", n, err)
 	}
 
+	// gabarit index status shows the collection's place in the outbox;
+	// index forget drops the collection and forgets the place, audited.
+	name := "weaviate/" + class
+	out, stderr, err := cli(t, data2, "index", "status", "--json")
+	if err != nil {
+		t.Fatalf("index status: %v\n%s", err, stderr)
+	}
+	var status indexStatusJSON
+	if err := json.Unmarshal([]byte(out), &status); err != nil {
+		t.Fatalf("index status --json: %v: %s", err, out)
+	}
+	if len(status.Remote) != 1 || status.Remote[0].Name != name || status.Remote[0].Behind != 0 ||
+		status.Remote[0].PendingDeletes != 0 || status.Remote[0].Applied != status.Outbox.Head || status.Outbox.Operations == 0 {
+		t.Errorf("index status: %s; want %s caught up with the outbox's head", out, name)
+	}
+	if out, _, err := cli(t, data2, "index", "status"); err != nil || !strings.Contains(out, name+": model "+model) {
+		t.Errorf("index status (text): %v %q", err, out)
+	}
+	if _, _, err := cli(t, data2, "index", "forget", name); exitCode(err) != 2 {
+		t.Errorf("index forget without --confirm: %v, want exit 2", err)
+	}
+	t.Setenv("GABARIT_INDEX", "")
+	if _, stderr, err := cli(t, data2, "index", "forget", "--confirm", name); exitCode(err) != 1 ||
+		!strings.Contains(stderr+fmt.Sprint(err), "--collection-gone") {
+		t.Errorf("index forget with no cluster to drop it from: %v\n%s; want exit 1 and the way out", err, stderr)
+	}
+	t.Setenv("GABARIT_INDEX", wvURL)
+	if out, stderr, err := cli(t, data2, "index", "forget", "--confirm", name); err != nil || !strings.Contains(out, "collection dropped") {
+		t.Errorf("index forget: %v %q\n%s", err, out, stderr)
+	}
+	if n, err := wvCount(t, addr, class); err == nil {
+		t.Errorf("after index forget the collection still holds %d objects", n)
+	}
+	otherDB := rawDB(t, other)
+	if n := storeCount(t, otherDB, `SELECT count(*) FROM index_cursors`); n != 0 {
+		t.Errorf("after index forget the store holds %d index cursors", n)
+	}
+	if n := storeCount(t, otherDB, `SELECT count(*) FROM audit WHERE action = 'index.forget' AND object = $1`, name); n != 1 {
+		t.Errorf("%d audit entries index.forget of %s, want 1", n, name)
+	}
+	if _, stderr, err := cli(t, data2, "index", "forget", "--confirm", name); exitCode(err) != 1 ||
+		!strings.Contains(stderr+fmt.Sprint(err), "index status") {
+		t.Errorf("index forget of a forgotten index: %v\n%s; want exit 1 pointing at index status", err, stderr)
+	}
+	if _, stderr, err := cli(t, data2, "audit", "verify"); err != nil {
+		t.Errorf("audit verify after index forget: %v\n%s", err, stderr)
+	}
+
 	// A collection of the same name made for another dimension.
 	wvDrop(t, addr, class)
 	cfg, err := weaviate.ParseConfig(wvURL)

@@ -110,7 +110,9 @@ type Summary struct {
 	Stats
 	Errors []FileError
 	// MaxFaceID is the largest face id added to the index by the run (0 if
-	// none): the index includes every face committed by the run.
+	// none): the index includes every face committed by the run (a remote
+	// index whose engine refused some has them in the outbox instead: see
+	// vstore.Handle.Deferred).
 	MaxFaceID int64
 }
 

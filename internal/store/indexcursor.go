@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // A remote vector index (a Weaviate collection) is shared by every
@@ -164,4 +165,112 @@ func (db *DB) ClearPendingDeletes(ctx context.Context, name string, ids []int64)
 		return fmt.Errorf("index %s: clear %d pending deletes: %w", name, len(ids), err)
 	}
 	return nil
+}
+
+// IndexCursorState is a remote index's cursor as an operator sees it
+// (gabarit index status): no secret.
+type IndexCursorState struct {
+	Name    string
+	ModelID string
+	Dim     int
+	Applied int64 // the last index outbox seq applied
+	// Behind is how many operations of its model the outbox holds past
+	// Applied: changes the index has not taken yet.
+	Behind int64
+	// PendingDeletes is how many faces some replica still holds after
+	// their deletion (a node was down).
+	PendingDeletes int64
+	Created        time.Time
+	Moved          time.Time // when Applied last moved
+}
+
+// IndexCursors returns every remote index's cursor, by name.
+func (db *DB) IndexCursors(ctx context.Context) ([]IndexCursorState, error) {
+	rows, err := db.r.QueryContext(ctx, indexCursorsQuery+` ORDER BY c.name`)
+	if err != nil {
+		return nil, fmt.Errorf("index cursors: %w", err)
+	}
+	out, err := collect(rows, scanIndexCursor)
+	if err != nil {
+		return nil, fmt.Errorf("index cursors: %w", err)
+	}
+	return out, nil
+}
+
+const indexCursorsQuery = `
+SELECT c.name, c.model_id, c.dim, c.applied_seq,
+	(SELECT count(*) FROM index_outbox o WHERE o.model_id = c.model_id AND o.seq > c.applied_seq),
+	(SELECT count(*) FROM index_pending_deletes p WHERE p.name = c.name),
+	c.created_at, c.updated_at
+FROM index_cursors c`
+
+func scanIndexCursor(sc scanner) (c IndexCursorState, err error) {
+	var created, moved int64
+	err = sc.Scan(&c.Name, &c.ModelID, &c.Dim, &c.Applied, &c.Behind, &c.PendingDeletes, &created, &moved)
+	c.Created, c.Moved = fromMS(created), fromMS(moved)
+	return c, err
+}
+
+// IndexOutboxState says what the index outbox holds.
+type IndexOutboxState struct {
+	Head       int64     // the highest committed seq (IndexOutboxHead)
+	Pruned     int64     // the highest seq pruned
+	Operations int64     // operations kept
+	Oldest     time.Time // when the oldest kept was written (zero if none)
+}
+
+// IndexOutbox returns what the index outbox holds.
+func (db *DB) IndexOutbox(ctx context.Context) (IndexOutboxState, error) {
+	var s IndexOutboxState
+	head, err := db.IndexOutboxHead(ctx)
+	if err != nil {
+		return s, err
+	}
+	s.Head = head
+	var oldest sql.NullInt64
+	err = db.r.QueryRowContext(ctx, `SELECT coalesce((SELECT seq FROM index_outbox_pruned WHERE id = 1), 0),
+	(SELECT count(*) FROM index_outbox), (SELECT min(created_at) FROM index_outbox)`).Scan(&s.Pruned, &s.Operations, &oldest)
+	if err != nil {
+		return s, fmt.Errorf("index outbox: %w", err)
+	}
+	if oldest.Valid {
+		s.Oldest = fromMS(oldest.Int64)
+	}
+	return s, nil
+}
+
+// ForgetIndexCursor forgets the remote index name, with its pending
+// deletes, and appends audit(the cursor as it was) to the audit log in the
+// same transaction; it returns the cursor as it was. It is for an index whose collection was
+// dropped or no longer exists: the outbox is no longer kept for it, so it
+// can never be caught up again (opening it again fills a new collection).
+// An unknown name fails with ErrNotFound.
+func (db *DB) ForgetIndexCursor(ctx context.Context, name string, audit func(IndexCursorState) AuditEntry) (IndexCursorState, error) {
+	var was IndexCursorState
+	err := db.Tx(ctx, func(tx *Tx) error {
+		rows, err := tx.tx.QueryContext(ctx, indexCursorsQuery+` WHERE c.name = ?`, name)
+		if err != nil {
+			return err
+		}
+		found, err := collect(rows, scanIndexCursor)
+		if err != nil {
+			return err
+		}
+		if len(found) == 0 {
+			return ErrNotFound
+		}
+		was = found[0]
+		if _, err := tx.tx.ExecContext(ctx, `DELETE FROM index_pending_deletes WHERE name = ?`, name); err != nil {
+			return err
+		}
+		if _, err := tx.tx.ExecContext(ctx, `DELETE FROM index_cursors WHERE name = ?`, name); err != nil {
+			return err
+		}
+		_, err = tx.AppendAudit(ctx, audit(was))
+		return err
+	})
+	if err != nil {
+		return IndexCursorState{}, fmt.Errorf("forget index %s: %w", name, err)
+	}
+	return was, nil
 }

@@ -100,6 +100,52 @@ func (s suite) testIndexCursors(t *testing.T) {
 		t.Errorf("outbox pruned up to %d with %d operations left after 1; want at most 1 and %d (the remote index is at 1)",
 			pruned, len(ops), head-1)
 	}
+	// What an operator sees: how far behind each index is, its pending
+	// deletes; what the outbox keeps.
+	const other = "weaviate/Gabarit_test"
+	if _, err := db.CreateIndexCursor(ctx, store.IndexCursor{Name: other, ModelID: "test-model-v1", Dim: 4, Rotation: []byte("s")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetIndexApplied(ctx, other, 2, false); err != nil {
+		t.Fatal(err)
+	}
+	states, err := db.IndexCursors(ctx)
+	if err != nil || len(states) != 2 {
+		t.Fatalf("index cursors %+v, %v; want two", states, err)
+	}
+	if st := states[0]; st.Name != name || st.ModelID != "m1" || st.Applied != 1 || st.Behind != 0 || st.PendingDeletes != 1 ||
+		st.Created.IsZero() || st.Moved.Before(st.Created) {
+		t.Errorf("cursor %+v; want %s at 1, nothing of model m1 behind, one pending delete", st, name)
+	}
+	if st := states[1]; st.Name != other || st.Applied != 2 || st.Behind != head-2 || st.PendingDeletes != 0 {
+		t.Errorf("cursor %+v; want %s at 2 with %d operations behind", st, other, head-2)
+	}
+	ob, err := db.IndexOutbox(ctx)
+	if err != nil || ob.Head != head || ob.Pruned > 1 || ob.Operations != head-ob.Pruned || ob.Oldest.IsZero() {
+		t.Errorf("index outbox %+v, %v; want head %d, the operations after the pruned seq", ob, err, head)
+	}
+	// Forgetting an index is audited with it.
+	before, err := db.AuditHeadID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry := func(c store.IndexCursorState) store.AuditEntry {
+		return store.AuditEntry{Actor: "admin", Action: "index.forget", Object: c.Name}
+	}
+	if _, err := db.ForgetIndexCursor(ctx, "weaviate/none", entry); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("forget an unknown index: %v, want ErrNotFound", err)
+	}
+	was, err := db.ForgetIndexCursor(ctx, other, entry)
+	if err != nil || was.Name != other || was.Behind != head-2 {
+		t.Fatalf("forget %s: %+v, %v", other, was, err)
+	}
+	if after, _ := db.AuditHeadID(ctx); after != before+1 {
+		t.Errorf("audit head %d after forgetting an index, was %d: want one entry", after, before)
+	}
+	if states, _ := db.IndexCursors(ctx); len(states) != 1 || states[0].Name != name {
+		t.Errorf("cursors after forgetting %s: %+v", other, states)
+	}
+
 	// Once the index is forgotten, the outbox is pruned as before.
 	if err := db.DeleteIndexCursor(ctx, name); err != nil {
 		t.Fatal(err)

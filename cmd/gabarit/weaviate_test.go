@@ -335,7 +335,7 @@ func TestWeaviateBadInput(t *testing.T) {
 		t.Fatalf("index status --json: %v: %s", err, out)
 	}
 	if len(status.Remote) != 1 || status.Remote[0].Name != name || status.Remote[0].Behind != 0 ||
-		status.Remote[0].PendingDeletes != 0 || status.Remote[0].Applied != status.Outbox.Head || status.Outbox.Operations == 0 {
+		status.Remote[0].PendingDeletes != 0 || status.Remote[0].Applied != status.Outbox.Head {
 		t.Errorf("index status: %s; want %s caught up with the outbox's head", out, name)
 	}
 	if out, _, err := cli(t, data2, "index", "status"); err != nil || !strings.Contains(out, name+": model "+model) {

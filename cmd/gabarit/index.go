@@ -38,6 +38,7 @@ type indexCursorJSON struct {
 	Moved          string `json:"moved"`
 }
 
+// stamp is how commands print a time in JSON and text: UTC, to the second.
 func stamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05Z") }
 
 func cursorJSON(c store.IndexCursorState) indexCursorJSON {

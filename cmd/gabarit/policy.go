@@ -52,7 +52,7 @@ func (e *cmdEnv) policyShow(ctx context.Context, args []string) error {
 	st, err := dk.DB.Setting(ctx, app.SettingFPIR)
 	switch {
 	case err == nil:
-		out.Default, out.SetBy, out.SetAt = false, st.By, st.At.UTC().Format("2006-01-02T15:04:05Z")
+		out.Default, out.SetBy, out.SetAt = false, st.By, stamp(st.At)
 	case !errors.Is(err, store.ErrNotFound):
 		return err
 	}
